@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# build.sh: golens's one entry point for setup, build, test and benchmarks.
+#
+#   ./build.sh build          find libtorch, build the shim and bin/golens
+#   ./build.sh test           everything CI runs: vet and the whole test suite
+#   ./build.sh run            build, then run golens's main job
+#   ./build.sh bench          benchmarks (Go against the C++ floor) -> bench/out
+#   ./build.sh golens ARGS... build if needed, then run the CLI
+#   ./build.sh gpu-bundle [DIR]  carried test binaries + shim sources + runbook
+#
+# libtorch is looked for in $LIBTORCH, then in python3's torch package, then
+# in the system; on Debian/Ubuntu as root, libtorch-dev is installed when
+# nothing is found. The shim is rebuilt only when its sources, the torch
+# found or the flags change.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CSRC=$ROOT/gotch/csrc
+LIBDIR=$ROOT/gotch/lib
+BIN=$ROOT/bin
+
+say() { printf 'build.sh: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# ---- finding libtorch: sets TORCH_FROM TORCH_INCS TORCH_LIB TORCH_ABI
+torch_from_dir() { # $1 = a libtorch root with include/ and lib/
+  TORCH_INCS="$1/include $1/include/torch/csrc/api/include"
+  TORCH_LIB=$1/lib
+  if nm -DC "$TORCH_LIB/libc10.so" 2>/dev/null | grep -q 'std::__cxx11::basic_string'; then
+    TORCH_ABI=1
+  else
+    TORCH_ABI=0
+  fi
+}
+
+torch_from_python() {
+  local py=${PYTHON:-python3} info
+  command -v "$py" >/dev/null 2>&1 || return 1
+  info=$("$py" - 2>/dev/null <<'PY'
+import os, torch
+root = os.path.dirname(torch.__file__)
+print(os.path.join(root, "include"), os.path.join(root, "include", "torch", "csrc", "api", "include"))
+print(os.path.join(root, "lib"))
+print(int(torch.compiled_with_cxx11_abi()))
+PY
+) || return 1
+  TORCH_INCS=$(sed -n 1p <<<"$info")
+  TORCH_LIB=$(sed -n 2p <<<"$info")
+  TORCH_ABI=$(sed -n 3p <<<"$info")
+  # Debian's python3-torch has no headers of its own: they are libtorch-dev's.
+  [ -f "${TORCH_INCS%% *}/ATen/ATen.h" ] && [ -f "$TORCH_LIB/libc10.so" ]
+}
+
+torch_from_system() {
+  local multi
+  multi=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+  [ -f /usr/include/ATen/ATen.h ] && [ -f "/usr/lib/$multi/libc10.so" ] || return 1
+  TORCH_INCS="/usr/include /usr/include/torch/csrc/api/include"
+  TORCH_LIB=/usr/lib/$multi
+  TORCH_ABI=1 # Debian and Ubuntu build with the C++11 ABI
+}
+
+find_torch() {
+  if [ -n "${LIBTORCH:-}" ]; then
+    [ -d "$LIBTORCH/include" ] || die "LIBTORCH=$LIBTORCH has no include/ folder"
+    torch_from_dir "$LIBTORCH"; TORCH_FROM="\$LIBTORCH ($LIBTORCH)"; return
+  fi
+  if torch_from_python; then TORCH_FROM="python torch ($TORCH_LIB)"; return; fi
+  if torch_from_system; then TORCH_FROM="system libtorch ($TORCH_LIB)"; return; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "no libtorch found: installing Debian's libtorch-dev"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 && apt-get install -y -qq libtorch-dev >&2 || die "apt-get install libtorch-dev failed"
+    torch_from_system && { TORCH_FROM="system libtorch ($TORCH_LIB, just installed)"; return; }
+  fi
+  die "no libtorch: set LIBTORCH to an unpacked libtorch, install torch for python3, or install libtorch-dev"
+}
+
+# ---- CUDA: sets CUDA_FLAGS and CUDA_LIBS when this torch has CUDA
+find_cuda() {
+  CUDA_FLAGS="" CUDA_LIBS="" CUDA_NOTE="no (CPU-only libtorch)"
+  [ -f "$TORCH_LIB/libtorch_cuda.so" ] || return 0
+  CUDA_LIBS="-Wl,--no-as-needed -ltorch_cuda -Wl,--as-needed"
+  CUDA_NOTE="yes, without runtime statistics (cuda_runtime_api.h not found)"
+  local d site
+  site=$("${PYTHON:-python3}" -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null || true)
+  for d in ${CUDA_HOME:+$CUDA_HOME/include} /usr/local/cuda/include /usr/include \
+           $(for s in $site; do ls -d "$s"/nvidia/*/include "$s"/nvidia/include 2>/dev/null; done); do
+    if [ -f "$d/cuda_runtime_api.h" ]; then
+      CUDA_FLAGS="-DGT_WITH_CUDA -isystem $d"
+      CUDA_NOTE="yes (CUDA headers in $d)"
+      return 0
+    fi
+  done
+}
+
+shim_lib() { if [ "$(uname)" = Darwin ]; then echo "$LIBDIR/libgolens_torch.dylib"; else echo "$LIBDIR/libgolens_torch.so"; fi; }
+
+compile_shim() { # $1 = C++ standard
+  local std=$1 objdir=$LIBDIR/obj incs="" i f pids=()
+  for i in $TORCH_INCS; do [ "$i" = /usr/include ] || incs="$incs -isystem $i"; done
+  mkdir -p "$objdir"
+  CXXFLAGS_USED="-std=$std -O2 -fPIC -Wall -Wextra -D_GLIBCXX_USE_CXX11_ABI=$TORCH_ABI $CUDA_FLAGS $incs -I$CSRC"
+  for f in "$CSRC"/*.cpp; do
+    ${CXX:-g++} $CXXFLAGS_USED -c "$f" -o "$objdir/$(basename "${f%.cpp}").o" 2>"$objdir/$(basename "$f").log" &
+    pids+=($!)
+  done
+  local ok=0
+  for i in "${pids[@]}"; do wait "$i" || ok=1; done
+  return $ok
+}
+
+build_shim() {
+  find_torch
+  find_cuda
+  local lib stamp
+  lib=$(shim_lib)
+  stamp=$( { cat "$CSRC"/*.h "$CSRC"/*.cpp; echo "$TORCH_INCS $TORCH_LIB $TORCH_ABI $CUDA_FLAGS $CUDA_LIBS ${CXX:-g++}"; \
+             cat "${TORCH_INCS##* }/torch/version.h" 2>/dev/null || true; } | sha256sum | cut -c1-16)
+  if [ -f "$lib" ] && [ "$(cat "$LIBDIR/.stamp" 2>/dev/null)" = "$stamp" ]; then
+    return 0
+  fi
+  say "libtorch: $TORCH_FROM, C++11 ABI $TORCH_ABI; CUDA: $CUDA_NOTE"
+  say "compiling the shim (a minute or two)"
+  mkdir -p "$LIBDIR"
+  if ! compile_shim c++17; then
+    say "C++17 failed against these torch headers; trying C++20"
+    compile_shim c++20 || { cat "$LIBDIR"/obj/*.log >&2; die "the shim does not compile against $TORCH_FROM"; }
+  fi
+  local rpath="-Wl,-rpath,$TORCH_LIB"
+  ${CXX:-g++} -shared -o "$lib" "$LIBDIR"/obj/*.o -L"$TORCH_LIB" $rpath \
+    $CUDA_LIBS -ltorch_cpu -lc10 -ltorch || die "linking the shim failed"
+  echo "$stamp" >"$LIBDIR/.stamp"
+  say "built $lib"
+}
+
+ensure_go() {
+  command -v go >/dev/null || die "Go is not installed (golens needs Go >= 1.26)"
+}
+
+build_cli() {
+  ensure_go
+  mkdir -p "$BIN"
+  (cd "$ROOT" && go build -o "$BIN/golens" ./cmd/golens)
+}
+
+cmd_test() {
+  build_shim
+  ensure_go
+  cd "$ROOT"
+  say "go vet"
+  go vet ./...
+  say "go test (device: ${GOLENS_TEST_DEVICE:-cpu})"
+  go test -count=1 -timeout 20m ./... 2>&1 | tee "$LIBDIR/test.log"
+  local rc=${PIPESTATUS[0]}
+  local passed failed
+  passed=$(grep -c '^ok ' "$LIBDIR/test.log" || true)
+  failed=$(grep -c -E '^(FAIL|--- FAIL)' "$LIBDIR/test.log" || true)
+  echo "packages: $passed passed, $failed failed"
+  return "$rc"
+}
+
+cmd_bench() {
+  build_shim
+  ensure_go
+  "$ROOT/bench/run.sh" "$@"
+}
+
+cmd_gpu_bundle() {
+  build_shim
+  ensure_go
+  local out=${1:-$ROOT/build/gpu-bundle}
+  rm -rf "$out"; mkdir -p "$out/bin" "$out/csrc"
+  cp "$CSRC"/*.h "$CSRC"/*.cpp "$out/csrc/"
+  cp "$ROOT/bench/gpu/run.sh" "$out/"
+  local pkg name
+  for pkg in $(cd "$ROOT" && go list -f '{{if .TestGoFiles}}{{.ImportPath}}{{end}}' ./...); do
+    name=$(echo "${pkg#github.com/golens/golens/}" | tr / _)
+    (cd "$ROOT" && go test -c -ldflags='-s -w' -o "$out/bin/$name.test" "$pkg")
+  done
+  (cd "$ROOT" && go build -ldflags='-s -w' -o "$out/bin/golens" ./cmd/golens)
+  say "wrote $out ($(du -sh "$out" | cut -f1)); on the GPU machine: bash run.sh OUTDIR"
+}
+
+main() {
+  local cmd=${1:-build}
+  shift || true
+  case "$cmd" in
+    build) build_shim; build_cli ;;
+    test) cmd_test ;;
+    run) build_shim; build_cli; exec "$BIN/golens" version --check ;;
+    bench) cmd_bench "$@" ;;
+    golens) build_shim; build_cli; exec "$BIN/golens" "$@" ;;
+    gpu-bundle) cmd_gpu_bundle "$@" ;;
+    shim) build_shim ;;
+    *) die "unknown command '$cmd' (want build, test, run, bench, golens, gpu-bundle)" ;;
+  esac
+}
+
+main "$@"

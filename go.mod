@@ -1,0 +1,3 @@
+module github.com/golens/golens
+
+go 1.26

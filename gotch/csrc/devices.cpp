@@ -1,0 +1,187 @@
+// devices.cpp: CUDA and MPS specifics. Without GT_WITH_CUDA (set by build.sh
+// when libtorch has CUDA and the CUDA runtime headers are found) and off
+// macOS, every fallible entry answers with an error that starts
+// "not compiled", which the Go side maps to a sentinel.
+#include "shim.h"
+
+#include <ATen/detail/CUDAHooksInterface.h>
+
+#ifdef GT_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+#endif
+
+#if defined(__APPLE__) && GT_TORCH_AT_LEAST(2, 1)
+#include <ATen/detail/MPSHooksInterface.h>
+#define GT_WITH_MPS 1
+#endif
+
+#define GT_NOT_COMPILED(what) \
+  return gt::make_error("not compiled: this golens shim was built without " what)
+
+#ifdef GT_WITH_CUDA
+static void check_cuda_device(int32_t device) {
+  int32_t n = static_cast<int32_t>(c10::cuda::device_count());
+  TORCH_CHECK(device >= 0 && device < n, "no CUDA device ", device, ": ", n,
+              " visible");
+}
+#define GT_CUDA_CHECK(expr)                                              \
+  do {                                                                   \
+    cudaError_t e_ = (expr);                                             \
+    TORCH_CHECK(e_ == cudaSuccess, #expr, ": ", cudaGetErrorString(e_)); \
+  } while (0)
+#endif
+
+extern "C" {
+
+int32_t gt_cuda_device_count(void) {
+  try {
+    return at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+gt_error gt_cuda_device_properties(int32_t device, char *buf, int32_t len,
+                                   int32_t *major, int32_t *minor,
+                                   int64_t *total_bytes) {
+#ifdef GT_WITH_CUDA
+  GT_TRY({
+    check_cuda_device(device);
+    cudaDeviceProp p;
+    GT_CUDA_CHECK(cudaGetDeviceProperties(&p, device));
+    std::snprintf(buf, static_cast<size_t>(len), "%s", p.name);
+    *major = p.major;
+    *minor = p.minor;
+    *total_bytes = static_cast<int64_t>(p.totalGlobalMem);
+  })
+#else
+  (void)device, (void)buf, (void)len, (void)major, (void)minor, (void)total_bytes;
+  GT_NOT_COMPILED("CUDA");
+#endif
+}
+
+gt_error gt_cuda_synchronize(int32_t device) {
+#ifdef GT_WITH_CUDA
+  GT_TRY({
+    check_cuda_device(device);
+    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+    GT_CUDA_CHECK(cudaDeviceSynchronize());
+  })
+#else
+  (void)device;
+  GT_NOT_COMPILED("CUDA");
+#endif
+}
+
+gt_error gt_cuda_memory(int32_t device, int64_t *allocated,
+                        int64_t *peak_allocated, int64_t *reserved,
+                        int64_t *peak_reserved) {
+#ifdef GT_WITH_CUDA
+  GT_TRY({
+    check_cuda_device(device);
+    namespace alloc = c10::cuda::CUDACachingAllocator;
+    auto stats = alloc::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+    constexpr auto all = static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
+    *allocated = stats.allocated_bytes[all].current;
+    *peak_allocated = stats.allocated_bytes[all].peak;
+    *reserved = stats.reserved_bytes[all].current;
+    *peak_reserved = stats.reserved_bytes[all].peak;
+  })
+#else
+  (void)device, (void)allocated, (void)peak_allocated, (void)reserved,
+      (void)peak_reserved;
+  GT_NOT_COMPILED("CUDA");
+#endif
+}
+
+gt_error gt_cuda_reset_peak(int32_t device) {
+#ifdef GT_WITH_CUDA
+  GT_TRY({
+    check_cuda_device(device);
+    c10::cuda::CUDACachingAllocator::resetPeakStats(
+        static_cast<c10::DeviceIndex>(device));
+  })
+#else
+  (void)device;
+  GT_NOT_COMPILED("CUDA");
+#endif
+}
+
+gt_error gt_cuda_empty_cache(void) {
+#ifdef GT_WITH_CUDA
+  GT_TRY(c10::cuda::CUDACachingAllocator::emptyCache())
+#else
+  GT_NOT_COMPILED("CUDA");
+#endif
+}
+
+gt_error gt_cuda_event_record(int32_t device, void **out) {
+#ifdef GT_WITH_CUDA
+  GT_TRY({
+    check_cuda_device(device);
+    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+    cudaEvent_t ev;
+    GT_CUDA_CHECK(cudaEventCreate(&ev));
+    cudaError_t e = cudaEventRecord(
+        ev, c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device)).stream());
+    if (e != cudaSuccess) cudaEventDestroy(ev);
+    GT_CUDA_CHECK(e);
+    *out = ev;
+  })
+#else
+  (void)device, (void)out;
+  GT_NOT_COMPILED("CUDA");
+#endif
+}
+
+gt_error gt_cuda_event_elapsed(void *start, void *end, float *ms) {
+#ifdef GT_WITH_CUDA
+  GT_TRY({
+    TORCH_CHECK(start != nullptr && end != nullptr, "nil CUDA event");
+    GT_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(end)));
+    GT_CUDA_CHECK(cudaEventElapsedTime(ms, static_cast<cudaEvent_t>(start),
+                                       static_cast<cudaEvent_t>(end)));
+  })
+#else
+  (void)start, (void)end, (void)ms;
+  GT_NOT_COMPILED("CUDA");
+#endif
+}
+
+void gt_cuda_event_free(void *event) {
+#ifdef GT_WITH_CUDA
+  if (event != nullptr) cudaEventDestroy(static_cast<cudaEvent_t>(event));
+#else
+  (void)event;
+#endif
+}
+
+gt_error gt_mps_synchronize(void) {
+#ifdef GT_WITH_MPS
+  GT_TRY({
+    TORCH_CHECK(at::hasMPS(), "MPS is not available on this machine");
+    at::detail::getMPSHooks().deviceSynchronize();
+  })
+#else
+  GT_NOT_COMPILED("MPS (it needs macOS and libtorch >= 2.1)");
+#endif
+}
+
+gt_error gt_mps_memory(int64_t *allocated) {
+#ifdef GT_WITH_MPS
+  GT_TRY({
+    TORCH_CHECK(at::hasMPS(), "MPS is not available on this machine");
+    *allocated = static_cast<int64_t>(
+        at::detail::getMPSHooks().getCurrentAllocatedMemory());
+  })
+#else
+  (void)allocated;
+  GT_NOT_COMPILED("MPS (it needs macOS and libtorch >= 2.1)");
+#endif
+}
+
+}  // extern "C"

@@ -1,0 +1,245 @@
+// shim.cpp: handles, errors, data transfer, generators and global state.
+#include "shim.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Generator.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace gt {
+
+std::atomic<int64_t> live_handles{0};
+
+gt_error make_error(const char *msg) {
+  size_t n = std::strlen(msg);
+  char *s = static_cast<char *>(std::malloc(n + 1));
+  if (s != nullptr) std::memcpy(s, msg, n + 1);
+  return s;
+}
+
+const at::Tensor &arg(gt_tensor h, const char *name) {
+  TORCH_CHECK(h != nullptr, "argument '", name, "' is a nil or freed tensor");
+  return h->t;
+}
+
+c10::optional<at::Tensor> opt(gt_tensor h) {
+  if (h == nullptr) return c10::nullopt;
+  return h->t;
+}
+
+std::vector<at::Tensor> list(const gt_tensor *hs, int32_t n, const char *name) {
+  std::vector<at::Tensor> v;
+  v.reserve(n);
+  for (int32_t i = 0; i < n; i++) {
+    TORCH_CHECK(hs[i] != nullptr, "argument '", name, "[", i,
+                "]' is a nil or freed tensor");
+    v.push_back(hs[i]->t);
+  }
+  return v;
+}
+
+at::Generator &generator(gt_generator h, const char *name) {
+  TORCH_CHECK(h != nullptr, "argument '", name, "' is a nil or freed generator");
+  return h->g;
+}
+
+at::ScalarType scalar_type(int32_t dtype) {
+  switch (dtype) {
+    case GT_FLOAT32: return at::kFloat;
+    case GT_FLOAT64: return at::kDouble;
+    case GT_FLOAT16: return at::kHalf;
+    case GT_BFLOAT16: return at::kBFloat16;
+    case GT_INT64: return at::kLong;
+    case GT_INT32: return at::kInt;
+    case GT_UINT8: return at::kByte;
+    case GT_BOOL: return at::kBool;
+  }
+  TORCH_CHECK(false, "unknown dtype code ", dtype);
+}
+
+int32_t dtype_code(at::ScalarType st) {
+  switch (st) {
+    case at::kFloat: return GT_FLOAT32;
+    case at::kDouble: return GT_FLOAT64;
+    case at::kHalf: return GT_FLOAT16;
+    case at::kBFloat16: return GT_BFLOAT16;
+    case at::kLong: return GT_INT64;
+    case at::kInt: return GT_INT32;
+    case at::kByte: return GT_UINT8;
+    case at::kBool: return GT_BOOL;
+    default: break;
+  }
+  TORCH_CHECK(false, "result dtype ", st, " is not supported by golens");
+}
+
+at::Device device(int32_t type, int32_t index) {
+  switch (type) {
+    case GT_CPU: return at::Device(at::kCPU);
+    case GT_CUDA:
+      TORCH_CHECK(index >= 0, "CUDA device index must be >= 0, got ", index);
+      return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
+    case GT_MPS: return at::Device(at::kMPS);
+  }
+  TORCH_CHECK(false, "unknown device type code ", type);
+}
+
+static int32_t device_code(const at::Device &d) {
+  if (d.is_cpu()) return GT_CPU;
+  if (d.is_cuda()) return GT_CUDA;
+  if (d.is_mps()) return GT_MPS;
+  TORCH_CHECK(false, "device ", d, " is not supported by golens");
+}
+
+void describe(gt_out *out, const at::Tensor &t) {
+  std::memset(out, 0, sizeof *out);
+  if (!t.defined()) return;
+  TORCH_CHECK(t.dim() <= GT_MAX_DIMS, "result has ", t.dim(),
+              " dimensions; golens supports at most ", GT_MAX_DIMS);
+  out->dtype = dtype_code(t.scalar_type());
+  out->device_type = device_code(t.device());
+  out->device_index = t.device().has_index() ? t.device().index() : -1;
+  out->ndim = static_cast<int32_t>(t.dim());
+  out->requires_grad = t.requires_grad() ? 1 : 0;
+  for (int64_t i = 0; i < t.dim(); i++) out->shape[i] = t.size(i);
+}
+
+static gt_tensor new_handle(at::Tensor t) {
+  live_handles.fetch_add(1, std::memory_order_relaxed);
+  return new gt_tensor_s{std::move(t)};
+}
+
+void fill(gt_out *out, at::Tensor t) {
+  describe(out, t);
+  if (t.defined()) out->tensor = new_handle(std::move(t));
+}
+
+void fill_all(gt_out *outs, std::vector<at::Tensor> ts) {
+  for (size_t i = 0; i < ts.size(); i++) describe(&outs[i], ts[i]);
+  for (size_t i = 0; i < ts.size(); i++)
+    if (ts[i].defined()) outs[i].tensor = new_handle(std::move(ts[i]));
+}
+
+void fill_list(gt_out **outs, int32_t *n, std::vector<at::Tensor> ts) {
+  *outs = nullptr;
+  *n = 0;
+  if (ts.empty()) return;
+  auto *arr = static_cast<gt_out *>(std::calloc(ts.size(), sizeof(gt_out)));
+  TORCH_CHECK(arr != nullptr, "out of host memory for ", ts.size(), " results");
+  try {
+    fill_all(arr, std::move(ts));
+  } catch (...) {
+    std::free(arr);
+    throw;
+  }
+  *outs = arr;
+  *n = static_cast<int32_t>(ts.size());
+}
+
+}  // namespace gt
+
+extern "C" {
+
+int32_t gt_abi_version(void) { return GT_ABI_VERSION; }
+
+const char *gt_torch_version(void) { return TORCH_VERSION; }
+
+void gt_error_free(gt_error err) { std::free(err); }
+
+int64_t gt_live_handles(void) { return gt::live_handles.load(); }
+
+void gt_tensor_free(gt_tensor t) {
+  if (t == nullptr) return;
+  delete t;
+  gt::live_handles.fetch_sub(1, std::memory_order_relaxed);
+}
+
+gt_error gt_tensor_info(gt_out *out, gt_tensor t) {
+  GT_TRY({
+    gt::describe(out, gt::arg(t, "tensor"));
+    out->tensor = t;
+  })
+}
+
+gt_error gt_from_data(gt_out *out, const void *data, const int64_t *shape,
+                      int32_t ndim, int32_t dtype, int32_t device_type,
+                      int32_t device_index) {
+  GT_TRY({
+    TORCH_CHECK(ndim >= 0 && ndim <= GT_MAX_DIMS, "rank ", ndim,
+                " is out of range [0, ", GT_MAX_DIMS, "]");
+    for (int32_t i = 0; i < ndim; i++)
+      TORCH_CHECK(shape[i] >= 0, "dimension ", i, " has negative size ", shape[i]);
+    at::Device dev = gt::device(device_type, device_index);
+    auto opts = at::TensorOptions().dtype(gt::scalar_type(dtype));
+    at::Tensor cpu = at::empty(at::IntArrayRef(shape, ndim), opts);
+    if (cpu.numel() > 0) std::memcpy(cpu.data_ptr(), data, cpu.nbytes());
+    gt::fill(out, dev.is_cpu() ? cpu : cpu.to(dev));
+  })
+}
+
+gt_error gt_copy_to(gt_tensor t, void *dst, int64_t nbytes, int32_t dtype) {
+  GT_TRY({
+    at::Tensor src = gt::arg(t, "tensor")
+                         .detach()
+                         .to(at::kCPU, gt::scalar_type(dtype))
+                         .contiguous();
+    TORCH_CHECK(static_cast<int64_t>(src.nbytes()) == nbytes, "destination holds ",
+                nbytes, " bytes but the tensor ", src.sizes(), " needs ", src.nbytes());
+    if (nbytes > 0) std::memcpy(dst, src.data_ptr(), nbytes);
+  })
+}
+
+gt_error gt_generator_new(gt_generator *out, uint64_t seed) {
+  GT_TRY({
+    *out = new gt_generator_s{at::detail::createCPUGenerator(seed)};
+    gt::live_handles.fetch_add(1, std::memory_order_relaxed);
+  })
+}
+
+void gt_generator_free(gt_generator g) {
+  if (g == nullptr) return;
+  delete g;
+  gt::live_handles.fetch_sub(1, std::memory_order_relaxed);
+}
+
+gt_error gt_manual_seed(uint64_t seed) { GT_TRY(at::manual_seed(seed)) }
+
+int32_t gt_set_grad_enabled(int32_t enabled) {
+  bool prev = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(enabled != 0);
+  return prev ? 1 : 0;
+}
+
+int32_t gt_is_grad_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }
+
+gt_error gt_set_num_threads(int32_t n) {
+  GT_TRY({
+    TORCH_CHECK(n >= 1, "thread count must be >= 1, got ", n);
+    at::set_num_threads(n);
+  })
+}
+
+int32_t gt_get_num_threads(void) { return at::get_num_threads(); }
+
+int32_t gt_has_device(int32_t device_type) {
+  try {
+    switch (device_type) {
+      case GT_CPU: return 1;
+      case GT_CUDA: return at::hasCUDA() ? 1 : 0;
+      case GT_MPS: return at::hasMPS() ? 1 : 0;
+    }
+  } catch (...) {
+  }
+  return 0;
+}
+
+const char *gt_build_info(void) {
+  static const std::string info = at::show_config();
+  return info.c_str();
+}
+
+// Before 2.0, ATen's scaled-dot-product attention is the unfused math path.
+int32_t gt_has_fused_attention(void) { return GT_TORCH_AT_LEAST(2, 0) ? 1 : 0; }
+
+}  // extern "C"

@@ -1,0 +1,81 @@
+// shim.h: helpers shared by the shim's C++ files. Never crosses the C ABI.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/version.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "golens_torch.h"
+
+#define GT_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) ||     \
+   (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+struct gt_tensor_s {
+  at::Tensor t;
+};
+
+struct gt_generator_s {
+  at::Generator g;
+};
+
+namespace gt {
+
+extern std::atomic<int64_t> live_handles;
+
+// A heap copy of msg for the caller to free with gt_error_free.
+gt_error make_error(const char *msg);
+
+// The tensor behind a handle; throws naming the argument when it is NULL.
+const at::Tensor &arg(gt_tensor h, const char *name);
+// An optional tensor: NULL means absent.
+c10::optional<at::Tensor> opt(gt_tensor h);
+std::vector<at::Tensor> list(const gt_tensor *hs, int32_t n, const char *name);
+at::Generator &generator(gt_generator h, const char *name);
+
+at::ScalarType scalar_type(int32_t dtype);
+int32_t dtype_code(at::ScalarType st);
+at::Device device(int32_t type, int32_t index);
+
+// Fills out with t's metadata, checking everything before allocating.
+void describe(gt_out *out, const at::Tensor &t);
+// Moves t into a new handle described by out.
+void fill(gt_out *out, at::Tensor t);
+// Fills n outs; allocates only after every tensor passed the checks.
+void fill_all(gt_out *outs, std::vector<at::Tensor> ts);
+// A malloc'ed array of outs for a tensor list; the caller frees it with free.
+void fill_list(gt_out **outs, int32_t *n, std::vector<at::Tensor> ts);
+
+// ---- helpers the ops table (gotch/ops.txt) calls, in ops_helpers.cpp
+inline at::TensorOptions options(at::ScalarType dtype, at::Device dev) {
+  return at::TensorOptions().dtype(dtype).device(dev);
+}
+// A number from Go: integral values become integer scalars, so an integer
+// tensor stays an integer tensor, as in Python.
+at::Scalar scalar(double v);
+at::Tensor multinomial(const at::Tensor &probs, int64_t n, bool replacement,
+                       at::Generator &gen);
+at::Tensor sdpa(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
+                const c10::optional<at::Tensor> &mask, bool causal);
+std::tuple<at::Tensor, at::Tensor> eigvals(const at::Tensor &self);
+void zero_grad(const at::Tensor &self);
+
+}  // namespace gt
+
+// Wraps the body of every extern "C" entry that can fail: any exception
+// becomes the returned gt_error, so nothing C++ reaches the caller.
+#define GT_TRY(body)                                            \
+  try {                                                         \
+    body;                                                       \
+    return nullptr;                                             \
+  } catch (const c10::Error &e) {                               \
+    return gt::make_error(e.what_without_backtrace());          \
+  } catch (const std::exception &e) {                           \
+    return gt::make_error(e.what());                            \
+  } catch (...) {                                               \
+    return gt::make_error("unknown C++ exception in libtorch"); \
+  }

@@ -1,0 +1,23 @@
+// Package gotch is golens's Go binding over libtorch's ATen: tensors,
+// dtypes and devices, the ops a transformer and its analysis need, autograd,
+// and explicit memory ownership.
+//
+// Every op crosses into libtorch through a small C ABI (csrc/golens_torch.h)
+// built into libgolens_torch by ./build.sh. An op comes in two forms:
+// x.Matmul(y) returns (*Tensor, error), and x.MustMatmul(y) panics with a
+// *Error; model code uses the Must forms inside a function that recovers
+// them with Try, so library callers always get an error.
+//
+// Memory is owned explicitly. A tensor holds libtorch memory, possibly on a
+// GPU, that Go's garbage collector cannot see, so call Free when done, or
+// create tensors inside a Scope and Close it: an op's result belongs to the
+// scope of its first tensor operand that has one. A finalizer frees a
+// forgotten tensor as a last resort and counts it (GCFreed), so tests can
+// prove that nothing relied on it.
+//
+// Grad mode is per OS thread in libtorch; NoGrad locks the goroutine to its
+// thread for the duration, so concurrent goroutines never see each other's
+// mode.
+package gotch
+
+//go:generate go run ./internal/opgen

@@ -1,0 +1,110 @@
+package gotch
+
+// #include <stdlib.h>
+// #include "golens_torch.h"
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+)
+
+// ErrFreed is wrapped by the error of any op given a tensor after its Free.
+var ErrFreed = errors.New("tensor used after Free")
+
+// Error is an op's failure: ATen's message (without the C++ backtrace) with
+// the op and its tensor operands.
+type Error struct {
+	Op   string   // the gotch op, e.g. "Matmul"
+	Args []string // the tensor operands, e.g. "float32[2 3] cpu"
+	Msg  string
+	Err  error // a sentinel such as ErrFreed, or nil
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("gotch: %s(%s): %s", e.Op, strings.Join(e.Args, ", "), e.Msg)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// opError converts and frees the shim's error: the one place a C error
+// string becomes a Go error.
+func opError(op string, e C.gt_error, operands ...*Tensor) error {
+	msg := C.GoString(e)
+	C.gt_error_free(e)
+	return &Error{Op: op, Args: describe(operands), Msg: msg}
+}
+
+func describe(ts []*Tensor) []string {
+	var out []string
+	for _, t := range ts {
+		if t == nil {
+			out = append(out, "nil")
+			continue
+		}
+		out = append(out, t.spec())
+	}
+	return out
+}
+
+func needTensor(op, name string, t *Tensor) error {
+	if t == nil {
+		return &Error{Op: op, Msg: fmt.Sprintf("argument %s is a nil *Tensor", name)}
+	}
+	if t.ptr() == nil {
+		return &Error{Op: op, Args: []string{t.spec()}, Msg: fmt.Sprintf("argument %s was freed", name), Err: ErrFreed}
+	}
+	return nil
+}
+
+func optTensor(op, name string, t *Tensor) error {
+	if t == nil {
+		return nil
+	}
+	return needTensor(op, name, t)
+}
+
+func tensorList(op, name string, ts []*Tensor) ([]C.gt_tensor, error) {
+	hs := make([]C.gt_tensor, len(ts))
+	for i, t := range ts {
+		if err := needTensor(op, fmt.Sprintf("%s[%d]", name, i), t); err != nil {
+			return nil, err
+		}
+		hs[i] = t.ptr()
+	}
+	return hs, nil
+}
+
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// Try runs fn and turns a panic inside it into an error: a *Error from a
+// Must op comes back as it is, anything else (a failing user hook, a nil
+// dereference) as an error that carries the panic value and stack. Every
+// exported golens entry point that runs Must-style code goes through Try.
+func Try(fn func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = PanicError(r)
+		}
+	}()
+	fn()
+	return nil
+}
+
+// PanicError turns a recovered panic value into an error; see Try.
+func PanicError(r any) error {
+	if e, ok := r.(error); ok {
+		var ge *Error
+		if errors.As(e, &ge) {
+			return e
+		}
+		return fmt.Errorf("panic: %w\n%s", e, debug.Stack())
+	}
+	return fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+}

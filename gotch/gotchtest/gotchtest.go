@@ -1,0 +1,104 @@
+// Package gotchtest holds the test helpers every golens package shares: the
+// device under test, the live-handle leak check and tolerance comparisons.
+package gotchtest
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"testing"
+
+	"github.com/golens/golens/gotch"
+)
+
+// DeviceEnv names the environment variable that picks the device under
+// test: "cpu" (the default), "cuda", "cuda:N" or "mps".
+const DeviceEnv = "GOLENS_TEST_DEVICE"
+
+// Device is the device the suite runs on. A device that was asked for but
+// is not there fails the test rather than skipping it, so a GPU run cannot
+// pass by testing nothing.
+func Device(tb testing.TB) gotch.Device {
+	tb.Helper()
+	s := os.Getenv(DeviceEnv)
+	if s == "" {
+		return gotch.CPU
+	}
+	d, err := gotch.ParseDevice(s)
+	if err != nil {
+		tb.Fatalf("%s: %v", DeviceEnv, err)
+	}
+	if !gotch.HasDevice(d.Type) {
+		tb.Fatalf("%s=%s, but this libtorch cannot use %s", DeviceEnv, s, d)
+	}
+	return d
+}
+
+// CheckLeaks records the live-handle count now and, when the test ends,
+// fails it if the count differs or if any tensor was reclaimed by the
+// garbage collector instead of being freed. Call it first in a test.
+func CheckLeaks(tb testing.TB) {
+	tb.Helper()
+	live, gc := gotch.LiveHandles(), gotch.GCFreed()
+	tb.Cleanup(func() {
+		if got := gotch.LiveHandles(); got != live {
+			tb.Errorf("leak: %d live handles at the end, %d at the start", got, live)
+		}
+		if got := gotch.GCFreed(); got != gc {
+			tb.Errorf("leak: %d tensors were never freed and were reclaimed by the GC", got-gc)
+		}
+	})
+}
+
+// RelErr is the normalised error ‖got − want‖ / ‖want‖ (the absolute norm
+// when want is all zeros). NaN anywhere makes it +Inf.
+func RelErr(got, want []float64) float64 {
+	if len(got) != len(want) {
+		return math.Inf(1)
+	}
+	var num, den float64
+	for i := range got {
+		if math.IsNaN(got[i]) || math.IsNaN(want[i]) {
+			return math.Inf(1)
+		}
+		d := got[i] - want[i]
+		num += d * d
+		den += want[i] * want[i]
+	}
+	if den == 0 {
+		return math.Sqrt(num)
+	}
+	return math.Sqrt(num / den)
+}
+
+// Close fails the test when got and want differ by more than tol relative
+// (RelErr), saying by how much and where the largest difference is.
+func Close(tb testing.TB, name string, got, want []float64, tol float64) {
+	tb.Helper()
+	if e := RelErr(got, want); e > tol || math.IsNaN(e) {
+		tb.Errorf("%s: relative error %.3g > %.3g; %s", name, e, tol, worst(got, want))
+	}
+}
+
+func worst(got, want []float64) string {
+	if len(got) != len(want) {
+		return fmt.Sprintf("got %d values, want %d", len(got), len(want))
+	}
+	at, d := 0, -1.0
+	for i := range got {
+		if x := math.Abs(got[i] - want[i]); x > d || math.IsNaN(x) {
+			at, d = i, x
+		}
+	}
+	return fmt.Sprintf("largest difference at [%d]: got %g, want %g", at, got[at], want[at])
+}
+
+// Values reads a tensor as float64s, failing the test on error.
+func Values(tb testing.TB, t *gotch.Tensor) []float64 {
+	tb.Helper()
+	v, err := gotch.ToSlice[float64](t)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return v
+}

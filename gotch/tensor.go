@@ -1,0 +1,153 @@
+package gotch
+
+// #include <stdlib.h>
+// #include "golens_torch.h"
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Tensor is a handle to a libtorch tensor. Its shape, dtype and device are
+// known on the Go side, so asking for them costs no crossing.
+//
+// A Tensor must be freed: by Free, or by closing the Scope it belongs to.
+// Using it afterwards returns an error wrapping ErrFreed. Free and ops on
+// one tensor must not race.
+type Tensor struct {
+	p            atomic.Pointer[byte] // the C.gt_tensor; nil once freed
+	cleanup      runtime.Cleanup
+	shape        []int64
+	dtype        DType
+	device       Device
+	requiresGrad bool
+	scope        *Scope
+}
+
+var gcFreed atomic.Int64
+
+// GCFreed counts the tensors that were never freed and were reclaimed by
+// the garbage collector's safety net. Correct code keeps it at zero.
+func GCFreed() int64 { return gcFreed.Load() }
+
+func freeLeaked(p C.gt_tensor) {
+	C.gt_tensor_free(p)
+	gcFreed.Add(1)
+}
+
+func newTensor(out *C.gt_out, s *Scope) *Tensor {
+	if out.tensor == nil {
+		return nil // an undefined result, such as a missing gradient
+	}
+	t := &Tensor{}
+	t.p.Store((*byte)(unsafe.Pointer(out.tensor)))
+	t.refresh(out)
+	t.cleanup = runtime.AddCleanup(t, freeLeaked, out.tensor)
+	if s != nil {
+		s.add(t)
+	}
+	return t
+}
+
+func newTensorList(outs *C.gt_out, n C.int32_t, s *Scope) []*Tensor {
+	if outs == nil {
+		return nil
+	}
+	defer C.free(unsafe.Pointer(outs))
+	res := make([]*Tensor, n)
+	for i, o := range unsafe.Slice(outs, int(n)) {
+		res[i] = newTensor(&o, s)
+	}
+	return res
+}
+
+func (t *Tensor) refresh(out *C.gt_out) {
+	n := int(out.ndim)
+	t.shape = make([]int64, n)
+	for i := range n {
+		t.shape[i] = int64(out.shape[i])
+	}
+	t.dtype = DType(out.dtype)
+	t.device = Device{DeviceType(out.device_type), int(out.device_index)}
+	t.requiresGrad = out.requires_grad != 0
+}
+
+func (t *Tensor) ptr() C.gt_tensor {
+	if t == nil {
+		return nil
+	}
+	return C.gt_tensor(unsafe.Pointer(t.p.Load()))
+}
+
+// Free releases the tensor's handle; the memory goes when nothing else
+// (a view, the autograd graph) refers to it. Free is idempotent and safe on
+// a nil Tensor.
+func (t *Tensor) Free() {
+	if t == nil {
+		return
+	}
+	if p := t.p.Swap(nil); p != nil {
+		t.cleanup.Stop()
+		C.gt_tensor_free(C.gt_tensor(unsafe.Pointer(p)))
+	}
+}
+
+// Freed reports whether Free was called (directly or by a Scope).
+func (t *Tensor) Freed() bool { return t.ptr() == nil }
+
+// Shape returns a copy of the sizes.
+func (t *Tensor) Shape() []int64 { return append([]int64(nil), t.shape...) }
+
+// Dim is the number of dimensions.
+func (t *Tensor) Dim() int { return len(t.shape) }
+
+// Size is the size of dimension d; negative d counts from the end.
+func (t *Tensor) Size(d int) int64 {
+	if d < 0 {
+		d += len(t.shape)
+	}
+	return t.shape[d]
+}
+
+// Numel is the number of elements.
+func (t *Tensor) Numel() int64 { return numel(t.shape) }
+
+// DType is the element type.
+func (t *Tensor) DType() DType { return t.dtype }
+
+// Device is where the tensor lives.
+func (t *Tensor) Device() Device { return t.device }
+
+// RequiresGrad reports whether autograd records operations on the tensor.
+func (t *Tensor) RequiresGrad() bool { return t.requiresGrad }
+
+// Scope is the scope that owns the tensor, or nil.
+func (t *Tensor) Scope() *Scope { return t.scope }
+
+func (t *Tensor) spec() string {
+	s := fmt.Sprintf("%s%v %s", t.dtype, t.shape, t.device)
+	if t.ptr() == nil {
+		s += " (freed)"
+	}
+	return s
+}
+
+// String describes the tensor without reading its values, e.g.
+// "Tensor(float32[2 3] cpu)".
+func (t *Tensor) String() string {
+	if t == nil {
+		return "Tensor(nil)"
+	}
+	return "Tensor(" + t.spec() + ")"
+}
+
+func numel(shape []int64) int64 {
+	n := int64(1)
+	for _, s := range shape {
+		n *= s
+	}
+	return n
+}
