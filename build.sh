@@ -163,6 +163,7 @@ cmd_test() {
 cmd_bench() {
   build_shim
   ensure_go
+  export TORCH_INCS TORCH_LIB TORCH_ABI
   "$ROOT/bench/run.sh" "$@"
 }
 
@@ -170,13 +171,15 @@ cmd_gpu_bundle() {
   build_shim
   ensure_go
   local out=${1:-$ROOT/build/gpu-bundle}
-  rm -rf "$out"; mkdir -p "$out/bin" "$out/csrc"
-  cp "$CSRC"/*.h "$CSRC"/*.cpp "$out/csrc/"
-  cp "$ROOT/bench/gpu/run.sh" "$out/"
-  local pkg name
-  for pkg in $(cd "$ROOT" && go list -f '{{if .TestGoFiles}}{{.ImportPath}}{{end}}' ./...); do
-    name=$(echo "${pkg#github.com/golens/golens/}" | tr / _)
-    (cd "$ROOT" && go test -c -ldflags='-s -w' -o "$out/bin/$name.test" "$pkg")
+  rm -rf "$out"; mkdir -p "$out/bin" "$out/gotch/csrc" "$out/pkg"
+  cp "$ROOT/build.sh" "$ROOT/bench/gpu/run.sh" "$out/"
+  cp "$CSRC"/*.h "$CSRC"/*.cpp "$out/gotch/csrc/"
+  local pkg rel
+  for pkg in $(cd "$ROOT" && go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do
+    rel=${pkg#github.com/golens/golens/}
+    (cd "$ROOT" && go test -c -ldflags='-s -w' -o "$out/bin/$(tr / _ <<<"$rel").test" "$pkg")
+    mkdir -p "$out/pkg/$rel"
+    [ -d "$ROOT/$rel/testdata" ] && cp -r "$ROOT/$rel/testdata" "$out/pkg/$rel/"
   done
   (cd "$ROOT" && go build -ldflags='-s -w' -o "$out/bin/golens" ./cmd/golens)
   say "wrote $out ($(du -sh "$out" | cut -f1)); on the GPU machine: bash run.sh OUTDIR"

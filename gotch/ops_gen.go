@@ -1270,9 +1270,9 @@ func Einsum(equation string, operands []*Tensor) (*Tensor, error) {
 	}
 	var out C.gt_out
 	if e := C.gt_einsum(&out, equationC, sliceData(operandsC), C.int32_t(len(operandsC))); e != nil {
-		return nil, opError("Einsum", e)
+		return nil, opError("Einsum", e, append([]*Tensor{}, operands...)...)
 	}
-	return newTensor(&out, scopeOf()), nil
+	return newTensor(&out, scopeOf(append([]*Tensor{}, operands...)...)), nil
 }
 
 // MustEinsum is Einsum that panics with a *Error instead of returning it.
@@ -1918,9 +1918,9 @@ func Cat(tensors []*Tensor, dim int64) (*Tensor, error) {
 	}
 	var out C.gt_out
 	if e := C.gt_cat(&out, sliceData(tensorsC), C.int32_t(len(tensorsC)), C.int64_t(dim)); e != nil {
-		return nil, opError("Cat", e)
+		return nil, opError("Cat", e, append([]*Tensor{}, tensors...)...)
 	}
-	return newTensor(&out, scopeOf()), nil
+	return newTensor(&out, scopeOf(append([]*Tensor{}, tensors...)...)), nil
 }
 
 // MustCat is Cat that panics with a *Error instead of returning it.
@@ -1938,9 +1938,9 @@ func Stack(tensors []*Tensor, dim int64) (*Tensor, error) {
 	}
 	var out C.gt_out
 	if e := C.gt_stack(&out, sliceData(tensorsC), C.int32_t(len(tensorsC)), C.int64_t(dim)); e != nil {
-		return nil, opError("Stack", e)
+		return nil, opError("Stack", e, append([]*Tensor{}, tensors...)...)
 	}
-	return newTensor(&out, scopeOf()), nil
+	return newTensor(&out, scopeOf(append([]*Tensor{}, tensors...)...)), nil
 }
 
 // MustStack is Stack that panics with a *Error instead of returning it.

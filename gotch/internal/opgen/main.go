@@ -225,7 +225,7 @@ func goBody(o op) string {
 		}
 		return "return " + zero + ", " + e
 	}
-	var tensors, callArgs []string
+	var tensors, lists, callArgs []string
 	var pre []string
 	for _, a := range o.args {
 		n := goName(a)
@@ -239,6 +239,7 @@ func goBody(o op) string {
 			pre = append(pre, fmt.Sprintf("if err := optTensor(%q, %q, %s); err != nil {\n%s\n}", o.name, a.name, n, ret("err")))
 			callArgs = append(callArgs, n+".ptr()")
 		case "ts":
+			lists = append(lists, n)
 			pre = append(pre, fmt.Sprintf("%sC, err := tensorList(%q, %q, %s)\nif err != nil {\n%s\n}", n, o.name, a.name, n, ret("err")))
 			callArgs = append(callArgs, fmt.Sprintf("sliceData(%sC), C.int32_t(len(%sC))", n, n))
 		case "i":
@@ -265,6 +266,9 @@ func goBody(o op) string {
 		b.WriteString(p + "\n")
 	}
 	operands := strings.Join(tensors, ", ")
+	if len(lists) > 0 { // list elements are operands too, for errors and scopes
+		operands = fmt.Sprintf("append([]*Tensor{%s}, %s...)...", operands, lists[0])
+	}
 	fail := func(extra string) string {
 		return fmt.Sprintf("if e := C.%s(%s); e != nil {\n%s%s\n}\n", o.cName(), strings.Join(callArgs, ", "), extra, ret(fmt.Sprintf("opError(%q, e, %s)", o.name, operands)))
 	}

@@ -1,0 +1,130 @@
+package hookedmodel
+
+import "github.com/golens/golens/gotch"
+
+// Block is one transformer block: attention, then (unless attn_only) the
+// MLP, each reading the residual stream through its LayerNorm and adding
+// its output back.
+type Block struct {
+	Ln1  *LayerNorm // nil without normalization
+	Attn *Attention
+	Ln2  *LayerNorm // nil without normalization or in attention-only models
+	MLP  *MLP       // nil in attention-only models
+
+	nHeads int64
+	flags  blockFlags
+	hooks  blockHooks
+}
+
+// blockFlags are the config switches the block reads, fixed when it is
+// built.
+type blockFlags struct{ attnIn, splitQKV, mlpIn, shortformer bool }
+
+type blockHooks struct{ residPre, attnIn, qIn, kIn, vIn, attnOut, residMid, mlpIn, mlpOut, residPost string }
+
+func newBlock(cfg *Config, l int) *Block {
+	prefix := "blocks." + itoa(l)
+	h := func(n string) string { return prefix + ".hook_" + n }
+	b := &Block{
+		Attn:   newAttention(cfg, prefix+".attn"),
+		nHeads: int64(cfg.NHeads),
+		flags:  blockFlags{cfg.UseAttnIn, cfg.UseSplitQKVIn, cfg.UseHookMLPIn, cfg.PositionalEmbeddingType == "shortformer"},
+		hooks:  blockHooks{h("resid_pre"), h("attn_in"), h("q_input"), h("k_input"), h("v_input"), h("attn_out"), h("resid_mid"), h("mlp_in"), h("mlp_out"), h("resid_post")},
+	}
+	if cfg.NormalizationType != "" {
+		b.Ln1 = newLayerNorm(prefix+".ln1", cfg.Eps)
+	}
+	if !cfg.AttnOnly {
+		b.MLP = newMLP(cfg, prefix+".mlp")
+		if cfg.NormalizationType != "" {
+			b.Ln2 = newLayerNorm(prefix+".ln2", cfg.Eps)
+		}
+	}
+	return b
+}
+
+// hookNames lists the block's hook points in the order a pass reaches them.
+func (b *Block) hookNames() []string {
+	h := &b.hooks
+	names := []string{h.residPre}
+	if b.flags.attnIn {
+		names = append(names, h.attnIn)
+	}
+	if b.flags.splitQKV {
+		names = append(names, h.qIn, h.kIn, h.vIn)
+	}
+	if b.Ln1 != nil {
+		names = append(names, b.Ln1.hookNames()...)
+	}
+	names = append(names, b.Attn.hookNames()...)
+	names = append(names, h.attnOut)
+	if b.MLP == nil {
+		return append(names, h.residPost)
+	}
+	names = append(names, h.residMid)
+	if b.flags.mlpIn {
+		names = append(names, h.mlpIn)
+	}
+	if b.Ln2 != nil {
+		names = append(names, b.Ln2.hookNames()...)
+	}
+	return append(names, append(b.MLP.hookNames(), h.mlpOut, h.residPost)...)
+}
+
+// forward maps resid [batch pos d_model] to the next layer's residual
+// stream. pos [batch pos d_model] is the shortformer positional embedding
+// added to the query and key inputs, or nil.
+func (b *Block) forward(p *pass, resid, pos, keep *gotch.Tensor, past *kvEntry) *gotch.Tensor {
+	h := &b.hooks
+	resid = p.at(h.residPre, resid)
+
+	qIn, kIn, vIn := resid, resid, resid
+	if b.flags.attnIn {
+		attnIn := p.at(h.attnIn, b.perHead(resid))
+		qIn, kIn, vIn = attnIn, attnIn, attnIn
+	}
+	if b.flags.splitQKV {
+		qIn, kIn, vIn = p.at(h.qIn, b.perHead(resid)), p.at(h.kIn, b.perHead(resid)), p.at(h.vIn, b.perHead(resid))
+	}
+	// LayerNorm once when the three inputs are one tensor: the same values
+	// TransformerLens gets by normalising it three times.
+	qIn = norm(p, b.Ln1, qIn)
+	if kIn != vIn {
+		kIn, vIn = norm(p, b.Ln1, kIn), norm(p, b.Ln1, vIn)
+	} else {
+		kIn, vIn = qIn, qIn
+	}
+	if pos != nil {
+		if qIn.Dim() == 4 {
+			pos = pos.MustUnsqueeze(2)
+		}
+		qIn, kIn = qIn.MustAdd(pos), kIn.MustAdd(pos)
+	}
+	attnOut := p.at(h.attnOut, b.Attn.forward(p, qIn, kIn, vIn, keep, past))
+	if b.MLP == nil {
+		return p.at(h.residPost, resid.MustAdd(attnOut))
+	}
+
+	mid := p.at(h.residMid, resid.MustAdd(attnOut))
+	mlpIn := mid
+	if b.flags.mlpIn {
+		mlpIn = p.at(h.mlpIn, mid.MustClone())
+	}
+	mlpOut := p.at(h.mlpOut, b.MLP.forward(p, norm(p, b.Ln2, mlpIn)))
+	return p.at(h.residPost, mid.MustAdd(mlpOut))
+}
+
+// perHead repeats x [batch pos d_model] along a new head dimension [batch
+// pos head d_model], as TransformerLens's repeat_along_head_dimension; a
+// copy, so a hook can edit one head's input alone.
+func (b *Block) perHead(x *gotch.Tensor) *gotch.Tensor {
+	return x.MustUnsqueeze(2).MustExpand([]int64{x.Size(0), x.Size(1), b.nHeads, x.Size(2)}).MustContiguous()
+}
+
+// norm applies ln, or passes x through when the model has no normalization.
+func norm(p *pass, ln *LayerNorm, x *gotch.Tensor) *gotch.Tensor {
+	if ln == nil {
+		return x
+	}
+	return ln.forward(p, x)
+}

@@ -1,0 +1,201 @@
+package hookedmodel
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/golens/golens/gotch"
+)
+
+// ActivationCache holds activations by their TransformerLens names, like
+// TransformerLens's ActivationCache. It owns its tensors: call Free when
+// done with it.
+type ActivationCache struct {
+	s      *gotch.Scope
+	acts   map[string]*gotch.Tensor
+	order  []string
+	filter Filter
+	opts   cacheOptions
+	model  *HookedTransformer
+}
+
+type cacheOptions struct {
+	device         *gotch.Device
+	removeBatchDim bool
+	inclBwd        bool
+	posSlice       *PosSlice
+}
+
+// PosSlice keeps positions [Start, Stop) of every cached activation (Stop 0
+// means to the end), as TransformerLens's pos_slice does; negative values
+// count from the end. A single position is Start with Single set, which
+// drops the position dimension.
+type PosSlice struct {
+	Start, Stop int64
+	Single      bool
+}
+
+func (m *HookedTransformer) newCache(f Filter, o cacheOptions) *ActivationCache {
+	if f == nil {
+		f = func(string) bool { return true }
+	}
+	return &ActivationCache{s: gotch.NewScope(), acts: map[string]*gotch.Tensor{}, filter: f, opts: o, model: m}
+}
+
+func (c *ActivationCache) wants(name string) bool { return c != nil && c.filter(name) }
+
+func (c *ActivationCache) wantsGrad(name string) bool { return c != nil && c.opts.inclBwd && c.filter(name) }
+
+// store keeps a detached alias of x (no copy), or a copy on the cache
+// device, sliced as the options say.
+func (c *ActivationCache) store(name string, x *gotch.Tensor) {
+	base := strings.TrimSuffix(name, "_grad")
+	if !c.wants(base) {
+		return
+	}
+	t := x.MustDetach()
+	if c.opts.removeBatchDim {
+		t = t.MustSelect(0, 0)
+	}
+	if ps := c.opts.posSlice; ps != nil {
+		dim := int64(posDim(base))
+		if c.opts.removeBatchDim {
+			dim--
+		}
+		t = slicePos(t, dim, *ps)
+	}
+	if d := c.opts.device; d != nil && *d != t.Device() {
+		// A device-to-host copy without blocking the forward pass.
+		t = t.MustToDevice(*d, true)
+	}
+	c.s.Attach(t)
+	if old, ok := c.acts[name]; ok {
+		old.Free() // a point that fires twice keeps its last value, as in TransformerLens
+	} else {
+		c.order = append(c.order, name)
+	}
+	c.acts[name] = t
+}
+
+func slicePos(t *gotch.Tensor, dim int64, ps PosSlice) *gotch.Tensor {
+	n := t.Size(int(dim))
+	norm := func(i int64) int64 {
+		if i < 0 {
+			return i + n
+		}
+		return i
+	}
+	if ps.Single {
+		return t.MustSelect(dim, norm(ps.Start))
+	}
+	stop := n
+	if ps.Stop != 0 {
+		stop = norm(ps.Stop)
+	}
+	return t.MustSlice(dim, norm(ps.Start), stop, 1)
+}
+
+// Get returns the activation cached under a full name
+// ("blocks.0.attn.hook_pattern") or a shorthand ("pattern", layer) as
+// GetActName resolves it. The tensor stays owned by the cache.
+func (c *ActivationCache) Get(name string, layer ...int) (*gotch.Tensor, error) {
+	full := name
+	if _, ok := c.acts[name]; !ok {
+		l := -1
+		if len(layer) > 0 {
+			l = layer[0]
+		}
+		var err error
+		if full, err = GetActName(name, l, ""); err != nil {
+			return nil, err
+		}
+	}
+	t, ok := c.acts[full]
+	if !ok {
+		return nil, fmt.Errorf("activation cache: no %q (it holds %d activations; was it filtered out or the hook point disabled in the config?)", full, len(c.acts))
+	}
+	return t, nil
+}
+
+// MustGet is Get that panics.
+func (c *ActivationCache) MustGet(name string, layer ...int) *gotch.Tensor {
+	t, err := c.Get(name, layer...)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// Keys lists the cached names in the order the forward pass produced them.
+func (c *ActivationCache) Keys() []string { return slices.Clone(c.order) }
+
+// Len is the number of cached activations.
+func (c *ActivationCache) Len() int { return len(c.acts) }
+
+// Bytes is the memory the cached activations occupy.
+func (c *ActivationCache) Bytes() int64 {
+	var n int64
+	for _, t := range c.acts {
+		n += t.Numel() * int64(t.DType().Size())
+	}
+	return n
+}
+
+// To moves every activation to dev, in place.
+func (c *ActivationCache) To(dev gotch.Device) error {
+	return gotch.Try(func() {
+		for _, k := range c.order {
+			old := c.acts[k]
+			if old.Device() == dev {
+				continue
+			}
+			c.acts[k] = c.s.Attach(old.MustToDevice(dev, false))
+			old.Free()
+		}
+	})
+}
+
+// Free releases every cached tensor; the cache is empty afterwards.
+func (c *ActivationCache) Free() {
+	if c == nil {
+		return
+	}
+	c.s.Close()
+	c.s = gotch.NewScope()
+	c.acts = map[string]*gotch.Tensor{}
+	c.order = nil
+}
+
+// String lists the cached names with their shapes, sorted.
+func (c *ActivationCache) String() string {
+	keys := c.Keys()
+	sort.Strings(keys)
+	var b strings.Builder
+	fmt.Fprintf(&b, "ActivationCache with %d activations:\n", len(keys))
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %s %s\n", k, c.acts[k])
+	}
+	return b.String()
+}
+
+// NamesFilter caches only the hook points f selects (RunWithCache).
+func NamesFilter(f Filter) RunOption { return func(o *runOptions) { o.names = f } }
+
+// CacheDevice stores cached activations on dev, copied without blocking
+// the pass (for example a CUDA model with a CPU cache).
+func CacheDevice(dev gotch.Device) RunOption {
+	return func(o *runOptions) { o.cache.device = &dev }
+}
+
+// RemoveBatchDim caches activations without their batch dimension; the
+// batch must be 1.
+func RemoveBatchDim() RunOption { return func(o *runOptions) { o.cache.removeBatchDim = true } }
+
+// InclBwd also caches the gradients (as NAME_grad) once Output.Backward
+// runs.
+func InclBwd() RunOption { return func(o *runOptions) { o.cache.inclBwd = true } }
+
+// CachePositions caches only the positions ps selects.
+func CachePositions(ps PosSlice) RunOption { return func(o *runOptions) { o.cache.posSlice = &ps } }

@@ -1,0 +1,191 @@
+package hookedmodel
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+)
+
+// Config mirrors TransformerLens's HookedTransformerConfig field for field,
+// with the same JSON names, so a config dumped from Python loads here. Call
+// Init (Load and New do) to validate it and fill the derived fields.
+type Config struct {
+	NLayers   int    `json:"n_layers"`
+	DModel    int    `json:"d_model"`
+	NCtx      int    `json:"n_ctx"`
+	DHead     int    `json:"d_head"`
+	ModelName string `json:"model_name"`       // default "custom"
+	NHeads    int    `json:"n_heads"`          // default d_model / d_head
+	DMLP      int    `json:"d_mlp,omitempty"`  // default 4 d_model unless attn_only
+	ActFn     string `json:"act_fn,omitempty"` // relu, gelu, gelu_new, gelu_fast, silu, solu_ln
+	DVocab    int    `json:"d_vocab"`
+	Eps       float64 `json:"eps"` // default 1e-5
+
+	UseAttnResult   bool `json:"use_attn_result"`
+	UseAttnScale    bool `json:"use_attn_scale"` // default true
+	UseSplitQKVIn   bool `json:"use_split_qkv_input"`
+	UseHookMLPIn    bool `json:"use_hook_mlp_in"`
+	UseAttnIn       bool `json:"use_attn_in"`
+	UseHookTokens   bool `json:"use_hook_tokens"`
+	UseLocalAttn    bool `json:"use_local_attn"`
+	AttnScaleByIdx  bool `json:"scale_attn_by_inverse_layer_idx"`
+	ParallelAttnMLP bool `json:"parallel_attn_mlp"`
+	GatedMLP        bool `json:"gated_mlp"`
+	AttnOnly        bool `json:"attn_only"`
+	FinalRMS        bool `json:"final_rms"`
+
+	OriginalArchitecture    string  `json:"original_architecture,omitempty"`
+	TokenizerName           string  `json:"tokenizer_name,omitempty"`
+	NormalizationType       string  `json:"normalization_type"`        // "LN" (default), "LNPre" or "" (none)
+	AttentionDir            string  `json:"attention_dir"`             // "causal" (default) or "bidirectional"
+	PositionalEmbeddingType string  `json:"positional_embedding_type"` // "standard" (default) or "shortformer"
+	RotaryDim               int     `json:"rotary_dim,omitempty"`
+	NKeyValueHeads          int     `json:"n_key_value_heads,omitempty"`
+	DVocabOut               int     `json:"d_vocab_out"` // default d_vocab
+	InitializerRange        float64 `json:"initializer_range"`
+	Seed                    *int64  `json:"seed,omitempty"`
+	DefaultPrependBOS       bool    `json:"default_prepend_bos"` // default true
+	DType                   string  `json:"dtype"`               // "float32" (default), "float16", "bfloat16", "float64"
+
+	NParams int64 `json:"n_params"` // derived: attention and MLP weights, no biases or norms
+}
+
+// DefaultConfig returns a Config with TransformerLens's defaults for the
+// fields a caller usually leaves out.
+func DefaultConfig() Config {
+	return Config{
+		ModelName:               "custom",
+		NHeads:                  -1,
+		DVocab:                  -1,
+		DVocabOut:               -1,
+		Eps:                     1e-5,
+		UseAttnScale:            true,
+		NormalizationType:       "LN",
+		AttentionDir:            "causal",
+		PositionalEmbeddingType: "standard",
+		InitializerRange:        -1,
+		DefaultPrependBOS:       true,
+		DType:                   "float32",
+	}
+}
+
+// UnmarshalJSON starts from DefaultConfig, so absent fields keep
+// TransformerLens's defaults rather than Go's zero values. A JSON null for
+// normalization_type means no normalization, as None does in Python.
+func (c *Config) UnmarshalJSON(b []byte) error {
+	type plain Config
+	p := plain(DefaultConfig())
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err == nil {
+		if v, ok := raw["normalization_type"]; ok && string(v) == "null" {
+			p.NormalizationType = ""
+		}
+	}
+	*c = Config(p)
+	return nil
+}
+
+// LoadConfig reads a HookedTransformerConfig JSON file.
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Config{}, fmt.Errorf("parse config %q: %w", path, err)
+	}
+	if err := c.Init(); err != nil {
+		return Config{}, fmt.Errorf("config %q: %w", path, err)
+	}
+	return c, nil
+}
+
+var supportedActs = map[string]bool{"relu": true, "gelu": true, "gelu_new": true, "gelu_fast": true, "silu": true, "solu_ln": true}
+
+// Init validates c and fills its derived fields as HookedTransformerConfig's
+// __post_init__ does. It is idempotent.
+func (c *Config) Init() error {
+	pos := func(name string, v int) error {
+		if v <= 0 {
+			return fmt.Errorf("%s must be positive, got %d", name, v)
+		}
+		return nil
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"n_layers", c.NLayers}, {"d_model", c.DModel}, {"n_ctx", c.NCtx}, {"d_head", c.DHead}} {
+		if err := pos(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if c.NHeads <= 0 {
+		c.NHeads = c.DModel / c.DHead
+	}
+	if c.ModelName == "" {
+		c.ModelName = "custom"
+	}
+	if c.Eps == 0 {
+		c.Eps = 1e-5
+	}
+	if c.DType == "" {
+		c.DType = "float32"
+	}
+	if c.AttentionDir == "" {
+		c.AttentionDir = "causal"
+	}
+	if c.PositionalEmbeddingType == "" {
+		c.PositionalEmbeddingType = "standard"
+	}
+	if !c.AttnOnly {
+		if c.DMLP <= 0 {
+			c.DMLP = 4 * c.DModel
+		}
+		if !supportedActs[c.ActFn] {
+			return fmt.Errorf("act_fn %q is not supported (want relu, gelu, gelu_new, gelu_fast, silu or solu_ln)", c.ActFn)
+		}
+	}
+	if c.DVocab <= 0 {
+		return fmt.Errorf("d_vocab must be set (got %d)", c.DVocab)
+	}
+	if c.DVocabOut <= 0 {
+		c.DVocabOut = c.DVocab
+	}
+	if c.InitializerRange < 0 || c.InitializerRange == 0 {
+		c.InitializerRange = 0.8 / math.Sqrt(float64(c.DModel))
+	}
+	switch c.NormalizationType {
+	case "LN", "LNPre", "":
+	default:
+		return fmt.Errorf("normalization_type %q is not supported (want LN, LNPre or null)", c.NormalizationType)
+	}
+	switch c.PositionalEmbeddingType {
+	case "standard", "shortformer":
+	default:
+		return fmt.Errorf("positional_embedding_type %q is not supported yet (want standard or shortformer)", c.PositionalEmbeddingType)
+	}
+	if c.AttentionDir != "causal" && c.AttentionDir != "bidirectional" {
+		return fmt.Errorf("attention_dir %q is not supported (want causal or bidirectional)", c.AttentionDir)
+	}
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{c.UseLocalAttn, "use_local_attn"}, {c.ParallelAttnMLP, "parallel_attn_mlp"}, {c.GatedMLP, "gated_mlp"}, {c.FinalRMS, "final_rms"}, {c.NKeyValueHeads > 0 && c.NKeyValueHeads != c.NHeads, "n_key_value_heads"}} {
+		if f.on {
+			return fmt.Errorf("%s is not supported yet by golens", f.name)
+		}
+	}
+	if _, err := c.dtype(); err != nil {
+		return err
+	}
+	c.NParams = int64(c.NLayers) * int64(c.DModel) * int64(c.DHead) * int64(c.NHeads) * 4
+	if !c.AttnOnly {
+		c.NParams += int64(c.NLayers) * int64(c.DModel) * int64(c.DMLP) * 2
+	}
+	return nil
+}

@@ -1,0 +1,276 @@
+package hookedmodel
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/golens/golens/gotch"
+)
+
+// ReturnType selects what a forward pass returns, as TransformerLens's
+// return_type does.
+type ReturnType int
+
+const (
+	ReturnLogits ReturnType = iota // the default
+	ReturnLoss
+	ReturnBoth
+	ReturnNone
+)
+
+// RunOption configures one pass.
+type RunOption func(*runOptions)
+
+type runOptions struct {
+	ret          ReturnType
+	perToken     bool
+	startAt      int
+	stopAt       int // a block index; -1 runs them all
+	keep         *gotch.Tensor
+	lossTokens   *gotch.Tensor
+	names        Filter
+	cache        cacheOptions
+	pastKV       *KVCache
+	prependBOS   *bool
+	paddingSide  string
+}
+
+// Return sets the return type (default ReturnLogits).
+func Return(r ReturnType) RunOption { return func(o *runOptions) { o.ret = r } }
+
+// LossPerToken makes the loss [batch pos-1] instead of its mean.
+func LossPerToken() RunOption { return func(o *runOptions) { o.perToken = true } }
+
+// StartAtLayer starts the pass at block l: the input is then the residual
+// stream [batch pos d_model] entering block l, not tokens. Pass the tokens
+// with LossTokens to get a loss.
+func StartAtLayer(l int) RunOption { return func(o *runOptions) { o.startAt = l } }
+
+// StopAtLayer stops before block l and returns the residual stream
+// entering it (Output.Residual); RunWithCache then computes only what it
+// needs. Negative l counts from the end, as in Python.
+func StopAtLayer(l int) RunOption { return func(o *runOptions) { o.stopAt = l } }
+
+// AttentionMask gives, per batch row, which positions are real tokens
+// ([batch pos], 1 or true for a token, 0 for padding). Text inputs get one
+// when they are padded on the left.
+func AttentionMask(mask *gotch.Tensor) RunOption { return func(o *runOptions) { o.keep = mask } }
+
+// LossTokens gives the tokens the loss compares with when the input is a
+// residual stream (StartAtLayer).
+func LossTokens(t *gotch.Tensor) RunOption { return func(o *runOptions) { o.lossTokens = t } }
+
+// Output is what a pass returns. It owns its tensors: Free it when done.
+type Output struct {
+	Logits   *gotch.Tensor // [batch pos d_vocab_out]; nil unless asked for
+	Loss     *gotch.Tensor // a scalar, or [batch pos-1] with LossPerToken
+	Residual *gotch.Tensor // [batch pos d_model] with StopAtLayer
+	Tokens   *gotch.Tensor // [batch pos] int64, the tokens the pass ran on
+
+	s *gotch.Scope
+	p *pass // kept when gradients were asked for, for Backward
+}
+
+// Free releases the output's tensors (and the pass kept for Backward).
+func (o *Output) Free() {
+	if o == nil {
+		return
+	}
+	if o.p != nil {
+		o.p.s.Close()
+	}
+	o.s.Close()
+}
+
+// Forward runs the model on in and returns what Return asks for. It runs
+// the hooks registered on the model.
+func (m *HookedTransformer) Forward(ctx context.Context, in Input, opts ...RunOption) (*Output, error) {
+	return m.run(ctx, in, nil, nil, opts)
+}
+
+// RunWithHooks runs a pass with hooks that apply to this call only, on top
+// of those registered on the model.
+func (m *HookedTransformer) RunWithHooks(ctx context.Context, in Input, hooks []Hook, opts ...RunOption) (*Output, error) {
+	return m.run(ctx, in, hooks, nil, opts)
+}
+
+// RunWithCache runs a pass and caches the activations that NamesFilter
+// selects (all by default). The caller frees both results.
+func (m *HookedTransformer) RunWithCache(ctx context.Context, in Input, opts ...RunOption) (*Output, *ActivationCache, error) {
+	o := runOpts(opts)
+	if o.cache.removeBatchDim {
+		if t, ok := in.(tokensInput); ok && t.t != nil && t.t.Dim() == 2 && t.t.Size(0) != 1 {
+			return nil, nil, fmt.Errorf("RemoveBatchDim needs a batch of 1, got %s", t.t)
+		}
+	}
+	cache := m.newCache(o.names, o.cache)
+	out, err := m.run(ctx, in, nil, cache, opts)
+	if err != nil {
+		cache.Free()
+		return nil, nil, err
+	}
+	return out, cache, nil
+}
+
+func runOpts(opts []RunOption) runOptions {
+	o := runOptions{stopAt: -1 << 31}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+func (m *HookedTransformer) run(ctx context.Context, in Input, hooks []Hook, cache *ActivationCache, opts []RunOption) (out *Output, err error) {
+	o := runOpts(opts)
+	p := m.newPass(ctx, hooks, cache)
+	out = &Output{s: gotch.NewScope()}
+	defer func() {
+		if err != nil {
+			out.Free()
+			out = nil
+		}
+		if out == nil || out.p == nil {
+			p.s.Close()
+		}
+	}()
+	defer recoverPass(&err)
+
+	tokens, keep, resid, err := m.inputs(p, in, &o)
+	if err != nil {
+		return nil, err
+	}
+	n := len(m.Blocks)
+	stop := n
+	if o.stopAt != -1<<31 {
+		stop = o.stopAt
+		if stop < 0 {
+			stop += n
+		}
+		if stop < 0 || stop > n {
+			return nil, fmt.Errorf("stop_at_layer %d is out of range for %d layers", o.stopAt, n)
+		}
+	}
+	if o.startAt < 0 || o.startAt > stop {
+		return nil, fmt.Errorf("start_at_layer %d is out of range (stop at %d of %d layers)", o.startAt, stop, n)
+	}
+	var pos *gotch.Tensor // shortformer positions, added to queries and keys only
+	if resid == nil {
+		resid, pos = m.embed(p, tokens, keep, o.pastKV)
+	}
+	if len(p.bwd) > 0 || (cache != nil && cache.opts.inclBwd) {
+		// Gradients flow from the loss back to every hook point, whatever the
+		// weights' own requires_grad says.
+		if !resid.RequiresGrad() {
+			resid = resid.MustDetach()
+			resid.MustSetRequiresGrad_(true)
+		}
+		out.p = p
+	}
+	for l := o.startAt; l < stop; l++ {
+		p.check()
+		resid = m.Blocks[l].forward(p, resid, pos, keep, o.pastKV.layer(l))
+	}
+	if tokens != nil {
+		out.Tokens = out.s.Attach(tokens.MustAlias())
+	}
+	if stop < n {
+		out.Residual = out.s.Attach(resid.MustAlias())
+		return out, nil
+	}
+	if o.ret == ReturnNone {
+		return out, nil
+	}
+	logits := m.unembed(p, resid)
+	if o.ret == ReturnLogits || o.ret == ReturnBoth {
+		out.Logits = out.s.Attach(logits.MustAlias())
+	}
+	if o.ret == ReturnLoss || o.ret == ReturnBoth {
+		lt := tokens
+		if o.lossTokens != nil {
+			lt = o.lossTokens
+		}
+		if lt == nil {
+			return nil, fmt.Errorf("a loss needs tokens: pass LossTokens when starting from a residual stream")
+		}
+		out.Loss = out.s.Attach(lmLoss(logits, lt, keep, o.perToken).MustAlias())
+	}
+	return out, nil
+}
+
+// embed computes the residual stream entering block 0, and the positional
+// embedding for shortformer models (nil otherwise).
+func (m *HookedTransformer) embed(p *pass, tokens, keep *gotch.Tensor, past *KVCache) (resid, pos *gotch.Tensor) {
+	if m.Cfg.UseHookTokens {
+		tokens = p.at(m.hooksTop.tokens, tokens)
+	}
+	we := borrow(p.s, m.WE)
+	embed := p.at(m.hooksTop.embed, gotch.MustEmbedding(we, tokens)) // [batch pos d_model]
+	pos = p.at(m.hooksTop.posEmbed, m.posEmbed(p, tokens, keep, past.Len()))
+	if m.Cfg.PositionalEmbeddingType == "shortformer" {
+		return embed, pos
+	}
+	return embed.MustAdd(pos), nil
+}
+
+// posEmbed is W_pos at each token's position [batch pos d_model]. With a
+// padding mask, positions count real tokens only and padding gets zeros,
+// as TransformerLens does.
+func (m *HookedTransformer) posEmbed(p *pass, tokens, keep *gotch.Tensor, offset int64) *gotch.Tensor {
+	b, n := tokens.Size(0), tokens.Size(1)
+	wpos := borrow(p.s, m.WPos)
+	if keep == nil {
+		if offset+n > int64(m.Cfg.NCtx) {
+			panic(fmt.Errorf("%d positions exceed the model's context of n_ctx=%d", offset+n, m.Cfg.NCtx))
+		}
+		return wpos.MustNarrow(0, offset, n).MustUnsqueeze(0).MustExpand([]int64{b, n, -1}).MustContiguous()
+	}
+	ids := keep.MustTo(gotch.Int64).MustCumsum(1).MustSubScalar(1).MustClamp(0, float64(m.Cfg.NCtx-1))
+	ids = ids.MustNarrow(1, offset, n) // [batch pos]
+	pos := gotch.MustEmbedding(wpos, ids)
+	pad := keep.MustNarrow(1, offset, n).MustLogicalNot().MustUnsqueeze(-1)
+	return pos.MustMaskedFill(pad, 0)
+}
+
+// unembed maps the final residual stream to logits [batch pos d_vocab_out].
+func (m *HookedTransformer) unembed(p *pass, resid *gotch.Tensor) *gotch.Tensor {
+	return norm(p, m.LnFinal, resid).MustLinear(m.WU, m.BU)
+}
+
+// lmLoss is TransformerLens's lm_cross_entropy_loss: the negative
+// log-probability of each next token, [batch pos-1] per token, else the
+// mean (over real tokens when a padding mask is given).
+func lmLoss(logits, tokens, keep *gotch.Tensor, perToken bool) *gotch.Tensor {
+	n := logits.Size(1)
+	logProbs := logits.MustLogSoftmax(-1).MustNarrow(1, 0, n-1)
+	next := tokens.MustNarrow(1, 1, n-1).MustUnsqueeze(-1)
+	nll := logProbs.MustGather(-1, next).MustSqueeze(-1).MustNeg() // [batch pos-1]
+	if keep != nil {
+		mask := keep.MustNarrow(1, 1, n-1).MustTo(nll.DType())
+		nll = nll.MustMul(mask)
+		if perToken {
+			return nll
+		}
+		return nll.MustSum().MustDiv(mask.MustSum())
+	}
+	if perToken {
+		return nll
+	}
+	return nll.MustMean()
+}
+
+// Backward back-propagates the loss through the pass, fires its Bwd hooks
+// with the gradients at their hook points, and (with InclBwd) caches them.
+// The pass must have returned a scalar loss.
+func (o *Output) Backward() (err error) {
+	if o.Loss == nil || o.Loss.Dim() != 0 {
+		return fmt.Errorf("backward needs a scalar loss: run with Return(ReturnLoss) or ReturnBoth, without LossPerToken")
+	}
+	defer recoverPass(&err)
+	if err := o.Loss.Backward(nil, false); err != nil {
+		return err
+	}
+	if o.p == nil {
+		return nil
+	}
+	return o.p.runBackward()
+}

@@ -1,0 +1,215 @@
+package hookedmodel
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"sync"
+
+	"github.com/golens/golens/gotch"
+)
+
+// Direction says whether a hook sees activations (Fwd) or their
+// gradients (Bwd).
+type Direction int
+
+const (
+	Fwd Direction = iota
+	Bwd
+)
+
+func (d Direction) String() string {
+	if d == Bwd {
+		return "bwd"
+	}
+	return "fwd"
+}
+
+// HookFunc is called at a hook point with the activation (or, for a Bwd
+// hook, its gradient) on the model's device. It may modify act in place, or
+// return a replacement of the same shape, dtype and device; nil keeps act.
+// A replacement is owned by the pass from then on: it is freed with the
+// pass's other intermediates. An error (or a panic) aborts the pass with an
+// error that names the hook point.
+type HookFunc func(act *gotch.Tensor, name string) (*gotch.Tensor, error)
+
+// Filter selects hook points by name. Name, Names, Regexp and Match make
+// one; they are the four forms TransformerLens accepts.
+type Filter func(name string) bool
+
+// Name selects exactly one hook point.
+func Name(n string) Filter { return func(s string) bool { return s == n } }
+
+// Names selects the listed hook points.
+func Names(ns ...string) Filter {
+	set := make(map[string]bool, len(ns))
+	for _, n := range ns {
+		set[n] = true
+	}
+	return func(s string) bool { return set[s] }
+}
+
+// Regexp selects the hook points whose names match the expression.
+func Regexp(expr string) (Filter, error) {
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, fmt.Errorf("hook filter %q: %w", expr, err)
+	}
+	return re.MatchString, nil
+}
+
+// Match selects the hook points for which pred is true.
+func Match(pred func(name string) bool) Filter { return pred }
+
+// Hook binds a function to the hook points a filter selects.
+type Hook struct {
+	Filter Filter
+	Fn     HookFunc
+	Dir    Direction
+	Label  string // shown by ListHooks; defaults to the filter's description
+}
+
+// FwdHook is a forward hook on the points f selects.
+func FwdHook(f Filter, fn HookFunc) Hook { return Hook{Filter: f, Fn: fn, Dir: Fwd} }
+
+// BwdHook is a backward hook on the points f selects: fn receives the
+// gradient of the loss with respect to the activation there.
+func BwdHook(f Filter, fn HookFunc) Hook { return Hook{Filter: f, Fn: fn, Dir: Bwd} }
+
+// HookHandle removes a hook registered with AddHook.
+type HookHandle struct {
+	m  *HookedTransformer
+	id int
+}
+
+// Remove detaches the hook; it is idempotent.
+func (h HookHandle) Remove() { h.m.hooks.remove(h.id) }
+
+// HookOption modifies AddHook.
+type HookOption func(*registered)
+
+// Permanent keeps the hook through ResetHooks(false), as TransformerLens's
+// is_permanent does.
+func Permanent() HookOption { return func(r *registered) { r.permanent = true } }
+
+// Prepend runs the hook before the hooks already on the same point.
+func Prepend() HookOption { return func(r *registered) { r.prepend = true } }
+
+// WithLabel names the hook in ListHooks.
+func WithLabel(label string) HookOption { return func(r *registered) { r.hook.Label = label } }
+
+type registered struct {
+	id        int
+	hook      Hook
+	permanent bool
+	prepend   bool
+}
+
+// hookRegistry holds the hooks registered on a model. A pass takes a
+// snapshot at its start, so a hook added during a pass affects the next.
+type hookRegistry struct {
+	mu     sync.RWMutex
+	nextID int
+	hooks  []registered
+}
+
+func (r *hookRegistry) add(h Hook, opts ...HookOption) int {
+	reg := registered{hook: h}
+	for _, o := range opts {
+		o(&reg)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nextID++
+	reg.id = r.nextID
+	if reg.prepend {
+		r.hooks = append([]registered{reg}, r.hooks...)
+	} else {
+		r.hooks = append(r.hooks, reg)
+	}
+	return reg.id
+}
+
+func (r *hookRegistry) remove(id int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hooks = slices.DeleteFunc(r.hooks, func(h registered) bool { return h.id == id })
+}
+
+func (r *hookRegistry) reset(includingPermanent bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hooks = slices.DeleteFunc(r.hooks, func(h registered) bool { return includingPermanent || !h.permanent })
+}
+
+func (r *hookRegistry) snapshot() []Hook {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	hs := make([]Hook, len(r.hooks))
+	for i, h := range r.hooks {
+		hs[i] = h.hook
+	}
+	return hs
+}
+
+// AddHook registers h on the model until it is removed (HookHandle.Remove
+// or ResetHooks). Every later pass runs it, after the per-call hooks unless
+// Prepend is given.
+func (m *HookedTransformer) AddHook(h Hook, opts ...HookOption) (HookHandle, error) {
+	if h.Filter == nil || h.Fn == nil {
+		return HookHandle{}, fmt.Errorf("add hook: the filter and the function must be set")
+	}
+	if !slices.ContainsFunc(m.hookNames, h.Filter) {
+		return HookHandle{}, fmt.Errorf("add hook %q: no hook point of this model matches", h.Label)
+	}
+	return HookHandle{m: m, id: m.hooks.add(h, opts...)}, nil
+}
+
+// Hooks registers hs and returns the function that removes them, for
+// `defer m.Hooks(hs...)()`: the Go form of TransformerLens's `with
+// model.hooks(...)`.
+func (m *HookedTransformer) Hooks(hs ...Hook) (remove func(), err error) {
+	var handles []HookHandle
+	remove = func() {
+		for _, h := range handles {
+			h.Remove()
+		}
+	}
+	for _, h := range hs {
+		hh, err := m.AddHook(h)
+		if err != nil {
+			remove()
+			return func() {}, err
+		}
+		handles = append(handles, hh)
+	}
+	return remove, nil
+}
+
+// ResetHooks removes the registered hooks, the permanent ones too when
+// includingPermanent.
+func (m *HookedTransformer) ResetHooks(includingPermanent bool) { m.hooks.reset(includingPermanent) }
+
+// HookInfo describes one registered hook for ListHooks.
+type HookInfo struct {
+	Point     string
+	Dir       Direction
+	Label     string
+	Permanent bool
+}
+
+// ListHooks lists the registered hooks per hook point, in the order they
+// run.
+func (m *HookedTransformer) ListHooks() []HookInfo {
+	m.hooks.mu.RLock()
+	defer m.hooks.mu.RUnlock()
+	var out []HookInfo
+	for _, name := range m.hookNames {
+		for _, r := range m.hooks.hooks {
+			if r.hook.Filter(name) {
+				out = append(out, HookInfo{Point: name, Dir: r.hook.Dir, Label: r.hook.Label, Permanent: r.permanent})
+			}
+		}
+	}
+	return out
+}

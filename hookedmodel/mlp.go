@@ -1,0 +1,56 @@
+package hookedmodel
+
+import "github.com/golens/golens/gotch"
+
+// MLP is the feed-forward layer: post = act(x W_in + b_in), out = post W_out
+// + b_out. Weights are nn.Linear-shaped [out in]; W_in and W_out give
+// TransformerLens's [d_model d_mlp] and [d_mlp d_model] views.
+type MLP struct {
+	WIn  *gotch.Tensor // [d_mlp d_model]
+	BIn  *gotch.Tensor // [d_mlp]
+	WOut *gotch.Tensor // [d_model d_mlp]
+	BOut *gotch.Tensor // [d_model]
+
+	act      func(*gotch.Tensor) *gotch.Tensor
+	ln       *LayerNorm // solu_ln's LayerNorm after the activation, else nil
+	hookPre  string
+	hookMid  string
+	hookPost string
+}
+
+func newMLP(cfg *Config, prefix string) *MLP {
+	m := &MLP{hookPre: prefix + ".hook_pre", hookMid: prefix + ".hook_mid", hookPost: prefix + ".hook_post"}
+	switch cfg.ActFn {
+	case "relu":
+		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustRelu() }
+	case "gelu":
+		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustGelu("none") }
+	case "gelu_new", "gelu_fast": // the same tanh approximation, written two ways in Python
+		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustGelu("tanh") }
+	case "silu":
+		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustSilu() }
+	case "solu_ln":
+		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustMul(x.MustSoftmax(-1)) }
+		m.ln = newLayerNorm(prefix+".ln", cfg.Eps)
+	}
+	return m
+}
+
+func (m *MLP) hookNames() []string {
+	if m.ln != nil {
+		return append([]string{m.hookPre, m.hookMid}, append(m.ln.hookNames(), m.hookPost)...)
+	}
+	return []string{m.hookPre, m.hookPost}
+}
+
+// forward maps x [batch pos d_model] to the MLP's output [batch pos d_model].
+func (m *MLP) forward(p *pass, x *gotch.Tensor) *gotch.Tensor {
+	pre := p.at(m.hookPre, x.MustLinear(m.WIn, m.BIn)) // [batch pos d_mlp]
+	var post *gotch.Tensor
+	if m.ln != nil {
+		post = p.at(m.hookPost, m.ln.forward(p, p.at(m.hookMid, m.act(pre))))
+	} else {
+		post = p.at(m.hookPost, m.act(pre))
+	}
+	return post.MustLinear(m.WOut, m.BOut)
+}

@@ -1,0 +1,159 @@
+package hookedmodel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/golens/golens/gotch"
+)
+
+// HookError is the error of a pass that a hook aborted; it names the hook
+// point.
+type HookError struct {
+	Point string
+	Err   error
+}
+
+func (e *HookError) Error() string { return fmt.Sprintf("hook at %s: %v", e.Point, e.Err) }
+func (e *HookError) Unwrap() error { return e.Err }
+
+// pass is the state of one forward call: the scope that owns its
+// intermediates, the hooks resolved per hook point, and the cache. Nothing
+// in it is shared with other calls, so concurrent passes on one model never
+// see each other's hooks.
+type pass struct {
+	ctx   context.Context
+	s     *gotch.Scope
+	fwd   map[string][]HookFunc
+	bwd   map[string][]HookFunc
+	cache *ActivationCache
+	// grads holds, in forward order, the activations whose gradients a Bwd
+	// hook or the cache wants after Backward.
+	grads []gradPoint
+}
+
+type gradPoint struct {
+	name string
+	act  *gotch.Tensor
+}
+
+func (m *HookedTransformer) newPass(ctx context.Context, perCall []Hook, cache *ActivationCache) *pass {
+	p := &pass{ctx: ctx, s: gotch.NewScope(), fwd: map[string][]HookFunc{}, bwd: map[string][]HookFunc{}, cache: cache}
+	// Registered hooks run first, then the per-call ones, as TransformerLens
+	// runs hooks in the order they were added.
+	hooks := append(m.hooks.snapshot(), perCall...)
+	for _, name := range m.hookNames {
+		for _, h := range hooks {
+			if !h.Filter(name) {
+				continue
+			}
+			if h.Dir == Bwd {
+				p.bwd[name] = append(p.bwd[name], h.Fn)
+			} else {
+				p.fwd[name] = append(p.fwd[name], h.Fn)
+			}
+		}
+	}
+	return p
+}
+
+// wants reports whether anything observes the hook point, so the forward
+// may take a fused path where nobody looks.
+func (p *pass) wants(name string) bool {
+	return len(p.fwd[name]) > 0 || len(p.bwd[name]) > 0 || p.cache.wants(name)
+}
+
+// at is a hook point: x flows through the hooks on name, into the cache,
+// and on. It panics with a *HookError, which the entry point recovers.
+func (p *pass) at(name string, x *gotch.Tensor) *gotch.Tensor {
+	for _, fn := range p.fwd[name] {
+		r, err := callHook(fn, x, name)
+		if err == nil && r != nil {
+			err = sameKind(r, x)
+		}
+		if err != nil {
+			if r != nil && r != x && r.Scope() == nil {
+				r.Free()
+			}
+			panic(&HookError{Point: name, Err: err})
+		}
+		if r != nil && r != x {
+			x = p.s.Attach(r)
+		}
+	}
+	p.cache.store(name, x)
+	if len(p.bwd[name]) > 0 || p.cache.wantsGrad(name) {
+		x.MustRetainGrad()
+		p.grads = append(p.grads, gradPoint{name, x})
+	}
+	return x
+}
+
+// callHook runs a user hook, turning its panic into an error.
+func callHook(fn HookFunc, x *gotch.Tensor, name string) (r *gotch.Tensor, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = gotch.PanicError(v)
+		}
+	}()
+	return fn(x, name)
+}
+
+func sameKind(r, x *gotch.Tensor) error {
+	if r.Freed() {
+		return fmt.Errorf("the hook returned a freed tensor")
+	}
+	if !slices.Equal(r.Shape(), x.Shape()) || r.DType() != x.DType() || r.Device() != x.Device() {
+		return fmt.Errorf("the hook returned %s, want the activation's %s%v %s", r, x.DType(), x.Shape(), x.Device())
+	}
+	return nil
+}
+
+// check stops the pass between layers when the context is done.
+func (p *pass) check() {
+	if err := p.ctx.Err(); err != nil {
+		panic(err)
+	}
+}
+
+// runBackward fires the Bwd hooks and caches gradients after a backward
+// pass, latest hook point first as autograd would.
+func (p *pass) runBackward() error {
+	for i := len(p.grads) - 1; i >= 0; i-- {
+		g := p.grads[i]
+		grad, err := g.act.Grad()
+		if err != nil {
+			return err
+		}
+		if grad == nil {
+			continue // the loss does not depend on this point
+		}
+		p.s.Attach(grad)
+		for _, fn := range p.bwd[g.name] {
+			if _, err := callHook(fn, grad, g.name); err != nil {
+				return &HookError{Point: g.name + " (bwd)", Err: err}
+			}
+		}
+		p.cache.store(g.name+"_grad", grad)
+	}
+	return nil
+}
+
+// recoverPass turns a panic raised inside a pass into the entry point's
+// error: hook failures, cancellation and op failures come back as they are,
+// anything else with its stack.
+func recoverPass(err *error) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	var he *HookError
+	var ge *gotch.Error
+	if e, ok := v.(error); ok && (errors.As(e, &he) || errors.As(e, &ge) || errors.Is(e, context.Canceled) || errors.Is(e, context.DeadlineExceeded)) {
+		*err = e
+		return
+	}
+	*err = gotch.PanicError(v)
+}

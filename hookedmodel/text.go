@@ -1,0 +1,80 @@
+package hookedmodel
+
+import (
+	"fmt"
+
+	"github.com/golens/golens/gotch"
+	"github.com/golens/golens/hookedmodel/tokenizer"
+)
+
+type textInput struct{ texts []string }
+
+func (textInput) isInput() {}
+
+// Text is an input of one or more strings, tokenized with the model's
+// tokenizer: BOS first unless PrependBOS(false) (or the config's
+// default_prepend_bos) says otherwise, padded on the right unless
+// PaddingSide("left").
+func Text(texts ...string) Input { return textInput{texts} }
+
+// PrependBOS overrides default_prepend_bos for a text input.
+func PrependBOS(on bool) RunOption { return func(o *runOptions) { o.prependBOS = &on } }
+
+// PaddingSide pads a batch of texts of different lengths on "right" (the
+// default) or "left".
+func PaddingSide(side string) RunOption { return func(o *runOptions) { o.paddingSide = side } }
+
+func (m *HookedTransformer) tokenizeOptions(o *runOptions) []tokenizer.Option {
+	bos := m.Cfg.DefaultPrependBOS
+	if o.prependBOS != nil {
+		bos = *o.prependBOS
+	}
+	opts := []tokenizer.Option{tokenizer.PrependBOS(bos)}
+	if o.paddingSide != "" {
+		opts = append(opts, tokenizer.PaddingSide(o.paddingSide))
+	}
+	return opts
+}
+
+// textTokens tokenizes the texts. Like TransformerLens, only left padding
+// produces a padding mask: right padding sits after every real token, where
+// causal attention never looks.
+func (m *HookedTransformer) textTokens(p *pass, in textInput, o *runOptions) (tokens, keep *gotch.Tensor, err error) {
+	if m.Tokenizer == nil {
+		return nil, nil, fmt.Errorf("the model has no tokenizer: pass Tokens instead of Text")
+	}
+	if len(in.texts) == 0 {
+		return nil, nil, fmt.Errorf("text input: no texts")
+	}
+	ids, mask, err := m.Tokenizer.ToTokens(in.texts, m.tokenizeOptions(o)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tokens, err = m.fromRows(p, ids); err != nil {
+		return nil, nil, err
+	}
+	if tokens.Size(1) == 0 {
+		return nil, nil, fmt.Errorf("text input: the texts make no tokens")
+	}
+	if o.paddingSide == "left" {
+		if keep, err = m.fromRows(p, mask); err != nil {
+			return nil, nil, err
+		}
+		keep = keep.MustTo(gotch.Bool)
+	}
+	return tokens, keep, nil
+}
+
+// fromRows makes a [len(rows) len(rows[0])] int64 tensor on the model's
+// device, in the pass's scope.
+func (m *HookedTransformer) fromRows(p *pass, rows [][]int64) (*gotch.Tensor, error) {
+	flat := make([]int64, 0, len(rows)*len(rows[0]))
+	for _, r := range rows {
+		flat = append(flat, r...)
+	}
+	t, err := gotch.FromSlice(flat, []int64{int64(len(rows)), int64(len(rows[0]))}, m.device)
+	if err != nil {
+		return nil, err
+	}
+	return p.s.Attach(t), nil
+}
