@@ -55,8 +55,11 @@ func (g *Generator) Free() {
 }
 
 func needGenerator(op string, g *Generator) error {
-	if g.ptr() == nil {
-		return &Error{Op: op, Msg: "the generator is nil or freed", Err: ErrFreed}
+	switch {
+	case g == nil:
+		return &Error{Op: op, Msg: "the generator is a nil *Generator"}
+	case g.ptr() == nil:
+		return &Error{Op: op, Msg: "the generator was freed", Err: ErrFreed}
 	}
 	return nil
 }

@@ -8,7 +8,8 @@ import "sync"
 //
 // An op's result belongs to the scope of its first tensor operand that has
 // one; a tensor made from nothing (Zeros, FromSlice) belongs to none until
-// Attach. Scopes are safe for concurrent use.
+// Attach. Scopes are safe for concurrent use, and a tensor may move between
+// scopes while other goroutines read it.
 type Scope struct {
 	mu     sync.Mutex
 	parent *Scope
@@ -16,69 +17,87 @@ type Scope struct {
 	closed bool
 }
 
+// A tensor's t.scope is s exactly when t is in s.owned. Both change only
+// under s.mu, and a tensor joins a scope only by a compare-and-swap from
+// nil, so two goroutines moving one tensor cannot leave it in two scopes
+// (which would free it twice) or in none while a scope believes it owns it.
+
 // NewScope returns an empty scope.
 func NewScope() *Scope { return &Scope{} }
 
 // Child returns a scope whose kept tensors move to s.
 func (s *Scope) Child() *Scope { return &Scope{parent: s} }
 
-func (s *Scope) add(t *Tensor) {
+// add makes s own t if t has no scope. It reports false when t already has
+// one or s is closed; t then stays where it was, rather than leak into a
+// scope that will never be closed again.
+func (s *Scope) add(t *Tensor) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return // the tensor stays unowned rather than leak into a dead scope
+	if s.closed || !t.scope.CompareAndSwap(nil, s) {
+		return false
 	}
-	t.scope = s
 	s.owned = append(s.owned, t)
+	return true
 }
 
-func (s *Scope) remove(t *Tensor) {
+// take releases t from s; it reports false when s does not own t.
+func (s *Scope) take(t *Tensor) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !t.scope.CompareAndSwap(s, nil) {
+		return false
+	}
 	for i := len(s.owned) - 1; i >= 0; i-- {
 		if s.owned[i] == t {
 			s.owned = append(s.owned[:i], s.owned[i+1:]...)
 			break
 		}
 	}
-	t.scope = nil
+	return true
 }
 
 // Attach moves t into s (from no scope or another one) and returns it.
+// On a closed scope it leaves t where it is, and t stays the caller's to free.
 func (s *Scope) Attach(t *Tensor) *Tensor {
-	if t == nil || t.scope == s {
+	if t == nil {
 		return t
 	}
-	if t.scope != nil {
-		t.scope.remove(t)
+	for {
+		switch cur := t.scope.Load(); {
+		case cur == s:
+			return t
+		case cur == nil:
+			if s.add(t) || s.isClosed() {
+				return t
+			}
+		default:
+			cur.take(t) // a failure means someone else moved t: look again
+		}
 	}
-	s.add(t)
-	return t
+}
+
+func (s *Scope) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // Borrow returns a new handle to t that belongs to s, so ops on it put
 // their results in s while t itself stays where it is.
 func (s *Scope) Borrow(t *Tensor) (*Tensor, error) {
-	a, err := t.Alias()
+	a, err := t.Alias() // joins t's scope, if any, for a moment
 	if err != nil {
 		return nil, err
 	}
-	if a.scope != nil {
-		a.scope.remove(a)
-	}
-	s.add(a)
-	return a, nil
+	return s.Attach(a), nil
 }
 
 // Keep takes t out of s so that Close does not free it, and returns it.
 // It moves to the parent scope when s is a Child, else it is the caller's
-// to free.
+// to free. A tensor s does not own is returned untouched.
 func (s *Scope) Keep(t *Tensor) *Tensor {
-	if t == nil || t.scope != s {
-		return t
-	}
-	s.remove(t)
-	if s.parent != nil {
+	if t != nil && s.take(t) && s.parent != nil {
 		s.parent.add(t)
 	}
 	return t
@@ -96,9 +115,11 @@ func (s *Scope) Close() {
 	s.mu.Lock()
 	owned := s.owned
 	s.owned, s.closed = nil, true
+	for _, t := range owned {
+		t.scope.Store(nil)
+	}
 	s.mu.Unlock()
 	for i := len(owned) - 1; i >= 0; i-- {
-		owned[i].scope = nil
 		owned[i].Free()
 	}
 }
@@ -107,8 +128,11 @@ func (s *Scope) Close() {
 // that has one.
 func scopeOf(operands ...*Tensor) *Scope {
 	for _, t := range operands {
-		if t != nil && t.scope != nil {
-			return t.scope
+		if t == nil {
+			continue
+		}
+		if s := t.scope.Load(); s != nil {
+			return s
 		}
 	}
 	return nil

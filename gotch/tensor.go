@@ -24,7 +24,7 @@ type Tensor struct {
 	dtype        DType
 	device       Device
 	requiresGrad bool
-	scope        *Scope
+	scope        atomic.Pointer[Scope] // see Scope for who may change it
 }
 
 var gcFreed atomic.Int64
@@ -125,7 +125,7 @@ func (t *Tensor) Device() Device { return t.device }
 func (t *Tensor) RequiresGrad() bool { return t.requiresGrad }
 
 // Scope is the scope that owns the tensor, or nil.
-func (t *Tensor) Scope() *Scope { return t.scope }
+func (t *Tensor) Scope() *Scope { return t.scope.Load() }
 
 func (t *Tensor) spec() string {
 	s := fmt.Sprintf("%s%v %s", t.dtype, t.shape, t.device)

@@ -27,10 +27,10 @@ type Attention struct {
 // attnViews are views of the weights that prepare makes once, so a pass
 // never creates (and must free) views of parameters.
 type attnViews struct {
-	w, b  [3]*gotch.Tensor // W_Q, W_K, W_V as [n_heads·d_head, d_model] and their biases
-	wHead [3]*gotch.Tensor // W_Q, W_K, W_V as TransformerLens's [n_heads d_model d_head]
-	bHead [3]*gotch.Tensor // b_Q, b_K, b_V as [n_heads d_head]
-	wOHead *gotch.Tensor   // W_O as [n_heads d_head d_model]
+	w, b   [3]*gotch.Tensor // W_Q, W_K, W_V as [n_heads·d_head, d_model] and their biases
+	wHead  [3]*gotch.Tensor // W_Q, W_K, W_V as TransformerLens's [n_heads d_model d_head]
+	bHead  [3]*gotch.Tensor // b_Q, b_K, b_V as [n_heads d_head]
+	wOHead *gotch.Tensor    // W_O as [n_heads d_head d_model]
 }
 
 type attnHooks struct{ q, k, v, scores, pattern, z, result string }

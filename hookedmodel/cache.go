@@ -46,7 +46,9 @@ func (m *HookedTransformer) newCache(f Filter, o cacheOptions) *ActivationCache 
 
 func (c *ActivationCache) wants(name string) bool { return c != nil && c.filter(name) }
 
-func (c *ActivationCache) wantsGrad(name string) bool { return c != nil && c.opts.inclBwd && c.filter(name) }
+func (c *ActivationCache) wantsGrad(name string) bool {
+	return c != nil && c.opts.inclBwd && c.filter(name)
+}
 
 // store keeps a detached alias of x (no copy), or a copy on the cache
 // device, sliced as the options say.

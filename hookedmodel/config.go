@@ -11,15 +11,15 @@ import (
 // with the same JSON names, so a config dumped from Python loads here. Call
 // Init (Load and New do) to validate it and fill the derived fields.
 type Config struct {
-	NLayers   int    `json:"n_layers"`
-	DModel    int    `json:"d_model"`
-	NCtx      int    `json:"n_ctx"`
-	DHead     int    `json:"d_head"`
-	ModelName string `json:"model_name"`       // default "custom"
-	NHeads    int    `json:"n_heads"`          // default d_model / d_head
-	DMLP      int    `json:"d_mlp,omitempty"`  // default 4 d_model unless attn_only
-	ActFn     string `json:"act_fn,omitempty"` // relu, gelu, gelu_new, gelu_fast, silu, solu_ln
-	DVocab    int    `json:"d_vocab"`
+	NLayers   int     `json:"n_layers"`
+	DModel    int     `json:"d_model"`
+	NCtx      int     `json:"n_ctx"`
+	DHead     int     `json:"d_head"`
+	ModelName string  `json:"model_name"`       // default "custom"
+	NHeads    int     `json:"n_heads"`          // default d_model / d_head
+	DMLP      int     `json:"d_mlp,omitempty"`  // default 4 d_model unless attn_only
+	ActFn     string  `json:"act_fn,omitempty"` // relu, gelu, gelu_new, gelu_fast, silu, solu_ln
+	DVocab    int     `json:"d_vocab"`
 	Eps       float64 `json:"eps"` // default 1e-5
 
 	UseAttnResult   bool `json:"use_attn_result"`

@@ -22,17 +22,17 @@ const (
 type RunOption func(*runOptions)
 
 type runOptions struct {
-	ret          ReturnType
-	perToken     bool
-	startAt      int
-	stopAt       int // a block index; -1 runs them all
-	keep         *gotch.Tensor
-	lossTokens   *gotch.Tensor
-	names        Filter
-	cache        cacheOptions
-	pastKV       *KVCache
-	prependBOS   *bool
-	paddingSide  string
+	ret         ReturnType
+	perToken    bool
+	startAt     int
+	stopAt      int // a block index; -1 runs them all
+	keep        *gotch.Tensor
+	lossTokens  *gotch.Tensor
+	names       Filter
+	cache       cacheOptions
+	pastKV      *KVCache
+	prependBOS  *bool
+	paddingSide string
 }
 
 // Return sets the return type (default ReturnLogits).

@@ -10,11 +10,11 @@ import (
 // loader applies. Each leaves the model's log-probabilities unchanged
 // while making its weights easier to read.
 type Processing struct {
-	FoldLN                bool // fold LayerNorm weights into the layers that read them (LN -> LNPre)
-	CenterWritingWeights  bool // make what each layer writes to the residual stream mean-zero
-	CenterUnembed         bool // make the logits mean-zero (softmax ignores a shift)
-	FoldValueBiases       bool // move b_V into b_O
-	RefactorFactoredAttn  bool // balance W_Q/W_K and W_V/W_O through their SVDs
+	FoldLN               bool // fold LayerNorm weights into the layers that read them (LN -> LNPre)
+	CenterWritingWeights bool // make what each layer writes to the residual stream mean-zero
+	CenterUnembed        bool // make the logits mean-zero (softmax ignores a shift)
+	FoldValueBiases      bool // move b_V into b_O
+	RefactorFactoredAttn bool // balance W_Q/W_K and W_V/W_O through their SVDs
 }
 
 // DefaultProcessing is from_pretrained's default: everything but the

@@ -125,6 +125,8 @@ void fill_list(gt_out **outs, int32_t *n, std::vector<at::Tensor> ts) {
   *outs = nullptr;
   *n = 0;
   if (ts.empty()) return;
+  // The count is taken before ts is moved away.
+  const auto count = static_cast<int32_t>(ts.size());
   auto *arr = static_cast<gt_out *>(std::calloc(ts.size(), sizeof(gt_out)));
   TORCH_CHECK(arr != nullptr, "out of host memory for ", ts.size(), " results");
   try {
@@ -134,7 +136,7 @@ void fill_list(gt_out **outs, int32_t *n, std::vector<at::Tensor> ts) {
     throw;
   }
   *outs = arr;
-  *n = static_cast<int32_t>(ts.size());
+  *n = count;
 }
 
 }  // namespace gt
