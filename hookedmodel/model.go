@@ -90,61 +90,61 @@ func (m *HookedTransformer) Device() gotch.Device { return m.device }
 // DType is the weights' element type.
 func (m *HookedTransformer) DType() gotch.DType { return m.dtype }
 
-// Param is a named weight, named as in TransformerLens's state_dict.
-type Param struct {
-	Name string
-	T    *gotch.Tensor
-	// TL says how the stored tensor maps to TransformerLens's layout.
-	TL layout
+// param is one stored weight: its name, where the model keeps it, its
+// shape as the config says, and how New initialises it.
+type param struct {
+	name  string
+	ptr   **gotch.Tensor
+	shape []int64
+	init  initKind
 }
 
-// layout describes how a stored weight relates to TransformerLens's shape.
-type layout int
+type initKind int
 
 const (
-	asIs       layout = iota
-	transposed        // stored [out in]; TransformerLens's is [in out]
+	initNormal initKind = iota // W_*: normal with std initializer_range
+	initZeros                  // biases
+	initOnes                   // LayerNorm weights
 )
 
-// params lists the stored weights with their names. W_Q/W_K/W_V live
-// fused in blocks.{l}.attn.W_QKV and W_O in nn.Linear form; StateDict
-// gives TransformerLens's names and shapes.
-func (m *HookedTransformer) params() []Param {
-	ps := []Param{{"embed.W_E", m.WE, asIs}}
-	if m.WPos != nil {
-		ps = append(ps, Param{"pos_embed.W_pos", m.WPos, asIs})
+// params lists the stored weights in a fixed order, under golens's names:
+// TransformerLens's, except that W_Q/W_K/W_V live fused in
+// blocks.{l}.attn.W_QKV and matrices are stored nn.Linear-shaped [out in]
+// (StateDict gives TransformerLens's names and shapes).
+func (m *HookedTransformer) params() []param {
+	c := &m.Cfg
+	dm, hd, dv := int64(c.DModel), int64(c.NHeads*c.DHead), int64(c.DVocab)
+	ps := []param{{"embed.W_E", &m.WE, []int64{dv, dm}, initNormal}, {"pos_embed.W_pos", &m.WPos, []int64{int64(c.NCtx), dm}, initNormal}}
+	ln := func(prefix string, l *LayerNorm, n int64) {
+		if l != nil && c.NormalizationType == "LN" {
+			ps = append(ps, param{prefix + ".w", &l.W, []int64{n}, initOnes}, param{prefix + ".b", &l.B, []int64{n}, initZeros})
+		}
 	}
 	for l, b := range m.Blocks {
 		pre := "blocks." + itoa(l) + "."
-		ps = append(ps, lnParams(pre+"ln1", b.Ln1)...)
+		ln(pre+"ln1", b.Ln1, dm)
+		a := b.Attn
 		ps = append(ps,
-			Param{pre + "attn.W_QKV", b.Attn.WQKV, asIs}, Param{pre + "attn.b_QKV", b.Attn.BQKV, asIs},
-			Param{pre + "attn.W_O", b.Attn.WO, transposed}, Param{pre + "attn.b_O", b.Attn.BO, asIs})
-		if b.MLP != nil {
-			ps = append(ps, lnParams(pre+"ln2", b.Ln2)...)
+			param{pre + "attn.W_QKV", &a.WQKV, []int64{3 * hd, dm}, initNormal}, param{pre + "attn.b_QKV", &a.BQKV, []int64{3 * hd}, initZeros},
+			param{pre + "attn.W_O", &a.WO, []int64{dm, hd}, initNormal}, param{pre + "attn.b_O", &a.BO, []int64{dm}, initZeros})
+		if mlp := b.MLP; mlp != nil {
+			f := int64(c.DMLP)
+			ln(pre+"ln2", b.Ln2, dm)
 			ps = append(ps,
-				Param{pre + "mlp.W_in", b.MLP.WIn, transposed}, Param{pre + "mlp.b_in", b.MLP.BIn, asIs},
-				Param{pre + "mlp.W_out", b.MLP.WOut, transposed}, Param{pre + "mlp.b_out", b.MLP.BOut, asIs})
-			if b.MLP.ln != nil {
-				ps = append(ps, lnParams(pre+"mlp.ln", b.MLP.ln)...)
-			}
+				param{pre + "mlp.W_in", &mlp.WIn, []int64{f, dm}, initNormal}, param{pre + "mlp.b_in", &mlp.BIn, []int64{f}, initZeros},
+				param{pre + "mlp.W_out", &mlp.WOut, []int64{dm, f}, initNormal}, param{pre + "mlp.b_out", &mlp.BOut, []int64{dm}, initZeros})
+			ln(pre+"mlp.ln", mlp.ln, f)
 		}
 	}
-	ps = append(ps, lnParams("ln_final", m.LnFinal)...)
-	return append(ps, Param{"unembed.W_U", m.WU, transposed}, Param{"unembed.b_U", m.BU, asIs})
-}
-
-func lnParams(prefix string, ln *LayerNorm) []Param {
-	if ln == nil || ln.W == nil {
-		return nil
-	}
-	return []Param{{prefix + ".w", ln.W, asIs}, {prefix + ".b", ln.B, asIs}}
+	ln("ln_final", m.LnFinal, dm)
+	dvo := int64(c.DVocabOut)
+	return append(ps, param{"unembed.W_U", &m.WU, []int64{dvo, dm}, initNormal}, param{"unembed.b_U", &m.BU, []int64{dvo}, initZeros})
 }
 
 // Free releases the weights; the model is unusable afterwards.
 func (m *HookedTransformer) Free() {
 	for _, p := range m.params() {
-		p.T.Free()
+		(*p.ptr).Free()
 	}
 	for _, b := range m.Blocks {
 		b.Attn.free()
@@ -163,7 +163,7 @@ func (m *HookedTransformer) prepare() {
 func (m *HookedTransformer) SetRequiresGrad(on bool) error {
 	return gotch.Try(func() {
 		for _, p := range m.params() {
-			p.T.MustSetRequiresGrad_(on)
+			(*p.ptr).MustSetRequiresGrad_(on)
 		}
 		m.prepare() // views made before the change do not record gradients
 	})

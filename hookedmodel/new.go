@@ -4,15 +4,19 @@ import (
 	"fmt"
 
 	"github.com/golens/golens/gotch"
+	"github.com/golens/golens/hookedmodel/hub"
 )
 
 // Option configures New and the loaders.
 type Option func(*options)
 
 type options struct {
-	device gotch.Device
-	seed   uint64
-	dtype  string
+	device     gotch.Device
+	seed       uint64
+	dtype      string
+	processing *Processing
+	edits      []func(*Config)
+	hub        []hub.Option
 }
 
 func collect(opts []Option) options {
@@ -49,37 +53,16 @@ func New(cfg Config, opts ...Option) (m *HookedTransformer, err error) {
 	}
 	defer gen.Free()
 	err = gotch.Try(func() {
-		c := &m.Cfg
-		dm, dv, hd := int64(c.DModel), int64(c.DVocab), int64(c.NHeads*c.DHead)
-		normal := func(shape ...int64) *gotch.Tensor {
-			s := gotch.NewScope()
-			defer s.Close()
-			x := s.Attach(gotch.MustRandn(shape, gen, gotch.Float, gotch.CPU))
-			return s.Keep(x.MustMulScalar(c.InitializerRange).MustToDevice(o.device, false).MustTo(m.dtype))
-		}
-		zeros := func(n int64) *gotch.Tensor { return gotch.MustZeros([]int64{n}, m.dtype, o.device) }
-		ones := func(n int64) *gotch.Tensor { return gotch.MustOnes([]int64{n}, m.dtype, o.device) }
-		initLN := func(ln *LayerNorm, n int64) {
-			if ln != nil && c.NormalizationType == "LN" {
-				ln.W, ln.B = ones(n), zeros(n)
+		for _, p := range m.params() {
+			switch p.init {
+			case initNormal:
+				*p.ptr = normal(p.shape, gen, m.Cfg.InitializerRange, m.dtype, o.device)
+			case initZeros:
+				*p.ptr = gotch.MustZeros(p.shape, m.dtype, o.device)
+			case initOnes:
+				*p.ptr = gotch.MustOnes(p.shape, m.dtype, o.device)
 			}
 		}
-		m.WE = normal(dv, dm)
-		m.WPos = normal(int64(c.NCtx), dm)
-		for _, b := range m.Blocks {
-			initLN(b.Ln1, dm)
-			b.Attn.WQKV, b.Attn.BQKV = normal(3*hd, dm), zeros(3*hd)
-			b.Attn.WO, b.Attn.BO = normal(dm, hd), zeros(dm)
-			if b.MLP != nil {
-				dmlp := int64(c.DMLP)
-				initLN(b.Ln2, dm)
-				b.MLP.WIn, b.MLP.BIn = normal(dmlp, dm), zeros(dmlp)
-				b.MLP.WOut, b.MLP.BOut = normal(dm, dmlp), zeros(dm)
-				initLN(b.MLP.ln, dmlp)
-			}
-		}
-		initLN(m.LnFinal, dm)
-		m.WU, m.BU = normal(int64(c.DVocabOut), dm), zeros(int64(c.DVocabOut))
 		m.prepare()
 	})
 	if err != nil {
@@ -87,4 +70,13 @@ func New(cfg Config, opts ...Option) (m *HookedTransformer, err error) {
 		return nil, fmt.Errorf("new model: %w", err)
 	}
 	return m, nil
+}
+
+// normal draws N(0, std²) on the CPU from gen (so a seed gives the same
+// weights on every device) and moves it to dev.
+func normal(shape []int64, gen *gotch.Generator, std float64, dtype gotch.DType, dev gotch.Device) *gotch.Tensor {
+	s := gotch.NewScope()
+	defer s.Close()
+	x := s.Attach(gotch.MustRandn(shape, gen, gotch.Float, gotch.CPU))
+	return s.Keep(x.MustMulScalar(std).MustToDevice(dev, false).MustTo(dtype))
 }

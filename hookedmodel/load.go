@@ -1,0 +1,420 @@
+package hookedmodel
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/golens/golens/gotch"
+	"github.com/golens/golens/hookedmodel/hub"
+	"github.com/golens/golens/hookedmodel/tokenizer"
+	"github.com/golens/golens/hookedmodel/weights"
+)
+
+// WithProcessing sets the weight processing Load applies (default
+// DefaultProcessing, as from_pretrained).
+func WithProcessing(pr Processing) Option { return func(o *options) { o.processing = &pr } }
+
+// NoProcessing loads the weights as they are, as
+// from_pretrained_no_processing does.
+func NoProcessing() Option { return WithProcessing(Processing{}) }
+
+// WithConfig edits the config before the model is built, e.g. to switch
+// on optional hook points (use_attn_result, use_split_qkv_input, ...).
+func WithConfig(edit func(*Config)) Option {
+	return func(o *options) { o.edits = append(o.edits, edit) }
+}
+
+// WithHub passes options to the Hugging Face hub client (endpoint, cache
+// directory, token, progress output).
+func WithHub(opts ...hub.Option) Option { return func(o *options) { o.hub = append(o.hub, opts...) } }
+
+// knownModels maps TransformerLens's names to Hugging Face repositories.
+var knownModels = map[string][]string{
+	"gpt2":        {"gpt2", "openai-community/gpt2"},
+	"gpt2-small":  {"gpt2", "openai-community/gpt2"},
+	"gpt2-medium": {"gpt2-medium", "openai-community/gpt2-medium"},
+	"gpt2-large":  {"gpt2-large", "openai-community/gpt2-large"},
+	"gpt2-xl":     {"gpt2-xl", "openai-community/gpt2-xl"},
+	"distilgpt2":  {"distilgpt2", "distilbert/distilgpt2"},
+}
+
+// Load opens a model from a Hugging Face checkpoint directory (config.json
+// with model.safetensors or pytorch_model.bin, sharded or not), a golens
+// checkpoint file written by Save, or a known name (gpt2, gpt2-medium,
+// distilgpt2, ...) found in the local Hugging Face cache or downloaded.
+// Weights are processed as from_pretrained does unless NoProcessing.
+func Load(ctx context.Context, model string, opts ...Option) (*HookedTransformer, error) {
+	o := collect(opts)
+	path, err := locate(ctx, model, o)
+	if err != nil {
+		return nil, fmt.Errorf("load %q: %w", model, err)
+	}
+	ck, err := weights.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load %q: %w", model, err)
+	}
+	defer ck.Close()
+	var m *HookedTransformer
+	if cfgJSON, ok := ck.Metadata()[golensConfigKey]; ok {
+		m, err = loadGolens(ck, cfgJSON, o)
+	} else {
+		m, err = loadHF(ck, path, o)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load %q: %w", model, err)
+	}
+	return m, nil
+}
+
+// locate finds the checkpoint: a path as given, else a known name through
+// the hub cache (offline first, under each name Python may have cached it).
+func locate(ctx context.Context, model string, o options) (string, error) {
+	if _, err := os.Stat(model); err == nil {
+		return model, nil
+	}
+	repos, ok := knownModels[model]
+	if !ok {
+		if !strings.Contains(model, "/") {
+			return "", fmt.Errorf("no such file or directory, and not a known model name (known: %s)", strings.Join(knownNames(), ", "))
+		}
+		repos = []string{model}
+	}
+	want := []hub.Want{{"config.json"}, {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"}}
+	for _, repo := range repos {
+		if dir, err := hub.Resolve(ctx, repo, want, append(o.hub, hub.WithOffline(true))...); err == nil {
+			return shards(ctx, repo, dir, o)
+		}
+	}
+	dir, err := hub.Resolve(ctx, repos[len(repos)-1], want, o.hub...)
+	if err != nil {
+		return "", err
+	}
+	return shards(ctx, repos[len(repos)-1], dir, o)
+}
+
+// shards fetches the files a sharded checkpoint's index names.
+func shards(ctx context.Context, repo, dir string, o options) (string, error) {
+	for _, index := range []string{"model.safetensors.index.json", "pytorch_model.bin.index.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, index))
+		if err != nil {
+			continue
+		}
+		var idx struct {
+			WeightMap map[string]string `json:"weight_map"`
+		}
+		if err := json.Unmarshal(b, &idx); err != nil {
+			return "", fmt.Errorf("%s: %w", index, err)
+		}
+		var want []hub.Want
+		seen := map[string]bool{}
+		for _, f := range idx.WeightMap {
+			if !seen[f] {
+				seen[f] = true
+				want = append(want, hub.Want{f})
+			}
+		}
+		return hub.Resolve(ctx, repo, want, o.hub...)
+	}
+	return dir, nil
+}
+
+func knownNames() []string {
+	var ns []string
+	for k := range knownModels {
+		ns = append(ns, k)
+	}
+	sort.Strings(ns)
+	return ns
+}
+
+// hfGPT2Config is the part of a Hugging Face GPT-2 config.json golens reads.
+type hfGPT2Config struct {
+	ModelType     string   `json:"model_type"`
+	Architectures []string `json:"architectures"`
+	NLayer        int      `json:"n_layer"`
+	NEmbd         int      `json:"n_embd"`
+	NHead         int      `json:"n_head"`
+	NPositions    int      `json:"n_positions"`
+	NInner        *int     `json:"n_inner"`
+	VocabSize     int      `json:"vocab_size"`
+	Activation    string   `json:"activation_function"`
+	Eps           float64  `json:"layer_norm_epsilon"`
+	ScaleByIdx    bool     `json:"scale_attn_by_inverse_layer_idx"`
+	ReorderUpcast bool     `json:"reorder_and_upcast_attn"`
+}
+
+// gpt2Config converts a Hugging Face GPT-2 config as TransformerLens's
+// convert_hf_model_config does.
+func gpt2Config(dir, name string) (Config, error) {
+	path := filepath.Join(dir, "config.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	var hf hfGPT2Config
+	if err := json.Unmarshal(b, &hf); err != nil {
+		return Config{}, fmt.Errorf("parse %s: %w", path, err)
+	}
+	if hf.ModelType != "gpt2" {
+		return Config{}, fmt.Errorf("%s: model_type %q is not supported yet (golens loads gpt2-family checkpoints)", path, hf.ModelType)
+	}
+	if hf.NHead <= 0 || hf.NEmbd%hf.NHead != 0 {
+		return Config{}, fmt.Errorf("%s: n_embd %d is not a multiple of n_head %d", path, hf.NEmbd, hf.NHead)
+	}
+	if hf.ScaleByIdx {
+		return Config{}, fmt.Errorf("%s: scale_attn_by_inverse_layer_idx is not supported yet", path)
+	}
+	c := DefaultConfig()
+	c.ModelName = name
+	c.OriginalArchitecture = "GPT2LMHeadModel"
+	c.TokenizerName = "gpt2"
+	c.NLayers, c.DModel, c.NHeads, c.DHead = hf.NLayer, hf.NEmbd, hf.NHead, hf.NEmbd/hf.NHead
+	c.DMLP = 4 * hf.NEmbd
+	if hf.NInner != nil {
+		c.DMLP = *hf.NInner
+	}
+	c.NCtx, c.DVocab, c.ActFn, c.Eps = hf.NPositions, hf.VocabSize, hf.Activation, hf.Eps
+	if c.Eps == 0 {
+		c.Eps = 1e-5
+	}
+	return c, nil
+}
+
+func loadHF(ck *weights.Checkpoint, path string, o options) (*HookedTransformer, error) {
+	dir := path
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		dir = filepath.Dir(path)
+	}
+	cfg, err := gpt2Config(dir, filepath.Base(dir))
+	if err != nil {
+		return nil, err
+	}
+	m, err := buildWith(cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.fill(ck, gpt2Table(m, ck)); err != nil {
+		m.Free()
+		return nil, err
+	}
+	return m.finish(o)
+}
+
+func buildWith(cfg Config, o options) (*HookedTransformer, error) {
+	for _, e := range o.edits {
+		e(&cfg)
+	}
+	if o.dtype != "" {
+		cfg.DType = o.dtype
+	}
+	return build(cfg, o.device)
+}
+
+// finish attaches the tokenizer, processes the weights and makes the
+// views, leaving a ready model (or freeing it on error).
+func (m *HookedTransformer) finish(o options) (*HookedTransformer, error) {
+	if m.Cfg.DVocab == tokenizer.GPT2().VocabSize() {
+		m.Tokenizer = tokenizer.GPT2()
+	}
+	m.prepare()
+	pr := DefaultProcessing
+	if o.processing != nil {
+		pr = *o.processing
+	}
+	if err := m.Process(pr); err != nil {
+		m.Free()
+		return nil, fmt.Errorf("process weights: %w", err)
+	}
+	return m, nil
+}
+
+// source says where one weight comes from in a checkpoint.
+type source struct {
+	dst       **gotch.Tensor
+	key       string  // checkpoint key; "" makes zeros
+	shape     []int64 // the shape in the checkpoint
+	transpose bool    // stored [in out] (GPT-2's Conv1D), wanted [out in]
+}
+
+// gpt2Table maps a GPT-2 checkpoint's keys onto the model's weights.
+// Checkpoints written by GPT2LMHeadModel prefix them with "transformer.";
+// GPT2Model's do not.
+func gpt2Table(m *HookedTransformer, ck *weights.Checkpoint) []source {
+	c := m.Cfg
+	pre := ""
+	if slices.Contains(ck.Keys(), "transformer.wte.weight") {
+		pre = "transformer."
+	}
+	dm, hd, f, v := int64(c.DModel), int64(c.NHeads*c.DHead), int64(c.DMLP), int64(c.DVocab)
+	t := []source{
+		{&m.WE, pre + "wte.weight", []int64{v, dm}, false},
+		{&m.WPos, pre + "wpe.weight", []int64{int64(c.NCtx), dm}, false},
+	}
+	ln := func(l *LayerNorm, key string) {
+		t = append(t, source{&l.W, key + ".weight", []int64{dm}, false}, source{&l.B, key + ".bias", []int64{dm}, false})
+	}
+	for l, b := range m.Blocks {
+		h := fmt.Sprintf("%sh.%d.", pre, l)
+		ln(b.Ln1, h+"ln_1")
+		ln(b.Ln2, h+"ln_2")
+		t = append(t,
+			source{&b.Attn.WQKV, h + "attn.c_attn.weight", []int64{dm, 3 * hd}, true},
+			source{&b.Attn.BQKV, h + "attn.c_attn.bias", []int64{3 * hd}, false},
+			source{&b.Attn.WO, h + "attn.c_proj.weight", []int64{hd, dm}, true},
+			source{&b.Attn.BO, h + "attn.c_proj.bias", []int64{dm}, false},
+			source{&b.MLP.WIn, h + "mlp.c_fc.weight", []int64{dm, f}, true},
+			source{&b.MLP.BIn, h + "mlp.c_fc.bias", []int64{f}, false},
+			source{&b.MLP.WOut, h + "mlp.c_proj.weight", []int64{f, dm}, true},
+			source{&b.MLP.BOut, h + "mlp.c_proj.bias", []int64{dm}, false})
+	}
+	ln(m.LnFinal, pre+"ln_f")
+	unembed := pre + "wte.weight" // tied to the embedding unless the checkpoint has its own head
+	if slices.Contains(ck.Keys(), "lm_head.weight") {
+		unembed = "lm_head.weight"
+	}
+	return append(t,
+		source{&m.WU, unembed, []int64{v, dm}, false},
+		source{&m.BU, "", []int64{v}, false})
+}
+
+// gpt2Buffers are checkpoint entries that are not weights.
+func ignoredKey(k string) bool {
+	return strings.HasSuffix(k, ".attn.bias") || strings.HasSuffix(k, ".attn.masked_bias")
+}
+
+var wdtypes = map[weights.DType]gotch.DType{
+	weights.F32: gotch.Float, weights.F64: gotch.Double, weights.F16: gotch.Half, weights.BF16: gotch.BFloat16,
+	weights.I64: gotch.Int64, weights.I32: gotch.Int32, weights.U8: gotch.Uint8, weights.BOOL: gotch.Bool,
+}
+
+// fill reads every weight of table from ck, checking each key's presence
+// and shape, and that the checkpoint holds nothing the config cannot
+// place (which means the two disagree).
+func (m *HookedTransformer) fill(ck *weights.Checkpoint, table []source) error {
+	used := map[string]bool{}
+	for _, src := range table {
+		if src.key != "" {
+			if err := ck.Expect(src.key, src.shape...); err != nil {
+				return fmt.Errorf("%w (config: %d layers, d_model %d, d_vocab %d, n_ctx %d)", err, m.Cfg.NLayers, m.Cfg.DModel, m.Cfg.DVocab, m.Cfg.NCtx)
+			}
+			used[src.key] = true
+		}
+	}
+	var extra []string
+	for _, k := range ck.Keys() {
+		if !used[k] && !ignoredKey(k) {
+			extra = append(extra, k)
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		if len(extra) > 5 {
+			extra = append(extra[:5], fmt.Sprintf("and %d more", len(extra)-5))
+		}
+		return fmt.Errorf("the checkpoint has weights the config does not account for: %s", strings.Join(extra, ", "))
+	}
+	for _, src := range table {
+		t, err := m.readWeight(ck, src)
+		if err != nil {
+			return err
+		}
+		*src.dst = t
+	}
+	return nil
+}
+
+func (m *HookedTransformer) readWeight(ck *weights.Checkpoint, src source) (out *gotch.Tensor, err error) {
+	if src.key == "" {
+		return gotch.Zeros(src.shape, m.dtype, m.device)
+	}
+	w, err := ck.Get(src.key)
+	if err != nil {
+		return nil, err
+	}
+	dt, ok := wdtypes[w.DType]
+	if !ok || !dt.IsFloat() {
+		return nil, fmt.Errorf("weight %s has dtype %s; want a floating-point type", src.key, w.DType)
+	}
+	s := gotch.NewScope()
+	defer s.Close()
+	err = gotch.Try(func() {
+		t := s.Attach(must(gotch.FromBytes(w.Data, w.Shape, dt, gotch.CPU)))
+		if src.transpose {
+			t = t.MustTranspose(0, 1)
+		}
+		out = s.Keep(t.MustTo(m.dtype).MustToDevice(m.device, false).MustContiguous().MustClone())
+	})
+	if err != nil {
+		return nil, fmt.Errorf("weight %s: %w", src.key, err)
+	}
+	return out, nil
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// ---- golens checkpoints
+
+const golensConfigKey = "golens_config"
+
+// Save writes the model's weights and config to one safetensors file (the
+// config as JSON in the header metadata) that Load reads back exactly.
+func (m *HookedTransformer) Save(path string) error {
+	cfg, err := json.Marshal(m.Cfg)
+	if err != nil {
+		return err
+	}
+	var ts []*weights.Tensor
+	for _, p := range m.params() {
+		t := *p.ptr
+		b, err := t.Bytes()
+		if err != nil {
+			return fmt.Errorf("save %s: %w", p.name, err)
+		}
+		ts = append(ts, &weights.Tensor{Name: p.name, DType: wdtypeOf(t.DType()), Shape: t.Shape(), Data: b})
+	}
+	if err := weights.WriteSafetensors(path, ts, map[string]string{golensConfigKey: string(cfg), "format": "golens"}); err != nil {
+		return fmt.Errorf("save model: %w", err)
+	}
+	return nil
+}
+
+func wdtypeOf(d gotch.DType) weights.DType {
+	for k, v := range wdtypes {
+		if v == d {
+			return k
+		}
+	}
+	return ""
+}
+
+func loadGolens(ck *weights.Checkpoint, cfgJSON string, o options) (*HookedTransformer, error) {
+	var cfg Config
+	if err := json.Unmarshal([]byte(cfgJSON), &cfg); err != nil {
+		return nil, fmt.Errorf("config in the checkpoint header: %w", err)
+	}
+	m, err := buildWith(cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	var table []source
+	for _, p := range m.params() {
+		table = append(table, source{dst: p.ptr, key: p.name, shape: p.shape})
+	}
+	if err := m.fill(ck, table); err != nil {
+		m.Free()
+		return nil, err
+	}
+	o.processing = &Processing{} // saved weights are already what the config says
+	return m.finish(o)
+}
