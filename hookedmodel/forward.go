@@ -67,6 +67,7 @@ type Output struct {
 	Residual *gotch.Tensor // [batch pos d_model] with StopAtLayer
 	Tokens   *gotch.Tensor // [batch pos] int64, the tokens the pass ran on
 
+	keep *gotch.Tensor // the padding mask the pass used, or nil
 	s *gotch.Scope
 	p *pass // kept when gradients were asked for, for Backward
 }
@@ -172,6 +173,9 @@ func (m *HookedTransformer) run(ctx context.Context, in Input, hooks []Hook, cac
 	}
 	if tokens != nil {
 		out.Tokens = out.s.Attach(tokens.MustAlias())
+	}
+	if keep != nil {
+		out.keep = out.s.Attach(keep.MustAlias())
 	}
 	if stop < n {
 		out.Residual = out.s.Attach(resid.MustAlias())
