@@ -68,8 +68,8 @@ type Output struct {
 	Tokens   *gotch.Tensor // [batch pos] int64, the tokens the pass ran on
 
 	keep *gotch.Tensor // the padding mask the pass used, or nil
-	s *gotch.Scope
-	p *pass // kept when gradients were asked for, for Backward
+	s    *gotch.Scope
+	p    *pass // kept when gradients were asked for, for Backward
 }
 
 // Free releases the output's tensors (and the pass kept for Backward).

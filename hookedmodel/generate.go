@@ -61,10 +61,14 @@ func EOSToken(id int64) GenOption { return func(o *genOptions) { o.eos = id } }
 func NoKVCache() GenOption { return func(o *genOptions) { o.noKVCache = true } }
 
 // GenHooks runs hooks on every forward pass of the generation.
-func GenHooks(hooks ...Hook) GenOption { return func(o *genOptions) { o.hooks = append(o.hooks, hooks...) } }
+func GenHooks(hooks ...Hook) GenOption {
+	return func(o *genOptions) { o.hooks = append(o.hooks, hooks...) }
+}
 
 // GenRun passes run options (PrependBOS, PaddingSide, ...) to the passes.
-func GenRun(opts ...RunOption) GenOption { return func(o *genOptions) { o.run = append(o.run, opts...) } }
+func GenRun(opts ...RunOption) GenOption {
+	return func(o *genOptions) { o.run = append(o.run, opts...) }
+}
 
 // Generate extends each sequence of in by up to MaxNewTokens tokens and
 // returns the input tokens followed by the generated ones, per batch row.
