@@ -80,7 +80,7 @@ func locate(ctx context.Context, model string, o options) (string, error) {
 	}
 	repos, ok := knownModels[model]
 	if !ok {
-		if !strings.Contains(model, "/") {
+		if looksLikePath(model) || !strings.Contains(model, "/") {
 			return "", fmt.Errorf("no such file or directory, and not a known model name (known: %s)", strings.Join(knownNames(), ", "))
 		}
 		repos = []string{model}
@@ -122,6 +122,11 @@ func shards(ctx context.Context, repo, dir string, o options) (string, error) {
 		return hub.Resolve(ctx, repo, want, o.hub...)
 	}
 	return dir, nil
+}
+
+// looksLikePath tells a missing file from a hub repository "org/name".
+func looksLikePath(s string) bool {
+	return strings.HasPrefix(s, "/") || strings.HasPrefix(s, ".") || strings.Count(s, "/") > 1 || filepath.Ext(s) != ""
 }
 
 func knownNames() []string {
@@ -374,19 +379,31 @@ func (m *HookedTransformer) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	var ts []*weights.Tensor
+	var names []string
+	ts := map[string]*gotch.Tensor{}
 	for _, p := range m.params() {
-		t := *p.ptr
-		b, err := t.Bytes()
-		if err != nil {
-			return fmt.Errorf("save %s: %w", p.name, err)
-		}
-		ts = append(ts, &weights.Tensor{Name: p.name, DType: wdtypeOf(t.DType()), Shape: t.Shape(), Data: b})
+		names = append(names, p.name)
+		ts[p.name] = *p.ptr
 	}
-	if err := weights.WriteSafetensors(path, ts, map[string]string{golensConfigKey: string(cfg), "format": "golens"}); err != nil {
+	if err := WriteSafetensors(path, names, ts, map[string]string{golensConfigKey: string(cfg), "format": "golens"}); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
 	return nil
+}
+
+// WriteSafetensors writes the named tensors, in that order and in their
+// own dtypes, to a safetensors file with the given header metadata.
+func WriteSafetensors(path string, names []string, ts map[string]*gotch.Tensor, meta map[string]string) error {
+	var out []*weights.Tensor
+	for _, k := range names {
+		t := ts[k]
+		b, err := t.Bytes()
+		if err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		out = append(out, &weights.Tensor{Name: k, DType: wdtypeOf(t.DType()), Shape: t.Shape(), Data: b})
+	}
+	return weights.WriteSafetensors(path, out, meta)
 }
 
 func wdtypeOf(d gotch.DType) weights.DType {

@@ -29,7 +29,8 @@ func (m *HookedTransformer) tokenizeOptions(o *runOptions) []tokenizer.Option {
 	if o.prependBOS != nil {
 		bos = *o.prependBOS
 	}
-	opts := []tokenizer.Option{tokenizer.PrependBOS(bos)}
+	// Truncated to the context, as to_tokens(truncate=True) does.
+	opts := []tokenizer.Option{tokenizer.PrependBOS(bos), tokenizer.MaxLength(m.Cfg.NCtx)}
 	if o.paddingSide != "" {
 		opts = append(opts, tokenizer.PaddingSide(o.paddingSide))
 	}

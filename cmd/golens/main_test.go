@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/golens/golens/gotch/gotchtest"
+	"github.com/golens/golens/hookedmodel"
+	"github.com/golens/golens/hookedmodel/weights"
+)
+
+// tinyGPT2 saves a small model with GPT-2's vocabulary, so text prompts
+// work, and returns its path.
+func tinyGPT2(t *testing.T) string {
+	t.Helper()
+	c := hookedmodel.DefaultConfig()
+	c.NLayers, c.DModel, c.DHead, c.NHeads, c.NCtx, c.DVocab, c.ActFn = 2, 8, 4, 2, 32, 50257, "gelu_new"
+	m, err := hookedmodel.New(c, hookedmodel.WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	path := filepath.Join(t.TempDir(), "tiny.safetensors")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// golens runs the CLI in-process and returns its standard output.
+func golens(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestCommands(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	model := tinyGPT2(t)
+	dir := t.TempDir()
+	dev := "cpu"
+	if d := os.Getenv(gotchtest.DeviceEnv); d != "" {
+		dev = d
+	}
+	tokens := filepath.Join(dir, "tokens.json")
+	os.WriteFile(tokens, []byte("[[50256, 464, 3290, 318], [50256, 40, 588, 7043]]"), 0o644)
+
+	out, err := golens(t, "run", "--model", model, "--device", dev, "--prompt", "The cat sat", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res runResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("run --json printed %q: %v", out, err)
+	}
+	if !slices.Equal(res.Tokens[0], []int64{50256, 464, 3797, 3332}) || len(res.Next[0]) != 5 || res.Loss <= 0 {
+		t.Errorf("run --json: %+v", res)
+	}
+
+	cachePath := filepath.Join(dir, "cache.safetensors")
+	if _, err := golens(t, "cache", "--model", model, "--device", dev, "--tokens-file", tokens, "--set", "use_attn_result=true", "--out", cachePath); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := weights.Open(cachePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	for key, shape := range map[string][]int64{
+		"blocks.0.attn.hook_pattern": {2, 2, 4, 4}, "blocks.1.attn.hook_result": {2, 4, 2, 8},
+		"logits": {2, 4, 50257}, "loss_per_token": {2, 3}, "tokens": {2, 4}, "ln_final.hook_scale": {2, 4, 1},
+	} {
+		if err := ck.Expect(key, shape...); err != nil {
+			t.Errorf("cache file: %v", err)
+		}
+	}
+
+	if _, err := golens(t, "cache", "--model", model, "--device", dev, "--tokens-file", tokens, "--names", `hook_z$`, "--out", cachePath); err != nil {
+		t.Fatal(err)
+	}
+	ck2, err := weights.Open(cachePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ck2.Keys(); len(got) != 5 { // two hook_z, logits, loss_per_token, tokens
+		t.Errorf("cache --names hook_z$ wrote %v", got)
+	}
+	ck2.Close()
+
+	ablated := filepath.Join(dir, "ablated.safetensors")
+	out, err = golens(t, "ablate", "--model", model, "--device", dev, "--tokens-file", tokens, "--head", "1.0", "--mode", "mean", "--out", ablated)
+	if err != nil || !strings.Contains(out, "mean-ablating head 1.0") {
+		t.Fatalf("ablate: %q, %v", out, err)
+	}
+
+	jsonl := filepath.Join(dir, "texts.jsonl")
+	os.WriteFile(jsonl, []byte(`{"text": "Hello world"}`+"\n"+`{"text": ""}`+"\n"), 0o644)
+	out, err = golens(t, "tokenize", "--model", "gpt2", "--jsonl", jsonl)
+	if err != nil || out != "[50256,15496,995]\n[50256]\n" {
+		t.Errorf("tokenize --jsonl: %q, %v", out, err)
+	}
+	out, err = golens(t, "tokenize", "--model", model, "--text", "Hello world", "--no-bos")
+	if err == nil {
+		t.Errorf("tokenize of a golens file without config.json printed %q; want an error until such files name their tokenizer", out)
+	}
+
+	out, err = golens(t, "generate", "--model", model, "--device", dev, "--prompt", "Hello", "--max-new-tokens", "3", "--temperature", "0")
+	if err != nil || !strings.HasPrefix(out, "<|endoftext|>Hello") {
+		t.Errorf("generate: %q, %v", out, err)
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	model := tinyGPT2(t)
+	dir := t.TempDir()
+	ragged := filepath.Join(dir, "ragged.json")
+	os.WriteFile(ragged, []byte("[[1, 2, 3], [4]]"), 0o644)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--model", filepath.Join(dir, "nothing"), "--prompt", "x"}, "not a known model name"},
+		{[]string{"run", "--model", model, "--tokens-file", ragged}, "row 1 has 1 tokens"},
+		{[]string{"run", "--model", model, "--prompt", "x", "--set", "no_such_field=1"}, `unknown config field "no_such_field"`},
+		{[]string{"run", "--model", model, "--prompt", "x", "--set", "use_attn_result=maybe"}, "use_attn_result"},
+		{[]string{"run", "--model", model, "--prompt", "x", "--device", "tpu"}, `unknown device "tpu"`},
+		{[]string{"run", "--model", model}, "prompt"},
+		{[]string{"ablate", "--model", model, "--prompt", "x", "--head", "7.0", "--out", filepath.Join(dir, "a")}, "2 layers of 2 heads"},
+		{[]string{"ablate", "--model", model, "--prompt", "x", "--head", "one", "--out", filepath.Join(dir, "a")}, "LAYER.HEAD"},
+		{[]string{"tokenize", "--model", "bert", "--text", "x"}, "no tokenizer known"},
+	}
+	for _, tc := range cases {
+		_, err := golens(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("golens %s: error %v, want one mentioning %q", strings.Join(tc.args, " "), err, tc.want)
+		}
+	}
+}

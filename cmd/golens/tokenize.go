@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/golens/golens/hookedmodel/tokenizer"
+	"github.com/spf13/cobra"
+)
+
+func newTokenizeCmd() *cobra.Command {
+	var model, text, file, jsonl string
+	var noBOS, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "tokenize",
+		Short: "Tokenize text with a model's tokenizer (offline; no weights needed)",
+		Long: "tokenize prints the token ids of --text or --file (one line of ids, or --json), or reads " +
+			"--jsonl (one JSON object with a \"text\" field per line) and writes one JSON array of ids per line.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tok, err := tokenizerFor(model)
+			if err != nil {
+				return err
+			}
+			encode := func(s string) []int {
+				ids := tok.Encode(s)
+				if !noBOS {
+					ids = append([]int{tok.BOS()}, ids...)
+				}
+				return ids
+			}
+			w := bufio.NewWriter(cmd.OutOrStdout())
+			defer w.Flush()
+			if jsonl != "" {
+				return tokenizeJSONL(jsonl, w, encode)
+			}
+			if file != "" {
+				b, err := os.ReadFile(file)
+				if err != nil {
+					return err
+				}
+				text = string(b)
+			}
+			ids := encode(text)
+			if asJSON {
+				return json.NewEncoder(w).Encode(ids)
+			}
+			strs := make([]string, len(ids))
+			for i, id := range ids {
+				strs[i] = fmt.Sprint(id)
+			}
+			_, err = fmt.Fprintln(w, strings.Join(strs, " "))
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&model, "model", "", "a model name or checkpoint whose tokenizer to use (gpt2 works offline)")
+	fl.StringVar(&text, "text", "", "text to tokenize")
+	fl.StringVar(&file, "file", "", "a file whose whole content to tokenize")
+	fl.StringVar(&jsonl, "jsonl", "", `a file of JSON objects {"text": ...}, one per line`)
+	fl.BoolVar(&noBOS, "no-bos", false, "do not prepend the BOS token")
+	fl.BoolVar(&asJSON, "json", false, "print a JSON array")
+	cmd.MarkFlagRequired("model")
+	cmd.MarkFlagsOneRequired("text", "file", "jsonl")
+	cmd.MarkFlagsMutuallyExclusive("text", "file", "jsonl")
+	return cmd
+}
+
+func tokenizeJSONL(path string, w io.Writer, encode func(string) []int) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<30)
+	enc := json.NewEncoder(w)
+	for n := 1; sc.Scan(); n++ {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var rec struct {
+			Text *string `json:"text"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Text == nil {
+			return fmt.Errorf("%s:%d: want a JSON object with a \"text\" string field", path, n)
+		}
+		if err := enc.Encode(encode(*rec.Text)); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+// tokenizerFor finds a model's tokenizer without loading its weights:
+// golens supports the GPT-2 family, whose tokenizer is built in.
+func tokenizerFor(model string) (*tokenizer.Tokenizer, error) {
+	if strings.HasPrefix(model, "gpt2") || model == "distilgpt2" {
+		return tokenizer.GPT2(), nil
+	}
+	cfgPath := model
+	if fi, err := os.Stat(model); err == nil && fi.IsDir() {
+		cfgPath = filepath.Join(model, "config.json")
+	}
+	b, err := os.ReadFile(cfgPath)
+	if err == nil {
+		var c struct {
+			ModelType string `json:"model_type"`
+		}
+		if json.Unmarshal(b, &c) == nil && c.ModelType == "gpt2" {
+			return tokenizer.GPT2(), nil
+		}
+	}
+	return nil, fmt.Errorf("no tokenizer known for model %q (golens has GPT-2's built in: use --model gpt2)", model)
+}
