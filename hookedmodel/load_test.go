@@ -250,3 +250,36 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	defer tok.Free()
 	gotchtest.Close(t, "logits after save and load", logits(t, back, tok), logits(t, m, tok), 0)
 }
+
+func TestLoadPytorchBinMatchesTorchReference(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	b, err := os.ReadFile("testdata/gpt2-tiny-bin/expected.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want struct {
+		Tokens []int64   `json:"tokens"`
+		Logits []float64 `json:"logits"`
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range []Option{NoProcessing(), WithProcessing(DefaultProcessing)} {
+		m, err := Load(context.Background(), "testdata/gpt2-tiny-bin", pr, OnDevice(gotchtest.Device(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := gotch.MustFromSlice(want.Tokens, []int64{1, int64(len(want.Tokens))}, gotchtest.Device(t))
+		if m.Cfg.NormalizationType == "LN" {
+			gotchtest.Close(t, "logits of pytorch_model.bin", logits(t, m, tok), want.Logits, 1e-4)
+		}
+		// Processing changes logits by a per-position shift only.
+		s := gotch.NewScope()
+		vocab := int64(len(want.Logits) / len(want.Tokens))
+		lp := s.Attach(gotch.MustFromSlice(want.Logits, []int64{1, int64(len(want.Tokens)), vocab}, gotch.CPU)).MustLogSoftmax(-1)
+		gotchtest.Close(t, "log-probs of pytorch_model.bin", logProbs(t, m, tok), gotchtest.Values(t, lp), 1e-4)
+		s.Close()
+		tok.Free()
+		m.Free()
+	}
+}
