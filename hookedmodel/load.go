@@ -91,11 +91,13 @@ func locate(ctx context.Context, model string, o options) (string, error) {
 			return shards(ctx, repo, dir, o)
 		}
 	}
-	dir, err := hub.Resolve(ctx, repos[len(repos)-1], want, o.hub...)
+	// Download under the name TransformerLens's from_pretrained uses, so
+	// Python finds the same cache.
+	dir, err := hub.Resolve(ctx, repos[0], want, o.hub...)
 	if err != nil {
 		return "", err
 	}
-	return shards(ctx, repos[len(repos)-1], dir, o)
+	return shards(ctx, repos[0], dir, o)
 }
 
 // shards fetches the files a sharded checkpoint's index names.

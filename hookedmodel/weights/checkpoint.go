@@ -1,0 +1,204 @@
+package weights
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// ErrNotFound is wrapped by the error for a key the checkpoint does not hold.
+var ErrNotFound = errors.New("tensor not found")
+
+// Hugging Face checkpoint file names, in order of preference.
+var layouts = []string{
+	"model.safetensors",
+	"model.safetensors.index.json",
+	"pytorch_model.bin",
+	"pytorch_model.bin.index.json",
+}
+
+// Checkpoint is an open checkpoint. Its methods may be called concurrently,
+// except Close, after which Get fails.
+type Checkpoint struct {
+	path     string
+	entries  map[string]*entry
+	metadata map[string]string
+	closers  []io.Closer
+	closed   bool
+}
+
+// entry locates one tensor in one file.
+type entry struct {
+	file  string
+	dtype DType
+	shape []int64
+	read  func() ([]byte, error) // contiguous bytes, freshly allocated
+}
+
+// Open opens a checkpoint directory in Hugging Face layout, or one checkpoint
+// file: *.safetensors, a sharded *.index.json, or anything else as a torch
+// pickle (zip or legacy format).
+func Open(path string) (*Checkpoint, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("open checkpoint: %w", err)
+	}
+	file := path
+	if fi.IsDir() {
+		i := slices.IndexFunc(layouts, func(name string) bool {
+			_, err := os.Stat(filepath.Join(path, name))
+			return err == nil
+		})
+		if i < 0 {
+			return nil, fmt.Errorf("open checkpoint %q: none of %s in the directory", path, strings.Join(layouts, ", "))
+		}
+		file = filepath.Join(path, layouts[i])
+	}
+	c := &Checkpoint{path: path, entries: map[string]*entry{}, metadata: map[string]string{}}
+	if strings.HasSuffix(file, ".index.json") {
+		err = c.addIndex(file)
+	} else {
+		var entries map[string]*entry
+		entries, err = c.openFile(file)
+		maps.Copy(c.entries, entries)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open checkpoint %q: %w", path, err)
+	}
+	return c, nil
+}
+
+// openFile opens one checkpoint file, keeping it open until Close.
+func (c *Checkpoint) openFile(file string) (map[string]*entry, error) {
+	if strings.HasSuffix(file, ".safetensors") {
+		buf, closer, err := mapFile(file)
+		if err != nil {
+			return nil, err
+		}
+		c.closers = append(c.closers, closer)
+		entries, meta, err := parseSafetensors(file, buf)
+		maps.Copy(c.metadata, meta)
+		return entries, err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	c.closers = append(c.closers, f)
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return readTorch(file, f, fi.Size())
+}
+
+// addIndex opens the shards a Hugging Face *.index.json names and takes from
+// each the keys its weight_map assigns to it.
+func (c *Checkpoint) addIndex(index string) error {
+	b, err := os.ReadFile(index)
+	if err != nil {
+		return err
+	}
+	var idx struct {
+		WeightMap map[string]string `json:"weight_map"`
+	}
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return fmt.Errorf("index %q: %w", index, err)
+	}
+	if len(idx.WeightMap) == 0 {
+		return fmt.Errorf("index %q: empty weight_map", index)
+	}
+	shards := map[string]map[string]*entry{}
+	for _, key := range slices.Sorted(maps.Keys(idx.WeightMap)) {
+		name := idx.WeightMap[key]
+		if !filepath.IsLocal(name) {
+			return fmt.Errorf("index %q: key %q: shard %q is outside the index's directory", index, key, name)
+		}
+		shard, ok := shards[name]
+		if !ok {
+			shard, err = c.openFile(filepath.Join(filepath.Dir(index), name))
+			if err != nil {
+				return fmt.Errorf("index %q: key %q: %w", index, key, err)
+			}
+			shards[name] = shard
+		}
+		e, ok := shard[key]
+		if !ok {
+			return fmt.Errorf("index %q: key %q: not in shard %q", index, key, name)
+		}
+		c.entries[key] = e
+	}
+	return nil
+}
+
+// Keys returns the checkpoint's tensor names, sorted.
+func (c *Checkpoint) Keys() []string {
+	return slices.Sorted(maps.Keys(c.entries))
+}
+
+// Metadata returns the safetensors header metadata (merged over shards);
+// torch checkpoints have none. The caller must not modify the map.
+func (c *Checkpoint) Metadata() map[string]string {
+	return c.metadata
+}
+
+// Info returns key's name, dtype and shape without reading its data; Data is
+// nil.
+func (c *Checkpoint) Info(key string) (*Tensor, error) {
+	e, ok := c.entries[key]
+	if !ok {
+		return nil, fmt.Errorf("checkpoint %q: key %q: %w", c.path, key, ErrNotFound)
+	}
+	return &Tensor{Name: key, DType: e.dtype, Shape: slices.Clone(e.shape)}, nil
+}
+
+// Get reads key's tensor. Its Data is the caller's own.
+func (c *Checkpoint) Get(key string) (*Tensor, error) {
+	t, err := c.Info(key)
+	if err != nil {
+		return nil, err
+	}
+	e := c.entries[key]
+	switch {
+	case c.closed:
+		err = errors.New("checkpoint is closed")
+	case e.dtype.Size() == 0:
+		err = fmt.Errorf("unknown dtype %q", e.dtype)
+	default:
+		t.Data, err = e.read()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %q: key %q in %q: %w", c.path, key, e.file, err)
+	}
+	return t, nil
+}
+
+// Expect checks that key exists with the given shape.
+func (c *Checkpoint) Expect(key string, shape ...int64) error {
+	t, err := c.Info(key)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(t.Shape, shape) {
+		return fmt.Errorf("checkpoint %q: key %q: want shape %v, got %v", c.path, key, shape, t.Shape)
+	}
+	return nil
+}
+
+// Close releases the checkpoint's files.
+func (c *Checkpoint) Close() error {
+	c.closed = true
+	var errs []error
+	for _, cl := range c.closers {
+		errs = append(errs, cl.Close())
+	}
+	c.closers = nil
+	return errors.Join(errs...)
+}

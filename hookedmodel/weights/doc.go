@@ -1,0 +1,19 @@
+// Package weights reads and writes checkpoint tensors as raw little-endian
+// bytes, without libtorch.
+//
+// [Open] takes a Hugging Face checkpoint directory (model.safetensors,
+// pytorch_model.bin, or their sharded .index.json forms, safetensors
+// preferred) or a single checkpoint file, and returns a [Checkpoint] that
+// lists its keys and reads each tensor on demand: safetensors files are
+// memory-mapped and torch files are read with ReadAt, so a checkpoint is never
+// held in memory whole. Each [Tensor] comes back contiguous and row-major in
+// one of the dtypes libtorch can take from bytes, whatever the strides and
+// storage sharing of the saved tensor. [WriteSafetensors] writes our own
+// checkpoints, with the model config in the header metadata.
+//
+// Torch pickles are decoded with github.com/nlpodyssey/gopickle's pickle
+// machine; the torch layer on top of it (storages, views, parameters, the zip
+// and legacy containers) is ours, because gopickle's pytorch package reads
+// every storage eagerly into typed Go slices and widens float16 and bfloat16
+// to float32.
+package weights
