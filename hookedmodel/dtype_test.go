@@ -1,0 +1,70 @@
+package hookedmodel
+
+import (
+	"context"
+	"testing"
+
+	"github.com/golens/golens/backend"
+	"github.com/golens/golens/gotch"
+	"github.com/golens/golens/gotch/gotchtest"
+)
+
+// A model loaded in a 16-bit dtype computes the same log-probabilities as
+// in float32, to that dtype's precision, wherever the device supports it.
+func TestLowPrecisionDTypes(t *testing.T) {
+	dev := gotchtest.Device(t)
+	b, err := backend.Resolve(dev.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dtype gotch.DType
+		tol   float64
+	}{{gotch.BFloat16, 3e-2}, {gotch.Half, 5e-3}, {gotch.Double, 1e-6}} {
+		t.Run(tc.dtype.String(), func(t *testing.T) {
+			if err := b.Supports(tc.dtype); err != nil {
+				t.Skipf("%s: %v", dev, err)
+			}
+			gotchtest.CheckLeaks(t)
+			ref, err := Load(context.Background(), "testdata/gpt2-tiny-bin", OnDevice(dev))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ref.Free()
+			low, err := Load(context.Background(), "testdata/gpt2-tiny-bin", OnDevice(dev), WithDType(tc.dtype.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer low.Free()
+			if low.DType() != tc.dtype {
+				t.Fatalf("model dtype %s, want %s", low.DType(), tc.dtype)
+			}
+			_, tok := randomTokens(t, 2, 8, ref.Cfg.DVocab, 31)
+			defer tok.Free()
+			// The explicit attention and LayerNorm paths too: caching patterns
+			// and scales makes the pass take them.
+			out, cache, err := low.RunWithCache(context.Background(), Tokens(tok))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Free()
+			defer cache.Free()
+			// As in TransformerLens, 16-bit models compute scores and patterns
+			// in float32, and hooks see them so.
+			want := tc.dtype
+			if tc.dtype != gotch.Double {
+				want = gotch.Float
+			}
+			if got := cache.MustGet("pattern", 0).DType(); got != want {
+				t.Errorf("pattern dtype %s, want %s", got, want)
+			}
+			if got := cache.MustGet("resid_pre", 1).DType(); got != tc.dtype {
+				t.Errorf("resid_pre dtype %s, want the model's %s", got, tc.dtype)
+			}
+			lp := out.Logits.MustTo(gotch.Float).MustLogSoftmax(-1)
+			defer lp.Free()
+			gotchtest.Close(t, "log-probs", gotchtest.Values(t, lp), logProbs(t, ref, tok), tc.tol)
+			gotchtest.Close(t, "fused path log-probs", logProbs(t, low, tok), logProbs(t, ref, tok), tc.tol)
+		})
+	}
+}
