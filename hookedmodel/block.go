@@ -118,7 +118,8 @@ func (b *Block) forward(p *pass, resid, pos, keep *gotch.Tensor, past *kvEntry) 
 // pos head d_model], as TransformerLens's repeat_along_head_dimension; a
 // copy, so a hook can edit one head's input alone.
 func (b *Block) perHead(x *gotch.Tensor) *gotch.Tensor {
-	return x.MustUnsqueeze(2).MustExpand([]int64{x.Size(0), x.Size(1), b.nHeads, x.Size(2)}).MustContiguous()
+	// Clone, not Contiguous, which returns x itself when n_heads is 1.
+	return x.MustUnsqueeze(2).MustExpand([]int64{x.Size(0), x.Size(1), b.nHeads, x.Size(2)}).MustClone()
 }
 
 // norm applies ln, or passes x through when the model has no normalization.

@@ -6,7 +6,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/golens/golens/cuda"
 	"github.com/golens/golens/gotch"
+	"github.com/golens/golens/metal"
 )
 
 // ActivationCache holds activations by their TransformerLens names, like
@@ -19,6 +21,9 @@ type ActivationCache struct {
 	filter Filter
 	opts   cacheOptions
 	model  *HookedTransformer
+	// pending is the device whose non-blocking copies to the cache device
+	// may still be running, or nil.
+	pending *gotch.Device
 }
 
 type cacheOptions struct {
@@ -69,8 +74,13 @@ func (c *ActivationCache) store(name string, x *gotch.Tensor) {
 		t = slicePos(t, dim, *ps)
 	}
 	if d := c.opts.device; d != nil && *d != t.Device() {
-		// A device-to-host copy without blocking the forward pass.
+		// A device-to-host copy without blocking the forward pass; settle
+		// waits for it before the caller sees the cache.
+		from := t.Device()
 		t = t.MustToDevice(*d, true)
+		if from.Type != gotch.CPUType {
+			c.pending = &from
+		}
 	}
 	c.s.Attach(t)
 	if old, ok := c.acts[name]; ok {
@@ -79,6 +89,23 @@ func (c *ActivationCache) store(name string, x *gotch.Tensor) {
 		c.order = append(c.order, name)
 	}
 	c.acts[name] = t
+}
+
+// settle waits for the non-blocking copies store started: without it the
+// caller could read a CPU tensor that a CUDA copy is still filling.
+func (c *ActivationCache) settle() error {
+	if c == nil || c.pending == nil {
+		return nil
+	}
+	d := *c.pending
+	c.pending = nil
+	switch d.Type {
+	case gotch.CUDAType:
+		return cuda.Synchronize(max(d.Index, 0))
+	case gotch.MPSType:
+		return metal.Synchronize()
+	}
+	return nil
 }
 
 func slicePos(t *gotch.Tensor, dim int64, ps PosSlice) *gotch.Tensor {

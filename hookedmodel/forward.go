@@ -1,8 +1,10 @@
 package hookedmodel
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/golens/golens/gotch"
 )
@@ -99,14 +101,13 @@ func (m *HookedTransformer) RunWithHooks(ctx context.Context, in Input, hooks []
 // selects (all by default). The caller frees both results.
 func (m *HookedTransformer) RunWithCache(ctx context.Context, in Input, opts ...RunOption) (*Output, *ActivationCache, error) {
 	o := runOpts(opts)
-	if o.cache.removeBatchDim {
-		if t, ok := in.(tokensInput); ok && t.t != nil && t.t.Dim() == 2 && t.t.Size(0) != 1 {
-			return nil, nil, fmt.Errorf("RemoveBatchDim needs a batch of 1, got %s", t.t)
-		}
-	}
 	cache := m.newCache(o.names, o.cache)
 	out, err := m.run(ctx, in, nil, cache, opts)
+	if err == nil {
+		err = cache.settle()
+	}
 	if err != nil {
+		out.Free()
 		cache.Free()
 		return nil, nil, err
 	}
@@ -122,15 +123,20 @@ func runOpts(opts []RunOption) runOptions {
 }
 
 func (m *HookedTransformer) run(ctx context.Context, in Input, hooks []Hook, cache *ActivationCache, opts []RunOption) (out *Output, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	o := runOpts(opts)
 	p := m.newPass(ctx, hooks, cache)
-	out = &Output{s: gotch.NewScope()}
+	// res, not the named result, which an error return has already set to
+	// nil when the deferred cleanup runs.
+	res := &Output{s: gotch.NewScope()}
 	defer func() {
 		if err != nil {
-			out.Free()
+			res.Free()
 			out = nil
 		}
-		if out == nil || out.p == nil {
+		if err != nil || res.p == nil {
 			p.s.Close()
 		}
 	}()
@@ -139,6 +145,11 @@ func (m *HookedTransformer) run(ctx context.Context, in Input, hooks []Hook, cac
 	tokens, keep, resid, err := m.inputs(p, in, &o)
 	if err != nil {
 		return nil, err
+	}
+	if cache != nil && cache.opts.removeBatchDim {
+		if x := cmp.Or(tokens, resid); x.Size(0) != 1 {
+			return nil, fmt.Errorf("RemoveBatchDim needs a batch of 1, got %d", x.Size(0))
+		}
 	}
 	n := len(m.Blocks)
 	stop := n
@@ -158,47 +169,50 @@ func (m *HookedTransformer) run(ctx context.Context, in Input, hooks []Hook, cac
 	if resid == nil {
 		resid, pos = m.embed(p, tokens, keep, o.pastKV)
 	}
-	if len(p.bwd) > 0 || (cache != nil && cache.opts.inclBwd) {
+	if p.grad {
 		// Gradients flow from the loss back to every hook point, whatever the
-		// weights' own requires_grad says.
-		if !resid.RequiresGrad() {
-			resid = resid.MustDetach()
-			resid.MustSetRequiresGrad_(true)
-		}
-		out.p = p
+		// weights' own requires_grad says: the embeddings are roots already,
+		// a residual input becomes one.
+		resid = p.gradRoot(resid)
+		res.p = p
 	}
 	for l := o.startAt; l < stop; l++ {
 		p.check()
 		resid = m.Blocks[l].forward(p, resid, pos, keep, o.pastKV.layer(l))
 	}
 	if tokens != nil {
-		out.Tokens = out.s.Attach(tokens.MustAlias())
+		res.Tokens = res.s.Attach(tokens.MustAlias())
 	}
 	if keep != nil {
-		out.keep = out.s.Attach(keep.MustAlias())
+		res.keep = res.s.Attach(keep.MustAlias())
 	}
 	if stop < n {
-		out.Residual = out.s.Attach(resid.MustAlias())
-		return out, nil
+		res.Residual = res.s.Attach(resid.MustAlias())
+		return res, nil
 	}
 	if o.ret == ReturnNone {
-		return out, nil
+		return res, nil
 	}
 	logits := m.unembed(p, resid)
 	if o.ret == ReturnLogits || o.ret == ReturnBoth {
-		out.Logits = out.s.Attach(logits.MustAlias())
+		res.Logits = res.s.Attach(logits.MustAlias())
 	}
 	if o.ret == ReturnLoss || o.ret == ReturnBoth {
 		lt := tokens
 		if o.lossTokens != nil {
-			lt = o.lossTokens
+			if lt, err = m.checkTokens(p, o.lossTokens); err != nil {
+				return nil, fmt.Errorf("loss tokens: %w", err)
+			}
+			if !slices.Equal(lt.Shape(), logits.Shape()[:2]) {
+				return nil, fmt.Errorf("loss tokens %v do not match the pass's [batch pos] = %v", lt.Shape(), logits.Shape()[:2])
+			}
 		}
 		if lt == nil {
 			return nil, fmt.Errorf("a loss needs tokens: pass LossTokens when starting from a residual stream")
 		}
-		out.Loss = out.s.Attach(lmLoss(logits, lt, keep, o.perToken).MustAlias())
+		res.Loss = res.s.Attach(lmLoss(logits, lt, keep, o.perToken).MustAlias())
 	}
-	return out, nil
+	return res, nil
 }
 
 // embed computes the residual stream entering block 0, and the positional
@@ -208,8 +222,8 @@ func (m *HookedTransformer) embed(p *pass, tokens, keep *gotch.Tensor, past *KVC
 		tokens = p.at(m.hooksTop.tokens, tokens)
 	}
 	we := borrow(p.s, m.WE)
-	embed := p.at(m.hooksTop.embed, gotch.MustEmbedding(we, tokens)) // [batch pos d_model]
-	pos = p.at(m.hooksTop.posEmbed, m.posEmbed(p, tokens, keep, past.Len()))
+	embed := p.at(m.hooksTop.embed, p.gradRoot(gotch.MustEmbedding(we, tokens))) // [batch pos d_model]
+	pos = p.at(m.hooksTop.posEmbed, p.gradRoot(m.posEmbed(p, tokens, keep, past.Len())))
 	if m.Cfg.PositionalEmbeddingType == "shortformer" {
 		return embed, pos
 	}
@@ -226,7 +240,9 @@ func (m *HookedTransformer) posEmbed(p *pass, tokens, keep *gotch.Tensor, offset
 		if offset+n > int64(m.Cfg.NCtx) {
 			panic(fmt.Errorf("%d positions exceed the model's context of n_ctx=%d", offset+n, m.Cfg.NCtx))
 		}
-		return wpos.MustNarrow(0, offset, n).MustUnsqueeze(0).MustExpand([]int64{b, n, -1}).MustContiguous()
+		// A copy, never a view of W_pos (which Contiguous gives for a batch
+		// of one): a hook may edit hook_pos_embed in place.
+		return wpos.MustNarrow(0, offset, n).MustUnsqueeze(0).MustExpand([]int64{b, n, -1}).MustClone()
 	}
 	ids := keep.MustTo(gotch.Int64).MustCumsum(1).MustSubScalar(1).MustClamp(0, float64(m.Cfg.NCtx-1))
 	ids = ids.MustNarrow(1, offset, n) // [batch pos]
@@ -242,14 +258,17 @@ func (m *HookedTransformer) unembed(p *pass, resid *gotch.Tensor) *gotch.Tensor 
 
 // lmLoss is TransformerLens's lm_cross_entropy_loss: the negative
 // log-probability of each next token, [batch pos-1] per token, else the
-// mean (over real tokens when a padding mask is given).
+// mean (over real tokens when a padding mask is given: a position counts
+// when both it and the next token are real, as TransformerLens's
+// next_token_mask says).
 func lmLoss(logits, tokens, keep *gotch.Tensor, perToken bool) *gotch.Tensor {
 	n := logits.Size(1)
 	logProbs := logits.MustLogSoftmax(-1).MustNarrow(1, 0, n-1)
 	next := tokens.MustNarrow(1, 1, n-1).MustUnsqueeze(-1)
 	nll := logProbs.MustGather(-1, next).MustSqueeze(-1).MustNeg() // [batch pos-1]
 	if keep != nil {
-		mask := keep.MustNarrow(1, 1, n-1).MustTo(nll.DType())
+		keep = keep.MustTo(gotch.Bool)
+		mask := keep.MustNarrow(1, 0, n-1).MustLogicalAnd(keep.MustNarrow(1, 1, n-1)).MustTo(nll.DType())
 		nll = nll.MustMul(mask)
 		if perToken {
 			return nll
@@ -276,5 +295,8 @@ func (o *Output) Backward() (err error) {
 	if o.p == nil {
 		return nil
 	}
-	return o.p.runBackward()
+	if err := o.p.runBackward(); err != nil {
+		return err
+	}
+	return o.p.cache.settle()
 }

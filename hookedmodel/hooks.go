@@ -28,9 +28,11 @@ func (d Direction) String() string {
 // HookFunc is called at a hook point with the activation (or, for a Bwd
 // hook, its gradient) on the model's device. It may modify act in place, or
 // return a replacement of the same shape, dtype and device; nil keeps act.
-// A replacement is owned by the pass from then on: it is freed with the
-// pass's other intermediates. An error (or a panic) aborts the pass with an
-// error that names the hook point.
+// A replacement the hook made (by ops on act, or from nothing) is owned by
+// the pass from then on and freed with its other intermediates; one that
+// another scope owns (an activation from another run's cache, say) stays
+// its owner's, and the pass uses it without taking it. An error (or a
+// panic) aborts the pass with an error that names the hook point.
 type HookFunc func(act *gotch.Tensor, name string) (*gotch.Tensor, error)
 
 // Filter selects hook points by name. Name, Names, Regexp and Match make
@@ -66,7 +68,7 @@ type Hook struct {
 	Filter Filter
 	Fn     HookFunc
 	Dir    Direction
-	Label  string // shown by ListHooks; defaults to the filter's description
+	Label  string // shown by ListHooks and in AddHook's errors; WithLabel sets it too
 }
 
 // FwdHook is a forward hook on the points f selects.
@@ -82,8 +84,13 @@ type HookHandle struct {
 	id int
 }
 
-// Remove detaches the hook; it is idempotent.
-func (h HookHandle) Remove() { h.m.hooks.remove(h.id) }
+// Remove detaches the hook; it is idempotent, and a no-op on the zero
+// HookHandle that a failed AddHook returns.
+func (h HookHandle) Remove() {
+	if h.m != nil {
+		h.m.hooks.remove(h.id)
+	}
+}
 
 // HookOption modifies AddHook.
 type HookOption func(*registered)
@@ -153,14 +160,19 @@ func (r *hookRegistry) snapshot() []Hook {
 }
 
 // AddHook registers h on the model until it is removed (HookHandle.Remove
-// or ResetHooks). Every later pass runs it, after the per-call hooks unless
-// Prepend is given.
+// or ResetHooks). Every later pass runs it: the registered hooks of a point
+// in the order they were added (a Prepend one before them), then the
+// per-call hooks.
 func (m *HookedTransformer) AddHook(h Hook, opts ...HookOption) (HookHandle, error) {
 	if h.Filter == nil || h.Fn == nil {
 		return HookHandle{}, fmt.Errorf("add hook: the filter and the function must be set")
 	}
 	if !slices.ContainsFunc(m.hookNames, h.Filter) {
-		return HookHandle{}, fmt.Errorf("add hook %q: no hook point of this model matches", h.Label)
+		what := "add hook"
+		if h.Label != "" {
+			what = fmt.Sprintf("add hook %q", h.Label)
+		}
+		return HookHandle{}, fmt.Errorf("%s: no hook point of this model matches its filter", what)
 	}
 	return HookHandle{m: m, id: m.hooks.add(h, opts...)}, nil
 }

@@ -44,6 +44,13 @@ func (m *HookedTransformer) inputs(p *pass, in Input, o *runOptions) (tokens, ke
 	if resid == nil && o.startAt != 0 {
 		return nil, nil, nil, fmt.Errorf("start_at_layer %d needs a Residual input, not tokens", o.startAt)
 	}
+	if tokens != nil {
+		// Checked here, not only where W_pos is read: with a padding mask
+		// positions past the context would be clamped, not refused.
+		if n := o.pastKV.Len() + tokens.Size(1); n > int64(m.Cfg.NCtx) {
+			return nil, nil, nil, fmt.Errorf("%d positions exceed the model's context of n_ctx=%d", n, m.Cfg.NCtx)
+		}
+	}
 	if o.keep != nil {
 		if keep, err = m.checkMask(p, o.keep, tokens, resid, o.pastKV.Len()); err != nil {
 			return nil, nil, nil, err

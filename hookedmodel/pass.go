@@ -29,6 +29,7 @@ type pass struct {
 	fwd   map[string][]HookFunc
 	bwd   map[string][]HookFunc
 	cache *ActivationCache
+	grad  bool // a Bwd hook or the cache wants gradients: Backward will run
 	// grads holds, in forward order, the activations whose gradients a Bwd
 	// hook or the cache wants after Backward.
 	grads []gradPoint
@@ -56,7 +57,22 @@ func (m *HookedTransformer) newPass(ctx context.Context, perCall []Hook, cache *
 			}
 		}
 	}
+	p.grad = len(p.bwd) > 0 || (cache != nil && cache.opts.inclBwd)
 	return p
+}
+
+// gradRoot makes x, a value the weights do not make differentiable (an
+// embedding of frozen weights, a residual input), a start of the graph
+// Backward differentiates, so that gradients reach every hook point from
+// hook_embed on. It is a copy of a leaf, not the leaf itself, so that hooks
+// may still edit it in place.
+func (p *pass) gradRoot(x *gotch.Tensor) *gotch.Tensor {
+	if !p.grad || x.RequiresGrad() {
+		return x
+	}
+	x = x.MustDetach()
+	x.MustSetRequiresGrad_(true)
+	return x.MustClone()
 }
 
 // wants reports whether anything observes the hook point, so the forward
@@ -80,11 +96,17 @@ func (p *pass) at(name string, x *gotch.Tensor) *gotch.Tensor {
 			panic(&HookError{Point: name, Err: err})
 		}
 		if r != nil && r != x {
-			x = p.s.Attach(r)
+			if s := r.Scope(); s == nil || s == p.s {
+				x = p.s.Attach(r) // made by the hook: the pass frees it
+			} else {
+				// Another scope's, such as a cached activation a patching
+				// hook returns: it stays there, the pass uses an alias.
+				x = borrow(p.s, r)
+			}
 		}
 	}
 	p.cache.store(name, x)
-	if len(p.bwd[name]) > 0 || p.cache.wantsGrad(name) {
+	if (len(p.bwd[name]) > 0 || p.cache.wantsGrad(name)) && x.RequiresGrad() {
 		x.MustRetainGrad()
 		p.grads = append(p.grads, gradPoint{name, x})
 	}

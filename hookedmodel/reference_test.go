@@ -28,6 +28,10 @@ func newRef(shape ...int) refTensor {
 type refModel struct {
 	cfg Config
 	w   map[string]refTensor
+	// edits, when set, change an activation in place at its hook point,
+	// before it is recorded and used further: the reference of a hooked run.
+	// (The LayerNorm hooks hook_scale and hook_normalized take no edits.)
+	edits map[string]func(refTensor)
 }
 
 func newRefModel(cfg Config, sd map[string]*gotch.Tensor) refModel {
@@ -50,7 +54,14 @@ func (r refModel) forward(tokens [][]int64) map[string]refTensor {
 	c := r.cfg
 	B, P, M, H, D := len(tokens), len(tokens[0]), c.DModel, c.NHeads, c.DHead
 	acts := map[string]refTensor{}
-	put := func(name string, t refTensor) refTensor { acts[name] = t; return t }
+	put := func(name string, t refTensor) refTensor {
+		if f := r.edits[name]; f != nil {
+			t = refTensor{t.shape, append([]float64(nil), t.data...)} // t may be another point's value too
+			f(t)
+		}
+		acts[name] = t
+		return t
+	}
 
 	embed, pos := newRef(B, P, M), newRef(B, P, M)
 	WE, Wpos := r.get("embed.W_E"), r.get("pos_embed.W_pos")
@@ -60,8 +71,8 @@ func (r refModel) forward(tokens [][]int64) map[string]refTensor {
 			copy(pos.data[(b*P+p)*M:][:M], Wpos[p*M:][:M])
 		}
 	}
-	put("hook_embed", embed)
-	put("hook_pos_embed", pos)
+	embed = put("hook_embed", embed)
+	pos = put("hook_pos_embed", pos)
 	shortformer := c.PositionalEmbeddingType == "shortformer"
 	resid := embed
 	if !shortformer {
@@ -113,7 +124,7 @@ func (r refModel) forward(tokens [][]int64) map[string]refTensor {
 				}
 			}
 		}
-		put(pre+"attn.hook_attn_scores", scores)
+		scores = put(pre+"attn.hook_attn_scores", scores)
 		pattern := put(pre+"attn.hook_pattern", softmaxRows(scores, P))
 		z := newRef(B, P, H, D)
 		for b := range B {
@@ -129,7 +140,7 @@ func (r refModel) forward(tokens [][]int64) map[string]refTensor {
 				}
 			}
 		}
-		put(pre+"attn.hook_z", z)
+		z = put(pre+"attn.hook_z", z)
 		result := newRef(B, P, H, M)
 		WO := r.get(pre + "attn.W_O")
 		for bp := range B * P {
@@ -144,7 +155,7 @@ func (r refModel) forward(tokens [][]int64) map[string]refTensor {
 			}
 		}
 		if c.UseAttnResult {
-			put(pre+"attn.hook_result", result)
+			result = put(pre+"attn.hook_result", result)
 		}
 		attnOut := newRef(B, P, M)
 		bO := r.get(pre + "attn.b_O")
@@ -157,7 +168,7 @@ func (r refModel) forward(tokens [][]int64) map[string]refTensor {
 				attnOut.data[bp*M+m] = s
 			}
 		}
-		put(pre+"hook_attn_out", attnOut)
+		attnOut = put(pre+"hook_attn_out", attnOut)
 		if c.AttnOnly {
 			resid = put(pre+"hook_resid_post", add(resid, attnOut))
 			continue
@@ -174,7 +185,7 @@ func (r refModel) forward(tokens [][]int64) map[string]refTensor {
 		} else {
 			post = apply(preAct, activation(c.ActFn))
 		}
-		put(pre+"mlp.hook_post", post)
+		post = put(pre+"mlp.hook_post", post)
 		mlpOut := put(pre+"hook_mlp_out", linear(post, r.w[pre+"mlp.W_out"], r.get(pre+"mlp.b_out")))
 		resid = put(pre+"hook_resid_post", add(mid, mlpOut))
 	}

@@ -1,0 +1,112 @@
+package hookedmodel_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"github.com/golens/golens/gotch"
+	"github.com/golens/golens/hookedmodel"
+)
+
+// tinyModel is a randomly initialised two-layer model with four heads.
+func tinyModel() *hookedmodel.HookedTransformer {
+	cfg := hookedmodel.DefaultConfig()
+	cfg.NLayers, cfg.DModel, cfg.DHead, cfg.NHeads, cfg.DMLP = 2, 16, 4, 4, 64
+	cfg.NCtx, cfg.DVocab, cfg.ActFn = 32, 100, "gelu_new"
+	m, err := hookedmodel.New(cfg, hookedmodel.WithSeed(0))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return m
+}
+
+func ExampleHookedTransformer_RunWithCache() {
+	m := tinyModel()
+	defer m.Free()
+	tokens := gotch.MustFromSlice([]int64{5, 17, 42, 8, 99}, []int64{1, 5}, gotch.CPU)
+	defer tokens.Free()
+
+	out, cache, err := m.RunWithCache(context.Background(), hookedmodel.Tokens(tokens))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer out.Free()
+	defer cache.Free() // the cache owns its tensors
+
+	pattern := cache.MustGet("blocks.0.attn.hook_pattern") // or cache.MustGet("pattern", 0)
+	fmt.Println("pattern:", pattern.Shape())               // [batch head query key]
+	fmt.Println("resid_pre 1:", cache.MustGet("resid_pre", 1).Shape())
+	fmt.Println("logits:", out.Logits.Shape())
+	// Output:
+	// pattern: [1 4 5 5]
+	// resid_pre 1: [1 5 16]
+	// logits: [1 5 100]
+}
+
+func ExampleHookedTransformer_RunWithHooks() {
+	m := tinyModel()
+	defer m.Free()
+	tokens := gotch.MustFromSlice([]int64{5, 17, 42, 8, 99}, []int64{1, 5}, gotch.CPU)
+	defer tokens.Free()
+	ctx := context.Background()
+
+	// Zero-ablate head 2 of layer 0: hook_z is [batch pos head d_head].
+	ablate := hookedmodel.FwdHook(hookedmodel.Name("blocks.0.attn.hook_z"),
+		func(z *gotch.Tensor, name string) (*gotch.Tensor, error) {
+			z.MustSelect(2, 2).MustZero_() // in place; ops on z are freed with the pass
+			return nil, nil                // nil: keep the (edited) activation
+		})
+	// Per-call hooks run in order: this one sees the ablated activation.
+	check := hookedmodel.FwdHook(hookedmodel.Name("blocks.0.attn.hook_z"),
+		func(z *gotch.Tensor, name string) (*gotch.Tensor, error) {
+			fmt.Printf("%s head 2 after ablation: %g\n", name, z.MustSelect(2, 2).MustAbs().MustSum().MustItem())
+			return nil, nil
+		})
+	ablated, err := m.RunWithHooks(ctx, hookedmodel.Tokens(tokens), []hookedmodel.Hook{ablate, check})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ablated.Free()
+	clean, err := m.Forward(ctx, hookedmodel.Tokens(tokens)) // per-call hooks are gone
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer clean.Free()
+
+	s := gotch.NewScope()
+	defer s.Close()
+	diff := s.Attach(ablated.Logits.MustSub(clean.Logits)).MustAbs().MustMax().MustItem()
+	fmt.Println("logits changed:", diff > 0)
+	// Output:
+	// blocks.0.attn.hook_z head 2 after ablation: 0
+	// logits changed: true
+}
+
+func ExampleGetActName() {
+	for _, c := range []struct {
+		name      string
+		layer     int
+		layerType string
+	}{
+		{"pattern", 0, ""},
+		{"resid_pre", 3, ""},
+		{"q", 0, "attn"},
+		{"scale", 2, "ln1"},
+		{"scale", -1, ""},
+		{"k6", -1, ""},
+	} {
+		full, err := hookedmodel.GetActName(c.name, c.layer, c.layerType)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(full)
+	}
+	// Output:
+	// blocks.0.attn.hook_pattern
+	// blocks.3.hook_resid_pre
+	// blocks.0.attn.hook_q
+	// blocks.2.ln1.hook_scale
+	// ln_final.hook_scale
+	// blocks.6.attn.hook_k
+}
