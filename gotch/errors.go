@@ -11,8 +11,9 @@ import (
 	"strings"
 )
 
-// ErrFreed is wrapped by the error of any op given a tensor after its Free.
-var ErrFreed = errors.New("tensor used after Free")
+// ErrFreed is wrapped by the error of any op given a tensor (or generator)
+// after its Free.
+var ErrFreed = errors.New("used after Free")
 
 // Error is an op's failure: ATen's message (without the C++ backtrace) with
 // the op and its tensor operands.
