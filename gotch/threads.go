@@ -13,45 +13,50 @@ import (
 //
 // libtorch runs its own kernels (elementwise, softmax, layer norm) on an
 // OpenMP team of intra-op threads, but a float matmul runs in the BLAS, and
-// OpenBLAS's pthread build (Debian's default, as libtorch-dev recommends it)
-// keeps a pool of its own, one thread per CPU. With both pools at full size
-// the CPUs are oversubscribed, and both busy-wait for work, so each steals
-// the cores the other needs. Measured through gotch on 2 CPUs (AMD EPYC,
-// Debian's libtorch 1.13.1, OpenBLAS 0.3.21 pthread), one GPT-2-small
-// block's heavy pieces ([1,128,768]x[768,3072] matmul, gelu, layer norm,
-// softmax over [1,12,128,128]) took per iteration:
+// OpenBLAS (what Debian's libtorch-dev recommends) runs it on threads of its
+// own, one per CPU. With both at full size the CPUs are oversubscribed and
+// each side's threads spin while waiting, taking the cores the other needs.
+// Measured through gotch (bench/run.sh) on 2 vCPUs (AMD EPYC, Debian's
+// libtorch 1.13.1), one GPT-2-small block's heavy pieces in a row
+// ([1,128,768]x[768,3072] matmul, gelu, layer norm, softmax over
+// [1,12,128,128]), median ms per iteration:
 //
-//	1 intra-op thread                      37-45 ms
-//	2 intra-op threads                    134-174 ms
-//	2 threads, OMP_WAIT_POLICY=PASSIVE     53-76 ms
+//	BLAS                      1 thread   2 threads   2, OMP_WAIT_POLICY=PASSIVE
+//	OpenBLAS 0.3.21 pthread     10.2       28.2        14.7
+//	OpenBLAS 0.3.21 openmp      12.0       33.1        10.2
+//	reference BLAS 3.11        113.3      117.1       113.5
 //
-// So with OpenBLAS's own pool gotch uses one intra-op thread: the matmul,
-// most of the time, still runs on every core in OpenBLAS, and the small
-// kernels lose little. OMP_WAIT_POLICY is read when libgomp loads, before
-// any Go code runs, so gotch cannot choose it for the process.
+// So with a threaded OpenBLAS gotch uses one intra-op thread: the matmul,
+// most of the time, still runs on every CPU in OpenBLAS, and the small
+// kernels lose little (gelu on [1,128,3072]: 1.3 ms on 1 thread, 0.75 ms on
+// 2 when the machine is otherwise idle). OMP_WAIT_POLICY is read when
+// libgomp loads, before any Go code runs, so gotch cannot set it.
 //
-// Otherwise (the reference BLAS, OpenBLAS's OpenMP or serial builds, MKL)
-// there is no second pool and gotch keeps libtorch's own count, which
-// honours OMP_NUM_THREADS and counts physical cores. On the same machine
-// with the reference BLAS that count is 1 (libtorch's cpuinfo counts the
-// 2 vCPUs as one core), and 2 threads did not make the block faster: the
-// single-threaded reference matmul is nearly all of its 100-300 ms.
+// Otherwise (reference or serial BLAS, MKL, no OpenMP) gotch keeps
+// libtorch's own count, which honours OMP_NUM_THREADS and counts physical
+// cores. On the machine above it is 1 (libtorch's cpuinfo sees the 2 vCPUs
+// as one core), and with the reference BLAS 2 threads changed the block by
+// under 4% either way (its single-threaded matmul is 90% of the time),
+// though gelu alone ran 1.6x faster on an otherwise idle machine.
 //
 // The count is set once, at package initialisation, before any op runs.
-// libtorch applies a count per OS thread, when that thread first runs an
+// libtorch applies a count to an OS thread when that thread first runs an
 // op, so SetNumThreads after ops have run on other OS threads does not
-// reach them: set GOLENS_NUM_THREADS instead.
+// reach them: use GOLENS_NUM_THREADS instead.
 
 // NumThreadsEnv names the environment variable that overrides the intra-op
-// thread count gotch chooses: a whole number >= 1.
+// thread count gotch chooses: a whole number from 1 to maxThreads.
 const NumThreadsEnv = "GOLENS_NUM_THREADS"
+
+// maxThreads bounds GOLENS_NUM_THREADS: a typo such as 80000 must not make
+// libtorch start that many threads.
+const maxThreads = 1024
 
 var threadsReason string
 
 func init() {
-	blas := loadedBLAS()
 	n, why := defaultThreads(os.Getenv(NumThreadsEnv), NumThreads(),
-		strings.Contains(BuildInfo(), "USE_OPENMP=ON"), blas)
+		strings.Contains(BuildInfo(), "USE_OPENMP=ON"), loadedBLAS())
 	if err := SetNumThreads(n); err != nil {
 		why += fmt.Sprintf("; setting it failed: %v", err)
 	}
@@ -72,10 +77,10 @@ func defaultThreads(env string, torchDefault int, openMP bool, blas string) (int
 	}
 	if env = strings.TrimSpace(env); env != "" {
 		v, err := strconv.Atoi(env)
-		if err == nil && v >= 1 {
+		if err == nil && v >= 1 && v <= maxThreads {
 			return v, fmt.Sprintf("%d, from %s (else %s)", v, NumThreadsEnv, why)
 		}
-		why += fmt.Sprintf("; %s=%q ignored: not a whole number >= 1", NumThreadsEnv, env)
+		why += fmt.Sprintf("; %s=%q ignored: not a whole number from 1 to %d", NumThreadsEnv, env, maxThreads)
 	}
 	return n, why
 }

@@ -25,7 +25,9 @@ func TestDefaultThreads(t *testing.T) {
 		{"0", 2, true, "openblas-pthread", 1, `GOLENS_NUM_THREADS="0" ignored`},
 		{"-1", 4, true, "other", 4, `GOLENS_NUM_THREADS="-1" ignored`},
 		{"two", 2, true, "other", 2, `GOLENS_NUM_THREADS="two" ignored`},
-		{"1.5", 2, true, "other", 2, "ignored: not a whole number >= 1"},
+		{"1.5", 2, true, "other", 2, "ignored: not a whole number from 1 to 1024"},
+		{"1024", 2, true, "other", 1024, "from GOLENS_NUM_THREADS"},
+		{"1025", 2, true, "other", 2, `GOLENS_NUM_THREADS="1025" ignored`},
 		{"99999999999999999999", 2, true, "other", 2, "ignored"},
 	} {
 		n, why := defaultThreads(c.env, c.torchDefault, c.openMP, c.blas)
