@@ -60,18 +60,36 @@ torch_from_system() {
   TORCH_ABI=1 # Debian and Ubuntu build with the C++11 ABI
 }
 
+# Debian's libtorch links the generic libblas.so.3, which is the slow
+# reference BLAS unless an optimised one is installed (libtorch-dev only
+# recommends OpenBLAS): a GPT-2 forward ran 10x slower with it. As root with
+# apt, install OpenBLAS; Python's python3-torch then uses it too.
+ensure_openblas() {
+  local multi
+  multi=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+  ls /usr/lib/"$multi"/openblas*/libblas.so.3 >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing OpenBLAS (libopenblas0-pthread) for Debian's libtorch"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get install -y -qq libopenblas0-pthread || { apt-get update -qq && apt-get install -y -qq libopenblas0-pthread; }; } >&2 ||
+      say "warning: could not install OpenBLAS; matmuls use the slow reference BLAS"
+  else
+    say "warning: libtorch uses the reference BLAS; install libopenblas0-pthread for speed"
+  fi
+}
+
 find_torch() {
   if [ -n "${LIBTORCH:-}" ]; then
     [ -d "$LIBTORCH/include" ] || die "LIBTORCH=$LIBTORCH has no include/ folder"
     torch_from_dir "$LIBTORCH"; TORCH_FROM="\$LIBTORCH ($LIBTORCH)"; return
   fi
   if torch_from_python; then TORCH_FROM="python torch ($TORCH_LIB)"; return; fi
-  if torch_from_system; then TORCH_FROM="system libtorch ($TORCH_LIB)"; return; fi
+  if torch_from_system; then TORCH_FROM="system libtorch ($TORCH_LIB)"; ensure_openblas; return; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "no libtorch found: installing Debian's libtorch-dev"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2 && apt-get install -y -qq libtorch-dev >&2 || die "apt-get install libtorch-dev failed"
-    torch_from_system && { TORCH_FROM="system libtorch ($TORCH_LIB, just installed)"; return; }
+    torch_from_system && { TORCH_FROM="system libtorch ($TORCH_LIB, just installed)"; ensure_openblas; return; }
   fi
   die "no libtorch: set LIBTORCH to an unpacked libtorch, install torch for python3, or install libtorch-dev"
 }

@@ -1,5 +1,10 @@
 package gotch
 
+// /* The shim copies the data during the call and keeps no pointer to it. */
+// #cgo noescape gt_from_data
+// #cgo nocallback gt_from_data
+// #cgo noescape gt_copy_to
+// #cgo nocallback gt_copy_to
 // #include "golens_torch.h"
 import "C"
 

@@ -1,5 +1,6 @@
 package gotch
 
+// #cgo nocallback gt_tensor_free
 // #include <stdlib.h>
 // #include "golens_torch.h"
 import "C"

@@ -60,20 +60,26 @@ func randomTokens(t *testing.T, batch, pos, vocab int, seed uint64) ([][]int64, 
 }
 
 func TestForwardMatchesFloat64Reference(t *testing.T) {
+	all := DefaultProcessing
+	all.RefactorFactoredAttn = true
 	cases := []struct {
-		name string
-		edit func(*Config)
+		name    string
+		edit    func(*Config)
+		process *Processing // applied before the comparison, when set
 	}{
-		{"gpt2-like", nil},
-		{"every optional hook", func(c *Config) { c.UseAttnResult, c.UseSplitQKVIn, c.UseHookMLPIn = true, true, true }},
-		{"attn_in", func(c *Config) { c.UseAttnIn = true }},
+		{"gpt2-like", nil, nil},
+		{"gpt2-like processed", nil, &all},
+		{"every optional hook processed", func(c *Config) { c.UseAttnResult, c.UseSplitQKVIn, c.UseHookMLPIn = true, true, true }, &DefaultProcessing},
+		{"every optional hook", func(c *Config) { c.UseAttnResult, c.UseSplitQKVIn, c.UseHookMLPIn = true, true, true }, nil},
+		{"attn_in", func(c *Config) { c.UseAttnIn = true }, nil},
 		{"attn-only shortformer LNPre", func(c *Config) {
 			c.AttnOnly, c.PositionalEmbeddingType, c.NormalizationType = true, "shortformer", "LNPre"
-		}},
-		{"solu_ln", func(c *Config) { c.ActFn = "solu_ln" }},
-		{"relu no normalization", func(c *Config) { c.ActFn, c.NormalizationType = "relu", "" }},
-		{"gelu silu bidirectional", func(c *Config) { c.ActFn, c.AttentionDir = "gelu", "bidirectional" }},
-		{"silu", func(c *Config) { c.ActFn = "silu" }},
+		}, nil},
+		{"solu_ln", func(c *Config) { c.ActFn = "solu_ln" }, nil},
+		{"solu_ln processed", func(c *Config) { c.ActFn = "solu_ln" }, &all},
+		{"relu no normalization", func(c *Config) { c.ActFn, c.NormalizationType = "relu", "" }, nil},
+		{"gelu silu bidirectional", func(c *Config) { c.ActFn, c.AttentionDir = "gelu", "bidirectional" }, nil},
+		{"silu", func(c *Config) { c.ActFn = "silu" }, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,6 +90,11 @@ func TestForwardMatchesFloat64Reference(t *testing.T) {
 			}
 			m := newTestModel(t, cfg, 1)
 			defer m.Free()
+			if tc.process != nil {
+				if err := m.Process(*tc.process); err != nil {
+					t.Fatal(err)
+				}
+			}
 			rows, tok := randomTokens(t, 2, 7, cfg.DVocab, 2)
 			defer tok.Free()
 

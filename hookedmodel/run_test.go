@@ -572,3 +572,38 @@ func TestBackward(t *testing.T) {
 		out.Free()
 	})
 }
+
+func TestModelTokenizerMethods(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	c := DefaultConfig()
+	c.NLayers, c.DModel, c.DHead, c.NCtx, c.DVocab, c.AttnOnly = 1, 8, 4, 16, 50257, true
+	m, err := New(c, OnDevice(gotchtest.Device(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	tok, err := m.ToTokens([]string{"Hello world", "Hi"}, PaddingSide("left"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Free()
+	if got := gotch.MustToSlice[int64](tok); !slices.Equal(got, []int64{50256, 15496, 995, 50256, 50256, 17250}) {
+		t.Errorf("ToTokens with left padding: %v", got)
+	}
+	strs, err := m.ToStrTokens("Hello world", PrependBOS(false))
+	if err != nil || !slices.Equal(strs, []string{"Hello", " world"}) {
+		t.Errorf("ToStrTokens: %q, %v", strs, err)
+	}
+	if id, err := m.ToSingleToken(" world"); err != nil || id != 995 {
+		t.Errorf("ToSingleToken(\" world\") = %d, %v; want 995", id, err)
+	}
+	if _, err := m.ToSingleToken("Hello world"); err == nil {
+		t.Error("ToSingleToken of two tokens succeeded")
+	}
+	if s, err := m.ToString([]int64{15496, 995}); err != nil || s != "Hello world" {
+		t.Errorf("ToString: %q, %v", s, err)
+	}
+	if pos, err := m.GetTokenPosition(" world", "Hello world world", "last"); err != nil || pos != 3 {
+		t.Errorf("GetTokenPosition last: %d, %v; want 3 (after BOS)", pos, err)
+	}
+}

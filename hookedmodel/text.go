@@ -79,3 +79,72 @@ func (m *HookedTransformer) fromRows(p *pass, rows [][]int64) (*gotch.Tensor, er
 	}
 	return p.s.Attach(t), nil
 }
+
+// tok returns the model's tokenizer or an error saying it has none.
+func (m *HookedTransformer) tok() (*tokenizer.Tokenizer, error) {
+	if m.Tokenizer == nil {
+		return nil, fmt.Errorf("model %s has no tokenizer", m.Cfg.ModelName)
+	}
+	return m.Tokenizer, nil
+}
+
+// ToTokens tokenizes texts as a pass would (PrependBOS and PaddingSide
+// apply) into a [batch pos] int64 tensor on the model's device, which the
+// caller frees.
+func (m *HookedTransformer) ToTokens(texts []string, opts ...RunOption) (*gotch.Tensor, error) {
+	tk, err := m.tok()
+	if err != nil {
+		return nil, err
+	}
+	o := runOpts(opts)
+	ids, _, err := tk.ToTokens(texts, m.tokenizeOptions(&o)...)
+	if err != nil {
+		return nil, err
+	}
+	flat := make([]int64, 0, len(ids)*len(ids[0]))
+	for _, r := range ids {
+		flat = append(flat, r...)
+	}
+	return gotch.FromSlice(flat, []int64{int64(len(ids)), int64(len(ids[0]))}, m.device)
+}
+
+// ToStrTokens splits text into the strings of its tokens, BOS first unless
+// PrependBOS(false).
+func (m *HookedTransformer) ToStrTokens(text string, opts ...RunOption) ([]string, error) {
+	tk, err := m.tok()
+	if err != nil {
+		return nil, err
+	}
+	o := runOpts(opts)
+	return tk.ToStrTokens(text, m.tokenizeOptions(&o)...)
+}
+
+// ToString decodes token ids into text.
+func (m *HookedTransformer) ToString(ids []int64) (string, error) {
+	tk, err := m.tok()
+	if err != nil {
+		return "", err
+	}
+	return tk.ToString(ids)
+}
+
+// ToSingleToken is the id of text, which must be exactly one token.
+func (m *HookedTransformer) ToSingleToken(text string) (int, error) {
+	tk, err := m.tok()
+	if err != nil {
+		return 0, err
+	}
+	return tk.ToSingleToken(text)
+}
+
+// GetTokenPosition is the position of token (a string or an id) in input
+// (a string or ids), its "first" or "last" occurrence, as TransformerLens's
+// get_token_position.
+func (m *HookedTransformer) GetTokenPosition(token, input any, mode string, opts ...RunOption) (int, error) {
+	tk, err := m.tok()
+	if err != nil {
+		return 0, err
+	}
+	o := runOpts(opts)
+	return tk.GetTokenPosition(token, input, mode, m.tokenizeOptions(&o)...)
+}

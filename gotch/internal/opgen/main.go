@@ -364,7 +364,13 @@ func main() {
 			}
 		}
 	}
-	fmt.Fprintf(&g, "// %s\n\npackage gotch\n\n/*\n#include <stdlib.h>\n#include \"golens_torch.h\"\n*/\nimport \"C\"\n\n%s", header, imports)
+	// No shim function keeps a Go pointer or calls back into Go; saying so
+	// lets the out structs stay on the stack (about 150 ns an op).
+	var directives strings.Builder
+	for _, o := range ops {
+		fmt.Fprintf(&directives, "#cgo noescape %s\n#cgo nocallback %s\n", o.cName(), o.cName())
+	}
+	fmt.Fprintf(&g, "// %s\n\npackage gotch\n\n/*\n%s#include <stdlib.h>\n#include \"golens_torch.h\"\n*/\nimport \"C\"\n\n%s", header, directives.String(), imports)
 	for _, o := range ops {
 		fmt.Fprintf(&h, "/* %s: %s. */\n%s;\n", o.name, o.doc, cDecl(o))
 		cpp.WriteString(cppBody(o) + "\n")
