@@ -171,6 +171,9 @@ cmd_test() {
   say "go test (device: ${GOLENS_TEST_DEVICE:-cpu})"
   go test -count=1 -timeout 20m ./... 2>&1 | tee "$LIBDIR/test.log"
   local rc=${PIPESTATUS[0]}
+  say "go test -race (concurrency)"
+  go test -count=1 -race -timeout 10m -run 'Concurrent|Race|Scope|Free' ./gotch/ ./hookedmodel/ 2>&1 | tee -a "$LIBDIR/test.log"
+  [ "${PIPESTATUS[0]}" = 0 ] || rc=1
   local passed failed
   passed=$(grep -c '^ok ' "$LIBDIR/test.log" || true)
   failed=$(grep -c -E '^(FAIL|--- FAIL)' "$LIBDIR/test.log" || true)
