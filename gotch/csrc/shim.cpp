@@ -2,6 +2,7 @@
 #include "shim.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <ATen/core/Generator.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/util/Logging.h>
@@ -87,10 +88,18 @@ int32_t dtype_code(at::ScalarType st) {
 at::Device device(int32_t type, int32_t index) {
   switch (type) {
     case GT_CPU: return at::Device(at::kCPU);
-    case GT_CUDA:
-      TORCH_CHECK(index >= 0, "CUDA device index must be >= 0, got ", index);
+    case GT_CUDA: {
+      // Checked here, so the error says what is wrong instead of listing
+      // every backend ATen's dispatcher knows.
+      TORCH_CHECK(at::hasCUDA(), "CUDA is not available: this libtorch (",
+                  TORCH_VERSION, ") has no CUDA support or sees no GPU");
+      int n = at::detail::getCUDAHooks().getNumGPUs();
+      TORCH_CHECK(index >= 0 && index < n, "no CUDA device ", index, ": ", n, " visible");
       return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
-    case GT_MPS: return at::Device(at::kMPS);
+    }
+    case GT_MPS:
+      TORCH_CHECK(at::hasMPS(), "device mps is not available: it needs macOS and a torch built with MPS");
+      return at::Device(at::kMPS);
   }
   TORCH_CHECK(false, "unknown device type code ", type);
 }
