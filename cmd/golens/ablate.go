@@ -29,19 +29,14 @@ func newAblateCmd() *cobra.Command {
 			if mode != "zero" && mode != "mean" {
 				return fmt.Errorf("--mode %q: want zero or mean", mode)
 			}
-			m, err := mf.load(cmd)
+			m, input, done, err := loadWithInput(cmd, &mf, &in)
 			if err != nil {
 				return err
 			}
-			defer m.Free()
+			defer done()
 			if layer >= m.Cfg.NLayers || h >= m.Cfg.NHeads {
 				return fmt.Errorf("--head %s: the model has %d layers of %d heads", head, m.Cfg.NLayers, m.Cfg.NHeads)
 			}
-			input, free, err := in.input(m.Device())
-			if err != nil {
-				return err
-			}
-			defer free()
 			opts := []hookedmodel.RunOption{hookedmodel.Return(hookedmodel.ReturnBoth), hookedmodel.LossPerToken()}
 			clean, err := m.Forward(cmd.Context(), input, opts...)
 			if err != nil {

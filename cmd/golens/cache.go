@@ -28,16 +28,11 @@ func newCacheCmd() *cobra.Command {
 				}
 				filter = re.MatchString
 			}
-			m, err := mf.load(cmd)
+			m, input, done, err := loadWithInput(cmd, &mf, &in)
 			if err != nil {
 				return err
 			}
-			defer m.Free()
-			input, free, err := in.input(m.Device())
-			if err != nil {
-				return err
-			}
-			defer free()
+			defer done()
 			res, cache, err := m.RunWithCache(cmd.Context(), input, hookedmodel.NamesFilter(filter),
 				hookedmodel.Return(hookedmodel.ReturnBoth), hookedmodel.LossPerToken())
 			if err != nil {

@@ -145,3 +145,18 @@ func (f *inputFlags) input(dev gotch.Device) (hookedmodel.Input, func(), error) 
 	}
 	return hookedmodel.Tokens(t), t.Free, nil
 }
+
+// loadWithInput loads the model and reads the input onto its device; done
+// frees both.
+func loadWithInput(cmd *cobra.Command, mf *modelFlags, in *inputFlags) (*hookedmodel.HookedTransformer, hookedmodel.Input, func(), error) {
+	m, err := mf.load(cmd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	input, free, err := in.input(m.Device())
+	if err != nil {
+		m.Free()
+		return nil, nil, nil, err
+	}
+	return m, input, func() { free(); m.Free() }, nil
+}

@@ -19,16 +19,11 @@ func newRunCmd() *cobra.Command {
 		Short: "Run a model: the loss and the most likely next tokens",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := mf.load(cmd)
+			m, input, done, err := loadWithInput(cmd, &mf, &in)
 			if err != nil {
 				return err
 			}
-			defer m.Free()
-			input, free, err := in.input(m.Device())
-			if err != nil {
-				return err
-			}
-			defer free()
+			defer done()
 			out, err := m.Forward(cmd.Context(), input, hookedmodel.Return(hookedmodel.ReturnBoth))
 			if err != nil {
 				return err
