@@ -162,9 +162,21 @@ build_cli() {
   (cd "$ROOT" && go build -o "$BIN/golens" ./cmd/golens)
 }
 
+# The report package's browser test renders a page in headless Chromium and
+# skips without it; as root with apt, install it when missing.
+ensure_chromium() {
+  command -v chromium >/dev/null && return 0
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 0
+  say "installing chromium for the report's browser test"
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get install -y -qq chromium || { apt-get update -qq && apt-get install -y -qq chromium; }; } >&2 ||
+    say "warning: could not install chromium; the report's browser test will skip"
+}
+
 cmd_test() {
   build_shim
   ensure_go
+  ensure_chromium
   cd "$ROOT"
   say "go vet"
   go vet ./...
@@ -196,13 +208,16 @@ cmd_gpu_bundle() {
   cp "$ROOT/build.sh" "$ROOT/bench/gpu/run.sh" "$out/"
   cp "$CSRC"/*.h "$CSRC"/*.cpp "$out/gotch/csrc/"
   local pkg rel
-  for pkg in $(cd "$ROOT" && go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do
+  # Only packages that run on the device (cgo, or built on gotch): the pure-Go ones
+  # test the same on any machine, and the bundle must stay small to travel.
+  for pkg in $(cd "$ROOT" && go list -e -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{if .CgoFiles}}cgo{{end}} {{join .Deps " "}}{{end}}' ./... |
+               awk '$2 == "cgo" || / github.com\/golens\/golens\/gotch( |$)/ {print $1}'); do
     rel=${pkg#github.com/golens/golens/}
-    (cd "$ROOT" && go test -c -ldflags='-s -w' -o "$out/bin/$(tr / _ <<<"$rel").test" "$pkg")
+    (cd "$ROOT" && go test -c -trimpath -ldflags='-s -w' -o "$out/bin/$(tr / _ <<<"$rel").test" "$pkg")
     mkdir -p "$out/pkg/$rel"
     [ -d "$ROOT/$rel/testdata" ] && cp -r "$ROOT/$rel/testdata" "$out/pkg/$rel/"
   done
-  (cd "$ROOT" && go build -ldflags='-s -w' -o "$out/bin/golens" ./cmd/golens)
+  (cd "$ROOT" && go build -trimpath -ldflags='-s -w' -o "$out/bin/golens" ./cmd/golens)
   say "wrote $out ($(du -sh "$out" | cut -f1)); on the GPU machine: bash run.sh OUTDIR"
 }
 
