@@ -18,6 +18,14 @@ import (
 // A model owns its weights: Free it when done. Passes may run
 // concurrently; each sees only its own per-call hooks and the hooks
 // registered on the model.
+//
+// W_E, W_Q, W_O, W_in, ... give TransformerLens's weight properties,
+// stacked over layers (W_Q is [n_layers n_heads d_model d_head]), and QK
+// and OV the circuits as FactoredMatrix. The stacked tensors are made on
+// first use and belong to the model: do not free them. They are detached
+// copies, valid until the weights change (Process, SetRequiresGrad) or
+// the model is freed; the next call makes them afresh. Writing into
+// StateDict's views in place does not reach copies made before.
 type HookedTransformer struct {
 	Cfg       Config
 	Tokenizer *tokenizer.Tokenizer // nil when the model has none
@@ -34,6 +42,8 @@ type HookedTransformer struct {
 	hookNames []string // every hook point, in the order a pass reaches them
 	hooks     hookRegistry
 	hooksTop  topHooks
+
+	weightViews weightViews // W_Q(), W_in(), ...: stacked on first use
 }
 
 type topHooks struct{ tokens, embed, posEmbed string }
@@ -141,8 +151,31 @@ func (m *HookedTransformer) params() []param {
 	return append(ps, param{"unembed.W_U", &m.WU, []int64{dvo, dm}, initNormal}, param{"unembed.b_U", &m.BU, []int64{dvo}, initZeros})
 }
 
-// Free releases the weights; the model is unusable afterwards.
+// Parameter is one stored weight under the name Save writes it with.
+type Parameter struct {
+	Name   string
+	Tensor *gotch.Tensor // the model's own tensor: never free it
+}
+
+// Parameters lists the stored weights in a fixed order under golens's
+// names (those Save writes): what an optimiser updates. The tensors are
+// the model's own, so an in-place change (under gotch.NoGrad while they
+// record gradients) changes the model. The stacked views (W_Q() and the
+// like) made before such a change keep the old values until
+// SetRequiresGrad or Process makes them afresh.
+func (m *HookedTransformer) Parameters() []Parameter {
+	ps := m.params()
+	out := make([]Parameter, len(ps))
+	for i, p := range ps {
+		out[i] = Parameter{p.name, *p.ptr}
+	}
+	return out
+}
+
+// Free releases the weights and the views of them (W_Q() and the like);
+// the model is unusable afterwards.
 func (m *HookedTransformer) Free() {
+	m.weightViews.drop()
 	for _, p := range m.params() {
 		(*p.ptr).Free()
 	}
@@ -151,8 +184,11 @@ func (m *HookedTransformer) Free() {
 	}
 }
 
-// prepare makes the derived views after the weights are set or changed.
+// prepare makes the derived views after the weights are set or changed,
+// and drops the stacked views (W_Q() and the like) of the old weights:
+// every change to the weights ends here.
 func (m *HookedTransformer) prepare() {
+	m.weightViews.drop()
 	for _, b := range m.Blocks {
 		b.Attn.prepare()
 	}

@@ -36,7 +36,7 @@ func (m *HookedTransformer) Process(pr Processing) error {
 		{pr.FoldValueBiases, m.foldValueBiases},
 		{pr.RefactorFactoredAttn, m.refactorFactoredAttn},
 	}
-	return gotch.NoGrad(func() error {
+	err := gotch.NoGrad(func() error {
 		return gotch.Try(func() {
 			for _, st := range steps {
 				if !st.on {
@@ -53,6 +53,13 @@ func (m *HookedTransformer) Process(pr Processing) error {
 			}
 		})
 	})
+	// The weights changed, perhaps partly on error. prepare runs outside
+	// NoGrad so that the views it remakes record gradients when the
+	// weights do.
+	if perr := gotch.Try(m.prepare); err == nil {
+		err = perr
+	}
+	return err
 }
 
 // stateDict is StateDict's result for the processing steps: views whose
@@ -171,24 +178,4 @@ func (m *HookedTransformer) refactorFactoredAttn(sd stateDict) {
 		wV.MustCopy_(v)
 		wO.MustCopy_(o)
 	}
-}
-
-// evenFactors refactors the product A B ([... n r] × [... r n']) as U√S,
-// √S Vh from its SVD, computed through the factors without forming A B.
-func evenFactors(a, b *gotch.Tensor) (*gotch.Tensor, *gotch.Tensor) {
-	u, s, vh := FactoredSVD(a, b)
-	root := s.MustSqrt()
-	return u.MustMul(root.MustUnsqueeze(-2)), vh.MustMul(root.MustUnsqueeze(-1))
-}
-
-// FactoredSVD is the thin SVD U diag(S) Vh of the product A B ([... n r] ×
-// [... r n'], batched over leading dims) computed from the factors: the
-// SVD of the small r×r middle Sa Vha Ub Sb, as TransformerLens's
-// FactoredMatrix.svd does.
-func FactoredSVD(a, b *gotch.Tensor) (u, s, vh *gotch.Tensor) {
-	ua, sa, vha := a.MustSvd(false)
-	ub, sb, vhb := b.MustSvd(false)
-	middle := sa.MustUnsqueeze(-1).MustMul(vha).MustMatmul(ub).MustMul(sb.MustUnsqueeze(-2))
-	um, sm, vhm := middle.MustSvd(false)
-	return ua.MustMatmul(um), sm, vhm.MustMatmul(vhb)
 }
