@@ -284,12 +284,24 @@ func lmLoss(logits, tokens, keep *gotch.Tensor, perToken bool) *gotch.Tensor {
 // Backward back-propagates the loss through the pass, fires its Bwd hooks
 // with the gradients at their hook points, and (with InclBwd) caches them.
 // The pass must have returned a scalar loss.
-func (o *Output) Backward() (err error) {
+func (o *Output) Backward() error {
 	if o.Loss == nil || o.Loss.Dim() != 0 {
 		return fmt.Errorf("backward needs a scalar loss: run with Return(ReturnLoss) or ReturnBoth, without LossPerToken")
 	}
+	return o.BackwardFrom(o.Loss)
+}
+
+// BackwardFrom is Backward from a scalar the caller computed from the
+// pass's outputs, such as a metric of its Logits (a logit difference, the
+// log-probability of an answer): it back-propagates metric, fires the Bwd
+// hooks and caches the gradients as Backward does. The pass must have asked
+// for gradients (a Bwd hook, or InclBwd).
+func (o *Output) BackwardFrom(metric *gotch.Tensor) (err error) {
+	if metric == nil || metric.Freed() || metric.Dim() != 0 {
+		return fmt.Errorf("backward needs a scalar (0-d) tensor computed from the pass's outputs, got %v", metric)
+	}
 	defer recoverPass(&err)
-	if err := o.Loss.Backward(nil, false); err != nil {
+	if err := metric.Backward(nil, false); err != nil {
 		return err
 	}
 	if o.p == nil {

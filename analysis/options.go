@@ -1,0 +1,153 @@
+package analysis
+
+import (
+	"io"
+	"time"
+
+	"github.com/golens/golens/gotch"
+	"github.com/golens/golens/hookedmodel"
+	"github.com/schollz/progressbar/v3"
+)
+
+// Option configures an analysis. Each function documents the options it
+// reads and ignores the rest, as unused keyword arguments would be.
+type Option func(*options)
+
+type options struct {
+	progress io.Writer
+	seed     uint64
+
+	// head detection
+	excludeBOS, excludeCurrent bool
+	errorMeasure               ErrorMeasure
+	heads                      []HeadID
+
+	// repeated tokens
+	seqLen, batch int
+	bos           int64
+	hasBOS        bool
+	lo, hi        int64
+
+	// ablation
+	reference *gotch.Tensor
+	metric    Metric
+
+	// patching
+	cleanCache *hookedmodel.ActivationCache
+
+	// logit attribution and logit lens
+	pos  int
+	topK int
+
+	// composition
+	baselineSamples int
+}
+
+func collect(opts []Option) options {
+	o := options{errorMeasure: Mul, seqLen: 10, batch: 4, pos: -1, topK: 5, baselineSamples: 64, hi: -1}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// WithProgress draws a progress bar on w for sweeps (patching, ablation
+// tables); nil, the default, draws none.
+func WithProgress(w io.Writer) Option { return func(o *options) { o.progress = w } }
+
+// WithSeed seeds whatever an analysis draws at random: repeated tokens,
+// resample ablation's choice of rows, random baselines (default 0).
+func WithSeed(seed uint64) Option { return func(o *options) { o.seed = seed } }
+
+// ExcludeBOS leaves attention to the first position out of head detection
+// scores (TransformerLens's exclude_bos).
+func ExcludeBOS() Option { return func(o *options) { o.excludeBOS = true } }
+
+// ExcludeCurrentToken leaves attention of each position to itself out of
+// head detection scores (TransformerLens's exclude_current_token).
+func ExcludeCurrentToken() Option { return func(o *options) { o.excludeCurrent = true } }
+
+// WithErrorMeasure sets how head detection compares a head's pattern with
+// the detection pattern (default Mul).
+func WithErrorMeasure(e ErrorMeasure) Option { return func(o *options) { o.errorMeasure = e } }
+
+// OnlyHeads restricts head detection to these heads; the others score -1,
+// as TransformerLens's heads argument does.
+func OnlyHeads(heads ...HeadID) Option {
+	return func(o *options) { o.heads = append(o.heads, heads...) }
+}
+
+// SeqLen is the length of the random sequence that repeated-token batches
+// repeat (default 10).
+func SeqLen(n int) Option { return func(o *options) { o.seqLen = n } }
+
+// BatchSize is the number of rows of a repeated-token batch (default 4).
+func BatchSize(n int) Option { return func(o *options) { o.batch = n } }
+
+// BOS sets the token that starts each repeated-token row (default the
+// model tokenizer's BOS, else 0).
+func BOS(id int64) Option { return func(o *options) { o.bos, o.hasBOS = id, true } }
+
+// TokenRange draws repeated tokens uniformly from [lo, hi) (default the
+// whole vocabulary, as TransformerLens and ARENA do).
+func TokenRange(lo, hi int64) Option { return func(o *options) { o.lo, o.hi = lo, hi } }
+
+// Reference gives the tokens whose activations mean ablation averages and
+// resample ablation draws from ([batch pos]; the caller keeps them).
+func Reference(tokens *gotch.Tensor) Option { return func(o *options) { o.reference = tokens } }
+
+// WithMetric makes an ablation table measure metric instead of the mean
+// next-token loss.
+func WithMetric(m Metric) Option { return func(o *options) { o.metric = m } }
+
+// CleanCache reuses a clean run's cache for activation patching instead of
+// running the clean input again; it must hold the activations the sweep
+// patches. The caller keeps and frees it.
+func CleanCache(c *hookedmodel.ActivationCache) Option { return func(o *options) { o.cleanCache = c } }
+
+// AtPosition sets the position logit attribution explains (default -1, the
+// last; negative values count from the end).
+func AtPosition(p int) Option { return func(o *options) { o.pos = p } }
+
+// TopK sets how many top tokens the logit lens lists per layer (default 5).
+func TopK(k int) Option { return func(o *options) { o.topK = k } }
+
+// BaselineSamples sets how many random head pairs the composition-score
+// baseline averages (default 64).
+func BaselineSamples(n int) Option { return func(o *options) { o.baselineSamples = n } }
+
+// bar is a progress bar that does nothing without a writer.
+type bar struct{ pb *progressbar.ProgressBar }
+
+func newBar(o *options, total int, what string) bar {
+	if o.progress == nil || total <= 0 {
+		return bar{}
+	}
+	w := o.progress
+	return bar{progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetWidth(20),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetSpinnerChangeInterval(0),
+		progressbar.OptionOnCompletion(func() { _, _ = io.WriteString(w, "\n") }),
+	)}
+}
+
+func (b bar) add() {
+	if b.pb != nil {
+		_ = b.pb.Add(1)
+	}
+}
+
+// end completes the bar, or leaves it where it stopped when ok is false.
+func (b bar) end(ok bool) {
+	switch {
+	case b.pb == nil:
+	case ok:
+		_ = b.pb.Finish()
+	default:
+		_ = b.pb.Exit()
+	}
+}
