@@ -67,7 +67,7 @@ func newAblateCmd() *cobra.Command {
 		},
 	}
 	mf.register(cmd)
-	in.register(cmd)
+	in.register(cmd, true)
 	cmd.Flags().StringVar(&head, "head", "", "the head to ablate as LAYER.HEAD, e.g. 1.4")
 	cmd.Flags().StringVar(&mode, "mode", "zero", "zero or mean")
 	cmd.Flags().StringVar(&out, "out", "", "output .safetensors file")

@@ -54,7 +54,7 @@ func newCacheCmd() *cobra.Command {
 		},
 	}
 	mf.register(cmd)
-	in.register(cmd)
+	in.register(cmd, true)
 	cmd.Flags().StringVar(&names, "names", "", "cache only hook points matching this regular expression")
 	cmd.Flags().StringVar(&out, "out", "", "output .safetensors file")
 	cmd.MarkFlagRequired("out")

@@ -148,3 +148,38 @@ func TestCommandErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestAnalyze(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	model := tinyGPT2(t)
+	dir := t.TempDir()
+	out, err := golens(t, "analyze", "--model", model, "--prompt", "The cat sat on the mat. The cat", "--seq-len", "6", "--out", dir)
+	if err != nil {
+		t.Fatalf("analyze: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "top induction") || !strings.Contains(out, "index.html") {
+		t.Errorf("analyze printed %q", out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s map[string]json.RawMessage
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"heads", "induction_scores", "repeat_loss", "composition", "composition_baseline"} {
+		if _, ok := s[key]; !ok {
+			t.Errorf("summary.json lacks %q", key)
+		}
+	}
+	var heads []map[string]float64
+	json.Unmarshal(s["heads"], &heads)
+	if len(heads) != 4 || len(heads[0]) != 7 {
+		t.Errorf("summary.json heads: %v", heads)
+	}
+	pngs, _ := filepath.Glob(filepath.Join(dir, "*.png"))
+	if len(pngs) == 0 {
+		t.Error("no PNG figures written")
+	}
+}

@@ -109,41 +109,50 @@ type inputFlags struct {
 	tokensFile string
 }
 
-func (f *inputFlags) register(cmd *cobra.Command) {
+func (f *inputFlags) register(cmd *cobra.Command, required bool) {
 	cmd.Flags().StringVar(&f.prompt, "prompt", "", "text to run on (tokenized with BOS first)")
 	cmd.Flags().StringVar(&f.tokensFile, "tokens-file", "", "JSON file: an array of equal-length arrays of token ids")
-	cmd.MarkFlagsOneRequired("prompt", "tokens-file")
+	if required {
+		cmd.MarkFlagsOneRequired("prompt", "tokens-file")
+	}
 	cmd.MarkFlagsMutuallyExclusive("prompt", "tokens-file")
 }
+
+func (f *inputFlags) given() bool { return f.prompt != "" || f.tokensFile != "" }
 
 // input returns the model input and a function that frees it.
 func (f *inputFlags) input(dev gotch.Device) (hookedmodel.Input, func(), error) {
 	if f.tokensFile == "" {
 		return hookedmodel.Text(f.prompt), func() {}, nil
 	}
-	b, err := os.ReadFile(f.tokensFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	var rows [][]int64
-	if err := json.Unmarshal(b, &rows); err != nil {
-		return nil, nil, fmt.Errorf("%s: want a JSON array of arrays of token ids: %w", f.tokensFile, err)
-	}
-	if len(rows) == 0 || len(rows[0]) == 0 {
-		return nil, nil, fmt.Errorf("%s: no tokens", f.tokensFile)
-	}
-	flat := make([]int64, 0, len(rows)*len(rows[0]))
-	for i, r := range rows {
-		if len(r) != len(rows[0]) {
-			return nil, nil, fmt.Errorf("%s: row %d has %d tokens, row 0 has %d (rows must be equally long)", f.tokensFile, i, len(r), len(rows[0]))
-		}
-		flat = append(flat, r...)
-	}
-	t, err := gotch.FromSlice(flat, []int64{int64(len(rows)), int64(len(rows[0]))}, dev)
+	t, err := f.tokens(dev)
 	if err != nil {
 		return nil, nil, err
 	}
 	return hookedmodel.Tokens(t), t.Free, nil
+}
+
+// tokens reads the tokens file into a [batch pos] tensor on dev.
+func (f *inputFlags) tokens(dev gotch.Device) (*gotch.Tensor, error) {
+	b, err := os.ReadFile(f.tokensFile)
+	if err != nil {
+		return nil, err
+	}
+	var rows [][]int64
+	if err := json.Unmarshal(b, &rows); err != nil {
+		return nil, fmt.Errorf("%s: want a JSON array of arrays of token ids: %w", f.tokensFile, err)
+	}
+	if len(rows) == 0 || len(rows[0]) == 0 {
+		return nil, fmt.Errorf("%s: no tokens", f.tokensFile)
+	}
+	flat := make([]int64, 0, len(rows)*len(rows[0]))
+	for i, r := range rows {
+		if len(r) != len(rows[0]) {
+			return nil, fmt.Errorf("%s: row %d has %d tokens, row 0 has %d (rows must be equally long)", f.tokensFile, i, len(r), len(rows[0]))
+		}
+		flat = append(flat, r...)
+	}
+	return gotch.FromSlice(flat, []int64{int64(len(rows)), int64(len(rows[0]))}, dev)
 }
 
 // loadWithInput loads the model and reads the input onto its device; done

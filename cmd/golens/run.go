@@ -49,7 +49,7 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	mf.register(cmd)
-	in.register(cmd)
+	in.register(cmd, true)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	cmd.Flags().IntVar(&topK, "top", 5, "how many next-token predictions to show per row")
 	return cmd
