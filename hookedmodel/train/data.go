@@ -1,0 +1,102 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+)
+
+// Dataset gives a run its token batches. Both methods are functions of
+// their argument alone, so a resumed run sees the very batches the
+// uninterrupted run would have. The trainer only reads the rows.
+type Dataset interface {
+	// Batch returns the training batch of step (0-based): rows of token
+	// ids of equal length, [batch seq].
+	Batch(ctx context.Context, step int) ([][]int64, error)
+	// EvalBatch returns held-out batch i (0-based), [batch seq], drawn
+	// apart from every training batch.
+	EvalBatch(ctx context.Context, i int) ([][]int64, error)
+}
+
+// RepeatedTokens is the induction task: every row is BOS, Prefix random
+// tokens, then one random segment of Length tokens written Repeats times,
+//
+//	[BOS, p₁ … p_P, x₁ … x_L, x₁ … x_L, …]
+//
+// so that from the second repeat on each token is predictable from the
+// earlier ones. Tokens are uniform over [0, Vocab) without BOS. A batch is
+// drawn from a PCG stream of (Seed, step), so batches are reproducible
+// and independent of one another; held-out batches use other streams.
+type RepeatedTokens struct {
+	Vocab   int   // tokens are drawn from [0, Vocab) less BOS
+	Length  int   // tokens per segment
+	Repeats int   // segments per row
+	Prefix  int   // random tokens before the first segment
+	BOS     int64 // the first token of every row; negative for none
+	Rows    int   // rows per batch
+	Seed    uint64
+}
+
+// SeqLen is the length of a row.
+func (d RepeatedTokens) SeqLen() int {
+	n := d.Prefix + d.Repeats*d.Length
+	if d.BOS >= 0 {
+		n++
+	}
+	return n
+}
+
+// Batch returns the training batch of step [Rows SeqLen].
+func (d RepeatedTokens) Batch(_ context.Context, step int) ([][]int64, error) {
+	return d.draw(2 * uint64(step)), nil
+}
+
+// EvalBatch returns held-out batch i [Rows SeqLen].
+func (d RepeatedTokens) EvalBatch(_ context.Context, i int) ([][]int64, error) {
+	return d.draw(2*uint64(i) + 1), nil
+}
+
+func (d RepeatedTokens) draw(stream uint64) [][]int64 {
+	r := rand.New(rand.NewPCG(d.Seed, stream))
+	token := func() int64 {
+		if d.BOS < 0 || d.BOS >= int64(d.Vocab) {
+			return r.Int64N(int64(d.Vocab))
+		}
+		x := r.Int64N(int64(d.Vocab - 1)) // skip BOS
+		if x >= d.BOS {
+			x++
+		}
+		return x
+	}
+	rows := make([][]int64, d.Rows)
+	for i := range rows {
+		row := make([]int64, 0, d.SeqLen())
+		if d.BOS >= 0 {
+			row = append(row, d.BOS)
+		}
+		for range d.Prefix {
+			row = append(row, token())
+		}
+		seg := make([]int64, d.Length)
+		for j := range seg {
+			seg[j] = token()
+		}
+		for range d.Repeats {
+			row = append(row, seg...)
+		}
+		rows[i] = row
+	}
+	return rows
+}
+
+// newDataset makes the dataset cfg.Data describes; cfg is initialised.
+func newDataset(cfg *Config) (Dataset, error) {
+	d := cfg.Data
+	switch d.Kind {
+	case "repeated_tokens":
+		return RepeatedTokens{Vocab: d.Vocab, Length: d.Length, Repeats: d.Repeats, Prefix: d.Prefix, BOS: *d.BOS, Rows: cfg.Train.Batch, Seed: cfg.Train.Seed}, nil
+	case "text":
+		return NewText(d.Path, d.SeqLen, cfg.Train.Batch, d.EvalFraction, cfg.Train.Seed)
+	}
+	return nil, fmt.Errorf("data kind %q is not known", d.Kind)
+}

@@ -1,0 +1,268 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/golens/golens/gotch"
+	"github.com/golens/golens/hookedmodel"
+)
+
+// HeadScoreFunc scores every attention head of a model [layer][head], such
+// as analysis's induction score.
+type HeadScoreFunc func(ctx context.Context, m *hookedmodel.HookedTransformer) ([][]float64, error)
+
+type headScore struct {
+	name string
+	fn   HeadScoreFunc
+}
+
+// score runs the function, turning a panic into its error.
+func (hs headScore) score(ctx context.Context, m *hookedmodel.HookedTransformer) (v [][]float64, err error) {
+	if perr := gotch.Try(func() { v, err = hs.fn(ctx, m) }); perr != nil {
+		return nil, perr
+	}
+	return v, err
+}
+
+// Option configures Run.
+type Option func(*options)
+
+type options struct {
+	device   gotch.Device
+	progress io.Writer
+	scores   []headScore
+	data     Dataset
+	onRecord []func(Record)
+}
+
+// OnDevice trains on dev (default the CPU).
+func OnDevice(dev gotch.Device) Option { return func(o *options) { o.device = dev } }
+
+// Progress draws the progress bar (step, loss, tokens/s) on w (default
+// os.Stderr); nil draws none.
+func Progress(w io.Writer) Option { return func(o *options) { o.progress = w } }
+
+// HeadScore adds a per-head score to every evaluation, under name.
+func HeadScore(name string, fn HeadScoreFunc) Option {
+	return func(o *options) { o.scores = append(o.scores, headScore{name, fn}) }
+}
+
+// WithDataset trains on d instead of the dataset the config's "data"
+// describes; "data" is then still checked and recorded, not read.
+func WithDataset(d Dataset) Option { return func(o *options) { o.data = d } }
+
+// OnRecord calls fn with every record as it is written to metrics.jsonl,
+// on the training goroutine, after the functions of earlier OnRecords.
+func OnRecord(fn func(Record)) Option {
+	return func(o *options) { o.onRecord = append(o.onRecord, fn) }
+}
+
+// Record is one line of metrics.jsonl: the training loss of a logged step
+// ("train") or an evaluation ("eval").
+type Record struct {
+	Kind         string                 `json:"kind"`
+	Step         int                    `json:"step"`                   // steps done; a train record is about the last of them
+	Tokens       int64                  `json:"tokens"`                 // training tokens seen
+	Loss         float64                `json:"loss"`                   // train: the step's batch; eval: the held-out mean
+	LR           float64                `json:"lr,omitempty"`           // train: the step's learning rate
+	GradNorm     float64                `json:"grad_norm,omitempty"`    // train: the global gradient norm before clipping
+	TokensPerSec float64                `json:"tokens_per_s,omitempty"` // train: over the steps since the previous train record
+	HeadScores   map[string][][]float64 `json:"head_scores,omitempty"`  // eval: [layer][head] per score, NaN written as null
+	// ICL is the in-context learning score of Olsson et al. (2022): the
+	// loss at token 500/512 of the context minus that at token 50/512
+	// (tokens 500 and 50 of 512); nil when the rows are too short.
+	ICL *float64 `json:"icl_score,omitempty"`
+	// LossByPos[i] is the held-out loss of predicting token i+1 [seq-1].
+	LossByPos []float64 `json:"-"`
+}
+
+// Result says where a run stopped.
+type Result struct {
+	Step       int    // steps done
+	Done       bool   // the run reached its last step
+	Model      string // the final model file when Done, else the last checkpoint's
+	Checkpoint string // the last checkpoint folder
+	Eval       *Record
+}
+
+// Run trains the model cfg describes, writing into outDir:
+//
+//	config.json                  the run's config, defaults filled in
+//	metrics.jsonl                one Record per logged step and per evaluation
+//	checkpoints/step-NNNNNNNN/   model.safetensors and optimizer.safetensors
+//	model.safetensors            the final model (hookedmodel.Load reads it)
+//
+// When outDir already holds checkpoints of the same run, Run resumes from
+// the latest one, exactly where it stopped, and drops the metrics written
+// after it. When ctx is done Run finishes the current step (with its
+// evaluation and checkpoint, when due), writes a checkpoint and returns
+// the result with ctx's error.
+func Run(ctx context.Context, cfg Config, outDir string, opts ...Option) (*Result, error) {
+	o := options{device: gotch.CPU, progress: os.Stderr}
+	for _, f := range opts {
+		f(&o)
+	}
+	if err := cfg.Init(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	data := o.data
+	if data == nil {
+		var err error
+		if data, err = newDataset(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	tr, err := start(ctx, cfg, outDir, data, o.device)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.free()
+	r := &run{tr: tr, o: o, out: outDir}
+	if err := r.openMetrics(); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	defer r.metrics.Close()
+	return r.loop(ctx)
+}
+
+// start writes config.json and makes the run's trainer: from the latest
+// checkpoint in out, or a new model seeded by train.seed.
+func start(ctx context.Context, cfg Config, out string, data Dataset, dev gotch.Device) (*trainer, error) {
+	tr, err := newOrResumed(ctx, cfg, out, data, dev)
+	if err != nil {
+		return nil, err
+	}
+	js, err := json.MarshalIndent(cfg, "", "  ")
+	if err == nil {
+		err = os.MkdirAll(out, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(out, "config.json"), append(js, '\n'), 0o644)
+	}
+	if err != nil {
+		tr.free()
+		return nil, err
+	}
+	return tr, nil
+}
+
+func newOrResumed(ctx context.Context, cfg Config, out string, data Dataset, dev gotch.Device) (*trainer, error) {
+	ck, err := latestCheckpoint(out)
+	if err != nil {
+		return nil, err
+	}
+	if ck != "" {
+		return resume(ctx, ck, cfg, data, dev)
+	}
+	m, err := hookedmodel.New(cfg.Model, hookedmodel.OnDevice(dev), hookedmodel.WithSeed(cfg.Train.Seed))
+	if err != nil {
+		return nil, err
+	}
+	tr, err := newTrainer(m, cfg, data)
+	if err != nil {
+		m.Free()
+		return nil, err
+	}
+	return tr, nil
+}
+
+// run is Run's loop state.
+type run struct {
+	tr      *trainer
+	o       options
+	out     string
+	metrics *os.File
+	bar     *bar
+	res     Result
+}
+
+// loop trains up to the last step or until ctx is done, evaluating,
+// logging and checkpointing as the config says.
+func (r *run) loop(ctx context.Context) (*Result, error) {
+	tc := &r.tr.cfg.Train
+	r.bar = newBar(r.o.progress, tc.Steps, r.tr.step)
+	defer r.bar.close()
+	// A step, once begun, runs to its end with its evaluation and
+	// checkpoint: cancellation is seen between steps.
+	quiet := context.WithoutCancel(ctx)
+	if r.tr.step == 0 {
+		if err := r.eval(quiet); err != nil {
+			return nil, err
+		}
+	}
+	var window throughput
+	for r.tr.step < tc.Steps && ctx.Err() == nil {
+		t0 := time.Now()
+		st, err := r.tr.trainStep(quiet)
+		if err != nil {
+			return nil, fmt.Errorf("step %d: %w", r.tr.step, err)
+		}
+		window.add(st.tokens, time.Since(t0))
+		r.bar.update(r.tr.step, st.loss, window.rate())
+		step := r.tr.step
+		if step%tc.LogEvery == 0 || step == tc.Steps {
+			rec := Record{Kind: "train", Step: step, Tokens: r.tr.tokens, Loss: st.loss, LR: st.lr, GradNorm: st.gradNorm, TokensPerSec: window.rate()}
+			if err := r.write(rec); err != nil {
+				return nil, err
+			}
+			window = throughput{}
+		}
+		if (tc.EvalEvery > 0 && step%tc.EvalEvery == 0) || step == tc.Steps {
+			if err := r.eval(quiet); err != nil {
+				return nil, err
+			}
+		}
+		if tc.CheckpointEvery > 0 && step%tc.CheckpointEvery == 0 && step < tc.Steps {
+			if err := r.checkpoint(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if r.res.Checkpoint != stepDir(r.out, r.tr.step) {
+		if err := r.checkpoint(); err != nil {
+			return nil, err
+		}
+	}
+	r.res.Step, r.res.Model = r.tr.step, filepath.Join(r.res.Checkpoint, modelFile)
+	if r.tr.step == tc.Steps {
+		final := filepath.Join(r.out, modelFile)
+		if err := r.tr.m.Save(final); err != nil {
+			return nil, err
+		}
+		r.res.Done, r.res.Model = true, final
+		return &r.res, nil
+	}
+	return &r.res, ctx.Err()
+}
+
+func (r *run) checkpoint() error {
+	dir, err := r.tr.save(r.out)
+	r.res.Checkpoint = dir
+	return err
+}
+
+func (r *run) eval(ctx context.Context) error {
+	rec, err := r.tr.evaluate(ctx, r.o.scores)
+	if err != nil {
+		return fmt.Errorf("evaluation at step %d: %w", r.tr.step, err)
+	}
+	r.res.Eval = &rec
+	return r.write(rec)
+}
+
+// throughput counts the tokens and the time of the steps since the last
+// train record; evaluations and checkpoints do not count.
+type throughput struct {
+	tokens int
+	time   time.Duration
+}
+
+func (w *throughput) add(tokens int, d time.Duration) { w.tokens, w.time = w.tokens+tokens, w.time+d }
+
+func (w *throughput) rate() float64 { return float64(w.tokens) / w.time.Seconds() }
