@@ -46,7 +46,17 @@ func repeatedTokens(m *hookedmodel.HookedTransformer, o *options) (tok *gotch.Te
 		s := gotch.NewScope()
 		defer s.Close()
 		b, l := int64(o.batch), int64(o.seqLen)
+		// Without a tokenizer BOS is an ordinary id, and it never occurs
+		// inside the sequences (as in golens train's repeated-token data):
+		// draw from one id fewer and skip it.
+		skipBOS := m.Tokenizer == nil && o.hi < 0 && lo <= bos
+		if skipBOS {
+			hi--
+		}
 		seq := s.Attach(gotch.MustRandint(lo, hi, []int64{b, l}, gen, m.Device()))
+		if skipBOS {
+			seq = seq.MustAdd(seq.MustGtScalar(float64(bos) - 1).MustTo(gotch.Int64))
+		}
 		first := s.Attach(gotch.MustFull([]int64{b, 1}, float64(bos), gotch.Int64, m.Device()))
 		tok = s.Keep(gotch.MustCat([]*gotch.Tensor{first, seq, seq}, 1))
 	})

@@ -54,11 +54,17 @@ type DataConfig struct {
 	Kind string `json:"kind"`
 
 	// repeated_tokens
-	Vocab   int    `json:"vocab,omitempty"`   // tokens drawn from [0, vocab) (default d_vocab)
-	Length  int    `json:"length,omitempty"`  // tokens per repeated segment (default: as many as n_ctx holds)
-	Repeats int    `json:"repeats,omitempty"` // segments per sequence (default 2)
-	Prefix  int    `json:"prefix,omitempty"`  // random tokens before the first segment (default 0)
-	BOS     *int64 `json:"bos,omitempty"`     // first token of every sequence; negative for none (default vocab-1)
+	Vocab  int `json:"vocab,omitempty"`  // tokens drawn from [0, vocab) (default d_vocab)
+	Length int `json:"length,omitempty"` // tokens per repeated segment (default: as many as n_ctx holds)
+	// MinLength, when below Length, draws each row's segment length from
+	// [min_length, length] and its prefix from [0, prefix], filling the
+	// rest with random tokens: with the repeats at varying distances only
+	// an induction head (not a head attending a fixed distance back) can
+	// predict them. Default length.
+	MinLength int    `json:"min_length,omitempty"`
+	Repeats   int    `json:"repeats,omitempty"` // segments per sequence (default 2)
+	Prefix    int    `json:"prefix,omitempty"`  // random tokens before the first segment (default 0)
+	BOS       *int64 `json:"bos,omitempty"`     // first token of every sequence; negative for none (default vocab-1)
 
 	// text
 	Path         string  `json:"path,omitempty"`          // the text file; relative to the config file's folder
@@ -194,6 +200,8 @@ func (d *DataConfig) initRepeated(m *hookedmodel.Config) error {
 		return fmt.Errorf("vocab must be in [2, d_vocab=%d], got %d", m.DVocab, d.Vocab)
 	case *d.BOS >= int64(m.DVocab):
 		return fmt.Errorf("bos %d is not below d_vocab=%d", *d.BOS, m.DVocab)
+	case d.MinLength < 0 || d.MinLength > d.Length:
+		return fmt.Errorf("min_length must be in [0, length=%d], got %d", d.Length, d.MinLength)
 	case d.Repeats <= 0 || d.Length <= 0 || d.Prefix < 0:
 		return fmt.Errorf("repeats and length must be positive and prefix not negative, got %d, %d, %d", d.Repeats, d.Length, d.Prefix)
 	}

@@ -24,17 +24,20 @@ type Dataset interface {
 //	[BOS, p₁ … p_P, x₁ … x_L, x₁ … x_L, …]
 //
 // so that from the second repeat on each token is predictable from the
-// earlier ones. Tokens are uniform over [0, Vocab) without BOS. A batch is
+// earlier ones. With MinLength < Length each row draws its segment length
+// from [MinLength, Length] and its prefix length from [0, Prefix], and
+// ends in random tokens, so the repeats sit at varying distances. Tokens are uniform over [0, Vocab) without BOS. A batch is
 // drawn from a PCG stream of (Seed, step), so batches are reproducible
 // and independent of one another; held-out batches use other streams.
 type RepeatedTokens struct {
-	Vocab   int   // tokens are drawn from [0, Vocab) less BOS
-	Length  int   // tokens per segment
-	Repeats int   // segments per row
-	Prefix  int   // random tokens before the first segment
-	BOS     int64 // the first token of every row; negative for none
-	Rows    int   // rows per batch
-	Seed    uint64
+	Vocab     int   // tokens are drawn from [0, Vocab) less BOS
+	Length    int   // tokens per segment (the longest, with MinLength)
+	MinLength int   // the shortest segment; 0 or Length: all are Length
+	Repeats   int   // segments per row
+	Prefix    int   // random tokens before the first segment
+	BOS       int64 // the first token of every row; negative for none
+	Rows      int   // rows per batch
+	Seed      uint64
 }
 
 // SeqLen is the length of a row.
@@ -74,15 +77,23 @@ func (d RepeatedTokens) draw(stream uint64) [][]int64 {
 		if d.BOS >= 0 {
 			row = append(row, d.BOS)
 		}
-		for range d.Prefix {
+		prefix, length := d.Prefix, d.Length
+		if d.MinLength > 0 && d.MinLength < d.Length {
+			length = d.MinLength + r.IntN(d.Length-d.MinLength+1)
+			prefix = r.IntN(d.Prefix + 1)
+		}
+		for range prefix {
 			row = append(row, token())
 		}
-		seg := make([]int64, d.Length)
+		seg := make([]int64, length)
 		for j := range seg {
 			seg[j] = token()
 		}
 		for range d.Repeats {
 			row = append(row, seg...)
+		}
+		for len(row) < d.SeqLen() {
+			row = append(row, token())
 		}
 		rows[i] = row
 	}
@@ -94,7 +105,7 @@ func newDataset(cfg *Config) (Dataset, error) {
 	d := cfg.Data
 	switch d.Kind {
 	case "repeated_tokens":
-		return RepeatedTokens{Vocab: d.Vocab, Length: d.Length, Repeats: d.Repeats, Prefix: d.Prefix, BOS: *d.BOS, Rows: cfg.Train.Batch, Seed: cfg.Train.Seed}, nil
+		return RepeatedTokens{Vocab: d.Vocab, Length: d.Length, MinLength: d.MinLength, Repeats: d.Repeats, Prefix: d.Prefix, BOS: *d.BOS, Rows: cfg.Train.Batch, Seed: cfg.Train.Seed}, nil
 	case "text":
 		return NewText(d.Path, d.SeqLen, cfg.Train.Batch, d.EvalFraction, cfg.Train.Seed)
 	}
