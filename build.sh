@@ -3,7 +3,7 @@
 #
 #   ./build.sh build          find libtorch, build the shim and bin/golens
 #   ./build.sh test           everything CI runs: vet and the whole test suite
-#   ./build.sh run            build, then run golens's main job
+#   ./build.sh run [ARGS]     build, then run golens's main job: golens demo
 #   ./build.sh bench          benchmarks (Go against the C++ floor) -> bench/out
 #   ./build.sh golens ARGS... build if needed, then run the CLI
 #   ./build.sh gpu-bundle [DIR]  carried test binaries + shim sources + runbook
@@ -227,7 +227,7 @@ main() {
   case "$cmd" in
     build) build_shim; build_cli ;;
     test) cmd_test ;;
-    run) build_shim; build_cli; exec "$BIN/golens" version --check ;;
+    run) build_shim; build_cli; "$BIN/golens" version; exec "$BIN/golens" demo "$@" ;;
     bench) cmd_bench "$@" ;;
     golens) build_shim; build_cli; exec "$BIN/golens" "$@" ;;
     gpu-bundle) cmd_gpu_bundle "$@" ;;

@@ -53,7 +53,7 @@ func Circuits(m *hookedmodel.HookedTransformer, prev, ind HeadID, nPos int) (c *
 		posQ, posK := pos.MustMatmul(head(wQ, prev)), pos.MustMatmul(head(wK, prev))
 		prevQK := posQ.MustMatmul(posK.MustTranspose(0, 1))
 		prevOV := head(wV, prev).MustMatmul(head(wO, prev)) // [d_model d_model]
-		q := wE.MustMatmul(head(wQ, ind))                  // [vocab d_head]
+		q := wE.MustMatmul(head(wQ, ind))                   // [vocab d_head]
 		k := wE.MustMatmul(prevOV).MustMatmul(head(wK, ind))
 		kComp := q.MustMatmul(k.MustTranspose(0, 1))
 		ov := wE.MustMatmul(head(wV, ind)).MustMatmul(head(wO, ind)).MustMatmul(wU)

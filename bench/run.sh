@@ -6,7 +6,12 @@
 #      C++ loop (cpp/op_floor.cpp, which also calls them through the shim's
 #      C ABI), interleaved, BENCH_ROUNDS times, with the same intra-op
 #      thread count (BENCH_THREADS) on both sides.
-#   2. intra-op threads: BenchmarkGPT2Block at 1 and 2 threads and at 2
+#   2. GPT-2-small forward at 1x128 tokens: hookedmodel's BenchmarkGPT2Forward,
+#      BenchmarkGPT2RunWithHooksNoop and BenchmarkGPT2RunWithCacheAll (one
+#      process runs the three) against the same forward written in C++
+#      against ATen (cpp/gpt2_forward.cpp), interleaved, BENCH_GPT2_ROUNDS
+#      times, both at the intra-op thread count gotch chooses by itself.
+#   3. intra-op threads: BenchmarkGPT2Block at 1 and 2 threads and at 2
 #      with OMP_WAIT_POLICY=PASSIVE, one process per setting, interleaved;
 #      also with each BLAS build in BENCH_BLAS_DIRS (see below).
 #
@@ -14,7 +19,9 @@
 # time is what to compare when other programs share the cores. Medians over
 # the rounds go to out/results.jsonl (one JSON object per row) and
 # out/table.md. Knobs: BENCH_ROUNDS (5), BENCH_ITERS (200000 per op),
-# BENCH_THREADS (1), BENCH_BLOCK_ROUNDS (3), BENCH_BLOCK_TIME (0.3s).
+# BENCH_THREADS (1), BENCH_GPT2_ROUNDS (5), BENCH_GPT2_ITERS (6 timed passes
+# per process, after one untimed), BENCH_BLOCK_ROUNDS (3), BENCH_BLOCK_TIME
+# (0.3s).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,30 +30,33 @@ OUT=$HERE/out
 ROUNDS=${BENCH_ROUNDS:-5}
 ITERS=${BENCH_ITERS:-200000}
 THREADS=${BENCH_THREADS:-1}
+GPT2_ROUNDS=${BENCH_GPT2_ROUNDS:-5}
+GPT2_ITERS=${BENCH_GPT2_ITERS:-6}
 BLOCK_ROUNDS=${BENCH_BLOCK_ROUNDS:-3}
 BLOCK_TIME=${BENCH_BLOCK_TIME:-0.3s}
 : "${TORCH_INCS:?run me through ./build.sh bench}" "${TORCH_LIB:?}" "${TORCH_ABI:?}"
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 
-build_floor() { # the C++ floor, with the shim's torch flags; cached
-  local incs="" i std stamp
+build_cpp() { # $1: a program in cpp/, built with the shim's torch flags; cached
+  local name=$1 incs="" i std stamp
   for i in $TORCH_INCS; do [ "$i" = /usr/include ] || incs="$incs -isystem $i"; done
-  stamp=$( { cat "$HERE/cpp/op_floor.cpp" "$ROOT"/gotch/csrc/golens_torch*.h
+  stamp=$( { cat "$HERE/cpp/$name.cpp" "$ROOT"/gotch/csrc/golens_torch*.h
              echo "$incs $TORCH_LIB $TORCH_ABI ${CXX:-g++}"; } | sha256sum | cut -c1-16)
-  [ -x "$OUT/op_floor" ] && [ "$(cat "$OUT/.op_floor.stamp" 2>/dev/null)" = "$stamp" ] && return 0
-  say "compiling the C++ floor"
+  [ -x "$OUT/$name" ] && [ "$(cat "$OUT/.$name.stamp" 2>/dev/null)" = "$stamp" ] && return 0
+  say "compiling the C++ floor cpp/$name.cpp"
   for std in c++17 c++20; do # as the shim: newer torch headers need C++20
     # shellcheck disable=SC2086
     ${CXX:-g++} -std=$std -O2 -D_GLIBCXX_USE_CXX11_ABI="$TORCH_ABI" $incs -I"$ROOT/gotch/csrc" \
-      "$HERE/cpp/op_floor.cpp" -o "$OUT/op_floor" -L"$ROOT/gotch/lib" -L"$TORCH_LIB" \
+      "$HERE/cpp/$name.cpp" -o "$OUT/$name" -L"$ROOT/gotch/lib" -L"$TORCH_LIB" \
       -Wl,-rpath,"$ROOT/gotch/lib:$TORCH_LIB" -lgolens_torch -ltorch_cpu -lc10 &&
-      { echo "$stamp" >"$OUT/.op_floor.stamp"; return 0; }
+      { echo "$stamp" >"$OUT/.$name.stamp"; return 0; }
   done
-  say "error: the C++ floor does not compile"; return 1
+  say "error: cpp/$name.cpp does not compile"; return 1
 }
 
 # Raw rows, tab-separated: impl workload name config wall_ns cpu_ns peak_mb allocs
+# (and, for the GPT-2 forward, the round)
 go_rows() { # Go benchmark lines; $1 workload, $2 config
   awk -v w="$1" -v c="$2" -v OFS='\t' '/^Benchmark/ {
     split($1, p, "/"); sub(/-[0-9]+$/, "", p[2]); delete m
@@ -62,9 +72,10 @@ cpp_rows() { # op_floor's JSON lines; path aten -> impl cpp, shim -> shim
 gotch_test() { (cd "$ROOT/gotch" && "$OUT/gotch.test" -test.run '^$' "$@"); }
 
 mkdir -p "$OUT"
-build_floor
-say "building the gotch benchmarks"
-(cd "$ROOT" && go test -c -o "$OUT/gotch.test" ./gotch/)
+build_cpp op_floor
+build_cpp gpt2_forward
+say "building the gotch and hookedmodel benchmarks"
+(cd "$ROOT" && go test -c -o "$OUT/gotch.test" ./gotch/ && go test -c -o "$OUT/hookedmodel.test" ./hookedmodel/)
 TORCH=$("$OUT/op_floor" 1 1 | sed -nE '1s/.*"torch":"([^"]*)".*/\1/p')
 RAW=$OUT/raw.tsv
 : >"$RAW"
@@ -78,6 +89,38 @@ for ((r = 1; r <= ROUNDS; r++)); do # alternate which side runs first
     "$OUT/op_floor" "$THREADS" "$ITERS" | cpp_rows >>"$RAW"; golens_ops >>"$RAW"
   else
     golens_ops >>"$RAW"; "$OUT/op_floor" "$THREADS" "$ITERS" | cpp_rows >>"$RAW"
+  fi
+done
+
+# GPT-2-small forward, 1x128 tokens: the three hookedmodel benchmarks in one
+# process, and the C++ forward, at the thread count gotch picks (or
+# GOLENS_NUM_THREADS); rows "golens gpt2 NAME tN" and "cpp gpt2 forward tN".
+info=$(gotch_test -test.run '^TestDefaultThreadsApplied$' -test.v)
+GPT2_THREADS=$(sed -nE 's/.*intra-op threads: ([0-9]+).*/\1/p' <<<"$info")
+GPT2_BLAS=$(sed -nE 's/.*blas: //p' <<<"$info")
+say "GPT-2-small forward at 1x128: $GPT2_ROUNDS rounds of $GPT2_ITERS passes, $GPT2_THREADS intra-op thread(s), BLAS $GPT2_BLAS"
+golens_gpt2() { # $1: the round
+  (cd "$ROOT/hookedmodel" && "$OUT/hookedmodel.test" -test.run '^$' -test.benchtime "${GPT2_ITERS}x" \
+    -test.bench '^BenchmarkGPT2(Forward|RunWithHooksNoop|RunWithCacheAll)$') |
+    awk -v t="t$GPT2_THREADS" -v r="$1" -v OFS='\t' '/^BenchmarkGPT2/ {
+      n = $1; sub(/-[0-9]+$/, "", n); sub(/^BenchmarkGPT2/, "", n)
+      n = n == "Forward" ? "forward" : n == "RunWithHooksNoop" ? "run_with_hooks_noop" : "run_with_cache_all"
+      delete m; for (i = 3; i < NF; i += 2) m[$(i + 1)] = $i
+      print "golens", "gpt2", n, t, m["ns/op"], m["cpu-ns/op"], m["peak-MB"], "-", r
+    }'
+}
+cpp_gpt2() { # $1: the round
+  "$OUT/gpt2_forward" "$GPT2_THREADS" "$GPT2_ITERS" 1 |
+    sed -E 's/.*"ms_median":([0-9.]+),"cpu_ms_median":([0-9.]+).*"peak_rss_mb":([0-9.]+).*/\1\t\2\t\3/' |
+    awk -F'\t' -v t="t$GPT2_THREADS" -v r="$1" -v OFS='\t' '{ print "cpp", "gpt2", "forward", t, $1 * 1e6, $2 * 1e6, $3, "-", r }'
+}
+: >"$OUT/gpt2_rounds.tsv"
+for ((r = 1; r <= GPT2_ROUNDS; r++)); do # alternate which side runs first
+  printf '%s\t%s\n' "$r" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/gpt2_rounds.tsv"
+  if ((r % 2)); then
+    cpp_gpt2 "$r" >>"$RAW"; golens_gpt2 "$r" >>"$RAW"
+  else
+    golens_gpt2 "$r" >>"$RAW"; cpp_gpt2 "$r" >>"$RAW"
   fi
 done
 
@@ -119,14 +162,45 @@ awk -F'\t' -v OFS='\t' '
 # medians.tsv: impl workload name config wall_ns cpu_ns peak_mb allocs runs
 
 # The shim rows only split the overhead in table.md; results.jsonl has golens and cpp.
-awk -F'\t' -v torch="$TORCH" '$1 != "shim" {
-  op = $2 == "op"; blas = op ? "" : substr($2, index($2, ":") + 1)
-  printf "{\"workload\":\"%s\",\"shape\":\"%s:%s\",\"batch\":1,\"seq\":%d,\"dtype\":\"float32\",\"device\":\"cpu\",", \
-    op ? "op-roundtrip" : "gpt2-block-threads", op ? "op" : "block", $3, op ? 1 : 128
+awk -F'\t' -v torch="$TORCH" -v gblas="$GPT2_BLAS" '$1 != "shim" {
+  op = $2 == "op"; fwd = $2 == "gpt2"; blas = op ? "" : fwd ? gblas : substr($2, index($2, ":") + 1)
+  if (fwd) { workload = $3; shape = "gpt2-small" }
+  else { workload = op ? "op-roundtrip" : "gpt2-block-threads"; shape = (op ? "op:" : "block:") $3 }
+  printf "{\"workload\":\"%s\",\"shape\":\"%s\",\"batch\":1,\"seq\":%d,\"dtype\":\"float32\",\"device\":\"cpu\",", \
+    workload, shape, op ? 1 : 128
   printf "\"impl\":\"%s\",\"status\":\"OK\",\"median_ms\":%.6g,\"peak_mem_mb\":%.1f,\"torch\":\"%s\",", $1, $5 / 1e6, $7, torch
   printf "\"ns_per_op\":%.1f,\"cpu_ns_per_op\":%.1f,\"threads\":%s,\"omp_wait_policy\":\"%s\",\"blas\":\"%s\",\"runs\":%d}\n", \
     $5, $6, substr($4, 2, 1), $4 ~ /passive/ ? "PASSIVE" : "", blas, $9
 }' "$OUT/medians.tsv" >"$OUT/results.jsonl"
+
+gpt2_table() {
+  echo "| workload | golens wall ms | golens CPU ms | C++ wall ms | C++ CPU ms | peak MB |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  awk -F'\t' '$2 == "gpt2" { k = $1 "/" $3; w[k] = $5 / 1e6; c[k] = $6 / 1e6; p[k] = $7 }
+    END { split("forward run_with_hooks_noop run_with_cache_all", n, " ")
+      for (i = 1; i <= 3; i++) { g = "golens/" n[i]; q = "cpp/" n[i]
+        printf "| %s | %.1f | %.1f | %s | %s | %.0f |\n", n[i], w[g], c[g], \
+          (q in w) ? sprintf("%.1f", w[q]) : "", (q in c) ? sprintf("%.1f", c[q]) : "", p[g] } }' "$OUT/medians.tsv"
+  echo
+  echo "| ratio | target | of the medians, wall | of the medians, CPU | per round, wall (min-max) |"
+  echo "| --- | ---: | ---: | ---: | ---: |"
+  # per round: golens/forward over the same round's C++ forward, hooks and
+  # cache over the same process's forward
+  awk -F'\t' -v med="$OUT/medians.tsv" '
+    BEGIN { while ((getline l <med) > 0) { split(l, f, "\t"); if (f[2] == "gpt2") { w[f[1] "/" f[3]] = f[5]; c[f[1] "/" f[3]] = f[6] } } }
+    $2 == "gpt2" { r[$1 "/" $3, $9] = $5; if (!($9 in seen)) { seen[$9]; rounds[++nr] = $9 } }
+    function row(label, target, a, b,   i, x, lo, hi) {
+      lo = 1e9; hi = 0
+      for (i = 1; i <= nr; i++) if (((a, rounds[i]) in r) && ((b, rounds[i]) in r)) {
+        x = r[a, rounds[i]] / r[b, rounds[i]]; if (x < lo) lo = x; if (x > hi) hi = x }
+      printf "| %s | %.2f | %.3f | %.3f | %.3f-%.3f |\n", label, target, w[a] / w[b], c[a] / c[b], lo, hi
+    }
+    END {
+      row("forward / C++ forward", 1.05, "golens/forward", "cpp/forward")
+      row("run_with_hooks_noop / forward", 1.05, "golens/run_with_hooks_noop", "golens/forward")
+      row("run_with_cache_all / forward", 1.10, "golens/run_with_cache_all", "golens/forward")
+    }' "$RAW"
+}
 
 op_table() { # $1: column of medians.tsv, 5 wall or 6 CPU
   echo "| op | golens ns | C++ ns | overhead ns | ratio | of it shim | of it Go | golens allocs/op |"
@@ -152,6 +226,12 @@ op_table() { # $1: column of medians.tsv, 5 wall or 6 CPU
   echo "Wall time per op:"
   echo
   op_table 5
+  echo
+  echo "## GPT-2-small forward at 1x128, $GPT2_THREADS intra-op thread(s), BLAS $GPT2_BLAS: medians over $GPT2_ROUNDS runs of $GPT2_ITERS passes"
+  echo
+  echo "Load average (1, 5, 15 min) at the start of each round: $(cut -f2 "$OUT/gpt2_rounds.tsv" | paste -sd';' | sed 's/;/; /g')."
+  echo
+  gpt2_table
   echo
   while IFS=$'\t' read -r blas choice; do
     echo "## GPT-2 block pieces through gotch, BLAS $blas: median wall ms over $BLOCK_ROUNDS runs"

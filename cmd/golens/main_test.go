@@ -183,3 +183,52 @@ func TestAnalyze(t *testing.T) {
 		t.Error("no PNG figures written")
 	}
 }
+
+// The shipped model really holds an induction circuit: the demo's numbers
+// pass the thresholds its README states.
+func TestDemo(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	dir := t.TempDir()
+	dev := "cpu"
+	if d := os.Getenv(gotchtest.DeviceEnv); d != "" {
+		dev = d
+	}
+	out, err := golens(t, "demo", "--out", dir, "--device", dev)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"previous-token head", "induction head", "K-composition", "index.html"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		RepeatLoss struct{ First, Second float64 } `json:"repeat_loss"`
+		Baseline   float64                         `json:"composition_baseline"`
+		Demo       struct {
+			Prev      float64 `json:"previous_token_score"`
+			Induction float64 `json:"induction_score"`
+			PrevHead  struct{ Layer int }
+			KComp     float64 `json:"k_composition"`
+		} `json:"demo"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Demo.Prev <= 0.9 {
+		t.Errorf("previous-token score %.3f, want > 0.9", s.Demo.Prev)
+	}
+	if s.Demo.Induction <= 0.5 {
+		t.Errorf("induction score %.3f, want > 0.5", s.Demo.Induction)
+	}
+	if !(s.RepeatLoss.Second < s.RepeatLoss.First/2) {
+		t.Errorf("second-repeat loss %.3f is not below half the first (%.3f)", s.RepeatLoss.Second, s.RepeatLoss.First)
+	}
+	if s.Demo.KComp <= s.Baseline {
+		t.Errorf("K-composition %.3f is not above the random baseline %.3f", s.Demo.KComp, s.Baseline)
+	}
+}
