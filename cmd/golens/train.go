@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/golens/golens/analysis"
+	"github.com/golens/golens/backend"
+	"github.com/golens/golens/hookedmodel"
+	"github.com/golens/golens/hookedmodel/train"
+	"github.com/spf13/cobra"
+)
+
+func newTrainCmd() *cobra.Command {
+	var config, out, device string
+	var steps int
+	cmd := &cobra.Command{
+		Use:   "train",
+		Short: "Train a HookedTransformer from a config file; resumes from the latest checkpoint in --out",
+		Long: "train trains the model of --config (JSON with \"model\", \"train\" and \"data\") into --out: " +
+			"checkpoints, metrics.jsonl (with each head's previous-token and induction scores at every " +
+			"evaluation) and model.safetensors. Ctrl-C stops after the current step with a checkpoint.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := train.LoadConfig(config)
+			if err != nil {
+				return err
+			}
+			if steps > 0 {
+				cfg.Train.Steps = steps
+			}
+			b, err := backend.Resolve(device)
+			if err != nil {
+				return err
+			}
+			res, err := train.Run(cmd.Context(), cfg, out, train.OnDevice(b.Device()), train.Progress(cmd.ErrOrStderr()),
+				train.HeadScore("induction", inductionScores), train.HeadScore("previous_token", previousTokenScores))
+			if errors.Is(err, context.Canceled) && res != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "stopped at step %d; checkpoint %s (run again to resume)\n", res.Step, res.Checkpoint)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "trained %d steps; held-out loss %.4f; model %s\n", res.Step, res.Eval.Loss, res.Model)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&config, "config", "", "training config JSON")
+	fl.StringVar(&out, "out", "", "output folder (resumed when it holds checkpoints of the same run)")
+	fl.StringVar(&device, "device", "auto", "auto, cpu, cuda, cuda:N or mps")
+	fl.IntVar(&steps, "steps", 0, "number of steps (default: the config's)")
+	cmd.MarkFlagRequired("config")
+	cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+// inductionScores is each head's induction score on repeated random
+// tokens, for the training curves.
+func inductionScores(ctx context.Context, m *hookedmodel.HookedTransformer) ([][]float64, error) {
+	ind, err := analysis.Induction(ctx, m, analysis.SeqLen(scoreSeqLen(m)), analysis.WithSeed(1))
+	if err != nil {
+		return nil, err
+	}
+	return tableRows(ind.Scores), nil
+}
+
+// previousTokenScores is each head's previous-token score (TransformerLens's
+// detector) on repeated random tokens.
+func previousTokenScores(ctx context.Context, m *hookedmodel.HookedTransformer) ([][]float64, error) {
+	tok, err := analysis.RepeatedTokens(m, analysis.BatchSize(1), analysis.SeqLen(scoreSeqLen(m)), analysis.WithSeed(2))
+	if err != nil {
+		return nil, err
+	}
+	defer tok.Free()
+	t, err := analysis.DetectHead(ctx, m, tok, analysis.PreviousTokenHead)
+	if err != nil {
+		return nil, err
+	}
+	return tableRows(t), nil
+}
+
+// scoreSeqLen fits [BOS, seq, seq] into the model's context.
+func scoreSeqLen(m *hookedmodel.HookedTransformer) int { return min(20, (m.Cfg.NCtx-1)/2) }
+
+func tableRows(t *analysis.Table) [][]float64 {
+	rows := make([][]float64, t.Shape[0])
+	for r := range rows {
+		rows[r] = t.Data[r*t.Shape[1] : (r+1)*t.Shape[1]]
+	}
+	return rows
+}
