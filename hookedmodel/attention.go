@@ -93,28 +93,38 @@ func (a *Attention) free() {
 // project computes q, k or v [batch pos head d_head] from input [batch pos
 // d_model], or from per-head inputs [batch pos head d_model] (split qkv
 // input, attn_in).
-func (a *Attention) project(i int, in *gotch.Tensor) *gotch.Tensor {
+func (a *Attention) project(p *pass, i int, in *gotch.Tensor) *gotch.Tensor {
+	var out *gotch.Tensor
 	if in.Dim() == 4 {
-		out := gotch.MustEinsum("bphm,hmd->bphd", []*gotch.Tensor{in, a.views.wHead[i]})
-		return out.MustAdd(a.views.bHead[i])
+		prod := gotch.MustEinsum("bphm,hmd->bphd", []*gotch.Tensor{in, a.views.wHead[i]})
+		out = prod.MustAdd(a.views.bHead[i])
+		p.release(prod)
+	} else {
+		lin := in.MustLinear(a.views.w[i], a.views.b[i])
+		out = lin.MustView([]int64{in.Size(0), in.Size(1), a.nHeads, a.dHead})
+		p.release(lin)
 	}
-	return in.MustLinear(a.views.w[i], a.views.b[i]).MustView([]int64{in.Size(0), in.Size(1), a.nHeads, a.dHead})
+	return out
 }
 
 // forward attends from qIn to kIn/vIn. keep marks, per batch row, the key
 // positions that are real tokens ([batch key_pos] bool), or is nil. past
-// holds the keys and values of earlier positions when generating.
+// holds the keys and values of earlier positions when generating. It
+// releases what it made but its result.
 func (a *Attention) forward(p *pass, qIn, kIn, vIn, keep *gotch.Tensor, past *kvEntry) *gotch.Tensor {
-	var q, k, v *gotch.Tensor
+	var q, k, v, qkv *gotch.Tensor
 	if qIn == kIn && kIn == vIn && qIn.Dim() == 3 {
 		b, pos := qIn.Size(0), qIn.Size(1)
-		qkv := qIn.MustLinear(a.WQKV, a.BQKV).MustView([]int64{b, pos, 3, a.nHeads, a.dHead})
+		lin := qIn.MustLinear(a.WQKV, a.BQKV)
+		qkv = lin.MustView([]int64{b, pos, 3, a.nHeads, a.dHead})
+		p.release(lin)
 		q, k, v = qkv.MustSelect(2, 0), qkv.MustSelect(2, 1), qkv.MustSelect(2, 2)
 	} else {
-		q, k, v = a.project(0, qIn), a.project(1, kIn), a.project(2, vIn)
+		q, k, v = a.project(p, 0, qIn), a.project(p, 1, kIn), a.project(p, 2, vIn)
 	}
 	q, k, v = p.at(a.hooks.q, q), p.at(a.hooks.k, k), p.at(a.hooks.v, v)
 	offset := int64(0)
+	k0, v0 := k, v
 	if past != nil {
 		offset = past.len()
 		k, v = past.append(p, k, v)
@@ -127,10 +137,16 @@ func (a *Attention) forward(p *pass, qIn, kIn, vIn, keep *gotch.Tensor, past *kv
 	if a.fusable(p, keep, offset) {
 		zh = gotch.MustScaledDotProductAttention(qh, kh, vh, nil, a.causal)
 	} else {
-		zh = a.pattern(p, qh, kh, keep, offset).MustMatmul(vh)
+		pattern := a.pattern(p, qh, kh, keep, offset)
+		zh = pattern.MustMatmul(vh)
+		p.release(pattern)
 	}
+	p.release(qkv, q, k, v, k0, v0, qh, kh, vh)
 	z := p.at(a.hooks.z, zh.MustPermute([]int64{0, 2, 1, 3})) // [batch query head d_head]
-	return a.output(p, z)
+	p.release(zh)
+	out := a.output(p, z)
+	p.release(z)
+	return out
 }
 
 // fusable reports whether the fused kernel computes exactly what the
@@ -141,23 +157,39 @@ func (a *Attention) fusable(p *pass, keep *gotch.Tensor, offset int64) bool {
 		keep == nil && offset == 0 && a.attnScale == math.Sqrt(float64(a.dHead))
 }
 
-// pattern computes the attention pattern [batch head query key].
+// pattern computes the attention pattern [batch head query key]; it
+// releases what it made but its result.
 func (a *Attention) pattern(p *pass, qh, kh, keep *gotch.Tensor, offset int64) *gotch.Tensor {
 	dtype := qh.DType()
+	var made [6]*gotch.Tensor
 	if dtype == gotch.Half || dtype == gotch.BFloat16 {
 		qh, kh = qh.MustTo(gotch.Float), kh.MustTo(gotch.Float) // scores in float32, as TransformerLens does
+		made[0], made[1] = qh, kh
 	}
-	scores := qh.MustMatmul(kh.MustTranspose(-2, -1)).MustDivScalar(a.attnScale)
+	kt := kh.MustTranspose(-2, -1)
+	prod := qh.MustMatmul(kt)
+	scores := prod.MustDivScalar(a.attnScale)
+	made[2], made[3] = kt, prod
 	if mask := a.blocked(p, scores, keep, offset); mask != nil {
+		scaled := scores
 		scores = scores.MustMaskedFill(mask, math.Inf(-1))
+		made[4], made[5] = scaled, mask
 	}
+	p.release(made[:]...)
 	scores = p.at(a.hooks.scores, scores)
 	pattern := scores.MustSoftmax(-1)
+	p.release(scores)
 	if keep != nil {
 		// A padding query sees no key at all; its NaN row becomes zeros.
-		pattern = pattern.MustMaskedFill(pattern.MustIsNan(), 0)
+		nan := pattern.MustIsNan()
+		filled := pattern.MustMaskedFill(nan, 0)
+		p.release(nan, pattern)
+		pattern = filled
 	}
-	return p.at(a.hooks.pattern, pattern).MustTo(dtype)
+	pattern = p.at(a.hooks.pattern, pattern)
+	out := pattern.MustTo(dtype)
+	p.release(pattern)
+	return out
 }
 
 // blocked is the mask of the scores to ignore: later keys under causal
@@ -167,14 +199,20 @@ func (a *Attention) blocked(p *pass, scores, keep *gotch.Tensor, offset int64) *
 	var mask *gotch.Tensor
 	if a.causal {
 		// key j is later than query i when j > i + offset
-		mask = p.s.Attach(gotch.MustOnes([]int64{nq, nk}, gotch.Bool, scores.Device())).MustTriu(offset + 1)
+		ones := p.s.Attach(gotch.MustOnes([]int64{nq, nk}, gotch.Bool, scores.Device()))
+		mask = ones.MustTriu(offset + 1)
+		p.release(ones)
 	}
 	if keep != nil {
-		pad := keep.MustLogicalNot().MustView([]int64{keep.Size(0), 1, 1, nk})
+		not := keep.MustLogicalNot()
+		pad := not.MustView([]int64{keep.Size(0), 1, 1, nk})
+		p.release(not)
 		if mask == nil {
 			return pad
 		}
-		return mask.MustLogicalOr(pad)
+		both := mask.MustLogicalOr(pad)
+		p.release(mask, pad)
+		return both
 	}
 	return mask
 }
@@ -184,8 +222,14 @@ func (a *Attention) blocked(p *pass, scores, keep *gotch.Tensor, offset int64) *
 func (a *Attention) output(p *pass, z *gotch.Tensor) *gotch.Tensor {
 	b, pos := z.Size(0), z.Size(1)
 	if !a.useResult {
-		return z.MustReshape([]int64{b, pos, a.nHeads * a.dHead}).MustLinear(a.WO, a.BO)
+		flat := z.MustReshape([]int64{b, pos, a.nHeads * a.dHead})
+		out := flat.MustLinear(a.WO, a.BO)
+		p.release(flat)
+		return out
 	}
 	result := p.at(a.hooks.result, gotch.MustEinsum("bphd,hdm->bphm", []*gotch.Tensor{z, a.views.wOHead}))
-	return result.MustSumDims([]int64{2}, false).MustAdd(a.BO)
+	sum := result.MustSumDims([]int64{2}, false)
+	out := sum.MustAdd(a.BO)
+	p.release(result, sum)
+	return out
 }

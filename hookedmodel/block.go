@@ -73,9 +73,11 @@ func (b *Block) hookNames() []string {
 
 // forward maps resid [batch pos d_model] to the next layer's residual
 // stream. pos [batch pos d_model] is the shortformer positional embedding
-// added to the query and key inputs, or nil.
+// added to the query and key inputs, or nil. It releases what it made and
+// its input resid once done with them (pos stays the caller's).
 func (b *Block) forward(p *pass, resid, pos, keep *gotch.Tensor, past *kvEntry) *gotch.Tensor {
 	h := &b.hooks
+	in := resid
 	resid = p.at(h.residPre, resid)
 
 	qIn, kIn, vIn := resid, resid, resid
@@ -86,6 +88,9 @@ func (b *Block) forward(p *pass, resid, pos, keep *gotch.Tensor, past *kvEntry) 
 	if b.flags.splitQKV {
 		qIn, kIn, vIn = p.at(h.qIn, b.perHead(resid)), p.at(h.kIn, b.perHead(resid)), p.at(h.vIn, b.perHead(resid))
 	}
+	// The attention's inputs at each step, resid aside, to release after it.
+	var made [9]*gotch.Tensor
+	made[0], made[1], made[2] = qIn, kIn, vIn
 	// LayerNorm once when the three inputs are one tensor: the same values
 	// TransformerLens gets by normalising it three times.
 	qIn = norm(p, b.Ln1, qIn)
@@ -94,24 +99,44 @@ func (b *Block) forward(p *pass, resid, pos, keep *gotch.Tensor, past *kvEntry) 
 	} else {
 		kIn, vIn = qIn, qIn
 	}
+	made[3], made[4], made[5] = qIn, kIn, vIn
 	if pos != nil {
 		if qIn.Dim() == 4 {
 			pos = pos.MustUnsqueeze(2)
+			made[8] = pos
 		}
 		qIn, kIn = qIn.MustAdd(pos), kIn.MustAdd(pos)
+		made[6], made[7] = qIn, kIn
 	}
 	attnOut := p.at(h.attnOut, b.Attn.forward(p, qIn, kIn, vIn, keep, past))
+	releaseBut(p, resid, made[:]...)
 	if b.MLP == nil {
-		return p.at(h.residPost, resid.MustAdd(attnOut))
+		out := p.at(h.residPost, resid.MustAdd(attnOut))
+		p.release(attnOut, resid, in)
+		return out
 	}
 
 	mid := p.at(h.residMid, resid.MustAdd(attnOut))
+	p.release(attnOut, resid, in)
 	mlpIn := mid
 	if b.flags.mlpIn {
 		mlpIn = p.at(h.mlpIn, mid.MustClone())
 	}
-	mlpOut := p.at(h.mlpOut, b.MLP.forward(p, norm(p, b.Ln2, mlpIn)))
-	return p.at(h.residPost, mid.MustAdd(mlpOut))
+	normed := norm(p, b.Ln2, mlpIn)
+	mlpOut := p.at(h.mlpOut, b.MLP.forward(p, normed))
+	releaseBut(p, mid, mlpIn, normed)
+	out := p.at(h.residPost, mid.MustAdd(mlpOut))
+	p.release(mlpOut, mid)
+	return out
+}
+
+// releaseBut releases xs except but (which they may include).
+func releaseBut(p *pass, but *gotch.Tensor, xs ...*gotch.Tensor) {
+	for _, x := range xs {
+		if x != but {
+			p.release(x)
+		}
+	}
 }
 
 // perHead repeats x [batch pos d_model] along a new head dimension [batch

@@ -227,7 +227,9 @@ func (m *HookedTransformer) embed(p *pass, tokens, keep *gotch.Tensor, past *KVC
 	if m.Cfg.PositionalEmbeddingType == "shortformer" {
 		return embed, pos
 	}
-	return embed.MustAdd(pos), nil
+	resid = embed.MustAdd(pos)
+	p.release(embed, pos)
+	return resid, nil
 }
 
 // posEmbed is W_pos at each token's position [batch pos d_model]. With a
@@ -253,7 +255,12 @@ func (m *HookedTransformer) posEmbed(p *pass, tokens, keep *gotch.Tensor, offset
 
 // unembed maps the final residual stream to logits [batch pos d_vocab_out].
 func (m *HookedTransformer) unembed(p *pass, resid *gotch.Tensor) *gotch.Tensor {
-	return norm(p, m.LnFinal, resid).MustLinear(m.WU, m.BU)
+	x := norm(p, m.LnFinal, resid)
+	logits := x.MustLinear(m.WU, m.BU)
+	if x != resid {
+		p.release(x)
+	}
+	return logits
 }
 
 // lmLoss is TransformerLens's lm_cross_entropy_loss: the negative

@@ -23,24 +23,43 @@ func (ln *LayerNorm) hookNames() []string { return []string{ln.hookScale, ln.hoo
 
 // forward normalises x [... length]. When nobody observes the scale or the
 // normalised value it takes ATen's fused layer_norm, which computes the
-// same thing.
+// same thing. It releases what it made but its result.
 func (ln *LayerNorm) forward(p *pass, x *gotch.Tensor) *gotch.Tensor {
 	dtype := x.DType()
 	low := dtype == gotch.Half || dtype == gotch.BFloat16
 	if !low && !p.wants(ln.hookScale) && !p.wants(ln.hookNorm) {
 		return x.MustLayerNorm([]int64{x.Size(-1)}, ln.W, ln.B, ln.eps)
 	}
+	xf := x
 	if low {
-		x = x.MustTo(gotch.Float) // normalise in float32, as TransformerLens does
+		xf = x.MustTo(gotch.Float) // normalise in float32, as TransformerLens does
 	}
-	centred := x.MustSub(x.MustMeanDims([]int64{-1}, true))
-	scale := p.at(ln.hookScale, centred.MustPowScalar(2).MustMeanDims([]int64{-1}, true).MustAddScalar(ln.eps).MustSqrt())
+	mean := xf.MustMeanDims([]int64{-1}, true)
+	centred := xf.MustSub(mean)
+	sq := centred.MustPowScalar(2)
+	msq := sq.MustMeanDims([]int64{-1}, true)
+	v := msq.MustAddScalar(ln.eps)
+	scale := p.at(ln.hookScale, v.MustSqrt())
 	normed := p.at(ln.hookNorm, centred.MustDiv(scale))
+	p.release(mean, sq, msq, v, centred, scale)
+	if xf != x {
+		p.release(xf)
+	}
+	out := normed
 	if low {
-		normed = normed.MustTo(dtype)
+		out = normed.MustTo(dtype)
 	}
-	if ln.W == nil {
-		return normed
+	if ln.W != nil {
+		scaled := out.MustMul(ln.W)
+		affine := scaled.MustAdd(ln.B)
+		p.release(scaled)
+		if out != normed {
+			p.release(out)
+		}
+		out = affine
 	}
-	return normed.MustMul(ln.W).MustAdd(ln.B)
+	if out != normed {
+		p.release(normed)
+	}
+	return out
 }

@@ -11,7 +11,7 @@ type MLP struct {
 	WOut *gotch.Tensor // [d_model d_mlp]
 	BOut *gotch.Tensor // [d_model]
 
-	act      func(*gotch.Tensor) *gotch.Tensor
+	act      func(*pass, *gotch.Tensor) *gotch.Tensor
 	ln       *LayerNorm // solu_ln's LayerNorm after the activation, else nil
 	hookPre  string
 	hookMid  string
@@ -22,15 +22,20 @@ func newMLP(cfg *Config, prefix string) *MLP {
 	m := &MLP{hookPre: prefix + ".hook_pre", hookMid: prefix + ".hook_mid", hookPost: prefix + ".hook_post"}
 	switch cfg.ActFn {
 	case "relu":
-		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustRelu() }
+		m.act = func(_ *pass, x *gotch.Tensor) *gotch.Tensor { return x.MustRelu() }
 	case "gelu":
-		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustGelu("none") }
+		m.act = func(_ *pass, x *gotch.Tensor) *gotch.Tensor { return x.MustGelu("none") }
 	case "gelu_new", "gelu_fast": // the same tanh approximation, written two ways in Python
-		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustGelu("tanh") }
+		m.act = func(_ *pass, x *gotch.Tensor) *gotch.Tensor { return x.MustGelu("tanh") }
 	case "silu":
-		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustSilu() }
+		m.act = func(_ *pass, x *gotch.Tensor) *gotch.Tensor { return x.MustSilu() }
 	case "solu_ln":
-		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustMul(x.MustSoftmax(-1)) }
+		m.act = func(p *pass, x *gotch.Tensor) *gotch.Tensor {
+			sm := x.MustSoftmax(-1)
+			out := x.MustMul(sm)
+			p.release(sm)
+			return out
+		}
 		m.ln = newLayerNorm(prefix+".ln", cfg.Eps)
 	}
 	return m
@@ -43,14 +48,19 @@ func (m *MLP) hookNames() []string {
 	return []string{m.hookPre, m.hookPost}
 }
 
-// forward maps x [batch pos d_model] to the MLP's output [batch pos d_model].
+// forward maps x [batch pos d_model] to the MLP's output [batch pos
+// d_model]; it releases what it made but its result.
 func (m *MLP) forward(p *pass, x *gotch.Tensor) *gotch.Tensor {
 	pre := p.at(m.hookPre, x.MustLinear(m.WIn, m.BIn)) // [batch pos d_mlp]
 	var post *gotch.Tensor
 	if m.ln != nil {
-		post = p.at(m.hookPost, m.ln.forward(p, p.at(m.hookMid, m.act(pre))))
+		mid := p.at(m.hookMid, m.act(p, pre))
+		post = p.at(m.hookPost, m.ln.forward(p, mid))
+		p.release(mid)
 	} else {
-		post = p.at(m.hookPost, m.act(pre))
+		post = p.at(m.hookPost, m.act(p, pre))
 	}
-	return post.MustLinear(m.WOut, m.BOut)
+	out := post.MustLinear(m.WOut, m.BOut)
+	p.release(pre, post)
+	return out
 }

@@ -33,6 +33,10 @@ type pass struct {
 	// grads holds, in forward order, the activations whose gradients a Bwd
 	// hook or the cache wants after Backward.
 	grads []gradPoint
+	// kept holds the activations a forward hook has seen or returned, and
+	// those whose gradient is wanted: a hook may hold on to its activation
+	// until the pass ends, so release leaves them to the pass's scope.
+	kept map[*gotch.Tensor]bool
 }
 
 type gradPoint struct {
@@ -81,9 +85,34 @@ func (p *pass) wants(name string) bool {
 	return len(p.fwd[name]) > 0 || len(p.bwd[name]) > 0 || p.cache.wants(name)
 }
 
+// release frees intermediates the pass has finished with, unless kept
+// (nil and repeated tensors are fine). A pass's tensors would otherwise all
+// stay allocated until it ends; freed as they are done with, their memory
+// serves the next ops, as in a forward pass in C++ or PyTorch, instead of
+// the pass taking (and on Linux faulting in) fresh memory for every op.
+// A view's memory lives on while its base or another view is alive; the
+// cache holds handles of its own.
+func (p *pass) release(xs ...*gotch.Tensor) {
+	for _, x := range xs {
+		if x != nil && !p.kept[x] {
+			x.Free()
+		}
+	}
+}
+
+func (p *pass) keep(x *gotch.Tensor) {
+	if p.kept == nil {
+		p.kept = map[*gotch.Tensor]bool{}
+	}
+	p.kept[x] = true
+}
+
 // at is a hook point: x flows through the hooks on name, into the cache,
 // and on. It panics with a *HookError, which the entry point recovers.
 func (p *pass) at(name string, x *gotch.Tensor) *gotch.Tensor {
+	if len(p.fwd[name]) > 0 {
+		p.keep(x)
+	}
 	for _, fn := range p.fwd[name] {
 		r, err := callHook(fn, x, name)
 		if err == nil && r != nil {
@@ -103,12 +132,14 @@ func (p *pass) at(name string, x *gotch.Tensor) *gotch.Tensor {
 				// hook returns: it stays there, the pass uses an alias.
 				x = borrow(p.s, r)
 			}
+			p.keep(x)
 		}
 	}
 	p.cache.store(name, x)
 	if (len(p.bwd[name]) > 0 || p.cache.wantsGrad(name)) && x.RequiresGrad() {
 		x.MustRetainGrad()
 		p.grads = append(p.grads, gradPoint{name, x})
+		p.keep(x)
 	}
 	return x
 }
