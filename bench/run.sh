@@ -20,7 +20,7 @@
 # the rounds go to out/results.jsonl (one JSON object per row) and
 # out/table.md. Knobs: BENCH_ROUNDS (5), BENCH_ITERS (200000 per op),
 # BENCH_THREADS (1), BENCH_GPT2_ROUNDS (5), BENCH_GPT2_ITERS (6 timed passes
-# per process, after one untimed), BENCH_BLOCK_ROUNDS (3), BENCH_BLOCK_TIME
+# per process, after two untimed), BENCH_BLOCK_ROUNDS (3), BENCH_BLOCK_TIME
 # (0.3s).
 set -euo pipefail
 
@@ -94,8 +94,11 @@ done
 
 # GPT-2-small forward, 1x128 tokens: the three hookedmodel benchmarks in one
 # process, and the C++ forward, at the thread count gotch picks (or
-# GOLENS_NUM_THREADS); rows "golens gpt2 NAME tN" and "cpp gpt2 forward tN".
-info=$(gotch_test -test.run '^TestDefaultThreadsApplied$' -test.v)
+# GOLENS_NUM_THREADS); rows "golens gpt2 NAME tN" and "cpp gpt2 forward tN",
+# with the median wall and CPU time of one pass, and the page faults per
+# pass in the allocs column.
+info=$(gotch_test -test.run '^Test(DefaultThreadsApplied|MallocTuning)$' -test.v)
+GPT2_MALLOC=$(sed -nE 's/.*malloc: //p' <<<"$info")
 GPT2_THREADS=$(sed -nE 's/.*intra-op threads: ([0-9]+).*/\1/p' <<<"$info")
 GPT2_BLAS=$(sed -nE 's/.*blas: //p' <<<"$info")
 say "GPT-2-small forward at 1x128: $GPT2_ROUNDS rounds of $GPT2_ITERS passes, $GPT2_THREADS intra-op thread(s), BLAS $GPT2_BLAS"
@@ -106,13 +109,13 @@ golens_gpt2() { # $1: the round
       n = $1; sub(/-[0-9]+$/, "", n); sub(/^BenchmarkGPT2/, "", n)
       n = n == "Forward" ? "forward" : n == "RunWithHooksNoop" ? "run_with_hooks_noop" : "run_with_cache_all"
       delete m; for (i = 3; i < NF; i += 2) m[$(i + 1)] = $i
-      print "golens", "gpt2", n, t, m["ns/op"], m["cpu-ns/op"], m["peak-MB"], "-", r
+      print "golens", "gpt2", n, t, m["median-ns/op"], m["cpu-ns/op"], m["peak-MB"], m["faults/op"], r
     }'
 }
 cpp_gpt2() { # $1: the round
-  "$OUT/gpt2_forward" "$GPT2_THREADS" "$GPT2_ITERS" 1 |
-    sed -E 's/.*"ms_median":([0-9.]+),"cpu_ms_median":([0-9.]+).*"peak_rss_mb":([0-9.]+).*/\1\t\2\t\3/' |
-    awk -F'\t' -v t="t$GPT2_THREADS" -v r="$1" -v OFS='\t' '{ print "cpp", "gpt2", "forward", t, $1 * 1e6, $2 * 1e6, $3, "-", r }'
+  "$OUT/gpt2_forward" "$GPT2_THREADS" "$GPT2_ITERS" 2 | # 2 untimed passes, as benchPasses
+    sed -E 's/.*"ms_median":([0-9.]+),"cpu_ms_median":([0-9.]+).*"faults_per_iter":([0-9.]+).*"peak_rss_mb":([0-9.]+).*/\1\t\2\t\4\t\3/' |
+    awk -F'\t' -v t="t$GPT2_THREADS" -v r="$1" -v OFS='\t' '{ print "cpp", "gpt2", "forward", t, $1 * 1e6, $2 * 1e6, $3, $4, r }'
 }
 : >"$OUT/gpt2_rounds.tsv"
 for ((r = 1; r <= GPT2_ROUNDS; r++)); do # alternate which side runs first
@@ -156,10 +159,13 @@ awk -F'\t' -v OFS='\t' '
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
   }
   { k = $1 OFS $2 OFS $3 OFS $4; if (!(k in runs)) order[++nk] = k
-    runs[k]++; wall[k] = wall[k] " " $5; cpu[k] = cpu[k] " " $6; if ($7 > peak[k]) peak[k] = $7; allocs[k] = $8 }
-  END { for (i = 1; i <= nk; i++) { k = order[i]; print k, median(wall[k]), median(cpu[k]), peak[k], allocs[k], runs[k] } }
+    runs[k]++; wall[k] = wall[k] " " $5; cpu[k] = cpu[k] " " $6; if ($7 > peak[k]) peak[k] = $7
+    allocs[k] = allocs[k] " " $8; last[k] = $8; if ($8 !~ /^[0-9.]+$/) other[k] }
+  END { for (i = 1; i <= nk; i++) { k = order[i]
+    print k, median(wall[k]), median(cpu[k]), peak[k], (k in other) ? last[k] : median(allocs[k]), runs[k] } }
 ' "$RAW" >"$OUT/medians.tsv"
 # medians.tsv: impl workload name config wall_ns cpu_ns peak_mb allocs runs
+# (allocs: the median where numeric, else the last value)
 
 # The shim rows only split the overhead in table.md; results.jsonl has golens and cpp.
 awk -F'\t' -v torch="$TORCH" -v gblas="$GPT2_BLAS" '$1 != "shim" {
@@ -174,26 +180,30 @@ awk -F'\t' -v torch="$TORCH" -v gblas="$GPT2_BLAS" '$1 != "shim" {
 }' "$OUT/medians.tsv" >"$OUT/results.jsonl"
 
 gpt2_table() {
-  echo "| workload | golens wall ms | golens CPU ms | C++ wall ms | C++ CPU ms | peak MB |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-  awk -F'\t' '$2 == "gpt2" { k = $1 "/" $3; w[k] = $5 / 1e6; c[k] = $6 / 1e6; p[k] = $7 }
+  echo "| workload | golens wall ms | golens CPU ms | golens faults/pass | C++ wall ms | C++ CPU ms | C++ faults/pass |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  awk -F'\t' '$2 == "gpt2" { k = $1 "/" $3; w[k] = $5 / 1e6; c[k] = $6 / 1e6; f[k] = $8 }
     END { split("forward run_with_hooks_noop run_with_cache_all", n, " ")
       for (i = 1; i <= 3; i++) { g = "golens/" n[i]; q = "cpp/" n[i]
-        printf "| %s | %.1f | %.1f | %s | %s | %.0f |\n", n[i], w[g], c[g], \
-          (q in w) ? sprintf("%.1f", w[q]) : "", (q in c) ? sprintf("%.1f", c[q]) : "", p[g] } }' "$OUT/medians.tsv"
+        printf "| %s | %.1f | %.1f | %.0f | %s | %s | %s |\n", n[i], w[g], c[g], f[g], \
+          (q in w) ? sprintf("%.1f", w[q]) : "", (q in c) ? sprintf("%.1f", c[q]) : "", (q in f) ? sprintf("%.0f", f[q]) : "" } }' "$OUT/medians.tsv"
   echo
-  echo "| ratio | target | of the medians, wall | of the medians, CPU | per round, wall (min-max) |"
-  echo "| --- | ---: | ---: | ---: | ---: |"
-  # per round: golens/forward over the same round's C++ forward, hooks and
-  # cache over the same process's forward
+  echo "| ratio | target | of the medians, wall | met | of the medians, CPU | per round, wall: median (min-max) |"
+  echo "| --- | ---: | ---: | --- | ---: | ---: |"
+  # per round: golens's forward over the same round's C++ forward; hooks
+  # and cache over the forward of the same process
   awk -F'\t' -v med="$OUT/medians.tsv" '
     BEGIN { while ((getline l <med) > 0) { split(l, f, "\t"); if (f[2] == "gpt2") { w[f[1] "/" f[3]] = f[5]; c[f[1] "/" f[3]] = f[6] } } }
     $2 == "gpt2" { r[$1 "/" $3, $9] = $5; if (!($9 in seen)) { seen[$9]; rounds[++nr] = $9 } }
-    function row(label, target, a, b,   i, x, lo, hi) {
-      lo = 1e9; hi = 0
+    function row(label, target, a, b,   i, j, n, x, v, m) {
+      n = 0
       for (i = 1; i <= nr; i++) if (((a, rounds[i]) in r) && ((b, rounds[i]) in r)) {
-        x = r[a, rounds[i]] / r[b, rounds[i]]; if (x < lo) lo = x; if (x > hi) hi = x }
-      printf "| %s | %.2f | %.3f | %.3f | %.3f-%.3f |\n", label, target, w[a] / w[b], c[a] / c[b], lo, hi
+        x = r[a, rounds[i]] / r[b, rounds[i]]
+        for (j = n; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]
+        v[j + 1] = x; n++ }
+      m = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+      printf "| %s | %.2f | %.3f | %s | %.3f | %.3f (%.3f-%.3f) |\n", label, target, w[a] / w[b], \
+        w[a] / w[b] <= target ? "yes" : "no", c[a] / c[b], m, v[1], v[n]
     }
     END {
       row("forward / C++ forward", 1.05, "golens/forward", "cpp/forward")
@@ -229,7 +239,7 @@ op_table() { # $1: column of medians.tsv, 5 wall or 6 CPU
   echo
   echo "## GPT-2-small forward at 1x128, $GPT2_THREADS intra-op thread(s), BLAS $GPT2_BLAS: medians over $GPT2_ROUNDS runs of $GPT2_ITERS passes"
   echo
-  echo "Load average (1, 5, 15 min) at the start of each round: $(cut -f2 "$OUT/gpt2_rounds.tsv" | paste -sd';' | sed 's/;/; /g')."
+  echo "malloc: $GPT2_MALLOC. Load average (1, 5, 15 min) at the start of each round: $(cut -f2 "$OUT/gpt2_rounds.tsv" | paste -sd';' | sed 's/;/; /g')."
   echo
   gpt2_table
   echo
