@@ -9,6 +9,7 @@ import (
 
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/gotch/gotchtest"
+	"github.com/golens/golens/hookedmodel/reference"
 )
 
 func smallConfig() Config {
@@ -109,7 +110,7 @@ func TestForwardMatchesFloat64Reference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ref := newRefModel(m.Cfg, sd).forward(rows)
+			ref := newRefModel(t, m.Cfg, sd).Forward(rows)
 			s.Close()
 
 			compare(t, "logits", out.Logits, ref["logits"])
@@ -135,10 +136,10 @@ func TestForwardMatchesFloat64Reference(t *testing.T) {
 
 // compare checks a cached activation against the reference: same shape,
 // masked scores in the same places, values within 1e-4 relative.
-func compare(t *testing.T, name string, got *gotch.Tensor, want refTensor) {
+func compare(t *testing.T, name string, got *gotch.Tensor, want reference.Tensor) {
 	t.Helper()
-	shape := make([]int64, len(want.shape))
-	for i, s := range want.shape {
+	shape := make([]int64, len(want.Shape))
+	for i, s := range want.Shape {
 		shape[i] = int64(s)
 	}
 	if !slices.Equal(got.Shape(), shape) {
@@ -146,7 +147,7 @@ func compare(t *testing.T, name string, got *gotch.Tensor, want refTensor) {
 		return
 	}
 	g := gotchtest.Values(t, got)
-	w := want.data
+	w := want.Data
 	if isScores(name) {
 		for i := range g {
 			if math.IsInf(g[i], -1) != math.IsInf(w[i], -1) {

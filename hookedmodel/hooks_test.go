@@ -11,20 +11,21 @@ import (
 
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/gotch/gotchtest"
+	"github.com/golens/golens/hookedmodel/reference"
 )
 
-// reference runs the float64 reference forward of m on rows, with edits
+// referenceRun runs the float64 reference forward of m on rows, with edits
 // applied at their hook points.
-func reference(t *testing.T, m *HookedTransformer, rows [][]int64, edits map[string]func(refTensor)) map[string]refTensor {
+func referenceRun(t *testing.T, m *HookedTransformer, rows [][]int64, edits map[string]func(reference.Tensor)) map[string]reference.Tensor {
 	t.Helper()
 	sd, s, err := m.StateDict()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	r := newRefModel(m.Cfg, sd)
-	r.edits = edits
-	return r.forward(rows)
+	r := newRefModel(t, m.Cfg, sd)
+	r.Edits = edits
+	return r.Forward(rows)
 }
 
 // forwardValues runs m with the per-call hooks and returns the logits.
@@ -48,21 +49,21 @@ func zeroHead(h int64) HookFunc {
 }
 
 // refZeroHead is zeroHead on a reference [batch pos head d] activation.
-func refZeroHead(h int) func(refTensor) {
-	return func(x refTensor) {
-		H, D := x.shape[2], x.shape[3]
-		for i := range x.data {
+func refZeroHead(h int) func(reference.Tensor) {
+	return func(x reference.Tensor) {
+		H, D := x.Shape[2], x.Shape[3]
+		for i := range x.Data {
 			if (i/D)%H == h {
-				x.data[i] = 0
+				x.Data[i] = 0
 			}
 		}
 	}
 }
 
-func refScale(f float64) func(refTensor) {
-	return func(x refTensor) {
-		for i := range x.data {
-			x.data[i] *= f
+func refScale(f float64) func(reference.Tensor) {
+	return func(x reference.Tensor) {
+		for i := range x.Data {
+			x.Data[i] *= f
 		}
 	}
 }
@@ -73,7 +74,7 @@ func TestHookEditsMatchReference(t *testing.T) {
 		batch int
 		point string
 		fn    HookFunc
-		edit  func(refTensor)
+		edit  func(reference.Tensor)
 	}{
 		{"zero head 1 of z in place", 2, "blocks.0.attn.hook_z", zeroHead(1), refZeroHead(1)},
 		{"zero head 3 of layer 1 z in place", 2, "blocks.1.attn.hook_z", zeroHead(3), refZeroHead(3)},
@@ -94,11 +95,11 @@ func TestHookEditsMatchReference(t *testing.T) {
 				act.MustSelect(1, 2).MustZero_()
 				return nil, nil
 			},
-			func(x refTensor) { // [batch head query key]
-				H, Q, K := x.shape[1], x.shape[2], x.shape[3]
-				for i := range x.data {
+			func(x reference.Tensor) { // [batch head query key]
+				H, Q, K := x.Shape[1], x.Shape[2], x.Shape[3]
+				for i := range x.Data {
 					if (i/(Q*K))%H == 2 {
-						x.data[i] = 0
+						x.Data[i] = 0
 					}
 				}
 			}},
@@ -111,13 +112,13 @@ func TestHookEditsMatchReference(t *testing.T) {
 			defer m.Free()
 			rows, tok := randomTokens(t, tc.batch, 6, cfg.DVocab, 8)
 			defer tok.Free()
-			plain := reference(t, m, rows, nil)
-			want := reference(t, m, rows, map[string]func(refTensor){tc.point: tc.edit})
+			plain := referenceRun(t, m, rows, nil)
+			want := referenceRun(t, m, rows, map[string]func(reference.Tensor){tc.point: tc.edit})
 
 			hook := FwdHook(Name(tc.point), tc.fn)
 			got := forwardValues(t, m, Tokens(tok), []Hook{hook})
-			gotchtest.Close(t, "hooked logits", got, want["logits"].data, 1e-4)
-			if gotchtest.RelErr(want["logits"].data, plain["logits"].data) < 1e-3 {
+			gotchtest.Close(t, "hooked logits", got, want["logits"].Data, 1e-4)
+			if gotchtest.RelErr(want["logits"].Data, plain["logits"].Data) < 1e-3 {
 				t.Fatalf("the edit hardly changes the reference logits: the test proves nothing")
 			}
 
@@ -140,7 +141,7 @@ func TestHookEditsMatchReference(t *testing.T) {
 			cache.Free()
 
 			// The hooks are gone and the weights untouched.
-			gotchtest.Close(t, "logits afterwards", forwardValues(t, m, Tokens(tok), nil), plain["logits"].data, 1e-4)
+			gotchtest.Close(t, "logits afterwards", forwardValues(t, m, Tokens(tok), nil), plain["logits"].Data, 1e-4)
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/golens/golens/gotch"
+	"github.com/golens/golens/hookedmodel/reference"
 )
 
 // DeviceEnv names the environment variable that picks the device under
@@ -50,26 +51,8 @@ func CheckLeaks(tb testing.TB) {
 	})
 }
 
-// RelErr is the normalised error ‖got − want‖ / ‖want‖ (the absolute norm
-// when want is all zeros). NaN anywhere makes it +Inf.
-func RelErr(got, want []float64) float64 {
-	if len(got) != len(want) {
-		return math.Inf(1)
-	}
-	var num, den float64
-	for i := range got {
-		if math.IsNaN(got[i]) || math.IsNaN(want[i]) {
-			return math.Inf(1)
-		}
-		d := got[i] - want[i]
-		num += d * d
-		den += want[i] * want[i]
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
-}
+// RelErr is reference.RelErr: ‖got − want‖ / ‖want‖, +Inf with NaN.
+func RelErr(got, want []float64) float64 { return reference.RelErr(got, want) }
 
 // Close fails the test when got and want differ by more than tol relative
 // (RelErr), saying by how much and where the largest difference is.

@@ -77,7 +77,7 @@ func (tr *trainer) save(out string) (string, error) {
 func (tr *trainer) saveOptimizer(path string) error {
 	st := state{
 		Step: tr.step, Tokens: tr.tokens, DataSeed: tr.cfg.Train.Seed,
-		NextLR: tr.cfg.Train.LearningRate(tr.step), AdamSteps: tr.opt.steps, Config: tr.cfg,
+		NextLR: tr.cfg.Train.LearningRate(tr.step), AdamSteps: tr.st.opt.steps, Config: tr.cfg,
 	}
 	js, err := json.Marshal(st)
 	if err != nil {
@@ -85,11 +85,11 @@ func (tr *trainer) saveOptimizer(path string) error {
 	}
 	var names []string
 	ts := map[string]*gotch.Tensor{}
-	for i, p := range tr.opt.params {
+	for i, p := range tr.st.opt.params {
 		for _, mo := range []struct {
 			prefix string
 			t      *gotch.Tensor
-		}{{"m.", tr.opt.m[i]}, {"v.", tr.opt.v[i]}} {
+		}{{"m.", tr.st.opt.m[i]}, {"v.", tr.st.opt.v[i]}} {
 			names = append(names, mo.prefix+p.Name)
 			ts[mo.prefix+p.Name] = mo.t
 		}
@@ -142,16 +142,16 @@ func resume(ctx context.Context, dir string, cfg Config, data Dataset, dev gotch
 		m.Free()
 		return nil, err
 	}
-	if len(st.AdamSteps) != len(tr.opt.params) {
-		err = fmt.Errorf("%d AdamW step counts for %d parameters", len(st.AdamSteps), len(tr.opt.params))
+	if len(st.AdamSteps) != len(tr.st.opt.params) {
+		err = fmt.Errorf("%d AdamW step counts for %d parameters", len(st.AdamSteps), len(tr.st.opt.params))
 	} else {
-		err = tr.opt.load(ck)
+		err = tr.st.opt.load(ck)
 	}
 	if err != nil {
 		tr.free()
 		return nil, fmt.Errorf("optimizer state in %s: %w", dir, err)
 	}
-	copy(tr.opt.steps, st.AdamSteps)
+	copy(tr.st.opt.steps, st.AdamSteps)
 	tr.step, tr.tokens = st.Step, st.Tokens
 	return tr, nil
 }

@@ -10,34 +10,30 @@ import (
 	"github.com/golens/golens/hookedmodel"
 )
 
-// trainer is one run's state: the model, AdamW's moments, the steps done
-// and the tokens seen. The step count is also the data position: step k
-// trains on Dataset.Batch(k).
+// trainer is one run's state: the model, its Stepper (AdamW's moments),
+// the steps done and the tokens seen. The step count is also the data
+// position: step k trains on Dataset.Batch(k).
 type trainer struct {
 	m      *hookedmodel.HookedTransformer
 	cfg    Config
 	data   Dataset
-	opt    *adamW
+	st     *Stepper
 	step   int
 	tokens int64
 }
 
-// newTrainer makes a trainer that owns m; it turns on gradient recording
-// for m's weights.
+// newTrainer makes a trainer that owns m.
 func newTrainer(m *hookedmodel.HookedTransformer, cfg Config, data Dataset) (*trainer, error) {
-	if err := m.SetRequiresGrad(true); err != nil {
-		return nil, err
-	}
-	opt, err := newAdamW(m.Parameters(), cfg.Train)
+	st, err := NewStepper(m, cfg.Train)
 	if err != nil {
 		return nil, err
 	}
-	return &trainer{m: m, cfg: cfg, data: data, opt: opt}, nil
+	return &trainer{m: m, cfg: cfg, data: data, st: st}, nil
 }
 
 // free releases the optimiser state and the model.
 func (tr *trainer) free() {
-	tr.opt.free()
+	tr.st.Free()
 	tr.m.Free()
 }
 
@@ -47,10 +43,7 @@ type stepStats struct {
 	tokens             int
 }
 
-// trainStep runs one optimisation step: forward and backward on the next
-// batch, clipping, AdamW. An error before the update leaves the weights
-// as they were; one in the update (out of device memory) leaves the run
-// unusable.
+// trainStep runs one optimisation step on the next batch (see Stepper.Step).
 func (tr *trainer) trainStep(ctx context.Context) (st stepStats, err error) {
 	rows, err := tr.data.Batch(ctx, tr.step)
 	if err != nil {
@@ -58,49 +51,17 @@ func (tr *trainer) trainStep(ctx context.Context) (st stepStats, err error) {
 	}
 	s := gotch.NewScope()
 	defer s.Close()
-	defer tr.zeroGrads()
 	tokens, err := tokensTensor(s, rows, tr.m.Device())
 	if err != nil {
 		return st, fmt.Errorf("batch: %w", err)
 	}
-	out, err := tr.m.Forward(ctx, hookedmodel.Tokens(tokens), hookedmodel.Return(hookedmodel.ReturnLoss))
-	if err != nil {
-		return st, err
-	}
-	defer out.Free()
-	if err := out.Backward(); err != nil {
-		return st, fmt.Errorf("backward: %w", err)
-	}
 	st = stepStats{lr: tr.cfg.Train.LearningRate(tr.step), tokens: int(tokens.Numel())}
-	if st.loss, err = out.Loss.Item(); err != nil {
+	if st.loss, st.gradNorm, err = tr.st.Step(ctx, tokens, st.lr); err != nil {
 		return st, err
-	}
-	if math.IsNaN(st.loss) || math.IsInf(st.loss, 0) {
-		return st, fmt.Errorf("the loss is %g: training diverged", st.loss)
-	}
-	err = gotch.NoGrad(func() error {
-		return gotch.Try(func() {
-			grads := make([]*gotch.Tensor, len(tr.opt.params))
-			for i, p := range tr.opt.params {
-				grads[i] = s.Attach(p.Tensor.MustGrad())
-			}
-			st.gradNorm = clipGrads(grads, tr.cfg.Train.Clip)
-			tr.opt.update(s, grads, st.lr)
-		})
-	})
-	if err != nil {
-		return st, fmt.Errorf("update: %w", err)
 	}
 	tr.step++
 	tr.tokens += int64(st.tokens)
 	return st, nil
-}
-
-// zeroGrads drops the gradients, as optimizer.zero_grad(set_to_none=True).
-func (tr *trainer) zeroGrads() {
-	for _, p := range tr.opt.params {
-		_ = p.Tensor.ZeroGrad() // fails only on a freed tensor
-	}
 }
 
 // tokensTensor turns rows of equal length into tokens [batch seq] on dev,
