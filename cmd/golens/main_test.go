@@ -140,12 +140,70 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"ablate", "--model", model, "--prompt", "x", "--head", "7.0", "--out", filepath.Join(dir, "a")}, "2 layers of 2 heads"},
 		{[]string{"ablate", "--model", model, "--prompt", "x", "--head", "one", "--out", filepath.Join(dir, "a")}, "LAYER.HEAD"},
 		{[]string{"tokenize", "--model", "bert", "--text", "x"}, "no tokenizer known"},
+		{[]string{"bench", "--shape", "gpt5"}, `unknown shape "gpt5"`},
+		{[]string{"bench", "--workload", "dance"}, `unknown workload "dance"`},
+		{[]string{"bench", "--seq", "0"}, `--seq "0"`},
+		{[]string{"bench", "--dtypes", "float7"}, "float7"},
+		{[]string{"bench", "--model", model, "--shape", "toy"}, "not both"},
+		{[]string{"bench", "table", ragged}, "line 1"},
 	}
 	for _, tc := range cases {
 		_, err := golens(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("golens %s: error %v, want one mentioning %q", strings.Join(tc.args, " "), err, tc.want)
 		}
+	}
+}
+
+// bench prints one checked, timed JSON row per workload, for a shape or a
+// checkpoint, and its table command reads them back.
+func TestBench(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	dev := "cpu"
+	if d := os.Getenv(gotchtest.DeviceEnv); d != "" {
+		dev = d
+	}
+	results := filepath.Join(t.TempDir(), "results.jsonl")
+	var all []byte
+	for _, args := range [][]string{
+		{"--shape", "toy", "--workload", "forward,generate_kv", "--batch", "1,2", "--seq", "8"},
+		{"--model", tinyGPT2(t), "--workload", "hooks_modify", "--seq", "6"},
+	} {
+		root := newRoot()
+		var out, progress bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&progress)
+		root.SetArgs(append([]string{"bench", "--device", dev, "--reps", "1", "--warmup", "0", "--new-tokens", "2", "--json"}, args...))
+		if err := root.ExecuteContext(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, out.Bytes()...)
+	}
+	lines := strings.Split(strings.TrimSpace(string(all)), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("%d rows, want 5:\n%s", len(lines), all)
+	}
+	for _, line := range lines {
+		var row map[string]any
+		if err := json.Unmarshal([]byte(line), &row); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		for _, k := range []string{"workload", "shape", "batch", "seq", "dtype", "device", "impl", "status", "median_ms", "peak_mem_mb", "torch"} {
+			if _, ok := row[k]; !ok {
+				t.Errorf("row lacks %q: %s", k, line)
+			}
+		}
+		if row["status"] != "OK" || row["impl"] != "golens" {
+			t.Errorf("row: %s", line)
+		}
+	}
+	if !strings.Contains(lines[4], `"shape":"custom"`) || !strings.Contains(lines[4], `"seq":6`) {
+		t.Errorf("the checkpoint's row: %s", lines[4])
+	}
+	os.WriteFile(results, all, 0o644)
+	out, err := golens(t, "bench", "table", results)
+	if err != nil || !strings.Contains(out, "| generate_kv | toy | 2x8 | float32 |") {
+		t.Errorf("bench table: %v\n%s", err, out)
 	}
 }
 
