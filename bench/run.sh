@@ -14,6 +14,12 @@
 #   3. intra-op threads: BenchmarkGPT2Block at 1 and 2 threads and at 2
 #      with OMP_WAIT_POLICY=PASSIVE, one process per setting, interleaved;
 #      also with each BLAS build in BENCH_BLAS_DIRS (see below).
+#   4. the harness (bench/HARNESS.md): golens bench over the CPU grid below,
+#      the Python PyTorch peer (peers/gpt2_peer.py, Debian's python3-torch)
+#      at 1 and 2 intra-op threads, the transformers peer where transformers
+#      is installed, and the C++ floor's forward rows; one JSON row each in
+#      out/harness.jsonl, the ratio table in the "Harness" section of
+#      out/table.md. BENCH_HARNESS=0 skips it; BENCH_HARNESS_REPS (5).
 #
 # Both sides report wall time and the process's CPU time per op; the CPU
 # time is what to compare when other programs share the cores. Medians over
@@ -75,7 +81,8 @@ mkdir -p "$OUT"
 build_cpp op_floor
 build_cpp gpt2_forward
 say "building the gotch and hookedmodel benchmarks"
-(cd "$ROOT" && go test -c -o "$OUT/gotch.test" ./gotch/ && go test -c -o "$OUT/hookedmodel.test" ./hookedmodel/)
+(cd "$ROOT" && go test -c -o "$OUT/gotch.test" ./gotch/ && go test -c -o "$OUT/hookedmodel.test" ./hookedmodel/ &&
+  go build -o "$OUT/golens" ./cmd/golens)
 TORCH=$("$OUT/op_floor" 1 1 | sed -nE '1s/.*"torch":"([^"]*)".*/\1/p')
 RAW=$OUT/raw.tsv
 : >"$RAW"
@@ -150,6 +157,46 @@ for dir in "" ${BENCH_BLAS_DIRS:-}; do
   done
 done
 
+# The harness grid: "shape workloads batches seqs" per line. Patching and
+# generation use short inputs (a sweep is layers x seq x heads passes).
+HARNESS=${BENCH_HARNESS:-1}
+HREPS=${BENCH_HARNESS_REPS:-5}
+PY=${BENCH_PYTHON:-/usr/bin/python3}
+HARNESS_GRID=${BENCH_HARNESS_GRID:-"toy all 1 32
+toy forward,cache_all,cache_pattern,cache_resid,hooks_noop,hooks_modify,train_step 8 128
+attn-only-2l forward,cache_all,cache_pattern,cache_resid,hooks_noop,hooks_modify,generate_kv,train_step 1 128
+attn-only-2l patching 1 8
+gpt2-small forward,cache_all,cache_pattern,cache_resid,hooks_noop,hooks_modify,train_step 1 128
+gpt2-small generate_kv,generate_nokv 1 32
+gpt2-medium forward,cache_all 1 64"}
+harness() {
+  local shape works batches seqs grid b s t hj=$OUT/harness.jsonl
+  : >"$hj"
+  while read -r shape works batches seqs; do
+    [ -n "$shape" ] || continue
+    grid=""; for b in ${batches//,/ }; do for s in ${seqs//,/ }; do grid="$grid${grid:+,}${b}x$s"; done; done
+    say "harness: $shape $works at $grid"
+    "$OUT/golens" bench --json --device cpu --shape "$shape" --workload "$works" --batch "$batches" --seq "$seqs" \
+      --reps "$HREPS" >>"$hj" 2>>"$OUT/harness.log" || say "golens bench failed: see $OUT/harness.log"
+    for t in 1 2; do
+      "$PY" "$HERE/peers/gpt2_peer.py" --impl pytorch --device cpu --threads "$t" --shape "$shape" --workload "$works" \
+        --grid "$grid" --reps "$HREPS" >>"$hj" 2>>"$OUT/harness.log" || say "the PyTorch peer failed: see $OUT/harness.log"
+    done
+    if "$PY" -c 'import transformers' 2>/dev/null; then
+      "$PY" "$HERE/peers/gpt2_peer.py" --impl transformers --device cpu --shape "$shape" --workload "$works" \
+        --grid "$grid" --reps "$HREPS" >>"$hj" 2>>"$OUT/harness.log" || say "the transformers peer failed: see $OUT/harness.log"
+    fi
+    if [[ ",$works," == *,forward,* || $works == all ]]; then
+      "$OUT/gpt2_forward" --json --device cpu --threads "$GPT2_THREADS" --shape "$shape" --grid "$grid" \
+        --reps "$HREPS" >>"$hj" 2>>"$OUT/harness.log" || say "the C++ floor failed: see $OUT/harness.log"
+    fi
+  done <<<"$HARNESS_GRID"
+}
+if [ "$HARNESS" != 0 ]; then
+  : >"$OUT/harness.log"
+  harness
+fi
+
 # Medians per (impl, workload, name, config) of wall and CPU time; peak
 # memory is the maximum.
 awk -F'\t' -v OFS='\t' '
@@ -178,6 +225,7 @@ awk -F'\t' -v torch="$TORCH" -v gblas="$GPT2_BLAS" '$1 != "shim" {
   printf "\"ns_per_op\":%.1f,\"cpu_ns_per_op\":%.1f,\"threads\":%s,\"omp_wait_policy\":\"%s\",\"blas\":\"%s\",\"runs\":%d}\n", \
     $5, $6, substr($4, 2, 1), $4 ~ /passive/ ? "PASSIVE" : "", blas, $9
 }' "$OUT/medians.tsv" >"$OUT/results.jsonl"
+[ -s "$OUT/harness.jsonl" ] && cat "$OUT/harness.jsonl" >>"$OUT/results.jsonl"
 
 gpt2_table() {
   echo "| workload | golens wall ms | golens CPU ms | golens faults/pass | C++ wall ms | C++ CPU ms | C++ faults/pass |"
@@ -255,6 +303,13 @@ op_table() { # $1: column of medians.tsv, 5 wall or 6 CPU
         printf "| %s | %.2f | %.2f | %.2f | %.2f |\n", p, ms[p, "t1"], ms[p, "t2"], ms[p, "t2-passive"], ms[p, "t2"] / ms[p, "t1"] } }' "$OUT/medians.tsv"
     echo
   done <"$OUT/threads.log"
+  if [ -s "$OUT/harness.jsonl" ]; then
+    echo "## Harness: golens against its peers, median ms of $HREPS repetitions (golens / peer below 1: golens is faster)"
+    echo
+    echo "The PyTorch peer at its faster of 1 and 2 intra-op threads; golens at the count it picks itself ($GPT2_THREADS)."
+    echo
+    "$OUT/golens" bench table "$OUT/harness.jsonl"
+  fi
 } >"$OUT/table.md"
 
 say "wrote $OUT/results.jsonl and $OUT/table.md"

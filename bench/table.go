@@ -48,7 +48,8 @@ var Peers = []string{"pytorch", "transformers", "cpp"}
 // median times and their ratio golens / peer (below 1: golens is faster).
 // Where an implementation has several rows for one measurement (a peer
 // run at several thread counts), its fastest OK row counts, as each is
-// compared at its best setting. A row that is not OK shows its status.
+// compared at its best setting. A row that is not OK shows its status in
+// the table and its error in a list below it.
 func Table(w io.Writer, rows []Row) error {
 	best := map[key]map[string]Row{}
 	var keys []key
@@ -95,6 +96,26 @@ func Table(w io.Writer, rows []Row) error {
 			}
 		}
 		if _, err := fmt.Fprintln(w, line); err != nil {
+			return err
+		}
+	}
+	return notOK(w, rows)
+}
+
+// notOK lists the rows that are not OK, with their errors.
+func notOK(w io.Writer, rows []Row) error {
+	first := true
+	for _, r := range rows {
+		if r.Status == OK {
+			continue
+		}
+		if first {
+			if _, err := fmt.Fprint(w, "\nRows not OK:\n\n"); err != nil {
+				return err
+			}
+			first = false
+		}
+		if _, err := fmt.Fprintf(w, "- %s %s %s %dx%d %s %s: %s %s\n", r.Impl, r.Workload, r.Shape, r.Batch, r.Seq, r.DType, r.Device, r.Status, r.Error); err != nil {
 			return err
 		}
 	}

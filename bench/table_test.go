@@ -27,6 +27,7 @@ func TestTable(t *testing.T) {
 	for _, want := range []string{
 		"| forward | toy | 1x32 | float32 | cpu | 1 | 3.2e+04 tokens/s | 4 | 0.25 | ERROR | |", // the faster pytorch setting counts
 		"| cache_all | toy | 1x32 | float32 | cpu | WRONG |  | 6 | | | |",
+		"- cpp forward toy 1x32 float32 cpu: ERROR boom",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
