@@ -206,6 +206,8 @@ cmd_gpu_bundle() {
   local out=${1:-$ROOT/build/gpu-bundle}
   rm -rf "$out"; mkdir -p "$out/bin" "$out/gotch/csrc" "$out/pkg"
   cp "$ROOT/build.sh" "$ROOT/bench/gpu/run.sh" "$out/"
+  mkdir -p "$out/bench"
+  cp "$ROOT/bench/peers/gpt2_peer.py" "$ROOT/bench/cpp/gpt2_forward.cpp" "$ROOT/bench/HARNESS.md" "$out/bench/"
   cp "$CSRC"/*.h "$CSRC"/*.cpp "$out/gotch/csrc/"
   local pkg rel
   # Only packages that run on the device (cgo, or built on gotch): the pure-Go ones

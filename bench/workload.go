@@ -48,6 +48,7 @@ type result struct {
 var workloads = []workload{
 	{name: "forward", unit: "tokens/s", items: tokens, flops: forwardFLOPs, run: forward(nil), check: checkLogits(nil)},
 	{name: "cache_all", unit: "tokens/s", items: tokens, flops: forwardFLOPs, run: cache(func(string) bool { return true }), check: checkCache},
+	{name: "cache_all_cpu", unit: "tokens/s", items: tokens, flops: forwardFLOPs, run: cache(func(string) bool { return true }, hookedmodel.CacheDevice(gotch.CPU)), check: checkCache},
 	{name: "cache_pattern", unit: "tokens/s", items: tokens, flops: forwardFLOPs, run: cache(isPattern), check: checkCache},
 	{name: "cache_resid", unit: "tokens/s", items: tokens, flops: forwardFLOPs, run: cache(isResid), check: checkCache},
 	{name: "hooks_noop", unit: "tokens/s", items: tokens, flops: forwardFLOPs, run: forward(noopHooks), check: checkLogits(nil)},
@@ -118,9 +119,10 @@ func forward(hooks func(*hookedmodel.HookedTransformer) []hookedmodel.Hook) func
 	}
 }
 
-func cache(filter hookedmodel.Filter) func(context.Context, *env, *inputs, func(result) error) error {
+func cache(filter hookedmodel.Filter, opts ...hookedmodel.RunOption) func(context.Context, *env, *inputs, func(result) error) error {
+	opts = append(opts, hookedmodel.NamesFilter(filter))
 	return func(ctx context.Context, e *env, in *inputs, see func(result) error) error {
-		out, c, err := e.m.RunWithCache(ctx, hookedmodel.Tokens(in.tokens), hookedmodel.NamesFilter(filter))
+		out, c, err := e.m.RunWithCache(ctx, hookedmodel.Tokens(in.tokens), opts...)
 		if err != nil {
 			return err
 		}

@@ -5,9 +5,12 @@
 # compiler, but no Go and no network. It runs inside the folder written by
 # `./build.sh gpu-bundle` (or a checkout that has one under build/): it
 # builds the shim against this machine's torch with CUDA, runs the carried
-# Go test binaries with GOLENS_TEST_DEVICE=cuda, and writes summary.md and
-# results.json into OUTDIR, printing the summary last. It stays within 8
-# minutes.
+# Go test binaries with GOLENS_TEST_DEVICE=cuda, runs the benchmark harness
+# (bench/HARNESS.md: golens bench, the PyTorch and transformers peers, the
+# C++ floor, and the device's measured matmul peak) on the same GPU, and
+# writes summary.md, results.json and harness.jsonl into OUTDIR, printing
+# the summary last. It stays within 8 minutes: the tests get until
+# TEST_BUDGET seconds (default 180), the harness the rest.
 #
 #   GOLENS_GPU_DRYRUN=1 bash run.sh OUT   the same on a CPU machine, with
 #                                         GOLENS_TEST_DEVICE=cpu
@@ -46,10 +49,11 @@ export LD_LIBRARY_PATH="$BUNDLE/gotch/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 log "$(head -c 2000 "$OUT/version.txt")"
 
 # ---- the carried test binaries, one package at a time, from its folder
+TEST_DEADLINE=$((SECONDS + ${TEST_BUDGET:-180}))
 rows=() total_fail=0
 for bin in "$BUNDLE"/bin/*.test; do
   name=$(basename "$bin" .test)
-  left=$((DEADLINE - SECONDS))
+  left=$((TEST_DEADLINE - SECONDS))
   if [ "$left" -lt 20 ]; then log "out of time before $name"; rows+=("$name|SKIPPED (time)|0|0|0|0"); continue; fi
   pkgdir="$BUNDLE/pkg/${name//_//}"; mkdir -p "$pkgdir" # holds its testdata
   start=$SECONDS
@@ -60,6 +64,77 @@ for bin in "$BUNDLE"/bin/*.test; do
   rows+=("$name|$status|$pass|$fail|$skip|$((SECONDS - start))")
   log "$name: $status, $pass passed, $fail failed, $skip skipped"
 done
+
+# ---- the harness: golens, its peers and the C++ floor on this device
+HJ=$OUT/harness.jsonl; : >"$HJ"
+PY=${PYTHON:-python3}
+# the C++ floor, built against this machine's torch
+floor=""
+if eval "$($PY - <<'PYEOF'
+import os, torch
+from torch.utils import cpp_extension as ce
+print("TI='%s' TL='%s' ABI=%d" % (" ".join(ce.include_paths()), os.path.join(os.path.dirname(torch.__file__), "lib"), int(torch._C._GLIBCXX_USE_CXX11_ABI)))
+PYEOF
+)"; then
+  incs=""; for i in $TI; do incs="$incs -isystem $i"; done
+  cudalibs=""; ls "$TL"/libtorch_cuda.so >/dev/null 2>&1 && cudalibs="-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed"
+  for std in c++17 c++20; do
+    # shellcheck disable=SC2086
+    g++ -std=$std -O2 -D_GLIBCXX_USE_CXX11_ABI=$ABI $incs "$BUNDLE/bench/gpt2_forward.cpp" -o "$OUT/gpt2_forward" \
+      -L"$TL" -Wl,-rpath,"$TL" -ltorch_cpu -lc10 $cudalibs >"$OUT/floor-build.log" 2>&1 && { floor=$OUT/gpt2_forward; break; }
+  done
+fi
+[ -n "$floor" ] || log "the C++ floor did not build; see floor-build.log"
+HAVE_TF=0; $PY -c 'import transformers' 2>/dev/null && HAVE_TF=1
+# the device's matmul peak, as a row each for float32 (TF32 off, as golens) and bfloat16
+$PY - "$DEVICE" >>"$HJ" 2>>"$OUT/harness.log" <<'PYEOF'
+import json, sys, time, torch
+dev = sys.argv[1]
+n = 8192 if dev == "cuda" else 1024
+for name, dt in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+    a = torch.randn(n, n, device=dev, dtype=dt); b = torch.randn(n, n, device=dev, dtype=dt)
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    for _ in range(3): a @ b
+    sync(); ts = []
+    for _ in range(10):
+        t = time.perf_counter(); a @ b; sync(); ts.append(time.perf_counter() - t)
+    med = sorted(ts)[len(ts) // 2]
+    print(json.dumps({"impl": "pytorch", "workload": "matmul_peak", "shape": "%dx%d" % (n, n), "batch": 1, "seq": n, "dtype": name,
+        "device": dev, "status": "OK", "error": "", "median_ms": med * 1e3, "flops": 2.0 * n ** 3, "tflops": 2.0 * n ** 3 / med / 1e12,
+        "torch": torch.__version__, "gpu": torch.cuda.get_device_name() if dev == "cuda" else ""}), flush=True)
+PYEOF
+# "shape workloads batches seqs dtypes" per line, most important first: what
+# the time does not reach is skipped and said so.
+GRID=${GOLENS_GPU_GRID:-"gpt2-small forward,hooks_noop,cache_all,cache_all_cpu,cache_pattern 1 64 float32
+gpt2-small forward 16 1024 bfloat16,float32
+gpt2-small generate_kv,generate_nokv 1 32 float32
+toy forward,cache_all,hooks_noop 1 32 float32
+attn-only-2l forward,cache_all 1 128 float32,bfloat16
+gpt2-small train_step 8 256 bfloat16
+gpt2-medium forward,cache_all 1 128 float32,bfloat16
+gpt2-small patching 1 8 float32"}
+harness_rows=0
+while read -r shape works batches seqs dtypes; do
+  [ -n "$shape" ] || continue
+  if [ $((DEADLINE - SECONDS)) -lt 45 ]; then log "harness: out of time before $shape $works $batches x $seqs"; continue; fi
+  grid=""; for b in ${batches//,/ }; do for s in ${seqs//,/ }; do grid="$grid${grid:+,}${b}x$s"; done; done
+  log "harness: $shape $works at $grid in $dtypes"
+  tl() { echo $((DEADLINE - SECONDS - 10)); }
+  for dt in ${dtypes//,/ }; do
+    timeout "$(tl)" "$BUNDLE/bin/golens" bench --json --device "$DEVICE" --shape "$shape" --workload "$works" \
+      --batch "$batches" --seq "$seqs" --dtypes "$dt" >>"$HJ" 2>>"$OUT/harness.log"
+    timeout "$(tl)" $PY "$BUNDLE/bench/gpt2_peer.py" --impl pytorch --device "$DEVICE" --shape "$shape" --workload "$works" \
+      --grid "$grid" --dtype "$dt" >>"$HJ" 2>>"$OUT/harness.log"
+    [ "$HAVE_TF" = 1 ] && timeout "$(tl)" $PY "$BUNDLE/bench/gpt2_peer.py" --impl transformers --device "$DEVICE" --shape "$shape" \
+      --workload "$works" --grid "$grid" --dtype "$dt" >>"$HJ" 2>>"$OUT/harness.log"
+    if [ -n "$floor" ] && [[ ",$works," == *,forward,* ]]; then
+      timeout "$(tl)" "$floor" --json --device "$DEVICE" --shape "$shape" --grid "$grid" --dtype "$dt" >>"$HJ" 2>>"$OUT/harness.log"
+    fi
+  done
+done <<<"$GRID"
+harness_rows=$(grep -c . "$HJ")
+"$BUNDLE/bin/golens" bench table "$HJ" >"$OUT/harness.md" 2>>"$OUT/harness.log" || log "harness table failed"
+log "harness: $harness_rows rows"
 
 # ---- results
 {
@@ -80,6 +155,12 @@ done
   echo "| package | status | passed | failed | skipped | seconds |"
   echo "|---|---|---|---|---|---|"
   for r in "${rows[@]}"; do echo "| ${r//|/ | } |"; done
+  echo
+  echo "## Harness ($harness_rows rows in harness.jsonl)"
+  echo
+  grep '"matmul_peak"' "$HJ" | sed -E 's/.*"dtype": *"([^"]*)".*"tflops": *([0-9.]+).*/matmul peak \1: \2 TFLOP\/s/'
+  echo
+  cat "$OUT/harness.md" 2>/dev/null
 } >"$OUT/summary.md"
 cat "$OUT/summary.md"
 [ "$total_fail" -eq 0 ]
