@@ -59,6 +59,17 @@ func (d RepeatedTokens) EvalBatch(_ context.Context, i int) ([][]int64, error) {
 	return d.draw(2*uint64(i) + 1), nil
 }
 
+// ICLBatch returns rows on which the in-context-learning score is
+// measured: as the held-out rows, but every segment Length tokens long
+// after a prefix of Prefix, so that the score's early token (50/512 of
+// the row) lies in the first segment and its late token (500/512) in the
+// last repeat; with varying segments no fixed position would.
+func (d RepeatedTokens) ICLBatch(context.Context) ([][]int64, error) {
+	fixed := d
+	fixed.MinLength = 0
+	return fixed.draw(1 << 62), nil
+}
+
 func (d RepeatedTokens) draw(stream uint64) [][]int64 {
 	r := rand.New(rand.NewPCG(d.Seed, stream))
 	token := func() int64 {

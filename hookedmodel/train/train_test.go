@@ -76,6 +76,37 @@ func TestLearnsRepeatedTokens(t *testing.T) {
 	if evals := losses(recs, "eval"); evals[len(evals)-1] >= evals[0] {
 		t.Errorf("held-out loss went from %.3f to %.3f", evals[0], evals[len(evals)-1])
 	}
+	if *res.Eval.ICL > -0.3 {
+		t.Errorf("ICL score %.3f: the late token's loss should be well below the early one's", *res.Eval.ICL)
+	}
+}
+
+// With segments of varying length the ICL rows still put the score's
+// late token in a repeat and its early token in the first segment.
+func TestICLBatchPositions(t *testing.T) {
+	d := RepeatedTokens{Vocab: 64, Length: 18, MinLength: 10, Repeats: 2, Prefix: 3, BOS: 0, Rows: 8, Seed: 3}
+	rows, err := d.ICLBatch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := d.SeqLen()
+	early, late := int(math.Round(float64(n)*50/512)), int(math.Round(float64(n)*500/512))
+	start := 1 + d.Prefix // BOS, then the prefix
+	for i, row := range rows {
+		if len(row) != n {
+			t.Fatalf("row %d has %d tokens, want %d", i, len(row), n)
+		}
+		if late < start+d.Length || row[late] != row[late-d.Length] {
+			t.Errorf("row %d: token %d is not a repeat: %v", i, late, row)
+		}
+		if early < start || early >= start+d.Length {
+			t.Errorf("token %d is not in the first segment [%d, %d)", early, start, start+d.Length)
+		}
+	}
+	held, _ := d.EvalBatch(context.Background(), 0)
+	if slices.EqualFunc(rows, held, slices.Equal) {
+		t.Error("the ICL rows are a held-out batch")
+	}
 }
 
 func mean(xs []float64) float64 {

@@ -118,7 +118,17 @@ func (tr *trainer) evaluate(ctx context.Context, scores []headScore) (ev Record,
 		ev.Loss += sum[j] / float64(len(sum))
 	}
 	ev.Kind, ev.Step, ev.Tokens, ev.LossByPos = "eval", tr.step, tr.tokens, sum
-	if icl := iclScore(sum); !math.IsNaN(icl) {
+	iclLoss := sum
+	if d, ok := tr.data.(iclBatcher); ok {
+		rows, err := d.ICLBatch(ctx)
+		if err == nil {
+			iclLoss, err = tr.lossByPos(ctx, rows)
+		}
+		if err != nil {
+			return ev, fmt.Errorf("in-context learning rows: %w", err)
+		}
+	}
+	if icl := iclScore(iclLoss); !math.IsNaN(icl) {
 		ev.ICL = &icl
 	}
 	for _, hs := range scores {
@@ -134,6 +144,12 @@ func (tr *trainer) evaluate(ctx context.Context, scores []headScore) (ev Record,
 	return ev, nil
 }
 
+// iclBatcher is a Dataset whose held-out rows do not show in-context
+// learning at fixed positions; the score is measured on ICLBatch instead.
+type iclBatcher interface {
+	ICLBatch(ctx context.Context) ([][]int64, error)
+}
+
 // evalBatch is the loss of each position of held-out batch i, averaged
 // over its rows [seq-1].
 func (tr *trainer) evalBatch(ctx context.Context, i int) ([]float64, error) {
@@ -141,6 +157,12 @@ func (tr *trainer) evalBatch(ctx context.Context, i int) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
+	return tr.lossByPos(ctx, rows)
+}
+
+// lossByPos is the loss of each position of rows, averaged over the rows
+// [seq-1].
+func (tr *trainer) lossByPos(ctx context.Context, rows [][]int64) ([]float64, error) {
 	s := gotch.NewScope()
 	defer s.Close()
 	tokens, err := tokensTensor(s, rows, tr.m.Device())
