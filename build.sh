@@ -220,6 +220,7 @@ cmd_gpu_bundle() {
     [ -d "$ROOT/$rel/testdata" ] && cp -r "$ROOT/$rel/testdata" "$out/pkg/$rel/"
   done
   (cd "$ROOT" && go build -trimpath -ldflags='-s -w' -o "$out/bin/golens" ./cmd/golens)
+  gzip -6 "$out"/bin/* # to travel within 64 MiB; run.sh unpacks them
   say "wrote $out ($(du -sh "$out" | cut -f1)); on the GPU machine: bash run.sh OUTDIR"
 }
 

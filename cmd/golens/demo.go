@@ -19,7 +19,7 @@ import (
 )
 
 func newDemoCmd() *cobra.Command {
-	var out, device string
+	var out, device, model string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Find the induction circuit of the shipped 2-layer model and write a report (no download)",
@@ -34,7 +34,7 @@ func newDemoCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, err := loadShipped(cmd, b)
+			m, metrics, err := loadDemoModel(cmd, b, model)
 			if err != nil {
 				return err
 			}
@@ -48,7 +48,7 @@ func newDemoCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := demoExtras(m, s, rep)
+			d, err := demoExtras(m, s, rep, metrics)
 			if err != nil {
 				return err
 			}
@@ -77,7 +77,27 @@ func newDemoCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&out, "out", "golens-demo", "the report folder")
 	cmd.Flags().StringVar(&device, "device", "auto", "auto, cpu, cuda, cuda:N or mps")
+	cmd.Flags().StringVar(&model, "model", "", "a checkpoint of golens train to use instead of the shipped model (a retrained one); its curves come from metrics.jsonl beside it")
 	return cmd
+}
+
+// loadDemoModel loads the shipped model and its training metrics, or the
+// checkpoint at path and the metrics.jsonl in its folder (nil if none).
+func loadDemoModel(cmd *cobra.Command, b *backend.Backend, path string) (*hookedmodel.HookedTransformer, []byte, error) {
+	if path == "" {
+		m, err := loadShipped(cmd, b)
+		return m, models.Induction2LMetrics, err
+	}
+	m, err := hookedmodel.Load(cmd.Context(), path, hookedmodel.OnDevice(b.Device()))
+	if err != nil {
+		return nil, nil, err
+	}
+	metrics, err := os.ReadFile(filepath.Join(filepath.Dir(path), "metrics.jsonl"))
+	if err != nil && !os.IsNotExist(err) {
+		m.Free()
+		return nil, nil, err
+	}
+	return m, metrics, nil
 }
 
 // loadShipped loads the model embedded in the binary: Load reads files, so
@@ -113,7 +133,7 @@ type demoSummary struct {
 // demoExtras picks the circuit's heads (the best previous-token head of
 // layer 0, the best induction head after it) and adds the training
 // curves and the circuit's weights to the report.
-func demoExtras(m *hookedmodel.HookedTransformer, s *analysis.Summary, rep *report.Report) (*demoSummary, error) {
+func demoExtras(m *hookedmodel.HookedTransformer, s *analysis.Summary, rep *report.Report, metrics []byte) (*demoSummary, error) {
 	d := &demoSummary{PrevScore: -1, InductionScore: -1}
 	for _, h := range s.Heads {
 		if h.Layer == 0 && h.PreviousToken > d.PrevScore {
@@ -149,21 +169,25 @@ func demoExtras(m *hookedmodel.HookedTransformer, s *analysis.Summary, rep *repo
 			heat(fmt.Sprintf("K-composition QK circuit of head %d.%d", ih.Layer, ih.Head), "key's previous token", "query token", c.KComposition),
 			heat(fmt.Sprintf("OV circuit of head %d.%d", ih.Layer, ih.Head), "logit token", "source token", c.OV),
 		}}
-	curves, err := trainingCurves(d)
-	if err != nil {
-		return nil, err
+	sections := []report.Section{circuit}
+	if metrics != nil {
+		curves, err := trainingCurves(d, metrics)
+		if err != nil {
+			return nil, err
+		}
+		sections = append([]report.Section{curves}, sections...)
 	}
-	rep.Sections = append([]report.Section{curves, circuit}, rep.Sections...)
+	rep.Sections = append(sections, rep.Sections...)
 	rep.Title = "golens demo: the induction circuit of " + m.Cfg.ModelName
 	return d, nil
 }
 
-// trainingCurves draws the shipped model's evaluation snapshots: the
-// induction head's score, the previous-token head's, and the losses,
-// against training step.
-func trainingCurves(d *demoSummary) (report.Section, error) {
-	var steps, loss, ind, prev []float64
-	sc := bufio.NewScanner(bytes.NewReader(models.Induction2LMetrics))
+// trainingCurves draws a training run's evaluation snapshots: the
+// induction head's score, the previous-token head's, the held-out loss and
+// the in-context-learning score, against training step.
+func trainingCurves(d *demoSummary, metrics []byte) (report.Section, error) {
+	var steps, loss, ind, prev, iclSteps, icl []float64
+	sc := bufio.NewScanner(bytes.NewReader(metrics))
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
 		var r train.Record
@@ -175,15 +199,20 @@ func trainingCurves(d *demoSummary) (report.Section, error) {
 		}
 		steps = append(steps, float64(r.Step))
 		loss = append(loss, r.Loss)
+		if r.ICL != nil {
+			iclSteps, icl = append(iclSteps, float64(r.Step)), append(icl, *r.ICL)
+		}
 		ind = append(ind, r.HeadScores["induction"][d.InductionHead.Layer][d.InductionHead.Head])
 		prev = append(prev, r.HeadScores["previous_token"][d.PrevHead.Layer][d.PrevHead.Head])
 	}
 	return report.Section{Title: "Training: the induction phase change",
-		Text: "Evaluation snapshots of the shipped model's training run (golens train --config models/induction-2l.json): the heads' scores jump together while the held-out loss drops, the phase change of Olsson et al. (2022).",
+		Text: "Evaluation snapshots of the model's training run (golens train --config models/induction-2l.json for the shipped one): the heads' scores jump together while the held-out loss and the in-context-learning score (the loss on a token of the second repeat minus that on one of the first) drop, the phase change of Olsson et al. (2022).",
 		Views: []report.View{
 			report.LineChart{Title: "head scores during training", XLabel: "step", YLabel: "score", Series: []report.Series{
 				{Name: fmt.Sprintf("induction score, head %d.%d", d.InductionHead.Layer, d.InductionHead.Head), X: steps, Y: ind},
 				{Name: fmt.Sprintf("previous-token score, head %d.%d", d.PrevHead.Layer, d.PrevHead.Head), X: steps, Y: prev}}},
-			report.LineChart{Title: "held-out loss during training", XLabel: "step", YLabel: "loss", Series: []report.Series{{Name: "loss", X: steps, Y: loss}}},
+			report.LineChart{Title: "held-out loss and in-context-learning score during training", XLabel: "step", YLabel: "nats", Series: []report.Series{
+				{Name: "held-out loss", X: steps, Y: loss},
+				{Name: "in-context-learning score", X: iclSteps, Y: icl}}},
 		}}, sc.Err()
 }

@@ -246,15 +246,42 @@ func TestAnalyze(t *testing.T) {
 // pass the thresholds its README states.
 func TestDemo(t *testing.T) {
 	gotchtest.CheckLeaks(t)
-	dir := t.TempDir()
-	dev := "cpu"
-	if d := os.Getenv(gotchtest.DeviceEnv); d != "" {
-		dev = d
+	checkDemo(t)
+}
+
+// Retraining from the shipped config gives a model whose circuit passes
+// the same thresholds. It trains for minutes, so it runs only with
+// GOLENS_RETRAIN=1 (models' TestShippedConfigReproducesTheRun checks the
+// run's start in every test run).
+func TestRetrainShipped(t *testing.T) {
+	if os.Getenv("GOLENS_RETRAIN") != "1" {
+		t.Skip("set GOLENS_RETRAIN=1 to retrain the shipped model (minutes)")
 	}
-	out, err := golens(t, "demo", "--out", dir, "--device", dev)
+	gotchtest.CheckLeaks(t)
+	dir := t.TempDir()
+	if out, err := golens(t, "train", "--config", "../../models/induction-2l.json", "--out", dir, "--device", testDevice()); err != nil {
+		t.Fatalf("train: %v\n%s", err, out)
+	}
+	checkDemo(t, "--model", filepath.Join(dir, "model.safetensors"))
+}
+
+func testDevice() string {
+	if d := os.Getenv(gotchtest.DeviceEnv); d != "" {
+		return d
+	}
+	return "cpu"
+}
+
+// checkDemo runs golens demo with args and checks its numbers against the
+// thresholds of the shipped model's README.
+func checkDemo(t *testing.T, args ...string) {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := golens(t, append([]string{"demo", "--out", dir, "--device", testDevice()}, args...)...)
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
+	t.Logf("demo:\n%s", out)
 	for _, want := range []string{"previous-token head", "induction head", "K-composition", "index.html"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
@@ -270,19 +297,14 @@ func TestDemo(t *testing.T) {
 		Demo       struct {
 			Prev      float64 `json:"previous_token_score"`
 			Induction float64 `json:"induction_score"`
-			PrevHead  struct{ Layer int }
 			KComp     float64 `json:"k_composition"`
 		} `json:"demo"`
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatal(err)
 	}
-	// A head attending uniformly over ~20 earlier positions scores ~0.05;
-	// the shipped model's best layer-0 head puts about half its attention
-	// on the previous token. (The target of a sharp head, > 0.9, is not
-	// reached by this model yet: see models/induction-2l/README.md.)
-	if s.Demo.Prev <= 0.4 {
-		t.Errorf("previous-token score %.3f, want > 0.4", s.Demo.Prev)
+	if s.Demo.Prev <= 0.9 {
+		t.Errorf("previous-token score %.3f, want > 0.9", s.Demo.Prev)
 	}
 	if s.Demo.Induction <= 0.5 {
 		t.Errorf("induction score %.3f, want > 0.5", s.Demo.Induction)
