@@ -129,7 +129,7 @@ while read -r shape works batches seqs dtypes; do
   tl() { echo $((DEADLINE - SECONDS - 10)); }
   for dt in ${dtypes//,/ }; do
     timeout "$(tl)" "$BUNDLE/bin/golens" bench --json --device "$DEVICE" --shape "$shape" --workload "$works" \
-      --batch "$batches" --seq "$seqs" --dtypes "$dt" >>"$HJ" 2>>"$OUT/harness.log"
+      --batch "$batches" --seq "$seqs" --dtype "$dt" >>"$HJ" 2>>"$OUT/harness.log"
     timeout "$(tl)" $PY "$BUNDLE/bench/gpt2_peer.py" --impl pytorch --device "$DEVICE" --shape "$shape" --workload "$works" \
       --grid "$grid" --dtype "$dt" >>"$HJ" 2>>"$OUT/harness.log"
     [ "$HAVE_TF" = 1 ] && timeout "$(tl)" $PY "$BUNDLE/bench/gpt2_peer.py" --impl transformers --device "$DEVICE" --shape "$shape" \

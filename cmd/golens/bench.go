@@ -33,6 +33,9 @@ the format bench/HARNESS.md fixes for golens and its peers.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			g := bench.Grid{Shapes: shapes, Workloads: workloads, DTypes: dtypes}
+			if len(g.DTypes) == 0 {
+				g.DTypes = []string{"float32"}
+			}
 			if len(workloads) == 1 && workloads[0] == "all" {
 				g.Workloads = bench.Workloads()
 			}
@@ -43,6 +46,13 @@ the format bench/HARNESS.md fixes for golens and its peers.`,
 			if mf.model != "" {
 				if cmd.Flags().Changed("shape") {
 					return fmt.Errorf("give --model or --shape, not both")
+				}
+				switch len(dtypes) {
+				case 0:
+				case 1:
+					mf.dtype = dtypes[0]
+				default:
+					return fmt.Errorf("--dtype: a checkpoint loads in one dtype, not %d", len(dtypes))
 				}
 				m, err := mf.load(cmd)
 				if err != nil {
@@ -75,10 +85,9 @@ the format bench/HARNESS.md fixes for golens and its peers.`,
 	fl := cmd.Flags()
 	fl.StringVar(&mf.model, "model", "", "a checkpoint directory or file, or a known name, instead of --shape")
 	fl.StringVar(&mf.device, "device", "auto", "auto, cpu, cuda, cuda:N or mps")
-	fl.StringVar(&mf.dtype, "dtype", "", "with --model: float32, float16, bfloat16 (the checkpoint's own by default)")
 	fl.StringSliceVar(&shapes, "shape", []string{"toy"}, "shapes, comma-separated: "+shapeNames())
 	fl.StringSliceVar(&workloads, "workload", []string{"forward"}, "workloads, comma-separated, or all")
-	fl.StringSliceVar(&dtypes, "dtypes", []string{"float32"}, "dtypes of the random-weight shapes, comma-separated")
+	fl.StringSliceVar(&dtypes, "dtype", nil, "float32, float16, bfloat16, comma-separated (default float32; with --model one, default the checkpoint's)")
 	fl.StringSliceVar(&batches, "batch", []string{"1"}, "batch sizes, comma-separated")
 	fl.StringSliceVar(&seqs, "seq", []string{"32"}, "sequence lengths, comma-separated (every batch × every seq)")
 	fl.IntVar(&reps, "reps", 5, "timed repetitions per row")

@@ -143,7 +143,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"bench", "--shape", "gpt5"}, `unknown shape "gpt5"`},
 		{[]string{"bench", "--workload", "dance"}, `unknown workload "dance"`},
 		{[]string{"bench", "--seq", "0"}, `--seq "0"`},
-		{[]string{"bench", "--dtypes", "float7"}, "float7"},
+		{[]string{"bench", "--dtype", "float7"}, "float7"},
 		{[]string{"bench", "--model", model, "--shape", "toy"}, "not both"},
 		{[]string{"bench", "table", ragged}, "line 1"},
 	}
