@@ -48,12 +48,22 @@ var Peers = []string{"pytorch", "transformers", "cpp"}
 // median times and their ratio golens / peer (below 1: golens is faster).
 // Where an implementation has several rows for one measurement (a peer
 // run at several thread counts), its fastest OK row counts, as each is
-// compared at its best setting. A row that is not OK shows its status in
+// compared at its best setting. Where the rows hold a measured matmul peak
+// (workload matmul_peak) for the device and dtype, a column says which
+// share of it golens reached. A row that is not OK shows its status in
 // the table and its error in a list below it.
 func Table(w io.Writer, rows []Row) error {
 	best := map[key]map[string]Row{}
 	var keys []key
+	peak := map[[2]string]float64{} // the measured matmul peak in TFLOP/s by device and dtype
 	for _, r := range rows {
+		if r.Workload == "matmul_peak" {
+			if r.Status == OK && r.TFLOPs != nil {
+				k := [2]string{r.Device, r.DType}
+				peak[k] = max(peak[k], *r.TFLOPs)
+			}
+			continue
+		}
 		k := keyOf(r)
 		if best[k] == nil {
 			best[k] = map[string]Row{}
@@ -71,6 +81,10 @@ func Table(w io.Writer, rows []Row) error {
 	}
 	head := "| workload | shape | batch×seq | dtype | device | golens ms | golens throughput |"
 	rule := "| --- | --- | --- | --- | --- | ---: | ---: |"
+	if len(peak) > 0 {
+		head += " golens % of matmul peak |"
+		rule += " ---: |"
+	}
 	for _, p := range peers {
 		head += fmt.Sprintf(" %s ms | golens / %s |", p, p)
 		rule += " ---: | ---: |"
@@ -84,6 +98,13 @@ func Table(w io.Writer, rows []Row) error {
 			continue
 		}
 		line := fmt.Sprintf("| %s | %s | %dx%d | %s | %s | %s | %s |", k.workload, k.shape, k.batch, k.seq, k.dtype, k.device, ms(g), throughput(g))
+		if len(peak) > 0 {
+			if p := peak[[2]string{k.device, k.dtype}]; p > 0 && g.Status == OK && g.TFLOPs != nil {
+				line += fmt.Sprintf(" %.1f |", 100**g.TFLOPs/p)
+			} else {
+				line += " |"
+			}
+		}
 		for _, p := range peers {
 			pr, ok := best[k][p]
 			switch {

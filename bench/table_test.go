@@ -37,3 +37,25 @@ func TestTable(t *testing.T) {
 		t.Errorf("bad line: %v", err)
 	}
 }
+
+// With a measured matmul peak the table says which share golens reached.
+func TestTablePeak(t *testing.T) {
+	in := `{"impl":"pytorch","workload":"matmul_peak","shape":"8192x8192","batch":1,"seq":8192,"dtype":"float32","device":"cuda","status":"OK","median_ms":2,"tflops":50}
+{"impl":"golens","workload":"forward","shape":"gpt2-small","batch":16,"seq":1024,"dtype":"float32","device":"cuda","status":"OK","median_ms":10,"tflops":20}
+`
+	rows, err := ReadRows(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := Table(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if want := "| forward | gpt2-small | 16x1024 | float32 | cuda | 10 |  | 40.0 |"; !strings.Contains(out, want) {
+		t.Errorf("table lacks %q:\n%s", want, out)
+	}
+	if strings.Contains(out, "matmul_peak |") {
+		t.Errorf("the peak is a row of its own:\n%s", out)
+	}
+}
