@@ -51,26 +51,42 @@ func (d RepeatedTokens) SeqLen() int {
 
 // Batch returns the training batch of step [Rows SeqLen].
 func (d RepeatedTokens) Batch(_ context.Context, step int) ([][]int64, error) {
-	return d.draw(2 * uint64(step)), nil
+	return d.draw(2*uint64(step), d.SeqLen()), nil
 }
 
 // EvalBatch returns held-out batch i [Rows SeqLen].
 func (d RepeatedTokens) EvalBatch(_ context.Context, i int) ([][]int64, error) {
-	return d.draw(2*uint64(i) + 1), nil
+	return d.draw(2*uint64(i)+1, d.SeqLen()), nil
 }
 
-// ICLBatch returns rows on which the in-context-learning score is
-// measured: as the held-out rows, but every segment Length tokens long
-// after a prefix of Prefix, so that the score's early token (50/512 of
-// the row) lies in the first segment and its late token (500/512) in the
-// last repeat; with varying segments no fixed position would.
-func (d RepeatedTokens) ICLBatch(context.Context) ([][]int64, error) {
+// ICLRows returns rows whose structure is fixed, with the token positions
+// the in-context-learning score compares: early, the tokens of the first
+// segment after its first; late, those of the last repeat after its first,
+// each predictable only from its earlier copy. The rows are drawn as the
+// held-out ones, but with segments of the middle length after a prefix of
+// half the longest, so that every row has its repeats at the same places,
+// at a distance training saw often.
+func (d RepeatedTokens) ICLRows(context.Context) (rows [][]int64, early, late []int, err error) {
 	fixed := d
-	fixed.MinLength = 0
-	return fixed.draw(1 << 62), nil
+	if d.MinLength > 0 && d.MinLength < d.Length {
+		fixed.Length = (d.MinLength + d.Length) / 2
+		fixed.Prefix = d.Prefix / 2
+		fixed.MinLength = 0
+	}
+	start := fixed.Prefix // the first segment's first token
+	if d.BOS >= 0 {
+		start++
+	}
+	for i := 1; i < fixed.Length; i++ {
+		early = append(early, start+i)
+		late = append(late, start+(fixed.Repeats-1)*fixed.Length+i)
+	}
+	return fixed.draw(1<<62, d.SeqLen()), early, late, nil
 }
 
-func (d RepeatedTokens) draw(stream uint64) [][]int64 {
+// draw makes the rows of a batch from stream, n tokens each (the last
+// ones random).
+func (d RepeatedTokens) draw(stream uint64, n int) [][]int64 {
 	r := rand.New(rand.NewPCG(d.Seed, stream))
 	token := func() int64 {
 		if d.BOS < 0 || d.BOS >= int64(d.Vocab) {
@@ -84,7 +100,7 @@ func (d RepeatedTokens) draw(stream uint64) [][]int64 {
 	}
 	rows := make([][]int64, d.Rows)
 	for i := range rows {
-		row := make([]int64, 0, d.SeqLen())
+		row := make([]int64, 0, n)
 		if d.BOS >= 0 {
 			row = append(row, d.BOS)
 		}
@@ -103,7 +119,7 @@ func (d RepeatedTokens) draw(stream uint64) [][]int64 {
 		for range d.Repeats {
 			row = append(row, seg...)
 		}
-		for len(row) < d.SeqLen() {
+		for len(row) < n {
 			row = append(row, token())
 		}
 		rows[i] = row

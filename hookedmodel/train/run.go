@@ -76,7 +76,9 @@ type Record struct {
 	HeadScores   map[string][][]float64 `json:"head_scores,omitempty"`  // eval: [layer][head] per score, NaN written as null
 	// ICL is the in-context learning score of Olsson et al. (2022): the
 	// loss at token 500/512 of the context minus that at token 50/512
-	// (tokens 500 and 50 of 512); nil when the rows are too short.
+	// (tokens 500 and 50 of 512); nil when the rows are too short. On
+	// repeated tokens it is the mean loss on a repeat minus that on the
+	// first copy (RepeatedTokens.ICLRows).
 	ICL *float64 `json:"icl_score,omitempty"`
 	// LossByPos[i] is the held-out loss of predicting token i+1 [seq-1].
 	LossByPos []float64 `json:"-"`

@@ -81,26 +81,25 @@ func TestLearnsRepeatedTokens(t *testing.T) {
 	}
 }
 
-// With segments of varying length the ICL rows still put the score's
-// late token in a repeat and its early token in the first segment.
-func TestICLBatchPositions(t *testing.T) {
+// With segments of varying length the ICL rows still have their repeats
+// at fixed places: the late tokens repeat the early ones.
+func TestICLRowsPositions(t *testing.T) {
 	d := RepeatedTokens{Vocab: 64, Length: 18, MinLength: 10, Repeats: 2, Prefix: 3, BOS: 0, Rows: 8, Seed: 3}
-	rows, err := d.ICLBatch(context.Background())
+	rows, early, late, err := d.ICLRows(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := d.SeqLen()
-	early, late := int(math.Round(float64(n)*50/512)), int(math.Round(float64(n)*500/512))
-	start := 1 + d.Prefix // BOS, then the prefix
+	if len(early) != 13 || len(late) != len(early) || early[0] != 3 || late[0] != 17 {
+		t.Fatalf("early %v, late %v: want 13 tokens each, from 3 and 17 (BOS, prefix 1, segments of 14)", early, late)
+	}
 	for i, row := range rows {
-		if len(row) != n {
-			t.Fatalf("row %d has %d tokens, want %d", i, len(row), n)
+		if len(row) != d.SeqLen() {
+			t.Fatalf("row %d has %d tokens, want %d", i, len(row), d.SeqLen())
 		}
-		if late < start+d.Length || row[late] != row[late-d.Length] {
-			t.Errorf("row %d: token %d is not a repeat: %v", i, late, row)
-		}
-		if early < start || early >= start+d.Length {
-			t.Errorf("token %d is not in the first segment [%d, %d)", early, start, start+d.Length)
+		for j := range late {
+			if row[late[j]] != row[early[j]] {
+				t.Errorf("row %d: token %d is not a repeat of token %d: %v", i, late[j], early[j], row)
+			}
 		}
 	}
 	held, _ := d.EvalBatch(context.Background(), 0)

@@ -118,17 +118,19 @@ func (tr *trainer) evaluate(ctx context.Context, scores []headScore) (ev Record,
 		ev.Loss += sum[j] / float64(len(sum))
 	}
 	ev.Kind, ev.Step, ev.Tokens, ev.LossByPos = "eval", tr.step, tr.tokens, sum
-	iclLoss := sum
-	if d, ok := tr.data.(iclBatcher); ok {
-		rows, err := d.ICLBatch(ctx)
+	icl := iclScore(sum)
+	if d, ok := tr.data.(iclProbe); ok {
+		rows, early, late, err := d.ICLRows(ctx)
+		var byPos []float64
 		if err == nil {
-			iclLoss, err = tr.lossByPos(ctx, rows)
+			byPos, err = tr.lossByPos(ctx, rows)
 		}
 		if err != nil {
 			return ev, fmt.Errorf("in-context learning rows: %w", err)
 		}
+		icl = meanAt(byPos, late) - meanAt(byPos, early)
 	}
-	if icl := iclScore(iclLoss); !math.IsNaN(icl) {
+	if !math.IsNaN(icl) {
 		ev.ICL = &icl
 	}
 	for _, hs := range scores {
@@ -144,10 +146,22 @@ func (tr *trainer) evaluate(ctx context.Context, scores []headScore) (ev Record,
 	return ev, nil
 }
 
-// iclBatcher is a Dataset whose held-out rows do not show in-context
-// learning at fixed positions; the score is measured on ICLBatch instead.
-type iclBatcher interface {
-	ICLBatch(ctx context.Context) ([][]int64, error)
+// iclProbe is a Dataset whose rows show in-context learning at known
+// positions (RepeatedTokens): the score is the mean loss of predicting
+// ICLRows' late tokens minus that of its early ones, instead of Olsson's
+// fixed fractions of the context.
+type iclProbe interface {
+	ICLRows(ctx context.Context) (rows [][]int64, early, late []int, err error)
+}
+
+// meanAt is the mean loss of predicting the tokens at positions, from the
+// loss of predicting each token i+1 [seq-1]; NaN without positions.
+func meanAt(lossByPos []float64, positions []int) float64 {
+	s := 0.0
+	for _, p := range positions {
+		s += lossByPos[p-1]
+	}
+	return s / float64(len(positions))
 }
 
 // evalBatch is the loss of each position of held-out batch i, averaged
