@@ -206,7 +206,7 @@ func trainingCurves(d *demoSummary, metrics []byte) (report.Section, error) {
 		prev = append(prev, r.HeadScores["previous_token"][d.PrevHead.Layer][d.PrevHead.Head])
 	}
 	return report.Section{Title: "Training: the induction phase change",
-		Text: "Evaluation snapshots of the model's training run (golens train --config models/induction-2l.json for the shipped one): the heads' scores jump together while the held-out loss and the in-context-learning score (the loss on a token of the second repeat minus that on one of the first) drop, the phase change of Olsson et al. (2022).",
+		Text: "Evaluation snapshots of the model's training run (golens train --config models/induction-2l.json for the shipped one): the heads' scores rise steeply and the in-context-learning score (the mean loss on a repeat minus that on its first copy) falls from about zero to well below: the phase change of Olsson et al. (2022).",
 		Views: []report.View{
 			report.LineChart{Title: "head scores during training", XLabel: "step", YLabel: "score", Series: []report.Series{
 				{Name: fmt.Sprintf("induction score, head %d.%d", d.InductionHead.Layer, d.InductionHead.Head), X: steps, Y: ind},
