@@ -157,17 +157,19 @@ for dir in "" ${BENCH_BLAS_DIRS:-}; do
   done
 done
 
-# The harness grid: "shape workloads batches seqs" per line. Patching and
-# generation use short inputs (a sweep is layers x seq x heads passes).
+# The harness grid: "shape workloads batches seqs" per line, sized for the
+# whole of ./build.sh bench to take under 10 minutes on 2 cores: patching,
+# generation without the KV cache and training run on the toy shape only
+# (a patching sweep is layers x seq x heads passes; a gpt2-small training
+# step takes the PyTorch peer about 6 s).
 HARNESS=${BENCH_HARNESS:-1}
 HREPS=${BENCH_HARNESS_REPS:-5}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
 HARNESS_GRID=${BENCH_HARNESS_GRID:-"toy all 1 32
 toy forward,cache_all,cache_pattern,cache_resid,hooks_noop,hooks_modify,train_step 8 128
-attn-only-2l forward,cache_all,cache_pattern,cache_resid,hooks_noop,hooks_modify,generate_kv,train_step 1 128
-attn-only-2l patching 1 8
-gpt2-small forward,cache_all,cache_pattern,cache_resid,hooks_noop,hooks_modify,train_step 1 128
-gpt2-small generate_kv,generate_nokv 1 32
+attn-only-2l forward,cache_all,cache_pattern,cache_resid,hooks_noop,hooks_modify,generate_kv 1 128
+gpt2-small forward,cache_all,cache_pattern,cache_resid,hooks_noop,hooks_modify 1 128
+gpt2-small generate_kv 1 32
 gpt2-medium forward,cache_all 1 64"}
 harness() {
   local shape works batches seqs grid b s t hj=$OUT/harness.jsonl
