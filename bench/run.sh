@@ -168,9 +168,9 @@ PY=${BENCH_PYTHON:-/usr/bin/python3}
 HARNESS_GRID=${BENCH_HARNESS_GRID:-"toy all 1 32
 toy forward,cache_all,cache_pattern,cache_resid,hooks_noop,hooks_modify,train_step 8 128
 attn-only-2l forward,cache_all,cache_pattern,cache_resid,hooks_noop,hooks_modify,generate_kv 1 128
-gpt2-small forward,cache_all,cache_pattern,cache_resid,hooks_noop,hooks_modify 1 128
+gpt2-small forward,cache_all,hooks_noop,hooks_modify 1 128
 gpt2-small generate_kv 1 32
-gpt2-medium forward,cache_all 1 64"}
+gpt2-medium forward 1 64"}
 harness() {
   local shape works batches seqs grid b s t hj=$OUT/harness.jsonl
   : >"$hj"
