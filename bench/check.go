@@ -97,18 +97,6 @@ type refActs = map[string]reference.Tensor
 
 func values(t *gotch.Tensor) ([]float64, error) { return gotch.ToSlice[float64](t) }
 
-// finite replaces -inf (masked attention scores) by 0 so that the norms
-// stay finite; a score masked on one side only still shows as a difference.
-func finite(xs []float64) []float64 {
-	out := make([]float64, len(xs))
-	for i, v := range xs {
-		if !math.IsInf(v, -1) {
-			out[i] = v
-		}
-	}
-	return out
-}
-
 // ablateEdits is hooks_modify's intervention on the reference.
 var ablateEdits = map[string]func(reference.Tensor){ablatedPoint: func(z reference.Tensor) {
 	H, D := z.Shape[2], z.Shape[3]
@@ -149,7 +137,7 @@ func checkCache(e *env, _ *inputs, r result, want refActs) (v verdict, err error
 		if err != nil {
 			return v, err
 		}
-		v.compare(name, finite(got), finite(ref.Data), tolerance(e.dtype))
+		v.compare(name, reference.Finite(got), reference.Finite(ref.Data), tolerance(e.dtype))
 	}
 	return v, nil
 }

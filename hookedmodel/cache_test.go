@@ -10,6 +10,7 @@ import (
 
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/gotch/gotchtest"
+	"github.com/golens/golens/hookedmodel/reference"
 )
 
 func TestGetActName(t *testing.T) {
@@ -317,7 +318,7 @@ func sameValues(t *testing.T, name string, got, want *gotch.Tensor, tol float64)
 			return
 		}
 	}
-	gotchtest.Close(t, name, finite(g), finite(w), tol)
+	gotchtest.Close(t, name, reference.Finite(g), reference.Finite(w), tol)
 }
 
 // start0 and stop0 resolve a PosSlice over the 6 positions of the tests.

@@ -155,7 +155,7 @@ func compare(t *testing.T, name string, got *gotch.Tensor, want reference.Tensor
 				return
 			}
 		}
-		g, w = finite(g), finite(w)
+		g, w = reference.Finite(g), reference.Finite(w)
 	}
 	gotchtest.Close(t, name, g, w, 1e-4)
 }

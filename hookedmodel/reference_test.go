@@ -2,7 +2,6 @@ package hookedmodel
 
 import (
 	"encoding/json"
-	"math"
 	"strings"
 	"testing"
 
@@ -27,18 +26,6 @@ func newRefModel(t *testing.T, cfg Config, sd map[string]*gotch.Tensor) *referen
 		t.Fatal(err)
 	}
 	return r
-}
-
-// finite replaces -inf (masked attention scores) by 0 so that relative
-// errors stay finite; the caller checks the masks agree first.
-func finite(xs []float64) []float64 {
-	out := make([]float64, len(xs))
-	for i, v := range xs {
-		if !math.IsInf(v, -1) {
-			out[i] = v
-		}
-	}
-	return out
 }
 
 func isScores(name string) bool { return strings.HasSuffix(name, "hook_attn_scores") }

@@ -411,3 +411,16 @@ func RelErr(got, want []float64) float64 {
 	}
 	return math.Sqrt(num / den)
 }
+
+// Finite replaces -inf (masked attention scores) by 0, so that RelErr of
+// two score tensors stays finite; a score masked on one side only still
+// shows as a difference.
+func Finite(xs []float64) []float64 {
+	out := make([]float64, len(xs))
+	for i, v := range xs {
+		if !math.IsInf(v, -1) {
+			out[i] = v
+		}
+	}
+	return out
+}
