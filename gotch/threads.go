@@ -52,7 +52,10 @@ const NumThreadsEnv = "GOLENS_NUM_THREADS"
 // libtorch start that many threads.
 const maxThreads = 1024
 
-var threadsReason string
+var (
+	threadsReason      string
+	defaultThreadCount int
+)
 
 func init() {
 	n, why := defaultThreads(os.Getenv(NumThreadsEnv), NumThreads(),
@@ -60,8 +63,15 @@ func init() {
 	if err := SetNumThreads(n); err != nil {
 		why += fmt.Sprintf("; setting it failed: %v", err)
 	}
-	threadsReason = why
+	threadsReason, defaultThreadCount = why, n
 }
+
+// DefaultNumThreads is the intra-op thread count gotch chose at start-up
+// (DefaultThreadsReason says why). A goroutine locked to its OS thread can
+// give that thread the count with SetNumThreads(DefaultNumThreads()), so
+// that every op of a long computation runs with the same count (and sums
+// in the same order) whichever thread Go would otherwise have moved it to.
+func DefaultNumThreads() int { return defaultThreadCount }
 
 // DefaultThreadsReason says which intra-op thread count gotch set at
 // start-up and why, including why a GOLENS_NUM_THREADS value was ignored.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/golens/golens/gotch"
@@ -121,6 +122,15 @@ func Run(ctx context.Context, cfg Config, outDir string, opts ...Option) (*Resul
 	}
 	if before := gotch.BLASThreads(); o.blasThreads > 0 && before > 0 && gotch.SetBLASThreads(o.blasThreads) {
 		defer gotch.SetBLASThreads(before)
+	}
+	// One OS thread with gotch's intra-op count for the whole run: libtorch
+	// keeps the count per OS thread, and ops that Go ran on threads with
+	// another count summed in another order, so two runs of one config
+	// drifted apart by an ulp within 250 steps.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := gotch.SetNumThreads(gotch.DefaultNumThreads()); err != nil {
+		return nil, err
 	}
 	if err := cfg.Init(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
