@@ -47,10 +47,10 @@ func HasFusedAttention() bool { return C.gt_has_fused_attention() != 0 }
 // shim; see gotchtest for the leak check built on it.
 func LiveHandles() int64 { return int64(C.gt_live_handles()) }
 
-// SetNumThreads sets libtorch's number of intra-op threads. libtorch
-// applies the count to an OS thread when that thread first runs an op, so
-// set it before any op runs (gotch does at init, from GOLENS_NUM_THREADS or
-// its platform default): threads that already ran ops keep their count.
+// SetNumThreads sets libtorch's number of intra-op threads. libtorch keeps
+// the count per OS thread; the shim applies it to each OS thread before
+// that thread's next op, so it holds whichever thread Go runs a call on
+// (gotch sets it at init, from GOLENS_NUM_THREADS or its platform default).
 func SetNumThreads(n int) error {
 	if e := C.gt_set_num_threads(C.int32_t(n)); e != nil {
 		return opError("SetNumThreads", e)

@@ -40,9 +40,9 @@ import (
 // though gelu alone ran 1.6x faster on an otherwise idle machine.
 //
 // The count is set once, at package initialisation, before any op runs.
-// libtorch applies a count to an OS thread when that thread first runs an
-// op, so SetNumThreads after ops have run on other OS threads does not
-// reach them: use GOLENS_NUM_THREADS instead.
+// libtorch keeps the count per OS thread, so the shim gives each OS thread
+// the count last set (here or by SetNumThreads) before that thread's next
+// op (csrc/shim.h, sync_threads).
 
 // NumThreadsEnv names the environment variable that overrides the intra-op
 // thread count gotch chooses: a whole number from 1 to maxThreads.

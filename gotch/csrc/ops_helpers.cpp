@@ -6,6 +6,9 @@
 
 namespace gt {
 
+std::atomic<int32_t> wanted_threads{0};
+std::atomic<int32_t> threads_generation{0};
+
 at::Scalar scalar(double v) {
   if (std::isfinite(v) && v == std::trunc(v) && std::fabs(v) < 9.0e15)
     return at::Scalar(static_cast<int64_t>(v));

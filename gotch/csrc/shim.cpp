@@ -238,6 +238,8 @@ gt_error gt_set_num_threads(int32_t n) {
   GT_TRY({
     TORCH_CHECK(n >= 1, "thread count must be >= 1, got ", n);
     at::set_num_threads(n);
+    gt::wanted_threads.store(n, std::memory_order_relaxed);
+    gt::threads_generation.fetch_add(1, std::memory_order_release);
   })
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 #include <torch/version.h>
 
@@ -64,12 +65,31 @@ at::Tensor sdpa(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
 std::tuple<at::Tensor, at::Tensor> eigvals(const at::Tensor &self);
 void zero_grad(const at::Tensor &self);
 
+// libtorch keeps the intra-op thread count per OS thread (OpenMP's), and
+// Go runs a goroutine's calls on whichever OS thread it has at the time: a
+// thread that had never been given the count ran ops with OpenMP's default
+// (every CPU) beside OpenBLAS's own threads, slower and summing in another
+// order. So every entry first gives its thread the count last set through
+// gt_set_num_threads; the check is one thread-local load.
+extern std::atomic<int32_t> wanted_threads;     // 0: never set
+extern std::atomic<int32_t> threads_generation;  // bumped by each set
+inline void sync_threads() {
+  thread_local int32_t seen = 0;
+  int32_t g = threads_generation.load(std::memory_order_acquire);
+  if (g != seen) {
+    seen = g;
+    int32_t n = wanted_threads.load(std::memory_order_relaxed);
+    if (n > 0 && at::get_num_threads() != n) at::set_num_threads(n);
+  }
+}
+
 }  // namespace gt
 
 // Wraps the body of every extern "C" entry that can fail: any exception
 // becomes the returned gt_error, so nothing C++ reaches the caller.
 #define GT_TRY(body)                                            \
   try {                                                         \
+    gt::sync_threads();                                         \
     body;                                                       \
     return nullptr;                                             \
   } catch (const c10::Error &e) {                               \
