@@ -19,6 +19,16 @@ func smallConfig() Config {
 	return c
 }
 
+// editedModel is newTestModel of smallConfig with edit applied (nil: none).
+func editedModel(t *testing.T, edit func(*Config), seed uint64) *HookedTransformer {
+	t.Helper()
+	cfg := smallConfig()
+	if edit != nil {
+		edit(&cfg)
+	}
+	return newTestModel(t, cfg, seed)
+}
+
 // newTestModel builds a small model on the test device whose biases and
 // LayerNorm weights are random too, so every term of the forward pass
 // matters.
@@ -85,18 +95,14 @@ func TestForwardMatchesFloat64Reference(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			gotchtest.CheckLeaks(t)
-			cfg := smallConfig()
-			if tc.edit != nil {
-				tc.edit(&cfg)
-			}
-			m := newTestModel(t, cfg, 1)
+			m := editedModel(t, tc.edit, 1)
 			defer m.Free()
 			if tc.process != nil {
 				if err := m.Process(*tc.process); err != nil {
 					t.Fatal(err)
 				}
 			}
-			rows, tok := randomTokens(t, 2, 7, cfg.DVocab, 2)
+			rows, tok := randomTokens(t, 2, 7, m.Cfg.DVocab, 2)
 			defer tok.Free()
 
 			out, cache, err := m.RunWithCache(context.Background(), Tokens(tok))

@@ -38,13 +38,9 @@ func TestProcessingKeepsLogProbs(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			gotchtest.CheckLeaks(t)
-			cfg := smallConfig()
-			if tc.edit != nil {
-				tc.edit(&cfg)
-			}
-			m := newTestModel(t, cfg, 3)
+			m := editedModel(t, tc.edit, 3)
 			defer m.Free()
-			_, tok := randomTokens(t, 2, 9, cfg.DVocab, 4)
+			_, tok := randomTokens(t, 2, 9, m.Cfg.DVocab, 4)
 			defer tok.Free()
 			before := logProbs(t, m, tok)
 			if err := m.Process(tc.pr); err != nil {

@@ -35,20 +35,11 @@ func TestHookKeptActivationsLiveUntilPassEnds(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			gotchtest.CheckLeaks(t)
-			cfg := smallConfig()
-			if tc.edit != nil {
-				tc.edit(&cfg)
-			}
-			m := newTestModel(t, cfg, 7)
+			m := editedModel(t, tc.edit, 7)
 			defer m.Free()
-			_, tok := randomTokens(t, 2, 7, cfg.DVocab, 8)
+			_, tok := randomTokens(t, 2, 7, m.Cfg.DVocab, 8)
 			defer tok.Free()
-			var opts []RunOption
-			if tc.mask != nil {
-				mask := maskTensor(t, tc.mask)
-				defer mask.Free()
-				opts = append(opts, AttentionMask(mask))
-			}
+			opts := maskOpts(t, tc.mask)
 			ctx := context.Background()
 			out, cache, err := m.RunWithCache(ctx, Tokens(tok), opts...)
 			if err != nil {

@@ -34,6 +34,18 @@ func maskTensor(t *testing.T, rows [][]int64) *gotch.Tensor {
 	return gotch.MustFromSlice(flat, []int64{int64(len(rows)), int64(len(rows[0]))}, gotchtest.Device(t))
 }
 
+// maskOpts is the AttentionMask option for rows (none for nil rows); the
+// mask is freed when the test ends.
+func maskOpts(t *testing.T, rows [][]int64) []RunOption {
+	t.Helper()
+	if rows == nil {
+		return nil
+	}
+	mask := maskTensor(t, rows)
+	t.Cleanup(mask.Free)
+	return []RunOption{AttentionMask(mask)}
+}
+
 // vecRows reads a [batch pos d] tensor as rows of positions of vectors.
 func vecRows(t *testing.T, x *gotch.Tensor) [][][]float64 {
 	t.Helper()
@@ -68,18 +80,11 @@ func TestFusedAttentionMatchesExplicit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gotchtest.CheckLeaks(t)
-			cfg := smallConfig()
-			cfg.AttentionDir = tc.dir
-			m := newTestModel(t, cfg, 31)
+			m := editedModel(t, func(c *Config) { c.AttentionDir = tc.dir }, 31)
 			defer m.Free()
-			_, tok := randomTokens(t, 2, 7, cfg.DVocab, 32)
+			_, tok := randomTokens(t, 2, 7, m.Cfg.DVocab, 32)
 			defer tok.Free()
-			var opts []RunOption
-			if tc.mask != nil {
-				mask := maskTensor(t, tc.mask)
-				defer mask.Free()
-				opts = append(opts, AttentionMask(mask))
-			}
+			opts := maskOpts(t, tc.mask)
 
 			// Nobody observes the pattern: the fused kernel runs where it can.
 			p := m.newPass(context.Background(), nil, nil)
@@ -101,7 +106,7 @@ func TestFusedAttentionMatchesExplicit(t *testing.T) {
 			g, w := gotchtest.Values(t, fused.Logits), gotchtest.Values(t, out.Logits)
 			if tc.mask != nil { // padding queries give garbage either way; compare real ones
 				for i := range g {
-					b, q := i/(7*cfg.DVocab), (i/cfg.DVocab)%7
+					b, q := i/(7*m.Cfg.DVocab), (i/m.Cfg.DVocab)%7
 					if tc.mask[b][q] == 0 {
 						g[i], w[i] = 0, 0
 					}
