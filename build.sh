@@ -7,6 +7,7 @@
 #   ./build.sh bench          benchmarks (Go against the C++ floor) -> bench/out
 #   ./build.sh golens ARGS... build if needed, then run the CLI
 #   ./build.sh gpu-bundle [DIR]  carried test binaries + shim sources + runbook
+#   ./build.sh floor          the shim and libgolens_floor (bench/floor's C++ floor)
 #
 # libtorch is looked for in $LIBTORCH, then in python3's torch package, then
 # in the system; on Debian/Ubuntu as root, libtorch-dev is installed when
@@ -114,11 +115,16 @@ find_cuda() {
 
 shim_lib() { if [ "$(uname)" = Darwin ]; then echo "$LIBDIR/libgolens_torch.dylib"; else echo "$LIBDIR/libgolens_torch.so"; fi; }
 
-compile_shim() { # $1 = C++ standard
-  local std=$1 objdir=$LIBDIR/obj incs="" i f pids=()
+shim_cxxflags() { # $1 = C++ standard
+  local incs="" i
   for i in $TORCH_INCS; do [ "$i" = /usr/include ] || incs="$incs -isystem $i"; done
+  echo "-std=$1 -O2 -fPIC -Wall -Wextra -D_GLIBCXX_USE_CXX11_ABI=$TORCH_ABI $CUDA_FLAGS $incs -I$CSRC"
+}
+
+compile_shim() { # $1 = C++ standard
+  local std=$1 objdir=$LIBDIR/obj i f pids=()
   mkdir -p "$objdir"
-  CXXFLAGS_USED="-std=$std -O2 -fPIC -Wall -Wextra -D_GLIBCXX_USE_CXX11_ABI=$TORCH_ABI $CUDA_FLAGS $incs -I$CSRC"
+  CXXFLAGS_USED=$(shim_cxxflags "$std")
   for f in "$CSRC"/*.cpp; do
     ${CXX:-g++} $CXXFLAGS_USED -c "$f" -o "$objdir/$(basename "${f%.cpp}").o" 2>"$objdir/$(basename "$f").log" &
     pids+=($!)
@@ -152,6 +158,26 @@ build_shim() {
   say "built $lib"
 }
 
+# libgolens_floor: the C++ floor (bench/cpp/gpt2_floor.h) as a library that
+# bench/floor loads into a golens process, to time it beside golens on the
+# same weights; built with the shim's flags, next to it.
+build_floor() {
+  build_shim
+  local lib=$LIBDIR/libgolens_floor.so stamp std src=$ROOT/bench/cpp
+  stamp=$( { cat "$src/gpt2_floor.h" "$src/floor_lib.cpp" "$LIBDIR/.stamp"; } | sha256sum | cut -c1-16)
+  if [ -f "$lib" ] && [ "$(cat "$LIBDIR/.floor-stamp" 2>/dev/null)" = "$stamp" ]; then
+    return 0
+  fi
+  say "compiling the in-process C++ floor (bench/cpp/floor_lib.cpp)"
+  for std in c++17 c++20; do # as the shim
+    # shellcheck disable=SC2046
+    ${CXX:-g++} $(shim_cxxflags $std) -I"$src" -shared -o "$lib" "$src/floor_lib.cpp" \
+      -L"$LIBDIR" -L"$TORCH_LIB" -Wl,-rpath,"$LIBDIR:$TORCH_LIB" -lgolens_torch -ltorch_cpu -lc10 &&
+      { echo "$stamp" >"$LIBDIR/.floor-stamp"; return 0; }
+  done
+  die "bench/cpp/floor_lib.cpp does not compile against $TORCH_FROM"
+}
+
 ensure_go() {
   command -v go >/dev/null || die "Go is not installed (golens needs Go >= 1.26)"
 }
@@ -174,14 +200,15 @@ ensure_chromium() {
 }
 
 cmd_test() {
-  build_shim
+  build_floor
   ensure_go
   ensure_chromium
   cd "$ROOT"
   say "go vet"
   go vet ./...
   say "go test (device: ${GOLENS_TEST_DEVICE:-cpu})"
-  go test -count=1 -timeout 20m ./... 2>&1 | tee "$LIBDIR/test.log"
+  # bench/floor's tests fail, not skip, without the floor library built above
+  GOLENS_REQUIRE_FLOOR=1 go test -count=1 -timeout 20m ./... 2>&1 | tee "$LIBDIR/test.log"
   local rc=${PIPESTATUS[0]}
   say "go test -race (concurrency)"
   go test -count=1 -race -timeout 10m -run 'Concurrent|Race|Scope|Free' ./gotch/ ./hookedmodel/ 2>&1 | tee -a "$LIBDIR/test.log"
@@ -194,20 +221,21 @@ cmd_test() {
 }
 
 cmd_bench() {
-  build_shim
+  build_floor
   ensure_go
   export TORCH_INCS TORCH_LIB TORCH_ABI
   "$ROOT/bench/run.sh" "$@"
 }
 
 cmd_gpu_bundle() {
-  build_shim
+  build_floor
   ensure_go
   local out=${1:-$ROOT/build/gpu-bundle}
   rm -rf "$out"; mkdir -p "$out/bin" "$out/gotch/csrc" "$out/pkg"
   cp "$ROOT/build.sh" "$ROOT/bench/gpu/run.sh" "$out/"
-  mkdir -p "$out/bench"
-  cp "$ROOT/bench/peers/gpt2_peer.py" "$ROOT/bench/cpp/gpt2_forward.cpp" "$ROOT/bench/HARNESS.md" "$out/bench/"
+  mkdir -p "$out/bench/cpp"
+  cp "$ROOT/bench/peers/gpt2_peer.py" "$ROOT/bench/HARNESS.md" "$out/bench/"
+  cp "$ROOT/bench/cpp/gpt2_forward.cpp" "$ROOT/bench/cpp/gpt2_floor.h" "$ROOT/bench/cpp/floor_lib.cpp" "$out/bench/cpp/"
   cp "$CSRC"/*.h "$CSRC"/*.cpp "$out/gotch/csrc/"
   local pkg rel
   # Only packages that run on the device (cgo, or built on gotch): the pure-Go ones
@@ -235,6 +263,7 @@ main() {
     golens) build_shim; build_cli; exec "$BIN/golens" "$@" ;;
     gpu-bundle) cmd_gpu_bundle "$@" ;;
     shim) build_shim ;;
+    floor) build_floor ;;
     *) die "unknown command '$cmd' (want build, test, run, bench, golens, gpu-bundle)" ;;
   esac
 }

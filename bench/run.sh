@@ -11,6 +11,9 @@
 #      process runs the three) against the same forward written in C++
 #      against ATen (cpp/gpt2_forward.cpp), interleaved, BENCH_GPT2_ROUNDS
 #      times, both at the intra-op thread count gotch chooses by itself.
+#   2b. the same three beside the C++ floor in one golens process, on the
+#      same weight tensors (bench/floor's BenchmarkGPT2SideBySide):
+#      BENCH_SBS_RUNS processes (3) of BENCH_SBS_ROUNDS rounds (30).
 #   3. intra-op threads: BenchmarkGPT2Block at 1 and 2 threads and at 2
 #      with OMP_WAIT_POLICY=PASSIVE, one process per setting, interleaved;
 #      also with each BLAS build in BENCH_BLAS_DIRS (see below).
@@ -25,7 +28,7 @@
 # time is what to compare when other programs share the cores. Medians over
 # the rounds go to out/results.jsonl (one JSON object per row) and
 # out/table.md. Knobs: BENCH_ROUNDS (5), BENCH_ITERS (200000 per op),
-# BENCH_THREADS (1), BENCH_GPT2_ROUNDS (5), BENCH_GPT2_ITERS (6 timed passes
+# BENCH_THREADS (1), BENCH_GPT2_ROUNDS (3), BENCH_GPT2_ITERS (6 timed passes
 # per process, after two untimed), BENCH_BLOCK_ROUNDS (3), BENCH_BLOCK_TIME
 # (0.3s).
 set -euo pipefail
@@ -36,7 +39,9 @@ OUT=$HERE/out
 ROUNDS=${BENCH_ROUNDS:-5}
 ITERS=${BENCH_ITERS:-200000}
 THREADS=${BENCH_THREADS:-1}
-GPT2_ROUNDS=${BENCH_GPT2_ROUNDS:-5}
+GPT2_ROUNDS=${BENCH_GPT2_ROUNDS:-3}
+SBS_RUNS=${BENCH_SBS_RUNS:-3}
+SBS_ROUNDS=${BENCH_SBS_ROUNDS:-30}
 GPT2_ITERS=${BENCH_GPT2_ITERS:-6}
 BLOCK_ROUNDS=${BENCH_BLOCK_ROUNDS:-3}
 BLOCK_TIME=${BENCH_BLOCK_TIME:-0.3s}
@@ -82,6 +87,7 @@ build_cpp op_floor
 build_cpp gpt2_forward
 say "building the gotch and hookedmodel benchmarks"
 (cd "$ROOT" && go test -c -o "$OUT/gotch.test" ./gotch/ && go test -c -o "$OUT/hookedmodel.test" ./hookedmodel/ &&
+  go test -c -o "$OUT/floor.test" ./bench/floor/ &&
   go build -o "$OUT/golens" ./cmd/golens)
 TORCH=$("$OUT/op_floor" 1 1 | sed -nE '1s/.*"torch":"([^"]*)".*/\1/p')
 RAW=$OUT/raw.tsv
@@ -132,6 +138,19 @@ for ((r = 1; r <= GPT2_ROUNDS; r++)); do # alternate which side runs first
   else
     golens_gpt2 "$r" >>"$RAW"; cpp_gpt2 "$r" >>"$RAW"
   fi
+done
+
+# The same three passes beside the C++ floor in one process (bench/floor):
+# rounds of floor, forward, no-op hooks and cache in rotating order on the
+# same weights, SBS_RUNS processes of SBS_ROUNDS rounds.
+say "GPT-2-small side by side with the C++ floor in one process: $SBS_RUNS runs of $SBS_ROUNDS rounds"
+: >"$OUT/side_by_side.tsv"
+for ((r = 1; r <= SBS_RUNS; r++)); do
+  (cd "$ROOT/bench/floor" && "$OUT/floor.test" -test.run '^$' -test.bench '^BenchmarkGPT2SideBySide$' -test.benchtime "${SBS_ROUNDS}x") |
+    awk -v r="$r" -v OFS='\t' '/^BenchmarkGPT2SideBySide/ {
+      for (i = 3; i < NF; i += 2) m[$(i + 1)] = $i
+      print r, m["floor-ms"], m["forward-ms"], m["hooks-ms"], m["cache-ms"], m["forward/floor"], m["hooks/forward"], m["cache/forward"], m["forward/floor-paired"], m["hooks/forward-paired"], m["cache/forward-paired"]
+    }' >>"$OUT/side_by_side.tsv"
 done
 
 # Intra-op threads, with the BLAS this libtorch loads and with each build
@@ -262,6 +281,19 @@ gpt2_table() {
     }' "$RAW"
 }
 
+sbs_table() {
+  echo "| run | floor ms | forward ms | hooks ms | cache ms | forward / floor (target 1.05) | hooks / forward (1.05) | cache / forward (1.10) |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  awk -F'\t' '{ printf "| %s | %.1f | %.1f | %.1f | %.1f | %.3f (paired %.3f) | %.3f (%.3f) | %.3f (%.3f) |\n", $1, $2, $3, $4, $5, $6, $9, $7, $10, $8, $11 }' \
+    "$OUT/side_by_side.tsv"
+  awk -F'\t' 'function med(c,   i, j, n, v, x) { n = 0
+      for (i = 1; i <= NR; i++) { x = col[i, c]; for (j = n; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x; n++ }
+      return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }
+    { for (c = 2; c <= NF; c++) col[NR, c] = $c }
+    END { if (NR) printf "| median | %.1f | %.1f | %.1f | %.1f | **%.3f** (%.3f) | **%.3f** (%.3f) | **%.3f** (%.3f) |\n", \
+      med(2), med(3), med(4), med(5), med(6), med(9), med(7), med(10), med(8), med(11) }' "$OUT/side_by_side.tsv"
+}
+
 op_table() { # $1: column of medians.tsv, 5 wall or 6 CPU
   echo "| op | golens ns | C++ ns | overhead ns | ratio | of it shim | of it Go | golens allocs/op |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -292,6 +324,12 @@ op_table() { # $1: column of medians.tsv, 5 wall or 6 CPU
   echo "malloc: $GPT2_MALLOC. Load average (1, 5, 15 min) at the start of each round: $(cut -f2 "$OUT/gpt2_rounds.tsv" | paste -sd';' | sed 's/;/; /g')."
   echo
   gpt2_table
+  echo
+  echo "## GPT-2-small at 1x128 beside the C++ floor in one process (bench/floor): $SBS_RUNS runs of $SBS_ROUNDS rounds"
+  echo
+  echo "Each round runs the floor (bench/cpp/gpt2_floor.h on golens's own weight tensors), Forward, RunWithHooks with a no-op hook on every hook point and RunWithCache of everything, in rotating order; ratios of the medians, and in brackets the median of each round's ratio."
+  echo
+  sbs_table
   echo
   while IFS=$'\t' read -r blas choice; do
     echo "## GPT-2 block pieces through gotch, BLAS $blas: median wall ms over $BLOCK_ROUNDS runs"

@@ -33,6 +33,15 @@ func (d Direction) String() string {
 // another scope owns (an activation from another run's cache, say) stays
 // its owner's, and the pass uses it without taking it. An error (or a
 // panic) aborts the pass with an error that names the hook point.
+//
+// act is the pass's and valid during the call only: the pass frees it as
+// soon as it is done with it, as PyTorch frees an activation nobody
+// references. To read it later (at a later hook point, or after the pass),
+// take a handle of your own: act.MustAlias() shares its memory and lives
+// until the pass ends (it joins the pass's scope); keep that out of the
+// scope (act.Scope().Keep) to use it after the pass, and Free it then. A
+// freed act fails cleanly: ops on it return an error, and returning it from
+// a hook aborts the pass with one.
 type HookFunc func(act *gotch.Tensor, name string) (*gotch.Tensor, error)
 
 // Filter selects hook points by name. Name, Names, Regexp and Match make

@@ -2,7 +2,9 @@ package hookedmodel
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/golens/golens/gotch"
@@ -10,13 +12,12 @@ import (
 )
 
 // A pass frees its intermediates as soon as it is done with them (see
-// pass.release), except the activations a hook has seen: a hook may keep
-// one and read it, or return it, at a later hook point of the same pass.
-// Here a hook on every point keeps what it sees, and at each point checks
-// that everything kept so far is still alive and unchanged (equal to
-// RunWithCache's values, which take the same explicit paths), on every path
-// of the forward pass.
-func TestHookKeptActivationsLiveUntilPassEnds(t *testing.T) {
+// pass.release), the activations hooks see included: a hook that wants one
+// later takes an alias (HookFunc). Here a hook on every point keeps an
+// alias of what it sees, and at each point checks that everything kept so
+// far is still alive and unchanged (equal to RunWithCache's values, which
+// take the same explicit paths), on every path of the forward pass.
+func TestHookAliasesLiveUntilPassEnds(t *testing.T) {
 	cases := []struct {
 		name string
 		edit func(*Config)
@@ -55,7 +56,7 @@ func TestHookKeptActivationsLiveUntilPassEnds(t *testing.T) {
 				for _, name := range order {
 					x := seen[name]
 					if x.Freed() {
-						t.Fatalf("at %s: the activation a hook kept from %s was freed", at, name)
+						t.Fatalf("at %s: the alias a hook kept from %s was freed", at, name)
 					}
 					if !slices.Equal(gotchtest.Values(t, x), gotchtest.Values(t, cache.MustGet(name))) {
 						t.Fatalf("at %s: the activation a hook kept from %s changed", at, name)
@@ -67,7 +68,7 @@ func TestHookKeptActivationsLiveUntilPassEnds(t *testing.T) {
 				if _, again := seen[name]; !again { // split q/k/v inputs run ln1 three times
 					order = append(order, name)
 				}
-				seen[name] = act
+				seen[name] = act.MustAlias()
 				return nil, nil
 			})
 			got := forwardValues(t, m, Tokens(tok), []Hook{keepAll}, opts...)
@@ -77,4 +78,52 @@ func TestHookKeptActivationsLiveUntilPassEnds(t *testing.T) {
 			gotchtest.Close(t, "logits with hooks", got, want, 1e-6)
 		})
 	}
+}
+
+// A hook that keeps act itself, not an alias, finds it freed once the pass
+// is done with it: an op on it is an error, not a crash, and returning it
+// at a later hook point aborts the pass with an error naming that point.
+func TestHookKeptActivationIsFreedCleanly(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	m := editedModel(t, nil, 7)
+	defer m.Free()
+	_, tok := randomTokens(t, 1, 5, m.Cfg.DVocab, 8)
+	defer tok.Free()
+	const early, late = "blocks.0.attn.hook_pattern", "blocks.1.hook_resid_pre"
+	var kept *gotch.Tensor
+	var opErr error
+	hooks := []Hook{
+		FwdHook(Name(early), func(act *gotch.Tensor, _ string) (*gotch.Tensor, error) { kept = act; return nil, nil }),
+		FwdHook(Name(late), func(act *gotch.Tensor, _ string) (*gotch.Tensor, error) {
+			if !kept.Freed() {
+				t.Errorf("%s is still alive at %s: the pass kept it", early, late)
+			}
+			_, opErr = kept.Sum()
+			return nil, nil
+		}),
+	}
+	out, err := m.RunWithHooks(context.Background(), Tokens(tok), hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Free()
+	if opErr == nil {
+		t.Error("an op on a freed activation succeeded")
+	}
+
+	const from, to = "blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"
+	hooks = []Hook{
+		FwdHook(Name(from), func(act *gotch.Tensor, _ string) (*gotch.Tensor, error) { kept = act; return nil, nil }),
+		FwdHook(Name(to), func(*gotch.Tensor, string) (*gotch.Tensor, error) { return kept, nil }),
+	}
+	_, err = m.RunWithHooks(context.Background(), Tokens(tok), hooks)
+	var he *HookError
+	if !errors.As(err, &he) || he.Point != to || !strings.Contains(err.Error(), "freed") {
+		t.Fatalf("returning a freed activation: got %v, want a HookError at %s saying it was freed", err, to)
+	}
+	out, err = m.Forward(context.Background(), Tokens(tok))
+	if err != nil {
+		t.Fatalf("the model is unusable after the error: %v", err)
+	}
+	out.Free()
 }

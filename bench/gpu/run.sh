@@ -4,8 +4,10 @@
 # For a Linux machine with an NVIDIA GPU, PyTorch for python3 and a C++
 # compiler, but no Go and no network. It runs inside the folder written by
 # `./build.sh gpu-bundle` (or a checkout that has one under build/): it
-# builds the shim against this machine's torch with CUDA, runs the carried
-# Go test binaries with GOLENS_TEST_DEVICE=cuda, runs the benchmark harness
+# builds the shim and the C++ floor library against this machine's torch
+# with CUDA, runs the carried Go test binaries with GOLENS_TEST_DEVICE=cuda,
+# times golens beside the floor in one process (bench/floor), runs the
+# benchmark harness
 # (bench/HARNESS.md: golens bench, the PyTorch and transformers peers, the
 # C++ floor, and the device's measured matmul peak) on the same GPU, and
 # writes summary.md, results.json and harness.jsonl into OUTDIR, printing
@@ -52,6 +54,12 @@ if ! (cd "$BUNDLE" && bash ./build.sh shim) >"$OUT/shim-build.log" 2>&1; then
   echo '{"shim":"FAILED"}' >"$OUT/results.json"; exit 1
 fi
 export LD_LIBRARY_PATH="$BUNDLE/gotch/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# the in-process C++ floor (bench/floor), against the same torch
+if (cd "$BUNDLE" && bash ./build.sh floor) >"$OUT/floor-lib-build.log" 2>&1; then
+  export GOLENS_REQUIRE_FLOOR=1
+else
+  log "libgolens_floor did not build; see floor-lib-build.log (bench/floor's tests skip)"
+fi
 "$BUNDLE/bin/golens" version --check --device "$DEVICE" >"$OUT/version.txt" 2>&1
 log "$(head -c 2000 "$OUT/version.txt")"
 
@@ -72,6 +80,16 @@ for bin in "$BUNDLE"/bin/*.test; do
   log "$name: $status, $pass passed, $fail failed, $skip skipped"
 done
 
+# ---- golens beside the C++ floor in one process (bench/floor): forward,
+# no-op hooks and cache against the floor on the same weights
+sbs="$BUNDLE/bin/bench_floor.test"
+if [ -x "$sbs" ] && [ -n "${GOLENS_REQUIRE_FLOOR:-}" ]; then
+  (cd "$BUNDLE/pkg/bench/floor" 2>/dev/null || cd "$BUNDLE"
+   GOLENS_TEST_DEVICE=$DEVICE timeout 120 "$sbs" -test.run '^$' -test.bench '^BenchmarkGPT2SideBySide$' \
+     -test.benchtime 30x) >"$OUT/side_by_side.txt" 2>&1 || log "side-by-side benchmark failed; see side_by_side.txt"
+  log "side by side: $(grep '^BenchmarkGPT2SideBySide' "$OUT/side_by_side.txt")"
+fi
+
 # ---- the harness: golens, its peers and the C++ floor on this device
 HJ=$OUT/harness.jsonl; : >"$HJ"
 PY=${PYTHON:-python3}
@@ -87,7 +105,7 @@ PYEOF
   cudalibs=""; ls "$TL"/libtorch_cuda.so >/dev/null 2>&1 && cudalibs="-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed"
   for std in c++17 c++20; do
     # shellcheck disable=SC2086
-    g++ -std=$std -O2 -D_GLIBCXX_USE_CXX11_ABI=$ABI $incs "$BUNDLE/bench/gpt2_forward.cpp" -o "$OUT/gpt2_forward" \
+    g++ -std=$std -O2 -D_GLIBCXX_USE_CXX11_ABI=$ABI $incs "$BUNDLE/bench/cpp/gpt2_forward.cpp" -o "$OUT/gpt2_forward" \
       -L"$TL" -Wl,-rpath,"$TL" -ltorch_cpu -lc10 $cudalibs >"$OUT/floor-build.log" 2>&1 && { floor=$OUT/gpt2_forward; break; }
   done
 fi
@@ -162,6 +180,10 @@ log "harness: $harness_rows rows"
   echo "| package | status | passed | failed | skipped | seconds |"
   echo "|---|---|---|---|---|---|"
   for r in "${rows[@]}"; do echo "| ${r//|/ | } |"; done
+  echo
+  echo "## golens beside the C++ floor, one process (bench/floor, gpt2-small 1x128)"
+  echo
+  grep '^BenchmarkGPT2SideBySide' "$OUT/side_by_side.txt" 2>/dev/null | sed 's/^/    /'
   echo
   echo "## Harness ($harness_rows rows in harness.jsonl)"
   echo
