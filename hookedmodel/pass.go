@@ -33,9 +33,8 @@ type pass struct {
 	// grads holds, in forward order, the activations whose gradients a Bwd
 	// hook or the cache wants after Backward.
 	grads []gradPoint
-	// kept holds the activations a forward hook has seen or returned, and
-	// those whose gradient is wanted: a hook may hold on to its activation
-	// until the pass ends, so release leaves them to the pass's scope.
+	// kept holds the activations whose gradient is wanted: Backward reads
+	// them after the pass, so release leaves them to the pass's scope.
 	kept map[*gotch.Tensor]bool
 	// yield keeps the pass's goroutine on a fresh scheduler time slice
 	// (see gotch.Yielder); every hook point offers a yield.
