@@ -83,6 +83,32 @@ func ExampleHookedTransformer_RunWithHooks() {
 	// logits changed: true
 }
 
+// A hook gets its activation for the call only: the pass frees it as soon
+// as it is done with it. To read it at a later hook point, keep an alias.
+func ExampleHookFunc() {
+	m := tinyModel()
+	defer m.Free()
+	tokens := gotch.MustFromSlice([]int64{5, 17, 42, 8, 99}, []int64{1, 5}, gotch.CPU)
+	defer tokens.Free()
+
+	// Skip block 0: layer 1 reads what layer 0 read.
+	var resid0 *gotch.Tensor
+	keep := hookedmodel.FwdHook(hookedmodel.Name("blocks.0.hook_resid_pre"),
+		func(act *gotch.Tensor, _ string) (*gotch.Tensor, error) {
+			resid0 = act.MustAlias() // shares act's memory, lives until the pass ends
+			return nil, nil
+		})
+	skip := hookedmodel.FwdHook(hookedmodel.Name("blocks.1.hook_resid_pre"),
+		func(*gotch.Tensor, string) (*gotch.Tensor, error) { return resid0, nil })
+	out, err := m.RunWithHooks(context.Background(), hookedmodel.Tokens(tokens), []hookedmodel.Hook{keep, skip})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer out.Free()
+	fmt.Println("logits:", out.Logits.Shape(), "alias freed with the pass:", resid0.Freed())
+	// Output: logits: [1 5 100] alias freed with the pass: true
+}
+
 func ExampleGetActName() {
 	for _, c := range []struct {
 		name      string

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -168,10 +167,6 @@ func TestFloorErrors(t *testing.T) {
 // medians: forward/floor (target ≤ 1.05), hooks/forward (≤ 1.05),
 // cache/forward (≤ 1.10).
 func BenchmarkGPT2SideBySide(b *testing.B) {
-	if os.Getenv("LOCK") != "" {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-	}
 	lib := openLib(b)
 	s, err := bench.ShapeByName("gpt2-small")
 	if err != nil {
