@@ -95,12 +95,12 @@ HJ=$OUT/harness.jsonl; : >"$HJ"
 PY=${PYTHON:-python3}
 # the C++ floor, built against this machine's torch
 floor=""
-if eval "$($PY - <<'PYEOF'
+if info=$($PY - 2>>"$OUT/floor-build.log" <<'PYEOF'
 import os, torch
 from torch.utils import cpp_extension as ce
 print("TI='%s' TL='%s' ABI=%d" % (" ".join(ce.include_paths()), os.path.join(os.path.dirname(torch.__file__), "lib"), int(torch._C._GLIBCXX_USE_CXX11_ABI)))
 PYEOF
-)"; then
+) && eval "$info"; then
   incs=""; for i in $TI; do incs="$incs -isystem $i"; done
   cudalibs=""; ls "$TL"/libtorch_cuda.so >/dev/null 2>&1 && cudalibs="-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed"
   for std in c++17 c++20; do
