@@ -155,6 +155,27 @@ func TestCrossEntropyGrad(t *testing.T) {
 	gotchtest.Close(t, "d CE / d logits", e.grad(logits), mapf(want, func(v float64) float64 { return v / N }), tol)
 }
 
+// One row through Linear (a matrix-vector product on the CPU): d sum(x W^T
+// + b) / dW has x in every row, / db is ones, / dx is W's column sums.
+func TestLinearOneRowGrad(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	e := newEnv(t)
+	defer e.done()
+	xv, wv := randf(220, 3, -1, 1), randf(221, 4*3, -1, 1)
+	x, w, b := from(e, xv, 1, 1, 3), from(e, wv, 4, 3), from(e, []float32{0, 0, 0, 0}, 4)
+	for _, p := range []*gotch.Tensor{x, w, b} {
+		p.MustSetRequiresGrad_(true)
+	}
+	x.MustLinear(w, b).MustSum().MustBackward(nil, false)
+	gotchtest.Close(t, "d/dW", e.grad(w), slices.Concat(f64(xv), f64(xv), f64(xv), f64(xv)), tol)
+	gotchtest.Close(t, "d/db", e.grad(b), []float64{1, 1, 1, 1}, tol)
+	colSums := make([]float64, 3)
+	for i, v := range wv {
+		colSums[i%3] += float64(v)
+	}
+	gotchtest.Close(t, "d/dx", e.grad(x), colSums, tol)
+}
+
 func TestLayerNormSoftmaxGrad(t *testing.T) {
 	gotchtest.CheckLeaks(t)
 	e := newEnv(t)

@@ -7,6 +7,7 @@ package gotch_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -597,6 +598,18 @@ func TestMatmul(t *testing.T) {
 		lin[i] += float64(biasv[i%4])
 	}
 	e.expect("Linear", x.MustLinear(w, bias), gotch.Float, []int64{2, 4}, lin)
+	// One row takes a matrix-vector product on the CPU (gt::linear): the
+	// same values and shapes, whatever the leading dimensions.
+	for _, shape := range [][]int64{{3}, {1, 3}, {1, 1, 3}} {
+		row := from(e, xv[:3], shape...)
+		want := append(append([]int64(nil), shape[:len(shape)-1]...), 4)
+		e.expect(fmt.Sprintf("Linear(one row %v)", shape), row.MustLinear(w, bias), gotch.Float, want, lin[:4])
+		e.expect(fmt.Sprintf("Linear(one row %v, no bias)", shape), row.MustLinear(w, nil), gotch.Float, want,
+			matmul(f64(xv[:3]), transpose2(f64(wv), 4, 3), 1, 3, 4))
+	}
+	if _, err := from(e, xv[:2], 1, 2).Linear(w, bias); err == nil {
+		t.Error("Linear of one row of the wrong width: got no error")
+	}
 
 	e.expect("Outer", v.MustOuter(from(e, []float32{1, -1}, 2)), gotch.Float, []int64{3, 2}, []float64{1, -1, 2, -2, 3, -3})
 	if _, err := a2.Matmul(a2); err == nil {

@@ -514,7 +514,7 @@ gt_error gt_linear(gt_out *out, gt_tensor self_, gt_tensor weight_, gt_tensor bi
     const at::Tensor &self = gt::arg(self_, "self");
     const at::Tensor &weight = gt::arg(weight_, "weight");
     c10::optional<at::Tensor> bias = gt::opt(bias_);
-    gt::fill(out, at::linear(self, weight, bias));
+    gt::fill(out, gt::linear(self, weight, bias));
   })
 }
 

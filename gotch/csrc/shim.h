@@ -60,6 +60,8 @@ inline at::TensorOptions options(at::ScalarType dtype, at::Device dev) {
 at::Scalar scalar(double v);
 at::Tensor multinomial(const at::Tensor &probs, int64_t n, bool replacement,
                        at::Generator &gen);
+// at::linear, through a matrix-vector product for one row on the CPU.
+at::Tensor linear(const at::Tensor &x, const at::Tensor &w, const c10::optional<at::Tensor> &b);
 at::Tensor sdpa(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
                 const c10::optional<at::Tensor> &mask, bool causal);
 std::tuple<at::Tensor, at::Tensor> eigvals(const at::Tensor &self);
