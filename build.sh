@@ -163,7 +163,8 @@ build_shim() {
 # same weights; built with the shim's flags, next to it.
 build_floor() {
   build_shim
-  local lib=$LIBDIR/libgolens_floor.so stamp std src=$ROOT/bench/cpp
+  local lib stamp std src=$ROOT/bench/cpp
+  lib=$(shim_lib); lib=${lib/golens_torch/golens_floor}
   stamp=$( { cat "$src/gpt2_floor.h" "$src/floor_lib.cpp" "$LIBDIR/.stamp"; } | sha256sum | cut -c1-16)
   if [ -f "$lib" ] && [ "$(cat "$LIBDIR/.floor-stamp" 2>/dev/null)" = "$stamp" ]; then
     return 0
@@ -172,7 +173,7 @@ build_floor() {
   for std in c++17 c++20; do # as the shim
     # shellcheck disable=SC2046
     ${CXX:-g++} $(shim_cxxflags $std) -I"$src" -shared -o "$lib" "$src/floor_lib.cpp" \
-      -L"$LIBDIR" -L"$TORCH_LIB" -Wl,-rpath,"$LIBDIR:$TORCH_LIB" -lgolens_torch -ltorch_cpu -lc10 &&
+      -L"$LIBDIR" -L"$TORCH_LIB" -Wl,-rpath,"$LIBDIR" -Wl,-rpath,"$TORCH_LIB" -lgolens_torch -ltorch_cpu -lc10 &&
       { echo "$stamp" >"$LIBDIR/.floor-stamp"; return 0; }
   done
   die "bench/cpp/floor_lib.cpp does not compile against $TORCH_FROM"
@@ -264,7 +265,7 @@ main() {
     gpu-bundle) cmd_gpu_bundle "$@" ;;
     shim) build_shim ;;
     floor) build_floor ;;
-    *) die "unknown command '$cmd' (want build, test, run, bench, golens, gpu-bundle)" ;;
+    *) die "unknown command '$cmd' (want build, test, run, bench, golens, gpu-bundle, shim, floor)" ;;
   esac
 }
 

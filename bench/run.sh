@@ -146,7 +146,8 @@ done
 say "GPT-2-small side by side with the C++ floor in one process: $SBS_RUNS runs of $SBS_ROUNDS rounds"
 : >"$OUT/side_by_side.tsv"
 for ((r = 1; r <= SBS_RUNS; r++)); do
-  (cd "$ROOT/bench/floor" && "$OUT/floor.test" -test.run '^$' -test.bench '^BenchmarkGPT2SideBySide$' -test.benchtime "${SBS_ROUNDS}x") |
+  (cd "$ROOT/bench/floor" && timeout 600 "$OUT/floor.test" -test.run '^$' -test.bench '^BenchmarkGPT2SideBySide$' \
+    -test.benchtime "${SBS_ROUNDS}x" || say "side-by-side run $r failed") |
     awk -v r="$r" -v OFS='\t' '/^BenchmarkGPT2SideBySide/ {
       for (i = 3; i < NF; i += 2) m[$(i + 1)] = $i
       print r, m["floor-ms"], m["forward-ms"], m["hooks-ms"], m["cache-ms"], m["forward/floor"], m["hooks/forward"], m["cache/forward"], m["forward/floor-paired"], m["hooks/forward-paired"], m["cache/forward-paired"]

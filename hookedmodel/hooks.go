@@ -29,9 +29,9 @@ func (d Direction) String() string {
 // hook, its gradient) on the model's device. It may modify act in place, or
 // return a replacement of the same shape, dtype and device; nil keeps act.
 // A replacement the hook made (by ops on act, or from nothing) is owned by
-// the pass from then on and freed with its other intermediates; one that
-// another scope owns (an activation from another run's cache, say) stays
-// its owner's, and the pass uses it without taking it. An error (or a
+// the pass from then on and freed when it ends; one that another scope owns
+// (an activation from another run's cache, say) stays its owner's, and the
+// pass uses it without taking it. An error (or a
 // panic) aborts the pass with an error that names the hook point.
 //
 // act is the pass's and valid during the call only: the pass frees it as
@@ -41,7 +41,8 @@ func (d Direction) String() string {
 // until the pass ends (it joins the pass's scope); keep that out of the
 // scope (act.Scope().Keep) to use it after the pass, and Free it then. A
 // freed act fails cleanly: ops on it return an error, and returning it from
-// a hook aborts the pass with one.
+// a hook aborts the pass with one. Hand act to another goroutine only as an
+// alias: the pass may free act itself while that goroutine still runs.
 type HookFunc func(act *gotch.Tensor, name string) (*gotch.Tensor, error)
 
 // Filter selects hook points by name. Name, Names, Regexp and Match make

@@ -128,13 +128,13 @@ func (p *pass) at(name string, x *gotch.Tensor) *gotch.Tensor {
 			panic(&HookError{Point: name, Err: err})
 		}
 		if r != nil && r != x {
-			if s := r.Scope(); s == nil || s == p.s {
-				x = p.s.Attach(r) // made by the hook: the pass frees it
-			} else {
-				// Another scope's, such as a cached activation a patching
-				// hook returns: it stays there, the pass uses an alias.
-				x = borrow(p.s, r)
+			if r.Scope() == nil {
+				p.s.Attach(r) // made by the hook from nothing: the pass frees it when it ends
 			}
+			// The pass works on a handle of its own and releases only that:
+			// r may be an activation still in use, a cached one from another
+			// scope, or returned again at a later hook point.
+			x = borrow(p.s, r)
 		}
 	}
 	p.cache.store(name, x)

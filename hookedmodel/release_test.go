@@ -127,3 +127,55 @@ func TestHookKeptActivationIsFreedCleanly(t *testing.T) {
 	}
 	out.Free()
 }
+
+// A hook may return a tensor the pass still uses elsewhere, the same alias
+// at several hook points, or one tensor of its own at several points: the
+// pass works on handles of its own, so each gives the logits of returning
+// a fresh copy each time.
+func TestHookReturnsReusedTensors(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	m := editedModel(t, nil, 7)
+	defer m.Free()
+	_, tok := randomTokens(t, 1, 5, m.Cfg.DVocab, 8)
+	defer tok.Free()
+	const src = "blocks.0.hook_resid_pre"
+	// run keeps keep(act) at src and returns give(kept) at each target.
+	run := func(t *testing.T, targets []string, keep func(*gotch.Tensor) *gotch.Tensor, give func(*gotch.Tensor) *gotch.Tensor) []float64 {
+		t.Helper()
+		var kept *gotch.Tensor
+		hooks := []Hook{FwdHook(Name(src), func(act *gotch.Tensor, _ string) (*gotch.Tensor, error) {
+			kept = keep(act)
+			return nil, nil
+		})}
+		for _, name := range targets {
+			hooks = append(hooks, FwdHook(Name(name), func(*gotch.Tensor, string) (*gotch.Tensor, error) { return give(kept), nil }))
+		}
+		return forwardValues(t, m, Tokens(tok), hooks)
+	}
+	var vals []float32
+	var shape []int64
+	copyOf := func(act *gotch.Tensor) *gotch.Tensor { // a tensor of no scope with act's values
+		if act != nil {
+			vals, shape = gotch.MustToSlice[float32](act), act.Shape()
+		}
+		return gotch.MustFromSlice(vals, shape, gotch.CPU)
+	}
+	later := []string{"blocks.0.hook_resid_mid", "blocks.1.hook_resid_pre", "blocks.1.hook_resid_mid"}
+	for _, tc := range []struct {
+		name    string
+		targets []string
+		keep    func(*gotch.Tensor) *gotch.Tensor
+	}{
+		// act is valid while the pass uses it: at resid_mid of the same block
+		{"the activation itself, still in use", later[:1], func(act *gotch.Tensor) *gotch.Tensor { return act }},
+		{"one alias", later, func(act *gotch.Tensor) *gotch.Tensor { return act.MustAlias() }},
+		{"one tensor of the hook's own", later, copyOf},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := run(t, tc.targets, func(act *gotch.Tensor) *gotch.Tensor { copyOf(act).Free(); return nil },
+				func(*gotch.Tensor) *gotch.Tensor { return copyOf(nil) })
+			got := run(t, tc.targets, tc.keep, func(kept *gotch.Tensor) *gotch.Tensor { return kept })
+			gotchtest.Close(t, "logits", got, want, 1e-6)
+		})
+	}
+}

@@ -106,7 +106,12 @@ gt_error floor_forward(floor_model m, gt_tensor tokens, gt_tensor logits) {
   GT_TRY({
     TORCH_CHECK(m != nullptr, "floor_forward: the model is NULL");
     at::Tensor out = gpt2_floor::forward(m->model, gt::arg(tokens, "tokens"));
-    if (logits) gt::arg(logits, "logits").copy_(out);
+    if (logits) {
+      at::Tensor &dst = const_cast<at::Tensor &>(gt::arg(logits, "logits"));
+      TORCH_CHECK(dst.sizes() == out.sizes() && dst.scalar_type() == out.scalar_type(), "floor_forward: logits is ",
+                  dst.scalar_type(), dst.sizes(), ", the forward gives ", out.scalar_type(), out.sizes());
+      dst.copy_(out);
+    }
   })
 }
 

@@ -33,7 +33,10 @@ static const char *floor_open(const char *path, floor_lib *lib) {
 	lib->model_new = (gt_error (*)(floor_model *, const gt_tensor *, int32_t, int64_t, int32_t, int32_t))dlsym(h, "floor_model_new");
 	lib->forward = (gt_error (*)(floor_model, gt_tensor, gt_tensor))dlsym(h, "floor_forward");
 	lib->model_free = (void (*)(floor_model))dlsym(h, "floor_model_free");
-	if (!lib->abi || !lib->model_new || !lib->forward || !lib->model_free) return "a floor_* symbol is missing";
+	if (!lib->abi || !lib->model_new || !lib->forward || !lib->model_free) {
+		dlclose(h);
+		return "a floor_* symbol is missing";
+	}
 	return NULL;
 }
 
@@ -112,8 +115,9 @@ type Model struct {
 }
 
 // NewModel builds the floor over m's weights. The floor implements the
-// GPT-2 forward only: LayerNorm (LN), gelu_new, standard or shortformer
-// positions; anything else is an error naming the setting.
+// GPT-2 forward only: LayerNorm (LN) with eps 1e-5, gelu_new, causal
+// attention scaled by 1/sqrt(d_head), standard or shortformer positions;
+// anything else is an error naming the setting.
 func (l *Lib) NewModel(m *hookedmodel.HookedTransformer) (*Model, error) {
 	c := m.Cfg
 	for _, bad := range []struct {
@@ -122,6 +126,9 @@ func (l *Lib) NewModel(m *hookedmodel.HookedTransformer) (*Model, error) {
 	}{
 		{c.NormalizationType != "LN", fmt.Sprintf("normalization_type %q (the floor has LN only)", c.NormalizationType)},
 		{!c.AttnOnly && c.ActFn != "gelu_new", fmt.Sprintf("act_fn %q (the floor has gelu_new only)", c.ActFn)},
+		{c.Eps != 1e-5, fmt.Sprintf("eps %g (the floor has 1e-5)", c.Eps)},
+		{c.AttentionDir != "causal", fmt.Sprintf("attention_dir %q (the floor is causal)", c.AttentionDir)},
+		{!c.UseAttnScale || c.AttnScaleByIdx, "a non-default attention scale (use_attn_scale, scale_attn_by_inverse_layer_idx)"},
 		{c.ParallelAttnMLP, "parallel_attn_mlp"},
 		{c.GatedMLP, "gated_mlp"},
 	} {
@@ -132,6 +139,9 @@ func (l *Lib) NewModel(m *hookedmodel.HookedTransformer) (*Model, error) {
 	params := m.Parameters()
 	handles := make([]C.gt_tensor, len(params))
 	for i, p := range params {
+		if p.Tensor.Freed() {
+			return nil, fmt.Errorf("floor: model %q: weight %s is freed", c.ModelName, p.Name)
+		}
 		handles[i] = C.gt_tensor(p.Tensor.CHandle())
 	}
 	f := &Model{lib: l}

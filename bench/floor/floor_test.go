@@ -115,6 +115,8 @@ func TestFloorErrors(t *testing.T) {
 	}{
 		{"LNPre", `normalization_type "LNPre"`, func(c *hookedmodel.Config) { c.NormalizationType = "LNPre" }},
 		{"relu", `act_fn "relu"`, func(c *hookedmodel.Config) { c.ActFn = "relu" }},
+		{"eps", "eps 1e-06", func(c *hookedmodel.Config) { c.Eps = 1e-6 }},
+		{"bidirectional", `attention_dir "bidirectional"`, func(c *hookedmodel.Config) { c.AttentionDir = "bidirectional" }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,6 +137,10 @@ func TestFloorErrors(t *testing.T) {
 		defer floats.Free()
 		if err := f.Forward(floats); err == nil || !strings.Contains(err.Error(), "floor: forward") {
 			t.Fatalf("float tokens: got %v, want the forward's error", err)
+		}
+		tok := randomTokens(t, m, 1, 3)
+		if err := f.LogitsInto(tok, floats); err == nil || !strings.Contains(err.Error(), "logits is") {
+			t.Fatalf("logits of the wrong shape: got %v, want an error naming both shapes", err)
 		}
 		f.Free()
 		if err := f.Forward(floats); err == nil || !strings.Contains(err.Error(), "freed") {

@@ -83,7 +83,7 @@ done
 # ---- golens beside the C++ floor in one process (bench/floor): forward,
 # no-op hooks and cache against the floor on the same weights
 sbs="$BUNDLE/bin/bench_floor.test"
-if [ -x "$sbs" ] && [ -n "${GOLENS_REQUIRE_FLOOR:-}" ]; then
+if [ -x "$sbs" ] && [ -n "${GOLENS_REQUIRE_FLOOR:-}" ] && [ $((DEADLINE - SECONDS)) -gt 240 ]; then
   (cd "$BUNDLE/pkg/bench/floor" 2>/dev/null || cd "$BUNDLE"
    GOLENS_TEST_DEVICE=$DEVICE timeout 120 "$sbs" -test.run '^$' -test.bench '^BenchmarkGPT2SideBySide$' \
      -test.benchtime 30x) >"$OUT/side_by_side.txt" 2>&1 || log "side-by-side benchmark failed; see side_by_side.txt"

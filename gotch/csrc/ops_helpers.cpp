@@ -32,13 +32,14 @@ at::Tensor linear(const at::Tensor &x, const at::Tensor &w, const c10::optional<
   const bool one_row = x.dim() > 0 && k > 0 && x.numel() == k;
   const auto st = x.scalar_type();
   const bool bias_ok = !b || !b->defined() || (b->dim() == 1 && b->scalar_type() == st);
-  if (one_row && x.device().is_cpu() && (st == at::kFloat || st == at::kDouble) && w.dim() == 2 &&
-      w.scalar_type() == st && w.size(1) == k && bias_ok) {
+  if (one_row && x.device().is_cpu() && x.layout() == at::kStrided && w.layout() == at::kStrided &&
+      (st == at::kFloat || st == at::kDouble) && w.dim() == 2 && w.scalar_type() == st && w.size(1) == k &&
+      bias_ok) {
     std::vector<int64_t> sizes = x.sizes().vec();
     sizes.back() = w.size(0);
     at::Tensor v = x.reshape({k});
     at::Tensor y = b && b->defined() ? at::addmv(*b, w, v) : at::mv(w, v);
-    return y.view(sizes);
+    return at::_unsafe_view(y, sizes);  // as at::linear: y has no other user
   }
   return at::linear(x, w, b);
 }
