@@ -18,6 +18,11 @@
 // Grad mode is per OS thread in libtorch; NoGrad locks the goroutine to its
 // thread for the duration, so concurrent goroutines never see each other's
 // mode.
+//
+// A goroutine that makes a long series of ops should offer a Yielder's
+// Yield between them, so that Go's scheduler does not take it for a stuck
+// one and preempt it inside every op. C and C++ code built against the shim
+// reaches a tensor through CHandle.
 package gotch
 
 //go:generate go run ./internal/opgen
