@@ -122,11 +122,11 @@ shim_cxxflags() { # $1 = C++ standard
 }
 
 compile_shim() { # $1 = C++ standard
-  local std=$1 objdir=$LIBDIR/obj i f pids=()
+  local objdir=$LIBDIR/obj flags i f pids=()
   mkdir -p "$objdir"
-  CXXFLAGS_USED=$(shim_cxxflags "$std")
+  flags=$(shim_cxxflags "$1")
   for f in "$CSRC"/*.cpp; do
-    ${CXX:-g++} $CXXFLAGS_USED -c "$f" -o "$objdir/$(basename "${f%.cpp}").o" 2>"$objdir/$(basename "$f").log" &
+    ${CXX:-g++} $flags -c "$f" -o "$objdir/$(basename "${f%.cpp}").o" 2>"$objdir/$(basename "$f").log" &
     pids+=($!)
   done
   local ok=0

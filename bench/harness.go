@@ -203,7 +203,7 @@ func measure(ctx context.Context, e *env, w workload, size Size, row *Row, o *op
 		row.fail(err)
 		return
 	}
-	med, fastest := median(times), slices.Min(times)
+	med, fastest := Median(times), slices.Min(times)
 	row.Status = OK
 	row.MedianMS, row.MinMS = ptr(med*1e3), ptr(fastest*1e3)
 	row.Throughput = ptr(w.items(e.m.Cfg, in) / med)
@@ -265,7 +265,9 @@ func timeReps(ctx context.Context, e *env, w workload, in *inputs, o *options) (
 	return times, float64(mem.PeakAllocated) / (1 << 20), err
 }
 
-func median(v []float64) float64 {
+// Median is the median of v (v itself is left unsorted): the statistic the
+// harness reports, and bench/floor's side-by-side benchmark too.
+func Median(v []float64) float64 {
 	v = slices.Clone(v)
 	slices.Sort(v)
 	n := len(v)

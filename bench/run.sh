@@ -52,7 +52,7 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 build_cpp() { # $1: a program in cpp/, built with the shim's torch flags; cached
   local name=$1 incs="" i std stamp
   for i in $TORCH_INCS; do [ "$i" = /usr/include ] || incs="$incs -isystem $i"; done
-  stamp=$( { cat "$HERE/cpp/$name.cpp" "$ROOT"/gotch/csrc/golens_torch*.h
+  stamp=$( { cat "$HERE/cpp/$name.cpp" "$HERE"/cpp/*.h "$ROOT"/gotch/csrc/golens_torch*.h
              echo "$incs $TORCH_LIB $TORCH_ABI ${CXX:-g++}"; } | sha256sum | cut -c1-16)
   [ -x "$OUT/$name" ] && [ "$(cat "$OUT/.$name.stamp" 2>/dev/null)" = "$stamp" ] && return 0
   say "compiling the C++ floor cpp/$name.cpp"

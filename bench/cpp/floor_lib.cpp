@@ -54,29 +54,23 @@ gpt2_floor::Model model_from(const std::vector<at::Tensor> &p, int64_t heads, bo
   TORCH_CHECK(heads > 0, "floor_model_new: heads must be positive, got ", heads);
   gpt2_floor::Model m;
   size_t i = 0;
-  m.w_e = p[i++];
-  m.w_pos = p[i++];
-  while (i + 4 < n) {
+  auto next = [&] { return p[i++]; };
+  auto ln = [&] { return gpt2_floor::LN{next(), next()}; };  // braced: weight, then bias
+  m.w_e = next();
+  m.w_pos = next();
+  for (size_t l = 0; l < (n - 6) / per_block; l++) {
     gpt2_floor::BlockW b;
-    b.ln1 = {p[i], p[i + 1]};
-    b.w_qkv = p[i + 2];
-    b.b_qkv = p[i + 3];
-    b.w_o = p[i + 4];
-    b.b_o = p[i + 5];
-    i += 6;
+    b.ln1 = ln();
+    b.w_qkv = next(), b.b_qkv = next(), b.w_o = next(), b.b_o = next();
     if (!attn_only) {
-      b.ln2 = {p[i], p[i + 1]};
-      b.w_in = p[i + 2];
-      b.b_in = p[i + 3];
-      b.w_out = p[i + 4];
-      b.b_out = p[i + 5];
-      i += 6;
+      b.ln2 = ln();
+      b.w_in = next(), b.b_in = next(), b.w_out = next(), b.b_out = next();
     }
     m.blocks.push_back(b);
   }
-  m.ln_final = {p[i], p[i + 1]};
-  m.w_u = p[i + 2];
-  m.b_u = p[i + 3];
+  m.ln_final = ln();
+  m.w_u = next();
+  m.b_u = next();
   TORCH_CHECK(m.w_e.dim() == 2 && m.blocks[0].w_qkv.dim() == 2, "floor_model_new: W_E and W_QKV must be matrices");
   const int64_t qkv_rows = m.blocks[0].w_qkv.size(0);
   TORCH_CHECK(qkv_rows % (3 * heads) == 0, "floor_model_new: W_QKV's ", qkv_rows, " rows are not 3 x ", heads,

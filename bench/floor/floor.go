@@ -62,10 +62,7 @@ import (
 )
 
 // Lib is a loaded libgolens_floor.
-type Lib struct {
-	c    C.floor_lib
-	path string
-}
+type Lib struct{ c C.floor_lib }
 
 // Path is where Open looks by default: $GOLENS_FLOOR_LIB, else
 // libgolens_floor next to the loaded shim (gotch/lib after ./build.sh).
@@ -97,7 +94,7 @@ func Open(path string) (*Lib, error) {
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	l := &Lib{path: path}
+	l := &Lib{}
 	if msg := C.floor_open(cpath, &l.c); msg != nil {
 		return nil, fmt.Errorf("floor: loading %s: %s", path, C.GoString(msg))
 	}

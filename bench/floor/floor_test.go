@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +51,8 @@ func randomTokens(tb testing.TB, m *hookedmodel.HookedTransformer, batch, seq in
 	return tok
 }
 
-func smallShape(tb testing.TB, name string, edit func(*hookedmodel.Config)) hookedmodel.Config {
+// shapeConfig is the config of one of bench's shapes, edited.
+func shapeConfig(tb testing.TB, name string, edit func(*hookedmodel.Config)) hookedmodel.Config {
 	tb.Helper()
 	s, err := bench.ShapeByName(name)
 	if err != nil {
@@ -74,8 +74,8 @@ func TestFloorIsGolensForward(t *testing.T) {
 		name string
 		cfg  hookedmodel.Config
 	}{
-		{"toy", smallShape(t, "toy", nil)},
-		{"attn-only shortformer", smallShape(t, "attn-only-2l", func(c *hookedmodel.Config) {
+		{"toy", shapeConfig(t, "toy", nil)},
+		{"attn-only shortformer", shapeConfig(t, "attn-only-2l", func(c *hookedmodel.Config) {
 			c.DModel, c.NHeads, c.DHead, c.DVocab, c.NCtx = 64, 4, 16, 500, 64
 		})},
 	} {
@@ -120,14 +120,14 @@ func TestFloorErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			m := newModel(t, smallShape(t, "toy", tc.edit))
+			m := newModel(t, shapeConfig(t, "toy", tc.edit))
 			if _, err := lib.NewModel(m); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("NewModel: got %v, want an error naming %s", err, tc.want)
 			}
 		})
 	}
 	t.Run("bad tokens", func(t *testing.T) {
-		m := newModel(t, smallShape(t, "toy", nil))
+		m := newModel(t, shapeConfig(t, "toy", nil))
 		f, err := lib.NewModel(m)
 		if err != nil {
 			t.Fatal(err)
@@ -174,11 +174,7 @@ func TestFloorErrors(t *testing.T) {
 // cache/forward (≤ 1.10).
 func BenchmarkGPT2SideBySide(b *testing.B) {
 	lib := openLib(b)
-	s, err := bench.ShapeByName("gpt2-small")
-	if err != nil {
-		b.Fatal(err)
-	}
-	m := newModel(b, s.Config)
+	m := newModel(b, shapeConfig(b, "gpt2-small", nil))
 	f, err := lib.NewModel(m)
 	if err != nil {
 		b.Fatal(err)
@@ -244,7 +240,7 @@ func BenchmarkGPT2SideBySide(b *testing.B) {
 	}
 	med := make([]float64, len(sides))
 	for k, s := range sides {
-		med[k] = median(times[k])
+		med[k] = bench.Median(times[k])
 		b.ReportMetric(med[k]/1e6, s.name+"-ms")
 	}
 	b.ReportMetric(med[1]/med[0], "forward/floor")
@@ -253,21 +249,11 @@ func BenchmarkGPT2SideBySide(b *testing.B) {
 		for i := range rs {
 			rs[i] = times[a][i] / times[c][i]
 		}
-		return median(rs)
+		return bench.Median(rs)
 	}
 	b.ReportMetric(paired(1, 0), "forward/floor-paired")
 	b.ReportMetric(paired(2, 1), "hooks/forward-paired")
 	b.ReportMetric(paired(3, 1), "cache/forward-paired")
 	b.ReportMetric(med[2]/med[1], "hooks/forward")
 	b.ReportMetric(med[3]/med[1], "cache/forward")
-}
-
-func median(v []float64) float64 {
-	v = slices.Clone(v)
-	slices.Sort(v)
-	n := len(v)
-	if n%2 == 1 {
-		return v[n/2]
-	}
-	return (v[n/2-1] + v[n/2]) / 2
 }
