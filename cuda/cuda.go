@@ -1,81 +1,62 @@
 package cuda
 
-// The shim lives in ../gotch/lib after ./build.sh; CGO_LDFLAGS may point
-// elsewhere.
-
-/*
-#cgo CFLAGS: -I${SRCDIR}/../gotch/csrc
-#cgo LDFLAGS: -L${SRCDIR}/../gotch/lib -lgolens_torch -Wl,-rpath,${SRCDIR}/../gotch/lib
-#include "golens_torch.h"
-*/
-import "C"
-
 import (
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/golens/golens/gotch"
 )
 
 var (
-	// ErrNotCompiled is wrapped by every error of a shim built without CUDA
-	// support.
-	ErrNotCompiled = errors.New("the golens shim was built without CUDA support: rebuild it with ./build.sh shim against a CUDA libtorch, or use the cpu backend")
+	// ErrNotCompiled is wrapped by every error of a golens built without
+	// CUDA support.
+	ErrNotCompiled = errors.New("this golens was built without CUDA support: build it with -tags cuda against a CUDA libtorch (go run github.com/golens/golens/cmd/golens-env prints the flags), or use the cpu backend")
 	// ErrUnavailable is wrapped by the error of a call about a CUDA device
 	// that is not there.
 	ErrUnavailable = errors.New("no such CUDA device: check nvidia-smi and CUDA_VISIBLE_DEVICES, or use the cpu backend")
 )
 
-// shimError converts and frees the shim's error: the one place in this
-// package where a C error string becomes a Go error.
-func shimError(what string, e C.gt_error) error {
-	msg := C.GoString(e)
-	C.gt_error_free(e)
-	return classify(what, msg)
-}
-
-// classify wraps the sentinel that the shim's message stands for.
-func classify(what, msg string) error {
+// classify says what failed and wraps this package's sentinel for the kind
+// of failure gotch reports.
+func classify(what string, err error) error {
+	var ge *gotch.Error
+	msg := err.Error()
+	if errors.As(err, &ge) {
+		msg = ge.Msg
+	}
 	switch {
-	case strings.HasPrefix(msg, "not compiled"):
+	case errors.Is(err, gotch.ErrNotCompiled):
 		return fmt.Errorf("cuda: %s: %w", what, ErrNotCompiled)
-	case strings.Contains(msg, "no CUDA device"):
+	case errors.Is(err, gotch.ErrNoDevice):
 		return fmt.Errorf("cuda: %s: %s: %w", what, msg, ErrUnavailable)
 	}
-	return fmt.Errorf("cuda: %s: %s", what, msg)
+	return fmt.Errorf("cuda: %s: %w", what, err)
 }
 
 // DeviceCount is the number of CUDA devices libtorch sees; 0 without CUDA.
-func DeviceCount() int { return int(C.gt_cuda_device_count()) }
+func DeviceCount() int { return gotch.CUDADeviceCount() }
 
 // IsAvailable reports whether libtorch sees at least one CUDA device, so
 // tensors can be put on one. The statistics in this package may still be
-// missing (ErrNotCompiled) when the shim was built without the CUDA headers.
+// missing (ErrNotCompiled) when golens was built without the cuda tag.
 func IsAvailable() bool { return DeviceCount() > 0 }
 
 // Props describes a CUDA device.
-type Props struct {
-	Name         string // e.g. "NVIDIA H100 80GB HBM3"
-	Major, Minor int    // compute capability, e.g. 9 and 0
-	TotalMemory  int64  // bytes
-}
+type Props = gotch.CUDAProps
 
 // Properties describes device dev.
 func Properties(dev int) (Props, error) {
-	var (
-		buf          [256]C.char
-		major, minor C.int32_t
-		total        C.int64_t
-	)
-	if e := C.gt_cuda_device_properties(C.int32_t(dev), &buf[0], C.int32_t(len(buf)), &major, &minor, &total); e != nil {
-		return Props{}, shimError(fmt.Sprintf("properties of device %d", dev), e)
+	p, err := gotch.CUDAProperties(dev)
+	if err != nil {
+		return Props{}, classify(fmt.Sprintf("properties of device %d", dev), err)
 	}
-	return Props{Name: C.GoString(&buf[0]), Major: int(major), Minor: int(minor), TotalMemory: int64(total)}, nil
+	return p, nil
 }
 
 // Synchronize waits until all work queued on device dev has finished.
 func Synchronize(dev int) error {
-	if e := C.gt_cuda_synchronize(C.int32_t(dev)); e != nil {
-		return shimError(fmt.Sprintf("synchronize device %d", dev), e)
+	if err := gotch.CUDASynchronize(dev); err != nil {
+		return classify(fmt.Sprintf("synchronize device %d", dev), err)
 	}
 	return nil
 }
@@ -83,25 +64,22 @@ func Synchronize(dev int) error {
 // MemoryStats are the caching allocator's statistics for one device, in
 // bytes. Reserved memory includes cached blocks that tensors no longer use;
 // peaks count from the last ResetPeak.
-type MemoryStats struct {
-	Allocated, PeakAllocated int64
-	Reserved, PeakReserved   int64
-}
+type MemoryStats = gotch.CUDAMemoryStats
 
 // Memory reads the memory statistics of device dev.
 func Memory(dev int) (MemoryStats, error) {
-	var a, pa, r, pr C.int64_t
-	if e := C.gt_cuda_memory(C.int32_t(dev), &a, &pa, &r, &pr); e != nil {
-		return MemoryStats{}, shimError(fmt.Sprintf("memory of device %d", dev), e)
+	m, err := gotch.CUDAMemory(dev)
+	if err != nil {
+		return MemoryStats{}, classify(fmt.Sprintf("memory of device %d", dev), err)
 	}
-	return MemoryStats{Allocated: int64(a), PeakAllocated: int64(pa), Reserved: int64(r), PeakReserved: int64(pr)}, nil
+	return m, nil
 }
 
 // ResetPeak makes the peaks of device dev start again from the current
 // values, so a measurement can cover one piece of work.
 func ResetPeak(dev int) error {
-	if e := C.gt_cuda_reset_peak(C.int32_t(dev)); e != nil {
-		return shimError(fmt.Sprintf("reset peak memory of device %d", dev), e)
+	if err := gotch.CUDAResetPeak(dev); err != nil {
+		return classify(fmt.Sprintf("reset peak memory of device %d", dev), err)
 	}
 	return nil
 }
@@ -109,8 +87,8 @@ func ResetPeak(dev int) error {
 // EmptyCache returns the allocator's cached, unused blocks to the driver,
 // so other processes (or nvidia-smi) see the memory as free.
 func EmptyCache() error {
-	if e := C.gt_cuda_empty_cache(); e != nil {
-		return shimError("empty cache", e)
+	if err := gotch.CUDAEmptyCache(); err != nil {
+		return classify("empty cache", err)
 	}
 	return nil
 }

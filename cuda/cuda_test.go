@@ -58,13 +58,14 @@ func TestWithoutGPU(t *testing.T) {
 func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
 		msg  string
+		code error // the sentinel gotch wraps for the shim's error code
 		want error
 	}{
-		{"not compiled: this golens shim was built without CUDA", cuda.ErrNotCompiled},
-		{"no CUDA device 3: 1 visible", cuda.ErrUnavailable},
-		{"CUDA error: out of memory", nil},
+		{"not compiled: this golens shim was built without CUDA", gotch.ErrNotCompiled, cuda.ErrNotCompiled},
+		{"no CUDA device 3: 1 visible", gotch.ErrNoDevice, cuda.ErrUnavailable},
+		{"CUDA error: out of memory", gotch.ErrOutOfMemory, nil},
 	} {
-		err := cuda.Classify("synchronize device 3", tc.msg)
+		err := cuda.Classify("synchronize device 3", &gotch.Error{Op: "Op", Msg: tc.msg, Err: tc.code})
 		if tc.want != nil && !errors.Is(err, tc.want) {
 			t.Errorf("classify(%q) = %v, want it to wrap %v", tc.msg, err, tc.want)
 		}

@@ -1,49 +1,46 @@
 package cuda
 
-// #include "golens_torch.h"
-import "C"
-
 import (
-	"errors"
 	"fmt"
 	"time"
-	"unsafe"
+
+	"github.com/golens/golens/gotch"
 )
 
 // Event is a point in a device's stream of work. The time between two
 // events is measured on the GPU, so it counts the kernels themselves rather
 // than when the host queued them. An Event must be freed with Free.
-type Event struct {
-	p unsafe.Pointer // a cudaEvent_t; nil once freed
-}
+type Event struct{ e *gotch.CUDAEvent }
 
 // Record puts a new event on the current stream of device dev.
 func Record(dev int) (*Event, error) {
-	var p unsafe.Pointer
-	if e := C.gt_cuda_event_record(C.int32_t(dev), &p); e != nil {
-		return nil, shimError(fmt.Sprintf("record event on device %d", dev), e)
+	e, err := gotch.RecordCUDAEvent(dev)
+	if err != nil {
+		return nil, classify(fmt.Sprintf("record event on device %d", dev), err)
 	}
-	return &Event{p: p}, nil
+	return &Event{e}, nil
 }
 
 // Elapsed is the GPU time from start to end; it waits until end has
 // happened.
 func Elapsed(start, end *Event) (time.Duration, error) {
-	if start == nil || start.p == nil || end == nil || end.p == nil {
-		return 0, errors.New("cuda: elapsed: nil or freed event")
+	var s, e *gotch.CUDAEvent
+	if start != nil {
+		s = start.e
 	}
-	var ms C.float
-	if e := C.gt_cuda_event_elapsed(start.p, end.p, &ms); e != nil {
-		return 0, shimError("elapsed", e)
+	if end != nil {
+		e = end.e
 	}
-	return time.Duration(float64(ms) * float64(time.Millisecond)), nil
+	ms, err := gotch.CUDAElapsed(s, e)
+	if err != nil {
+		return 0, classify("elapsed", err)
+	}
+	return time.Duration(ms * float64(time.Millisecond)), nil
 }
 
 // Free releases the event. It is idempotent and safe on a nil Event.
 func (e *Event) Free() {
-	if e == nil || e.p == nil {
-		return
+	if e != nil {
+		e.e.Free()
 	}
-	C.gt_cuda_event_free(e.p)
-	e.p = nil
 }

@@ -1,10 +1,21 @@
 package gotch
 
-// The shim lives in lib/ after ./build.sh; CGO_LDFLAGS may point elsewhere.
+// How cgo finds libtorch. shim.cpp compiles the shim's C++ into this
+// package, so plain `go build` works where libtorch's headers and libraries
+// are on the compiler's default paths, as with Debian's and Ubuntu's
+// libtorch-dev. Anything else (pip or conda torch, the libtorch zip, a CUDA
+// build) takes its flags from CGO_CPPFLAGS and CGO_LDFLAGS, which
+// `go run github.com/golens/golens/cmd/golens-env` prints; the tag cuda adds
+// the CUDA parts. The flags name no directory of this checkout, so a binary
+// keeps working when the checkout moves.
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/csrc
-#cgo LDFLAGS: -L${SRCDIR}/lib -lgolens_torch -Wl,-rpath,${SRCDIR}/lib
+#cgo CPPFLAGS: -I${SRCDIR}/csrc -I/usr/include/torch/csrc/api/include
+#cgo CXXFLAGS: -O2 -g0
+#cgo cuda CPPFLAGS: -DGT_WITH_CUDA
+#cgo !golens_prebuilt LDFLAGS: -ltorch -ltorch_cpu -lc10
+#cgo !golens_prebuilt,cuda LDFLAGS: -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -lcudart -Wl,--as-needed
+#cgo golens_prebuilt LDFLAGS: -lgolens_torch
 #include <stdlib.h>
 #include "golens_torch.h"
 */

@@ -11,9 +11,27 @@ import (
 	"strings"
 )
 
-// ErrFreed is wrapped by the error of any op given a tensor (or generator)
-// after its Free.
-var ErrFreed = errors.New("used after Free")
+var (
+	// ErrFreed is wrapped by the error of any op given a tensor (or
+	// generator) after its Free.
+	ErrFreed = errors.New("used after Free")
+	// ErrNotCompiled is wrapped by the error of a call that needs device
+	// support (CUDA, MPS) this build of golens does not have.
+	ErrNotCompiled = errors.New("not compiled into this golens build")
+	// ErrNoDevice is wrapped by the error of a call about a device that is
+	// not there.
+	ErrNoDevice = errors.New("no such device")
+	// ErrOutOfMemory is wrapped by the error of a call whose allocator, on
+	// the host or a device, ran out of memory.
+	ErrOutOfMemory = errors.New("out of memory")
+)
+
+// codeErrors maps the shim's gt_error_code to the sentinel an Error wraps.
+var codeErrors = map[C.int32_t]error{
+	C.GT_ERR_NOT_COMPILED:  ErrNotCompiled,
+	C.GT_ERR_NO_DEVICE:     ErrNoDevice,
+	C.GT_ERR_OUT_OF_MEMORY: ErrOutOfMemory,
+}
 
 // Error is an op's failure: ATen's message (without the C++ backtrace) with
 // the op and its tensor operands.
@@ -31,11 +49,11 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // opError converts and frees the shim's error: the one place a C error
-// string becomes a Go error.
+// becomes a Go error.
 func opError(op string, e C.gt_error, operands ...*Tensor) error {
-	msg := C.GoString(e)
+	msg, code := C.GoString(e.message), e.code
 	C.gt_error_free(e)
-	return &Error{Op: op, Args: describe(operands), Msg: msg}
+	return &Error{Op: op, Args: describe(operands), Msg: msg, Err: codeErrors[code]}
 }
 
 func describe(ts []*Tensor) []string {

@@ -3,10 +3,10 @@
 // synchronisation, allocated memory, and which torch versions are known to
 // compute wrong results on it.
 //
-// The cgo code is built on macOS only; on other systems every call returns
-// an error wrapping ErrUnavailable, so programs that mention MPS still build
-// everywhere. On macOS, a shim built without MPS support (libtorch before
-// 2.1) returns errors wrapping ErrNotCompiled.
+// It is plain Go over package gotch's MPS calls, used on macOS only; on
+// other systems every call returns an error wrapping ErrUnavailable, so
+// programs that mention MPS still build everywhere. On macOS, a golens built without MPS support (libtorch
+// before 2.1) returns errors wrapping ErrNotCompiled.
 //
 // MPS has computed silently wrong results in some torch releases, with no
 // error raised, and TransformerLens (utilities/devices.py) warns about it on

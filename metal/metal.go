@@ -5,26 +5,34 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/golens/golens/gotch"
 )
 
 var (
 	// ErrNotCompiled is wrapped by every error of a shim built without MPS
 	// support.
-	ErrNotCompiled = errors.New("the golens shim was built without MPS support (it needs macOS and libtorch >= 2.1): rebuild it with ./build.sh shim, or use the cpu backend")
+	ErrNotCompiled = errors.New("the golens shim was built without MPS support (it needs macOS and libtorch >= 2.1): build golens against a libtorch with MPS, or use the cpu backend")
 	// ErrUnavailable is wrapped by the errors of calls on a machine without
 	// a usable MPS device.
 	ErrUnavailable = errors.New("no MPS device: use the cpu backend")
 )
 
-// classify wraps the sentinel that the shim's message stands for.
-func classify(what, msg string) error {
+// classify says what failed and wraps this package's sentinel for the kind
+// of failure gotch reports.
+func classify(what string, err error) error {
+	var ge *gotch.Error
+	msg := err.Error()
+	if errors.As(err, &ge) {
+		msg = ge.Msg
+	}
 	switch {
-	case strings.HasPrefix(msg, "not compiled"):
+	case errors.Is(err, gotch.ErrNotCompiled):
 		return fmt.Errorf("metal: %s: %w", what, ErrNotCompiled)
-	case strings.Contains(msg, "not available"):
+	case errors.Is(err, gotch.ErrNoDevice):
 		return fmt.Errorf("metal: %s: %s: %w", what, msg, ErrUnavailable)
 	}
-	return fmt.Errorf("metal: %s: %s", what, msg)
+	return fmt.Errorf("metal: %s: %w", what, err)
 }
 
 // KnownBadTorch reports whether torch version v (as "2.8.0", "2.8.0a0+git",

@@ -30,13 +30,14 @@ func TestWithoutMPS(t *testing.T) {
 func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
 		msg  string
+		code error // the sentinel gotch wraps for the shim's error code
 		want error
 	}{
-		{"not compiled: this golens shim was built without MPS", metal.ErrNotCompiled},
-		{"MPS is not available on this machine", metal.ErrUnavailable},
-		{"MPS backend out of memory", nil},
+		{"not compiled: this golens shim was built without MPS", gotch.ErrNotCompiled, metal.ErrNotCompiled},
+		{"MPS is not available on this machine", gotch.ErrNoDevice, metal.ErrUnavailable},
+		{"MPS backend out of memory", gotch.ErrOutOfMemory, nil},
 	} {
-		err := metal.Classify("memory", tc.msg)
+		err := metal.Classify("memory", &gotch.Error{Op: "Op", Msg: tc.msg, Err: tc.code})
 		if tc.want != nil && !errors.Is(err, tc.want) {
 			t.Errorf("classify(%q) = %v, want it to wrap %v", tc.msg, err, tc.want)
 		}

@@ -185,7 +185,7 @@ func cError(e C.gt_error) error {
 		return nil
 	}
 	defer C.gt_error_free(e)
-	return errors.New(C.GoString(e))
+	return errors.New(C.GoString(e.message))
 }
 
 func cBool(b bool) C.int32_t {

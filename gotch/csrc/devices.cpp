@@ -1,7 +1,6 @@
-// devices.cpp: CUDA and MPS specifics. Without GT_WITH_CUDA (set by build.sh
-// when libtorch has CUDA and the CUDA runtime headers are found) and off
-// macOS, every fallible entry answers with an error that starts
-// "not compiled", which the Go side maps to a sentinel.
+// devices.cpp: CUDA and MPS specifics. Without GT_WITH_CUDA (the build tag
+// cuda sets it) and off macOS, every fallible entry answers with a
+// GT_ERR_NOT_COMPILED error, which the Go side maps to a sentinel.
 #include "shim.h"
 
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -19,14 +18,16 @@
 #define GT_WITH_MPS 1
 #endif
 
-#define GT_NOT_COMPILED(what) \
-  return gt::make_error("not compiled: this golens shim was built without " what)
+#define GT_NOT_COMPILED(what)                \
+  return gt::make_error(GT_ERR_NOT_COMPILED, \
+                        "not compiled: this golens shim was built without " what)
 
 #ifdef GT_WITH_CUDA
 static void check_cuda_device(int32_t device) {
   int32_t n = static_cast<int32_t>(c10::cuda::device_count());
-  TORCH_CHECK(device >= 0 && device < n, "no CUDA device ", device, ": ", n,
-              " visible");
+  if (device < 0 || device >= n)
+    throw gt::coded_error(GT_ERR_NO_DEVICE, "no CUDA device " + std::to_string(device) +
+                                                ": " + std::to_string(n) + " visible");
 }
 #define GT_CUDA_CHECK(expr)                                              \
   do {                                                                   \
@@ -85,7 +86,11 @@ gt_error gt_cuda_memory(int32_t device, int64_t *allocated,
     check_cuda_device(device);
     namespace alloc = c10::cuda::CUDACachingAllocator;
     auto stats = alloc::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+#if GT_TORCH_AT_LEAST(2, 5) // StatType moved to c10's device-generic allocator
+    constexpr auto all = static_cast<size_t>(c10::CachingDeviceAllocator::StatType::AGGREGATE);
+#else
     constexpr auto all = static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
+#endif
     *allocated = stats.allocated_bytes[all].current;
     *peak_allocated = stats.allocated_bytes[all].peak;
     *reserved = stats.reserved_bytes[all].current;
@@ -113,7 +118,12 @@ gt_error gt_cuda_reset_peak(int32_t device) {
 
 gt_error gt_cuda_empty_cache(void) {
 #ifdef GT_WITH_CUDA
-  GT_TRY(c10::cuda::CUDACachingAllocator::emptyCache())
+  GT_TRY({
+    // Without a device there is no cache to empty: say so, as every other
+    // CUDA call does, rather than succeed at nothing.
+    if (c10::cuda::device_count() == 0) throw gt::coded_error(GT_ERR_NO_DEVICE, "no CUDA device: 0 visible");
+    c10::cuda::CUDACachingAllocator::emptyCache();
+  })
 #else
   GT_NOT_COMPILED("CUDA");
 #endif
@@ -163,7 +173,7 @@ void gt_cuda_event_free(void *event) {
 gt_error gt_mps_synchronize(void) {
 #ifdef GT_WITH_MPS
   GT_TRY({
-    TORCH_CHECK(at::hasMPS(), "MPS is not available on this machine");
+    if (!at::hasMPS()) throw gt::coded_error(GT_ERR_NO_DEVICE, "MPS is not available on this machine");
     at::detail::getMPSHooks().deviceSynchronize();
   })
 #else
@@ -174,7 +184,7 @@ gt_error gt_mps_synchronize(void) {
 gt_error gt_mps_memory(int64_t *allocated) {
 #ifdef GT_WITH_MPS
   GT_TRY({
-    TORCH_CHECK(at::hasMPS(), "MPS is not available on this machine");
+    if (!at::hasMPS()) throw gt::coded_error(GT_ERR_NO_DEVICE, "MPS is not available on this machine");
     *allocated = static_cast<int64_t>(
         at::detail::getMPSHooks().getCurrentAllocatedMemory());
   })

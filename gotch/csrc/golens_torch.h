@@ -6,9 +6,9 @@
  * no call reads state left behind by an earlier call.
  *
  * Conventions
- *   - Every fallible call returns a gt_error: NULL on success, otherwise a
- *     heap string holding ATen's message without its C++ backtrace. The
- *     caller frees it with gt_error_free.
+ *   - Every fallible call returns a gt_error: NULL on success, otherwise
+ *     the failure's kind (a gt_error_code) and ATen's message without its
+ *     C++ backtrace. The caller frees it with gt_error_free.
  *   - A call that creates a tensor fills a gt_out: the new handle plus its
  *     dtype, device and shape, so the caller needs no further crossing to
  *     know them. The caller owns out->tensor and frees it with
@@ -29,7 +29,7 @@
  *     err = gt_copy_to(s.tensor, sums, sizeof sums, GT_FLOAT32);  // {6, 15}
  *     gt_tensor_free(s.tensor);
  *   }
- *   if (err) { fprintf(stderr, "%s\n", err); gt_error_free(err); }
+ *   if (err) { fprintf(stderr, "%s\n", err->message); gt_error_free(err); }
  *   gt_tensor_free(a.tensor);
  */
 #ifndef GOLENS_TORCH_H
@@ -43,13 +43,28 @@ extern "C" {
 #endif
 
 /* Bumped on every incompatible change; the Go package refuses a mismatch. */
-#define GT_ABI_VERSION 1
+#define GT_ABI_VERSION 2
 /* Largest rank a gt_out describes; ops on higher ranks return an error. */
 #define GT_MAX_DIMS 12
 
 typedef struct gt_tensor_s *gt_tensor;       /* an at::Tensor on the heap */
 typedef struct gt_generator_s *gt_generator; /* a seeded CPU random generator */
-typedef char *gt_error;                      /* NULL means success */
+
+/* The kind of a failure, so callers need not match message text. */
+typedef enum {
+  GT_ERR_TORCH = 1,         /* libtorch refused the call: shapes, dtypes, values */
+  GT_ERR_NOT_COMPILED = 2,  /* the shim was built without this device's support */
+  GT_ERR_NO_DEVICE = 3,     /* the device asked for is not there */
+  GT_ERR_OUT_OF_MEMORY = 4, /* an allocator (host or device) ran out of memory */
+  GT_ERR_INTERNAL = 5,      /* any other C++ exception */
+} gt_error_code;
+
+/* A failure; NULL means success. One allocation holds both fields: the
+ * caller frees it with gt_error_free. */
+typedef struct gt_error_s {
+  int32_t code;        /* a gt_error_code */
+  const char *message; /* NUL-terminated, owned by the error */
+} *gt_error;
 
 typedef enum {
   GT_FLOAT32 = 0,

@@ -5,6 +5,7 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <ATen/core/Generator.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h> // not included by ATen/ATen.h since 2.0
 #include <c10/util/Logging.h>
 
 #include <cstdlib>
@@ -23,11 +24,19 @@ std::atomic<int64_t> live_handles{0};
   return true;
 }();
 
-gt_error make_error(const char *msg) {
+gt_error make_error(int32_t code, const char *msg) {
+  // The message lives right after the struct, in the same allocation, so
+  // gt_error_free is one free. When even that fails, the caller still sees
+  // a failure: a static error (which gt_error_free knows not to free).
+  static gt_error_s no_memory{GT_ERR_OUT_OF_MEMORY, "out of host memory for an error message"};
   size_t n = std::strlen(msg);
-  char *s = static_cast<char *>(std::malloc(n + 1));
-  if (s != nullptr) std::memcpy(s, msg, n + 1);
-  return s;
+  auto *e = static_cast<gt_error_s *>(std::malloc(sizeof(gt_error_s) + n + 1));
+  if (e == nullptr) return &no_memory;
+  char *text = reinterpret_cast<char *>(e + 1);
+  std::memcpy(text, msg, n + 1);
+  e->code = code;
+  e->message = text;
+  return e;
 }
 
 const at::Tensor &arg(gt_tensor h, const char *name) {
@@ -166,7 +175,10 @@ int32_t gt_abi_version(void) { return GT_ABI_VERSION; }
 
 const char *gt_torch_version(void) { return TORCH_VERSION; }
 
-void gt_error_free(gt_error err) { std::free(err); }
+void gt_error_free(gt_error err) {
+  if (err != nullptr && err->message != reinterpret_cast<const char *>(err + 1)) return;  // the static one
+  std::free(err);
+}
 
 int64_t gt_live_handles(void) { return gt::live_handles.load(); }
 

@@ -7,6 +7,7 @@
 #include <torch/version.h>
 
 #include <atomic>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -28,8 +29,16 @@ namespace gt {
 
 extern std::atomic<int64_t> live_handles;
 
-// A heap copy of msg for the caller to free with gt_error_free.
-gt_error make_error(const char *msg);
+// An error of the given gt_error_code with a copy of msg, for the caller
+// to free with gt_error_free.
+gt_error make_error(int32_t code, const char *msg);
+
+// Thrown where a failure has a kind of its own (no such device, not
+// compiled), so GT_TRY hands its code to the caller.
+struct coded_error : std::runtime_error {
+  int32_t code;
+  coded_error(int32_t c, const std::string &msg) : std::runtime_error(msg), code(c) {}
+};
 
 // The tensor behind a handle; throws naming the argument when it is NULL.
 const at::Tensor &arg(gt_tensor h, const char *name);
@@ -89,15 +98,21 @@ inline void sync_threads() {
 
 // Wraps the body of every extern "C" entry that can fail: any exception
 // becomes the returned gt_error, so nothing C++ reaches the caller.
-#define GT_TRY(body)                                            \
-  try {                                                         \
-    gt::sync_threads();                                         \
-    body;                                                       \
-    return nullptr;                                             \
-  } catch (const c10::Error &e) {                               \
-    return gt::make_error(e.what_without_backtrace());          \
-  } catch (const std::exception &e) {                           \
-    return gt::make_error(e.what());                            \
-  } catch (...) {                                               \
-    return gt::make_error("unknown C++ exception in libtorch"); \
+#define GT_TRY(body)                                                          \
+  try {                                                                       \
+    gt::sync_threads();                                                       \
+    body;                                                                     \
+    return nullptr;                                                           \
+  } catch (const gt::coded_error &e) {                                        \
+    return gt::make_error(e.code, e.what());                                  \
+  } catch (const c10::OutOfMemoryError &e) {                                  \
+    return gt::make_error(GT_ERR_OUT_OF_MEMORY, e.what_without_backtrace());  \
+  } catch (const c10::Error &e) {                                             \
+    return gt::make_error(GT_ERR_TORCH, e.what_without_backtrace());          \
+  } catch (const std::bad_alloc &) {                                          \
+    return gt::make_error(GT_ERR_OUT_OF_MEMORY, "out of host memory");        \
+  } catch (const std::exception &e) {                                         \
+    return gt::make_error(GT_ERR_INTERNAL, e.what());                         \
+  } catch (...) {                                                             \
+    return gt::make_error(GT_ERR_INTERNAL, "unknown C++ exception in libtorch"); \
   }
