@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/golens/golens/gotch"
+	"github.com/golens/golens/gotch/gotchtest"
 	"github.com/golens/golens/hookedmodel"
 	"github.com/golens/golens/hookedmodel/reference"
 )
@@ -35,7 +36,7 @@ type verdict struct {
 
 // compare folds one comparison into v.
 func (v *verdict) compare(what string, got, want []float64, tol float64) {
-	e := reference.RelErr(got, want)
+	e := gotchtest.RelErr(got, want)
 	if math.IsInf(e, 1) || e > v.relErr {
 		v.relErr = e
 	}

@@ -1,5 +1,6 @@
 // Package gotchtest holds the test helpers every golens package shares: the
-// device under test, the live-handle leak check and tolerance comparisons.
+// device under test, the live-handle leak check and tolerance comparisons
+// (which bench's result checks use too). It builds on gotch only.
 package gotchtest
 
 import (
@@ -9,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/golens/golens/gotch"
-	"github.com/golens/golens/hookedmodel/reference"
 )
 
 // DeviceEnv names the environment variable that picks the device under
@@ -51,8 +51,26 @@ func CheckLeaks(tb testing.TB) {
 	})
 }
 
-// RelErr is reference.RelErr: ‖got − want‖ / ‖want‖, +Inf with NaN.
-func RelErr(got, want []float64) float64 { return reference.RelErr(got, want) }
+// RelErr is the normalised error ‖got − want‖ / ‖want‖ (the absolute norm
+// when want is all zeros); NaN anywhere or a length mismatch makes it +Inf.
+func RelErr(got, want []float64) float64 {
+	if len(got) != len(want) {
+		return math.Inf(1)
+	}
+	var num, den float64
+	for i := range got {
+		if math.IsNaN(got[i]) || math.IsNaN(want[i]) {
+			return math.Inf(1)
+		}
+		d := got[i] - want[i]
+		num += d * d
+		den += want[i] * want[i]
+	}
+	if den == 0 {
+		return math.Sqrt(num)
+	}
+	return math.Sqrt(num / den)
+}
 
 // Close fails the test when got and want differ by more than tol relative
 // (RelErr), saying by how much and where the largest difference is.

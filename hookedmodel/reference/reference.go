@@ -391,27 +391,6 @@ func activation(name string) func(float64) float64 {
 	}
 }
 
-// RelErr is the normalised error ‖got − want‖ / ‖want‖ (the absolute norm
-// when want is all zeros); NaN anywhere or a length mismatch makes it +Inf.
-func RelErr(got, want []float64) float64 {
-	if len(got) != len(want) {
-		return math.Inf(1)
-	}
-	var num, den float64
-	for i := range got {
-		if math.IsNaN(got[i]) || math.IsNaN(want[i]) {
-			return math.Inf(1)
-		}
-		d := got[i] - want[i]
-		num += d * d
-		den += want[i] * want[i]
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
-}
-
 // Finite replaces -inf (masked attention scores) by 0, so that RelErr of
 // two score tensors stays finite; a score masked on one side only still
 // shows as a difference.
