@@ -1,0 +1,33 @@
+// Command golens-env finds libtorch and prints the cgo flags that build
+// golens against it.
+//
+// Plain `go build` needs no flags where Debian's or Ubuntu's libtorch-dev
+// is installed: gotch's #cgo directives name the system's folders. Any
+// other libtorch takes one step:
+//
+//	eval "$(go run github.com/golens/golens/cmd/golens-env)"
+//	go build ./...                 # go build -tags cuda ./... for a CUDA torch
+//
+// golens-env looks where build.sh looks, in this order: $LIBTORCH (an
+// unpacked libtorch zip), the torch package of python3 ($PYTHON overrides
+// the interpreter; pip and conda installs), and the system's libtorch-dev.
+// It prints export lines for
+//
+//   - CGO_CPPFLAGS: torch's include folders and -D_GLIBCXX_USE_CXX11_ABI
+//     as torch was built (python's torch.compiled_with_cxx11_abi(), else
+//     TorchConfig.cmake, else libc10's symbols), and for a CUDA torch the
+//     folder with cuda_runtime_api.h ($CUDA_HOME, /usr/local/cuda, the
+//     system, pip's nvidia packages);
+//   - CGO_CXXFLAGS: -std=c++20 when torch's headers need it (PyTorch 2.14
+//     and later), otherwise nothing;
+//   - CGO_LDFLAGS: -L and an rpath to torch's library folder (and
+//     libcudart's), unless the linker searches it anyway. Binaries find
+//     torch where it is installed and name no folder of golens's source.
+//
+// For a CUDA torch it says to build with -tags cuda. --json prints what it
+// found and the variables as JSON; --explain says what it looked at, what
+// it found where, and why. When no libtorch is found, or $LIBTORCH is not
+// one, it says so in one line on stderr and exits 1.
+//
+// golens-env is plain Go (no cgo), so it runs before libtorch is set up.
+package main
