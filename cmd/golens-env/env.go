@@ -13,15 +13,22 @@ type Env struct {
 	Tags []string          `json:"tags"`
 }
 
-// env turns a Torch into cgo's flags. The variables come before gotch's
-// own #cgo flags on the compiler's command line, so torch's headers given
-// here win over the -I/usr/include/torch/csrc/api/include gotch names for
-// Debian's libtorch-dev. They are -I, not -isystem, for that reason: -I
-// folders are searched before -isystem ones whatever their order.
+// env turns a Torch into cgo's flags. torch's include folder is an
+// -isystem one, so that the compiler does not warn about torch's own
+// headers (as with Debian's, in /usr/include). Its C++ API folder is -I:
+// the variables come before gotch's own #cgo flags on the compiler's
+// command line, and -I folders are searched before -isystem ones, so this
+// torch's torch/version.h wins over the one of Debian's libtorch-dev in
+// -I/usr/include/torch/csrc/api/include, which gotch names. /usr/include
+// itself is never named (as -isystem it breaks libstdc++'s #include_next).
 func (f *finder) env(t *Torch) Env {
 	var cpp, cxx, ld []string
-	for _, d := range t.Includes {
-		if d != f.sysInclude() {
+	for i, d := range t.Includes {
+		switch {
+		case d == f.sysInclude():
+		case i == 0:
+			cpp = append(cpp, "-isystem", d)
+		default:
 			cpp = append(cpp, "-I"+d)
 		}
 	}
@@ -33,7 +40,7 @@ func (f *finder) env(t *Torch) Env {
 	e := Env{Vars: map[string]string{}}
 	if t.CUDA != nil {
 		if t.CUDA.Include != "" && t.CUDA.Include != f.sysInclude() {
-			cpp = append(cpp, "-I"+t.CUDA.Include)
+			cpp = append(cpp, "-isystem", t.CUDA.Include)
 		}
 		if t.CUDA.LibDir != "" && t.CUDA.LibDir != t.LibDir {
 			ld = f.libFlags(ld, t.CUDA.LibDir)

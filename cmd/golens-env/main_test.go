@@ -106,7 +106,7 @@ func TestFind(t *testing.T) {
 			env:    map[string]string{"LIBTORCH": "ROOT/libtorch"},
 			python: "none",
 			want: want{from: "$LIBTORCH", version: "2.6.0+cpu", abi: 0, vars: map[string]string{
-				"CGO_CPPFLAGS": "-IROOT/libtorch/include -IROOT/libtorch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=0",
+				"CGO_CPPFLAGS": "-isystem ROOT/libtorch/include -IROOT/libtorch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=0",
 				"CGO_LDFLAGS":  "-LROOT/libtorch/lib -Wl,-rpath,ROOT/libtorch/lib",
 			}},
 		},
@@ -116,7 +116,7 @@ func TestFind(t *testing.T) {
 			env:    map[string]string{"LIBTORCH": "ROOT/libtorch"},
 			python: "none",
 			want: want{from: "$LIBTORCH", version: "2.6.0", abi: 1, vars: map[string]string{
-				"CGO_CPPFLAGS": "-IROOT/libtorch/include -IROOT/libtorch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1",
+				"CGO_CPPFLAGS": "-isystem ROOT/libtorch/include -IROOT/libtorch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1",
 				"CGO_CXXFLAGS": "-std=c++20",
 				"CGO_LDFLAGS":  "-LROOT/libtorch/lib -Wl,-rpath,ROOT/libtorch/lib",
 			}},
@@ -130,7 +130,7 @@ func TestFind(t *testing.T) {
 			env:    map[string]string{"LIBTORCH": "ROOT/libtorch", "CUDA_HOME": "ROOT/cuda"},
 			python: "none",
 			want: want{from: "$LIBTORCH", version: "2.6.0+cu124", abi: 1, tags: "cuda", vars: map[string]string{
-				"CGO_CPPFLAGS": "-IROOT/libtorch/include -IROOT/libtorch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1 -IROOT/cuda/include",
+				"CGO_CPPFLAGS": "-isystem ROOT/libtorch/include -IROOT/libtorch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1 -isystem ROOT/cuda/include",
 				"CGO_LDFLAGS":  "-LROOT/libtorch/lib -Wl,-rpath,ROOT/libtorch/lib -LROOT/cuda/lib64 -Wl,-rpath,ROOT/cuda/lib64",
 			}},
 		},
@@ -149,7 +149,7 @@ func TestFind(t *testing.T) {
 			}),
 			python: `{"root": "ROOT/site/torch", "version": "2.14.0+cu130", "cxx11_abi": true, "cuda": "13.0", "site": ["ROOT/site"]}`,
 			want: want{from: "python3", version: "2.14.0+cu130", abi: 1, tags: "cuda", cudaNote: "no libcudart.so for the linker", vars: map[string]string{
-				"CGO_CPPFLAGS": "-IROOT/site/torch/include -IROOT/site/torch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1 -IROOT/site/nvidia/cu13/include",
+				"CGO_CPPFLAGS": "-isystem ROOT/site/torch/include -IROOT/site/torch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1 -isystem ROOT/site/nvidia/cu13/include",
 				"CGO_CXXFLAGS": "-std=c++20",
 				"CGO_LDFLAGS":  "-LROOT/site/torch/lib -Wl,-rpath,ROOT/site/torch/lib",
 			}},
@@ -159,7 +159,7 @@ func TestFind(t *testing.T) {
 			files:  libtorchZip("site/torch/", "", guard17, "1", false),
 			python: `{"root": "ROOT/site/torch", "version": "2.6.0+cpu", "cxx11_abi": false, "cuda": null, "site": []}`,
 			want: want{from: "python3", version: "2.6.0+cpu", abi: 0, vars: map[string]string{
-				"CGO_CPPFLAGS": "-IROOT/site/torch/include -IROOT/site/torch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=0",
+				"CGO_CPPFLAGS": "-isystem ROOT/site/torch/include -IROOT/site/torch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=0",
 				"CGO_LDFLAGS":  "-LROOT/site/torch/lib -Wl,-rpath,ROOT/site/torch/lib",
 			}},
 		},
@@ -332,7 +332,7 @@ func TestRun(t *testing.T) {
 		wantErr   string
 		checkJSON bool
 	}{
-		{args: nil, wantOut: []string{"export CGO_CPPFLAGS='-I" + root + "/libtorch/include ", "export CGO_LDFLAGS='-L" + root + "/libtorch/lib -Wl,-rpath," + root + "/libtorch/lib'\n", "-tags cuda", "# warning: cuda_runtime_api.h not found"}},
+		{args: nil, wantOut: []string{"export CGO_CPPFLAGS='-isystem " + root + "/libtorch/include ", "export CGO_LDFLAGS='-L" + root + "/libtorch/lib -Wl,-rpath," + root + "/libtorch/lib'\n", "-tags cuda", "# warning: cuda_runtime_api.h not found"}},
 		{args: []string{"--shell"}, wantOut: []string{"export CGO_CPPFLAGS="}},
 		{args: []string{"--explain"}, wantOut: []string{"libtorch 2.6.0+cu124 from $LIBTORCH", "C++11 ABI:    1 (from " + root, "CUDA:         12.4", "build tags: cuda"}},
 		{args: []string{"--json"}, checkJSON: true},
@@ -400,7 +400,7 @@ func TestShellOutputEvaluates(t *testing.T) {
 		t.Fatalf("sh: %v\n%s", err, script)
 	}
 	lib := filepath.Join(root, "libtorch", "lib")
-	want := `"-I` + root + `/libtorch/include" "-I` + root + `/libtorch/include/torch/csrc/api/include" -D_GLIBCXX_USE_CXX11_ABI=1` + "\n" +
+	want := `-isystem "` + root + `/libtorch/include" "-I` + root + `/libtorch/include/torch/csrc/api/include" -D_GLIBCXX_USE_CXX11_ABI=1` + "\n" +
 		"-std=c++20\n" + `"-L` + lib + `" "-Wl,-rpath,` + lib + `"` + "\n"
 	if out != want {
 		t.Errorf("sh printed\n%s\nwant\n%s", out, want)

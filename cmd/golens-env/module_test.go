@@ -7,6 +7,7 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"go/format"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,8 +93,21 @@ func TestGoGetBuildsAndRuns(t *testing.T) {
 	}
 	t.Logf("serving %s@%s (%d kB zip)", modulePath, version, modZip.Len()/1000)
 
-	proxy := httptest.NewServer(goProxy(modulePath, version, commitTime, goMod, modZip.Bytes()))
+	var zipServed atomic.Bool
+	proxy := httptest.NewServer(goProxy(modulePath, version, commitTime, goMod, modZip.Bytes(), &zipServed))
 	defer proxy.Close()
+	defer func() {
+		if !zipServed.Load() {
+			t.Logf("%s@%s was in the module cache already: the proxy served no zip this time", modulePath, version)
+		}
+	}()
+	// The new module's go mod tidy wants golens's dependencies, and those of
+	// its tests, from the module cache: fetch any missing the usual way.
+	download := exec.CommandContext(ctx, goBin, "mod", "download")
+	download.Dir = root
+	if out, err := download.CombinedOutput(); err != nil {
+		t.Logf("go mod download in %s: %v %s (going on with the module cache as it is)", root, err, bytes.TrimSpace(out))
+	}
 	modCache, err := exec.Command(goBin, "env", "GOMODCACHE").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +135,7 @@ func TestGoGetBuildsAndRuns(t *testing.T) {
 		if err != nil {
 			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		t.Logf("go %s: %.1fs", strings.Join(args, " "), time.Since(start).Seconds())
+		t.Logf("go %s: %.1fs %s", strings.Join(args, " "), time.Since(start).Seconds(), bytes.TrimSpace(out))
 		return strings.TrimSpace(string(out))
 	}
 	gocmd("mod", "init", "example.com/lensdemo")
@@ -153,7 +168,7 @@ func TestGoGetBuildsAndRuns(t *testing.T) {
 // goProxy serves one module version by the GOPROXY protocol
 // (go help goproxy); everything else is 404, so that the go command asks
 // the next proxy in GOPROXY.
-func goProxy(path, version string, at time.Time, goMod string, zipData []byte) http.Handler {
+func goProxy(path, version string, at time.Time, goMod string, zipData []byte, zipServed *atomic.Bool) http.Handler {
 	info, _ := json.Marshal(struct {
 		Version string
 		Time    time.Time
@@ -171,8 +186,35 @@ func goProxy(path, version string, at time.Time, goMod string, zipData []byte) h
 			http.NotFound(w, r)
 			return
 		}
+		if strings.HasSuffix(r.URL.Path, ".zip") {
+			zipServed.Store(true)
+		}
 		w.Write(b)
 	})
+}
+
+// The README's program is a whole, gofmt'ed main package, also under -short.
+func TestREADMEProgram(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	program, err := readmeProgram(string(readme))
+	if err != nil {
+		t.Fatalf("README.md: %v", err)
+	}
+	formatted, err := format.Source([]byte(program))
+	if err != nil {
+		t.Fatalf("README.md's program: %v", err)
+	}
+	if string(formatted) != program {
+		t.Errorf("README.md's program is not gofmt'ed: gofmt makes it\n%s", formatted)
+	}
+	for _, want := range []string{`"github.com/golens/golens/hookedmodel"`, "RunWithCache", "blocks.0.attn.hook_pattern", "FwdHook", "Free()"} {
+		if !strings.Contains(program, want) {
+			t.Errorf("README.md's program does not show %s", want)
+		}
+	}
 }
 
 // readmeProgram is the Go code block of the README's section "Use golens
