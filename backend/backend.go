@@ -76,8 +76,12 @@ var autoOrder = []gotch.Device{gotch.CUDA(0), gotch.MPS, gotch.CPU}
 // device cannot be used, the error says why and wraps the reason's
 // sentinel: cuda.ErrNotCompiled, cuda.ErrUnavailable, metal.ErrUnavailable,
 // metal.ErrNotCompiled, or ErrNotSupported for MPS on a torch with known
-// wrong results (metal.KnownBadTorch).
+// wrong results (metal.KnownBadTorch); in a build without cgo, whatever the
+// spec, gotch.ErrNoCgo.
 func Resolve(spec string, opts ...Option) (*Backend, error) {
+	if err := gotch.Available(); err != nil {
+		return nil, fmt.Errorf("backend: %w", err)
+	}
 	var cfg config
 	for _, o := range opts {
 		o(&cfg)

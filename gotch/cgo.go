@@ -1,3 +1,5 @@
+//go:build cgo
+
 package gotch
 
 // How cgo finds libtorch. shim.cpp compiles the shim's C++ into this
@@ -8,6 +10,11 @@ package gotch
 // `go run github.com/golens/golens/cmd/golens-env` prints; the tag cuda adds
 // the CUDA parts. The flags name no directory of this checkout, so a binary
 // keeps working when the checkout moves.
+//
+// This file holds the hand-written calls into the shim that the untagged
+// files (tensor.go, data.go, libtorch.go, ...) build on; devices_cgo.go,
+// blas_threads_cgo.go and the generated ops_gen.go hold the rest. Built
+// without cgo, nocgo.go and ops_nocgo_gen.go stand in for them.
 
 /*
 #cgo CPPFLAGS: -I${SRCDIR}/csrc -I/usr/include/torch/csrc/api/include
@@ -16,6 +23,12 @@ package gotch
 #cgo !golens_prebuilt LDFLAGS: -ltorch -ltorch_cpu -lc10
 #cgo !golens_prebuilt,cuda LDFLAGS: -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -lcudart -Wl,--as-needed
 #cgo golens_prebuilt LDFLAGS: -lgolens_torch
+// The shim copies the data during the call and keeps no pointer to it.
+#cgo noescape gt_from_data
+#cgo nocallback gt_from_data
+#cgo noescape gt_copy_to
+#cgo nocallback gt_copy_to
+#cgo nocallback gt_tensor_free
 #include <stdlib.h>
 #include "golens_torch.h"
 */
@@ -23,12 +36,20 @@ import "C"
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"unsafe"
 )
 
-// ABIVersion is the shim ABI this package was written for.
-const ABIVersion = C.GT_ABI_VERSION
+const cgoEnabled = true
+
+// ABIVersion is written out in libtorch.go, for builds without cgo; these
+// array lengths are negative, which fails the build, unless it equals the
+// header's GT_ABI_VERSION.
+var (
+	_ [ABIVersion - C.GT_ABI_VERSION]struct{}
+	_ [C.GT_ABI_VERSION - ABIVersion]struct{}
+)
 
 var abiCheck = sync.OnceValue(func() error {
 	if got := int(C.gt_abi_version()); got != ABIVersion {
@@ -43,42 +64,161 @@ func init() {
 	}
 }
 
-// TorchVersion is the libtorch version the shim was compiled against.
-func TorchVersion() string { return C.GoString(C.gt_torch_version()) }
+// libtorch.go
 
-// BuildInfo describes the libtorch build (BLAS, OpenMP, CUDA).
-func BuildInfo() string { return C.GoString(C.gt_build_info()) }
+func torchVersion() string { return C.GoString(C.gt_torch_version()) }
 
-// HasFusedAttention reports whether ScaledDotProductAttention has a fused
-// kernel in this torch (2.0 and later); before, it computes the same result
-// through the math path.
-func HasFusedAttention() bool { return C.gt_has_fused_attention() != 0 }
+func buildInfo() string { return C.GoString(C.gt_build_info()) }
 
-// LiveHandles is the number of tensor and generator handles alive in the
-// shim; see gotchtest for the leak check built on it.
-func LiveHandles() int64 { return int64(C.gt_live_handles()) }
+func hasFusedAttention() bool { return C.gt_has_fused_attention() != 0 }
 
-// SetNumThreads sets libtorch's number of intra-op threads. libtorch keeps
-// the count per OS thread; the shim applies it to each OS thread before
-// that thread's next op, so it holds whichever thread Go runs a call on
-// (gotch sets it at init, from GOLENS_NUM_THREADS or its platform default).
-func SetNumThreads(n int) error {
+func liveHandles() int64 { return int64(C.gt_live_handles()) }
+
+func setNumThreads(n int) error {
 	if e := C.gt_set_num_threads(C.int32_t(n)); e != nil {
 		return opError("SetNumThreads", e)
 	}
 	return nil
 }
 
-// NumThreads is libtorch's number of intra-op threads.
-func NumThreads() int { return int(C.gt_get_num_threads()) }
+func numThreads() int { return int(C.gt_get_num_threads()) }
 
-// ManualSeed seeds libtorch's global generators (CPU and every CUDA device).
-func ManualSeed(seed uint64) error {
+func manualSeed(seed uint64) error {
 	if e := C.gt_manual_seed(C.uint64_t(seed)); e != nil {
 		return opError("ManualSeed", e)
 	}
 	return nil
 }
+
+// tensor.go
+
+func freeLeaked(p C.gt_tensor) {
+	C.gt_tensor_free(p)
+	gcFreed.Add(1)
+}
+
+func newTensor(out *C.gt_out, s *Scope) *Tensor {
+	if out.tensor == nil {
+		return nil // an undefined result, such as a missing gradient
+	}
+	t := &Tensor{}
+	t.p.Store((*byte)(unsafe.Pointer(out.tensor)))
+	t.refresh(out)
+	t.cleanup = runtime.AddCleanup(t, freeLeaked, out.tensor)
+	if s != nil {
+		s.add(t)
+	}
+	return t
+}
+
+func newTensorList(outs *C.gt_out, n C.int32_t, s *Scope) []*Tensor {
+	if outs == nil {
+		return nil
+	}
+	defer C.free(unsafe.Pointer(outs))
+	res := make([]*Tensor, n)
+	for i, o := range unsafe.Slice(outs, int(n)) {
+		res[i] = newTensor(&o, s)
+	}
+	return res
+}
+
+func (t *Tensor) refresh(out *C.gt_out) {
+	n := int(out.ndim)
+	t.shape = make([]int64, n)
+	for i := range n {
+		t.shape[i] = int64(out.shape[i])
+	}
+	t.dtype = DType(out.dtype)
+	t.device = Device{DeviceType(out.device_type), int(out.device_index)}
+	t.requiresGrad = out.requires_grad != 0
+}
+
+func (t *Tensor) ptr() C.gt_tensor { return C.gt_tensor(t.handle()) }
+
+func freeTensor(p unsafe.Pointer) { C.gt_tensor_free(C.gt_tensor(p)) }
+
+// generator.go
+
+func newGenerator(seed uint64) (*Generator, error) {
+	var p C.gt_generator
+	if e := C.gt_generator_new(&p, C.uint64_t(seed)); e != nil {
+		return nil, opError("NewGenerator", e)
+	}
+	g := &Generator{}
+	g.p.Store((*byte)(unsafe.Pointer(p)))
+	g.cleanup = runtime.AddCleanup(g, func(p C.gt_generator) { C.gt_generator_free(p); gcFreed.Add(1) }, p)
+	return g, nil
+}
+
+func (g *Generator) ptr() C.gt_generator { return C.gt_generator(g.handle()) }
+
+func freeGenerator(p unsafe.Pointer) { C.gt_generator_free(C.gt_generator(p)) }
+
+// data.go
+
+// copyFrom makes a tensor from n elements at p; fromData checked them.
+func copyFrom(p unsafe.Pointer, shape []int64, dtype DType, dev Device) (*Tensor, error) {
+	var out C.gt_out
+	e := C.gt_from_data(&out, p, cInts(shape), C.int32_t(len(shape)), C.int32_t(dtype), C.int32_t(dev.Type), C.int32_t(dev.Index))
+	if e != nil {
+		return nil, opError("FromSlice", e)
+	}
+	return newTensor(&out, nil), nil
+}
+
+func copyTo(t *Tensor, dst unsafe.Pointer, nbytes int, dtype DType) error {
+	if e := C.gt_copy_to(t.ptr(), dst, C.int64_t(nbytes), C.int32_t(dtype)); e != nil {
+		return opError("ToSlice", e, t)
+	}
+	return nil
+}
+
+// grad.go
+
+func withGradMode(enabled bool, fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	prev := C.gt_set_grad_enabled(cBool(enabled))
+	defer C.gt_set_grad_enabled(prev)
+	return fn()
+}
+
+func isGradEnabled() bool { return C.gt_is_grad_enabled() != 0 }
+
+// device.go
+
+func hasDevice(t DeviceType) bool { return C.gt_has_device(C.int32_t(t)) != 0 }
+
+// errors.go
+
+// codeErrors maps the shim's gt_error_code to the sentinel an Error wraps.
+var codeErrors = map[C.int32_t]error{
+	C.GT_ERR_NOT_COMPILED:  ErrNotCompiled,
+	C.GT_ERR_NO_DEVICE:     ErrNoDevice,
+	C.GT_ERR_OUT_OF_MEMORY: ErrOutOfMemory,
+}
+
+// opError converts and frees the shim's error: the one place a C error
+// becomes a Go error.
+func opError(op string, e C.gt_error, operands ...*Tensor) error {
+	msg, code := C.GoString(e.message), e.code
+	C.gt_error_free(e)
+	return &Error{Op: op, Args: describe(operands), Msg: msg, Err: codeErrors[code]}
+}
+
+func tensorList(op, name string, ts []*Tensor) ([]C.gt_tensor, error) {
+	hs := make([]C.gt_tensor, len(ts))
+	for i, t := range ts {
+		if err := needTensor(op, fmt.Sprintf("%s[%d]", name, i), t); err != nil {
+			return nil, err
+		}
+		hs[i] = t.ptr()
+	}
+	return hs, nil
+}
+
+// Conversions for the generated ops.
 
 func cBool(b bool) C.int32_t {
 	if b {

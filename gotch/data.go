@@ -1,13 +1,5 @@
 package gotch
 
-// /* The shim copies the data during the call and keeps no pointer to it. */
-// #cgo noescape gt_from_data
-// #cgo nocallback gt_from_data
-// #cgo noescape gt_copy_to
-// #cgo nocallback gt_copy_to
-// #include "golens_torch.h"
-import "C"
-
 import (
 	"fmt"
 	"unsafe"
@@ -47,12 +39,7 @@ func fromData(p unsafe.Pointer, n int, shape []int64, dtype DType, dev Device) (
 	if want := numel(shape); want != int64(n) {
 		return nil, &Error{Op: "FromSlice", Msg: fmt.Sprintf("%d values do not fill shape %v (%d elements)", n, shape, want)}
 	}
-	var out C.gt_out
-	e := C.gt_from_data(&out, p, cInts(shape), C.int32_t(len(shape)), C.int32_t(dtype), C.int32_t(dev.Type), C.int32_t(dev.Index))
-	if e != nil {
-		return nil, opError("FromSlice", e)
-	}
-	return newTensor(&out, nil), nil
+	return copyFrom(p, shape, dtype, dev)
 }
 
 // ToSlice copies t's elements, row-major, converted to T, into a new slice.
@@ -85,13 +72,6 @@ func (t *Tensor) Bytes() ([]byte, error) {
 		return nil, err
 	}
 	return dst, nil
-}
-
-func copyTo(t *Tensor, dst unsafe.Pointer, nbytes int, dtype DType) error {
-	if e := C.gt_copy_to(t.ptr(), dst, C.int64_t(nbytes), C.int32_t(dtype)); e != nil {
-		return opError("ToSlice", e, t)
-	}
-	return nil
 }
 
 // Item is the value of a one-element tensor as a float64.

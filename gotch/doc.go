@@ -2,8 +2,12 @@
 // dtypes and devices, the ops a transformer and its analysis need, autograd,
 // and explicit memory ownership.
 //
-// Every op crosses into libtorch through a small C ABI (csrc/golens_torch.h)
-// built into libgolens_torch by ./build.sh. An op comes in two forms:
+// Every op crosses into libtorch through a small C ABI (csrc/golens_torch.h),
+// whose C++ cgo compiles into the package (shim.cpp; cgo.go says how it
+// finds libtorch). Built without cgo (CGO_ENABLED=0), gotch and everything
+// above it still compile, with the same API, but every op and entry point
+// returns an error wrapping ErrNoCgo, which says how to get a build that
+// has libtorch (Available checks up front). An op comes in two forms:
 // x.Matmul(y) returns (*Tensor, error), and x.MustMatmul(y) panics with a
 // *Error; model code uses the Must forms inside a function that recovers
 // them with Try, so library callers always get an error.

@@ -1,9 +1,5 @@
 package gotch
 
-// #include <stdlib.h>
-// #include "golens_torch.h"
-import "C"
-
 import (
 	"errors"
 	"fmt"
@@ -24,13 +20,21 @@ var (
 	// ErrOutOfMemory is wrapped by the error of a call whose allocator, on
 	// the host or a device, ran out of memory.
 	ErrOutOfMemory = errors.New("out of memory")
+	// ErrNoCgo is wrapped by the error of every op and entry point of a
+	// golens built without cgo (CGO_ENABLED=0), which has no libtorch to
+	// run them; Available returns it. Its message says how to build one
+	// that has.
+	ErrNoCgo = errors.New(`golens needs cgo and libtorch: build with CGO_ENABLED=1 and a C++ compiler, with libtorch installed (Debian/Ubuntu: apt-get install libtorch-dev; elsewhere: eval "$(go run github.com/golens/golens/cmd/golens-env)")`)
 )
 
-// codeErrors maps the shim's gt_error_code to the sentinel an Error wraps.
-var codeErrors = map[C.int32_t]error{
-	C.GT_ERR_NOT_COMPILED:  ErrNotCompiled,
-	C.GT_ERR_NO_DEVICE:     ErrNoDevice,
-	C.GT_ERR_OUT_OF_MEMORY: ErrOutOfMemory,
+// Available reports whether this build of golens can run ops: nil when it
+// was built with cgo, which links libtorch in, else ErrNoCgo. Programs that
+// want to fail before doing any other work call it first.
+func Available() error {
+	if cgoEnabled {
+		return nil
+	}
+	return ErrNoCgo
 }
 
 // Error is an op's failure: ATen's message (without the C++ backtrace) with
@@ -48,14 +52,6 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// opError converts and frees the shim's error: the one place a C error
-// becomes a Go error.
-func opError(op string, e C.gt_error, operands ...*Tensor) error {
-	msg, code := C.GoString(e.message), e.code
-	C.gt_error_free(e)
-	return &Error{Op: op, Args: describe(operands), Msg: msg, Err: codeErrors[code]}
-}
-
 func describe(ts []*Tensor) []string {
 	var out []string
 	for _, t := range ts {
@@ -72,7 +68,7 @@ func needTensor(op, name string, t *Tensor) error {
 	if t == nil {
 		return &Error{Op: op, Msg: fmt.Sprintf("argument %s is a nil *Tensor", name)}
 	}
-	if t.ptr() == nil {
+	if t.handle() == nil {
 		return &Error{Op: op, Args: []string{t.spec()}, Msg: fmt.Sprintf("argument %s was freed", name), Err: ErrFreed}
 	}
 	return nil
@@ -83,17 +79,6 @@ func optTensor(op, name string, t *Tensor) error {
 		return nil
 	}
 	return needTensor(op, name, t)
-}
-
-func tensorList(op, name string, ts []*Tensor) ([]C.gt_tensor, error) {
-	hs := make([]C.gt_tensor, len(ts))
-	for i, t := range ts {
-		if err := needTensor(op, fmt.Sprintf("%s[%d]", name, i), t); err != nil {
-			return nil, err
-		}
-		hs[i] = t.ptr()
-	}
-	return hs, nil
 }
 
 func must(err error) {

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package gotch_test
 
 // Errors: every bad input comes back as an error that names the problem,

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package gotch_test
 
 // Grad mode: libtorch keeps it per OS thread and goroutines hop between

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package gotch_test
 
 // Shared helpers of the op tests: a per-test scope on the device under

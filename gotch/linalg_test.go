@@ -1,3 +1,5 @@
+//go:build cgo
+
 package gotch_test
 
 // Linear algebra: Svd, Svdvals, Eigvals, Eigh, Qr and Inv, checked through

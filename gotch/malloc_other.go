@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux || !cgo
 
 package gotch
 
@@ -7,5 +7,11 @@ package gotch
 const MallocEnv = "GOLENS_MALLOC"
 
 // MallocTuning says how gotch set up the C heap that libtorch's CPU
-// tensors come from: only glibc's is tuned (see malloc_linux.go).
-func MallocTuning() string { return "the C library's defaults (not glibc)" }
+// tensors come from: only glibc's is tuned (see malloc_linux.go), and
+// without cgo there is none.
+func MallocTuning() string {
+	if !cgoEnabled {
+		return "no C heap: golens was built without cgo"
+	}
+	return "the C library's defaults (not glibc)"
+}

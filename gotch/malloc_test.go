@@ -13,7 +13,7 @@ import (
 func TestMallocTuning(t *testing.T) {
 	got := MallocTuning()
 	t.Logf("malloc: %s", got)
-	if runtime.GOOS != "linux" || strings.Contains(got, "not glibc") {
+	if !cgoEnabled || runtime.GOOS != "linux" || strings.Contains(got, "not glibc") {
 		return
 	}
 	if os.Getenv(MallocEnv) == "system" {

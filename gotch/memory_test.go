@@ -1,3 +1,5 @@
+//go:build cgo
+
 package gotch_test
 
 // Memory: explicit Free and scopes release every handle on every path

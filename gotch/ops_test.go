@@ -1,3 +1,5 @@
+//go:build cgo
+
 package gotch_test
 
 // Numeric tests of the ops in ops.txt: each result is checked, with its

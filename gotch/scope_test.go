@@ -1,3 +1,5 @@
+//go:build cgo
+
 package gotch_test
 
 // Scopes: who owns an op's result, how tensors move between scopes, and

@@ -1,10 +1,5 @@
 package gotch
 
-// #cgo nocallback gt_tensor_free
-// #include <stdlib.h>
-// #include "golens_torch.h"
-import "C"
-
 import (
 	"fmt"
 	"runtime"
@@ -34,53 +29,13 @@ var gcFreed atomic.Int64
 // the garbage collector's safety net. Correct code keeps it at zero.
 func GCFreed() int64 { return gcFreed.Load() }
 
-func freeLeaked(p C.gt_tensor) {
-	C.gt_tensor_free(p)
-	gcFreed.Add(1)
-}
-
-func newTensor(out *C.gt_out, s *Scope) *Tensor {
-	if out.tensor == nil {
-		return nil // an undefined result, such as a missing gradient
-	}
-	t := &Tensor{}
-	t.p.Store((*byte)(unsafe.Pointer(out.tensor)))
-	t.refresh(out)
-	t.cleanup = runtime.AddCleanup(t, freeLeaked, out.tensor)
-	if s != nil {
-		s.add(t)
-	}
-	return t
-}
-
-func newTensorList(outs *C.gt_out, n C.int32_t, s *Scope) []*Tensor {
-	if outs == nil {
-		return nil
-	}
-	defer C.free(unsafe.Pointer(outs))
-	res := make([]*Tensor, n)
-	for i, o := range unsafe.Slice(outs, int(n)) {
-		res[i] = newTensor(&o, s)
-	}
-	return res
-}
-
-func (t *Tensor) refresh(out *C.gt_out) {
-	n := int(out.ndim)
-	t.shape = make([]int64, n)
-	for i := range n {
-		t.shape[i] = int64(out.shape[i])
-	}
-	t.dtype = DType(out.dtype)
-	t.device = Device{DeviceType(out.device_type), int(out.device_index)}
-	t.requiresGrad = out.requires_grad != 0
-}
-
-func (t *Tensor) ptr() C.gt_tensor {
+// handle is the tensor's gt_tensor; nil once freed or for a nil Tensor.
+// cgo.go makes tensors and converts it (ptr) for the shim.
+func (t *Tensor) handle() unsafe.Pointer {
 	if t == nil {
 		return nil
 	}
-	return C.gt_tensor(unsafe.Pointer(t.p.Load()))
+	return unsafe.Pointer(t.p.Load())
 }
 
 // CHandle is the tensor's gt_tensor handle (golens_torch.h), for C and
@@ -88,7 +43,7 @@ func (t *Tensor) ptr() C.gt_tensor {
 // freed. The handle stays the tensor's: the caller must not free it, and it
 // is valid only until Free, so keep t alive (runtime.KeepAlive) while C
 // code uses it.
-func (t *Tensor) CHandle() unsafe.Pointer { return unsafe.Pointer(t.ptr()) }
+func (t *Tensor) CHandle() unsafe.Pointer { return t.handle() }
 
 // Free releases the tensor's handle; the memory goes when nothing else
 // (a view, the autograd graph) refers to it. Free is idempotent and safe on
@@ -99,12 +54,12 @@ func (t *Tensor) Free() {
 	}
 	if p := t.p.Swap(nil); p != nil {
 		t.cleanup.Stop()
-		C.gt_tensor_free(C.gt_tensor(unsafe.Pointer(p)))
+		freeTensor(unsafe.Pointer(p))
 	}
 }
 
 // Freed reports whether Free was called (directly or by a Scope).
-func (t *Tensor) Freed() bool { return t.ptr() == nil }
+func (t *Tensor) Freed() bool { return t.handle() == nil }
 
 // Shape returns a copy of the sizes.
 func (t *Tensor) Shape() []int64 { return append([]int64(nil), t.shape...) }
@@ -137,7 +92,7 @@ func (t *Tensor) Scope() *Scope { return t.scope.Load() }
 
 func (t *Tensor) spec() string {
 	s := fmt.Sprintf("%s%v %s", t.dtype, t.shape, t.device)
-	if t.ptr() == nil {
+	if t.handle() == nil {
 		s += " (freed)"
 	}
 	return s

@@ -50,6 +50,9 @@ var knownModels = map[string][]string{
 // distilgpt2, ...) found in the local Hugging Face cache or downloaded.
 // Weights are processed as from_pretrained does unless NoProcessing.
 func Load(ctx context.Context, model string, opts ...Option) (*HookedTransformer, error) {
+	if err := gotch.Available(); err != nil { // before any download
+		return nil, fmt.Errorf("load %q: %w", model, err)
+	}
 	o := collect(opts)
 	path, err := locate(ctx, model, o)
 	if err != nil {

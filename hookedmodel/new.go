@@ -41,6 +41,9 @@ func WithDType(dtype string) Option { return func(o *options) { o.dtype = dtype 
 // "gpt2" init mode does: every W_ normal with standard deviation
 // initializer_range, biases zero, LayerNorm weights one.
 func New(cfg Config, opts ...Option) (m *HookedTransformer, err error) {
+	if err := gotch.Available(); err != nil {
+		return nil, fmt.Errorf("new model: %w", err)
+	}
 	o := collect(opts)
 	if o.dtype != "" {
 		cfg.DType = o.dtype

@@ -5,10 +5,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 
+	"github.com/golens/golens/gotch"
 	"github.com/spf13/cobra"
 )
 
@@ -22,16 +24,45 @@ func newRoot() *cobra.Command {
 		Short:         "TransformerLens for Go: hooked transformers on libtorch",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Built without cgo, a command that needs libtorch fails before it
+		// reads or downloads anything.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if needsTorch(cmd) {
+				return gotch.Available()
+			}
+			return nil
+		},
 	}
 	root.AddCommand(newVersionCmd(), newRunCmd(), newCacheCmd(), newAblateCmd(), newTokenizeCmd(), newGenerateCmd(), newAnalyzeCmd(), newTrainCmd(), newDemoCmd(), newBenchCmd())
 	return root
+}
+
+// needsTorch reports whether cmd needs libtorch: every command but
+// tokenize and cobra's help and completion.
+func needsTorch(cmd *cobra.Command) bool {
+	for c := cmd; c != nil; c = c.Parent() {
+		switch c.Name() {
+		case "tokenize", "help", "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+			return false
+		}
+	}
+	return true
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "golens:", err)
+		fmt.Fprintln(os.Stderr, errorLine(err))
 		os.Exit(1)
 	}
+}
+
+// errorLine is the line golens prints for err. Built without cgo, it is
+// gotch.ErrNoCgo's message alone, which says how to get a build that works.
+func errorLine(err error) string {
+	if errors.Is(err, gotch.ErrNoCgo) {
+		return gotch.ErrNoCgo.Error()
+	}
+	return "golens: " + err.Error()
 }
