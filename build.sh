@@ -7,7 +7,7 @@
 #   ./build.sh bench          benchmarks (Go against the C++ floor) -> bench/out
 #   ./build.sh golens ARGS... build if needed, then run the CLI
 #   ./build.sh gpu-bundle [DIR]  carried test binaries + shim sources + runbook
-#   ./build.sh floor          the shim and libgolens_floor (bench/floor's C++ floor)
+#   ./build.sh floor          libgolens_floor (bench/floor's C++ floor) -> bench/floor/lib
 #
 # libtorch is looked for in $LIBTORCH, then in python3's torch package, then
 # in the system; on Debian/Ubuntu as root, libtorch-dev is installed when
@@ -158,23 +158,30 @@ build_shim() {
   say "built $lib"
 }
 
-# libgolens_floor: the C++ floor (bench/cpp/gpt2_floor.h) as a library that
-# bench/floor loads into a golens process, to time it beside golens on the
-# same weights; built with the shim's flags, next to it.
+# libgolens_floor: the C++ floor (bench/cpp/gpt2_floor.h) as a golens
+# extension (gotch/csrc/golens_torch_ext.h) that bench/floor loads into a
+# golens process, to time it beside golens on the same weights. It links
+# libtorch only, so it needs no shim; built against the torch found (which
+# must be the one golens runs on: gotch checks) into bench/floor/lib, where
+# bench/floor's Path looks.
 build_floor() {
-  build_shim
-  local lib stamp std src=$ROOT/bench/cpp
-  lib=$(shim_lib); lib=${lib/golens_torch/golens_floor}
-  stamp=$( { cat "$src/gpt2_floor.h" "$src/floor_lib.cpp" "$LIBDIR/.stamp"; } | sha256sum | cut -c1-16)
-  if [ -f "$lib" ] && [ "$(cat "$LIBDIR/.floor-stamp" 2>/dev/null)" = "$stamp" ]; then
+  find_torch
+  find_cuda
+  local lib stamp std src=$ROOT/bench/cpp dir=$ROOT/bench/floor/lib
+  lib=$dir/libgolens_floor.so; [ "$(uname)" = Darwin ] && lib=$dir/libgolens_floor.dylib
+  stamp=$( { cat "$src/gpt2_floor.h" "$src/floor_lib.cpp" "$CSRC/golens_torch.h" "$CSRC/golens_torch_ext.h"; \
+             echo "$TORCH_INCS $TORCH_LIB $TORCH_ABI $CUDA_FLAGS ${CXX:-g++}"; \
+             cat "${TORCH_INCS##* }/torch/version.h" 2>/dev/null || true; } | sha256sum | cut -c1-16)
+  if [ -f "$lib" ] && [ "$(cat "$dir/.stamp" 2>/dev/null)" = "$stamp" ]; then
     return 0
   fi
-  say "compiling the in-process C++ floor (bench/cpp/floor_lib.cpp)"
+  say "compiling the in-process C++ floor (bench/cpp/floor_lib.cpp) against $TORCH_FROM"
+  mkdir -p "$dir"
   for std in c++17 c++20; do # as the shim
     # shellcheck disable=SC2046
     ${CXX:-g++} $(shim_cxxflags $std) -I"$src" -shared -o "$lib" "$src/floor_lib.cpp" \
-      -L"$LIBDIR" -L"$TORCH_LIB" -Wl,-rpath,"$LIBDIR" -Wl,-rpath,"$TORCH_LIB" -lgolens_torch -ltorch_cpu -lc10 &&
-      { echo "$stamp" >"$LIBDIR/.floor-stamp"; return 0; }
+      -L"$TORCH_LIB" -Wl,-rpath,"$TORCH_LIB" -ltorch_cpu -lc10 &&
+      { echo "$stamp" >"$dir/.stamp"; say "built $lib"; return 0; }
   done
   die "bench/cpp/floor_lib.cpp does not compile against $TORCH_FROM"
 }

@@ -27,6 +27,15 @@
 // Yield between them, so that Go's scheduler does not take it for a stuck
 // one and preempt it inside every op. C and C++ code built against the shim
 // reaches a tensor through CHandle.
+//
+// An extension runs a program's own ATen code on golens's tensors: a C++
+// library built against libtorch and csrc/golens_torch_ext.h (its header
+// opens with a worked example), which reaches a tensor's at::Tensor through
+// gt_ext_tensor and turns C++ exceptions into returned messages.
+// OpenExtension loads it, checking that it was built against this golens's
+// torch version; Extension.Call runs one of its functions on tensors and
+// integers, with golens's intra-op thread count applied to the calling
+// thread. bench/floor's C++ forward is one.
 package gotch
 
 //go:generate go run ./internal/opgen

@@ -1,47 +1,48 @@
-// floor_lib.cpp: libgolens_floor, the C++ floor (gpt2_floor.h) as a shared
-// library that a golens process loads (bench/floor) to run the floor on
-// golens's own weight tensors, alternating with golens's passes. Measured
-// so, both sides share the process, the heap, the threads and the very
-// weight memory: the ratio is what golens's Go layer adds, not how two
-// processes happened to be placed.
+// floor_lib.cpp: libgolens_floor, the C++ floor (gpt2_floor.h) as a golens
+// extension (gotch/csrc/golens_torch_ext.h) that a golens process loads
+// (bench/floor, through gotch.OpenExtension) to run the floor on golens's
+// own weight tensors, alternating with golens's passes. Measured so, both
+// sides share the process, the heap, the threads and the very weight
+// memory: the ratio is what golens's Go layer adds, not how two processes
+// happened to be placed.
 //
-// The C ABI follows golens_torch.h's conventions (gt_error, gt_tensor
-// handles the caller owns); it reads the handles through the shim's
-// internal header, so it is built against the same shim and torch.
-#include <exception>
+// It links libtorch only and reaches golens's tensors through the
+// extension header's accessor, so it must be built against the torch golens
+// runs on (gotch checks the version when it loads it): ./build.sh floor.
+// Its three functions are gt_ext_fn; the model lives behind the state slot.
 #include <memory>
 
+#include "golens_torch_ext.h"
 #include "gpt2_floor.h"
-#include "shim.h"
+
+GT_EXTENSION()
 
 extern "C" {
 
-typedef struct floor_model_s *floor_model;
+// floor_model_new builds a floor model in *state over tensors, the params,
+// which it shares (no copy), in this order: W_E [vocab d_model], W_pos
+// [n_ctx d_model]; per block ln1.w, ln1.b, W_QKV [3·heads·d_head d_model],
+// b_QKV, W_O, b_O and, unless attn_only, ln2.w, ln2.b, W_in, b_in, W_out,
+// b_out; then ln_final.w, ln_final.b, W_U [vocab_out d_model], b_U.
+// ints: {heads, attn_only, shortformer}. *state must be empty; the caller
+// frees the model with floor_model_free.
+GT_EXT_EXPORT char *floor_model_new(void **state, const gt_tensor *tensors, int32_t n_tensors, const int64_t *ints,
+                                    int32_t n_ints);
 
-// The handles' ABI this library was compiled against.
-int32_t floor_abi_version(void) { return GT_ABI_VERSION; }
+// floor_forward runs the floor's forward of the model in *state on
+// tensors[0], tokens [batch pos] (int64). With tensors[1] non-NULL it
+// copies the result into that tensor (for the check); with NULL the result
+// is dropped, inside the call, as golens's benchmark frees its logits
+// inside the timed pass. No ints.
+GT_EXT_EXPORT char *floor_forward(void **state, const gt_tensor *tensors, int32_t n_tensors, const int64_t *ints,
+                                  int32_t n_ints);
 
-// floor_model_new builds a floor model over params, which it shares (no
-// copy), in this order: W_E [vocab d_model], W_pos [n_ctx d_model]; per
-// block ln1.w, ln1.b, W_QKV [3·heads·d_head d_model], b_QKV, W_O, b_O and,
-// unless attn_only, ln2.w, ln2.b, W_in, b_in, W_out, b_out; then
-// ln_final.w, ln_final.b, W_U [vocab_out d_model], b_U.
-gt_error floor_model_new(floor_model *out, const gt_tensor *params, int32_t n, int64_t heads, int32_t attn_only,
-                         int32_t shortformer);
-
-// floor_forward runs the floor's forward on tokens [batch pos] (int64).
-// With logits non-NULL it copies the result into that tensor (for the
-// check); with NULL the result is dropped, inside the call, as golens's
-// benchmark frees its logits inside the timed pass.
-gt_error floor_forward(floor_model m, gt_tensor tokens, gt_tensor logits);
-
-void floor_model_free(floor_model m);
+// floor_model_free frees the model in *state (its references to the
+// weights) and empties the slot; an empty slot is allowed.
+GT_EXT_EXPORT char *floor_model_free(void **state, const gt_tensor *tensors, int32_t n_tensors, const int64_t *ints,
+                                     int32_t n_ints);
 
 }  // extern "C"
-
-struct floor_model_s {
-  gpt2_floor::Model model;
-};
 
 namespace {
 
@@ -85,28 +86,39 @@ gpt2_floor::Model model_from(const std::vector<at::Tensor> &p, int64_t heads, bo
 
 }  // namespace
 
-gt_error floor_model_new(floor_model *out, const gt_tensor *params, int32_t n, int64_t heads, int32_t attn_only,
-                         int32_t shortformer) {
-  GT_TRY({
-    TORCH_CHECK(out != nullptr, "floor_model_new: out is NULL");
-    *out = nullptr;
-    auto m = std::make_unique<floor_model_s>();
-    m->model = model_from(gt::list(params, n, "params"), heads, attn_only != 0, shortformer != 0);
-    *out = m.release();
+char *floor_model_new(void **state, const gt_tensor *tensors, int32_t n_tensors, const int64_t *ints,
+                      int32_t n_ints) {
+  GT_EXT_TRY({
+    TORCH_CHECK(*state == nullptr, "floor_model_new: the state slot already holds a model");
+    TORCH_CHECK(n_ints == 3, "floor_model_new: want 3 ints (heads, attn_only, shortformer), got ", n_ints);
+    std::vector<at::Tensor> params;
+    params.reserve(n_tensors);
+    for (int32_t i = 0; i < n_tensors; i++) {
+      TORCH_CHECK(tensors[i] != nullptr, "floor_model_new: params[", i, "] is a nil tensor");
+      params.push_back(gt_ext_tensor(tensors[i], "params"));
+    }
+    auto m = std::make_unique<gpt2_floor::Model>(model_from(params, ints[0], ints[1] != 0, ints[2] != 0));
+    *state = m.release();
   })
 }
 
-gt_error floor_forward(floor_model m, gt_tensor tokens, gt_tensor logits) {
-  GT_TRY({
-    TORCH_CHECK(m != nullptr, "floor_forward: the model is NULL");
-    at::Tensor out = gpt2_floor::forward(m->model, gt::arg(tokens, "tokens"));
-    if (logits) {
-      at::Tensor &dst = const_cast<at::Tensor &>(gt::arg(logits, "logits"));
-      TORCH_CHECK(dst.sizes() == out.sizes() && dst.scalar_type() == out.scalar_type(), "floor_forward: logits is ",
-                  dst.scalar_type(), dst.sizes(), ", the forward gives ", out.scalar_type(), out.sizes());
-      dst.copy_(out);
+char *floor_forward(void **state, const gt_tensor *tensors, int32_t n_tensors, const int64_t *, int32_t) {
+  GT_EXT_TRY({
+    TORCH_CHECK(*state != nullptr, "floor_forward: no model (freed, or never made)");
+    TORCH_CHECK(n_tensors == 2, "floor_forward: want 2 tensors (tokens, logits or NULL), got ", n_tensors);
+    const auto &model = *static_cast<gpt2_floor::Model *>(*state);
+    at::Tensor out = gpt2_floor::forward(model, gt_ext_tensor(tensors[0], "tokens"));
+    if (auto dst = gt_ext_opt_tensor(tensors[1])) {
+      TORCH_CHECK(dst->sizes() == out.sizes() && dst->scalar_type() == out.scalar_type(), "floor_forward: logits is ",
+                  dst->scalar_type(), dst->sizes(), ", the forward gives ", out.scalar_type(), out.sizes());
+      dst->copy_(out);
     }
   })
 }
 
-void floor_model_free(floor_model m) { delete m; }
+char *floor_model_free(void **state, const gt_tensor *, int32_t, const int64_t *, int32_t) {
+  GT_EXT_TRY({
+    delete static_cast<gpt2_floor::Model *>(*state);
+    *state = nullptr;
+  })
+}

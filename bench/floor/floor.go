@@ -1,71 +1,26 @@
 package floor
 
-/*
-#cgo CFLAGS: -I${SRCDIR}/../../gotch/csrc
-#cgo LDFLAGS: -L${SRCDIR}/../../gotch/lib -lgolens_torch -Wl,-rpath,${SRCDIR}/../../gotch/lib -ldl
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <stdlib.h>
-#include <string.h>
-#include "golens_torch.h"
-
-typedef struct floor_model_s *floor_model;
-
-typedef struct {
-	int32_t (*abi)(void);
-	gt_error (*model_new)(floor_model *, const gt_tensor *, int32_t, int64_t, int32_t, int32_t);
-	gt_error (*forward)(floor_model, gt_tensor, gt_tensor);
-	void (*model_free)(floor_model);
-} floor_lib;
-
-// The path of the loaded shim, where build.sh puts the floor too.
-static const char *floor_shim_path(void) {
-	Dl_info info;
-	if (dladdr((void *)gt_abi_version, &info) && info.dli_fname) return info.dli_fname;
-	return NULL;
-}
-
-// Loads the library at path into lib; returns NULL or dlerror's message.
-static const char *floor_open(const char *path, floor_lib *lib) {
-	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!h) return dlerror();
-	lib->abi = (int32_t (*)(void))dlsym(h, "floor_abi_version");
-	lib->model_new = (gt_error (*)(floor_model *, const gt_tensor *, int32_t, int64_t, int32_t, int32_t))dlsym(h, "floor_model_new");
-	lib->forward = (gt_error (*)(floor_model, gt_tensor, gt_tensor))dlsym(h, "floor_forward");
-	lib->model_free = (void (*)(floor_model))dlsym(h, "floor_model_free");
-	if (!lib->abi || !lib->model_new || !lib->forward || !lib->model_free) {
-		dlclose(h);
-		return "a floor_* symbol is missing";
-	}
-	return NULL;
-}
-
-static int32_t floor_abi(floor_lib *l) { return l->abi(); }
-static gt_error floor_new(floor_lib *l, floor_model *out, const gt_tensor *p, int32_t n, int64_t heads, int32_t attn_only, int32_t shortformer) {
-	return l->model_new(out, p, n, heads, attn_only, shortformer);
-}
-static gt_error floor_fwd(floor_lib *l, floor_model m, gt_tensor tokens, gt_tensor logits) { return l->forward(m, tokens, logits); }
-static void floor_free(floor_lib *l, floor_model m) { l->model_free(m); }
-*/
-import "C"
-
 import (
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
-	"unsafe"
 
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel"
 )
 
 // Lib is a loaded libgolens_floor.
-type Lib struct{ c C.floor_lib }
+type Lib struct{ ext *gotch.Extension }
 
 // Path is where Open looks by default: $GOLENS_FLOOR_LIB, else
-// libgolens_floor next to the loaded shim (gotch/lib after ./build.sh).
+// lib/libgolens_floor.so (.dylib on macOS) in this package's source folder,
+// where ./build.sh floor puts it. The source folder is the one this file
+// was compiled from, so `go test ./bench/floor/` and any binary built in the
+// checkout find it; a binary built with -trimpath knows no folder and looks
+// in lib/ under its working directory (bench/gpu/run.sh sets
+// $GOLENS_FLOOR_LIB instead).
 func Path() string {
 	if p := os.Getenv("GOLENS_FLOOR_LIB"); p != "" {
 		return p
@@ -74,17 +29,18 @@ func Path() string {
 	if runtime.GOOS == "darwin" {
 		name = "libgolens_floor.dylib"
 	}
-	shim := C.floor_shim_path()
-	if shim == nil {
-		return name // the loader's own search
+	dir := "lib"
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		dir = filepath.Join(filepath.Dir(file), "lib")
 	}
-	return filepath.Join(filepath.Dir(C.GoString(shim)), name)
+	return filepath.Join(dir, name)
 }
 
 // ErrNotBuilt is returned by Open when the library file does not exist.
 var ErrNotBuilt = errors.New("libgolens_floor is not built (./build.sh floor)")
 
-// Open loads the floor library at path ("" for Path()).
+// Open loads the floor library at path ("" for Path()) and checks that it
+// was built against this golens's torch.
 func Open(path string) (*Lib, error) {
 	if path == "" {
 		path = Path()
@@ -92,23 +48,18 @@ func Open(path string) (*Lib, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("floor: %s: %w", path, ErrNotBuilt)
 	}
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
-	l := &Lib{}
-	if msg := C.floor_open(cpath, &l.c); msg != nil {
-		return nil, fmt.Errorf("floor: loading %s: %s", path, C.GoString(msg))
+	ext, err := gotch.OpenExtension(path)
+	if err != nil {
+		return nil, fmt.Errorf("floor: %w (./build.sh floor rebuilds it against the torch it finds)", err)
 	}
-	if got := int(C.floor_abi(&l.c)); got != gotch.ABIVersion {
-		return nil, fmt.Errorf("floor: %s was built for shim ABI %d, this golens has %d: rebuild it with ./build.sh floor", path, got, gotch.ABIVersion)
-	}
-	return l, nil
+	return &Lib{ext: ext}, nil
 }
 
 // Model is the floor's forward over a golens model's weights, shared, not
 // copied: both run on the same memory.
 type Model struct {
-	lib *Lib
-	c   C.floor_model
+	lib   *Lib
+	state gotch.ExtState // the C++ model, made by floor_model_new
 }
 
 // NewModel builds the floor over m's weights. The floor implements the
@@ -134,18 +85,16 @@ func (l *Lib) NewModel(m *hookedmodel.HookedTransformer) (*Model, error) {
 		}
 	}
 	params := m.Parameters()
-	handles := make([]C.gt_tensor, len(params))
+	ts := make([]*gotch.Tensor, len(params))
 	for i, p := range params {
 		if p.Tensor.Freed() {
 			return nil, fmt.Errorf("floor: model %q: weight %s is freed", c.ModelName, p.Name)
 		}
-		handles[i] = C.gt_tensor(p.Tensor.CHandle())
+		ts[i] = p.Tensor
 	}
 	f := &Model{lib: l}
-	e := C.floor_new(&l.c, &f.c, unsafe.SliceData(handles), C.int32_t(len(handles)), C.int64_t(c.NHeads),
-		cBool(c.AttnOnly), cBool(c.PositionalEmbeddingType == "shortformer"))
-	runtime.KeepAlive(params)
-	if err := cError(e); err != nil {
+	err := l.ext.Call("floor_model_new", &f.state, ts, int64(c.NHeads), flag(c.AttnOnly), flag(c.PositionalEmbeddingType == "shortformer"))
+	if err != nil {
 		return nil, fmt.Errorf("floor: model %q: %w", c.ModelName, err)
 	}
 	return f, nil
@@ -160,13 +109,11 @@ func (f *Model) Forward(tokens *gotch.Tensor) error { return f.run(tokens, nil) 
 func (f *Model) LogitsInto(tokens, dst *gotch.Tensor) error { return f.run(tokens, dst) }
 
 func (f *Model) run(tokens, dst *gotch.Tensor) error {
-	if f.c == nil {
+	if f.state.Empty() {
 		return errors.New("floor: the model is freed")
 	}
-	e := C.floor_fwd(&f.lib.c, f.c, C.gt_tensor(tokens.CHandle()), C.gt_tensor(dst.CHandle()))
-	runtime.KeepAlive(tokens)
-	runtime.KeepAlive(dst)
-	if err := cError(e); err != nil {
+	st := f.state // the forward only reads it: a copy lets forwards run concurrently
+	if err := f.lib.ext.Call("floor_forward", &st, []*gotch.Tensor{tokens, dst}); err != nil {
 		return fmt.Errorf("floor: forward: %w", err)
 	}
 	return nil
@@ -174,21 +121,14 @@ func (f *Model) run(tokens, dst *gotch.Tensor) error {
 
 // Free releases the floor's references to the weights. Idempotent.
 func (f *Model) Free() {
-	if f.c != nil {
-		C.floor_free(&f.lib.c, f.c)
-		f.c = nil
+	if !f.state.Empty() {
+		// floor_model_free cannot fail; the only error would be a missing
+		// symbol, which Open's library has.
+		_ = f.lib.ext.Call("floor_model_free", &f.state, nil)
 	}
 }
 
-func cError(e C.gt_error) error {
-	if e == nil {
-		return nil
-	}
-	defer C.gt_error_free(e)
-	return errors.New(C.GoString(e.message))
-}
-
-func cBool(b bool) C.int32_t {
+func flag(b bool) int64 {
 	if b {
 		return 1
 	}

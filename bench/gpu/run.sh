@@ -57,6 +57,8 @@ export LD_LIBRARY_PATH="$BUNDLE/gotch/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # the in-process C++ floor (bench/floor), against the same torch
 if (cd "$BUNDLE" && bash ./build.sh floor) >"$OUT/floor-lib-build.log" 2>&1; then
   export GOLENS_REQUIRE_FLOOR=1
+  # where build.sh put it; the -trimpath test binary cannot find its source folder
+  export GOLENS_FLOOR_LIB="$BUNDLE/bench/floor/lib/libgolens_floor.so"
 else
   log "libgolens_floor did not build; see floor-lib-build.log (bench/floor's tests skip)"
 fi

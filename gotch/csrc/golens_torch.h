@@ -140,6 +140,12 @@ int32_t gt_is_grad_enabled(void);
 gt_error gt_set_num_threads(int32_t n);
 /* The number of intra-op threads. */
 int32_t gt_get_num_threads(void);
+/* Gives the calling OS thread the intra-op thread count last set with
+ * gt_set_num_threads: libtorch keeps the count per thread, and a thread that
+ * never got it runs ops on every CPU, beside BLAS's own threads. Every shim
+ * entry does this itself; code that runs ATen for golens outside the shim
+ * (an extension, golens_torch_ext.h) calls it first, on the same thread. */
+void gt_prepare_thread(void);
 /* 1 when this libtorch has a usable device of the type (CUDA needs a GPU
  * and a CUDA build; MPS needs macOS and a MPS build). */
 int32_t gt_has_device(int32_t device_type);

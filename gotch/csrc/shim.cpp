@@ -257,6 +257,13 @@ gt_error gt_set_num_threads(int32_t n) {
 
 int32_t gt_get_num_threads(void) { return at::get_num_threads(); }
 
+void gt_prepare_thread(void) {
+  try {
+    gt::sync_threads();
+  } catch (...) {  // a count the shim already accepted; nothing to report
+  }
+}
+
 int32_t gt_has_device(int32_t device_type) {
   try {
     switch (device_type) {

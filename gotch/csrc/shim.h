@@ -12,14 +12,11 @@
 #include <vector>
 
 #include "golens_torch.h"
+#include "golens_torch_ext.h"  // struct gt_tensor_s, shared with extensions
 
 #define GT_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) ||     \
    (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
-
-struct gt_tensor_s {
-  at::Tensor t;
-};
 
 struct gt_generator_s {
   at::Generator g;
