@@ -216,9 +216,13 @@ func TestAttributionPatchingAgreesWithPatching(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if exact.Clean != attr.Clean || exact.Corrupted != attr.Corrupted {
-			t.Errorf("%v: clean/corrupted metric %.4f/%.4f, attribution's %.4f/%.4f", sw, exact.Clean, exact.Corrupted, attr.Clean, attr.Corrupted)
-		}
+		// Patching's clean and corrupted runs observe no pattern and take the
+		// fused attention kernel; attribution's observe everything and take
+		// the explicit path. They agree as hookedmodel's fusable says: bit for
+		// bit on libtorch 1.13, within float32 rounding on 2.x.
+		t.Logf("%v: clean/corrupted metric %.9g/%.9g, attribution's %.9g/%.9g", sw, exact.Clean, exact.Corrupted, attr.Clean, attr.Corrupted)
+		gotchtest.Close(t, sw.String()+": clean/corrupted metric of patching vs attribution",
+			[]float64{exact.Clean, exact.Corrupted}, []float64{attr.Clean, attr.Corrupted}, 1e-5)
 		change := exact.Patched.Map(func(v float64) float64 { return v - exact.Corrupted })
 		est := attr.Tables[sw]
 		r := Correlation(est.Data, change.Data)

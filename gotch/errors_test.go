@@ -96,8 +96,12 @@ func TestErrorMessages(t *testing.T) {
 	}{
 		{name: "matmul shapes", run: func() error { return drop(a.Matmul(a)) },
 			want: []string{"Matmul(float32[2 3]", "cannot be multiplied", "2x3"}},
+		// torch names the dtype that does not match, in words that change
+		// between versions ("expected scalar type Float but found Long" in
+		// 1.13, "... same dtype, but got: float != long int" in 2.x): "long"
+		// appears only in torch's part of the message.
 		{name: "matmul dtypes", run: func() error { return drop(a.Matmul(ints)) },
-			want: []string{"int64[3 2]", "expected scalar type Float but found Long"}},
+			want: []string{"int64[3 2]", "long"}},
 		{name: "embedding float indices", run: func() error { return drop(gotch.Embedding(a, findex)) },
 			want: []string{"Embedding", "indices", "Long, Int"}},
 		{name: "unknown device", run: func() error { _, err := gotch.ParseDevice("tpu"); return err },

@@ -149,9 +149,16 @@ func (a *Attention) forward(p *pass, qIn, kIn, vIn, keep *gotch.Tensor, past *kv
 	return out
 }
 
-// fusable reports whether the fused kernel computes exactly what the
-// explicit path would: nobody observes scores or pattern, the scale is the
-// kernel's own, and the mask is plain causal (or none).
+// fusable reports whether the fused kernel (scaled_dot_product_attention)
+// may stand in for the explicit path: nobody observes scores or pattern,
+// the scale is the kernel's own, and the mask is plain causal (or none).
+// The kernel computes the same function, not always the same bits: on
+// libtorch 1.13 it is the explicit math (equal bit for bit); on 2.x the
+// CPU kernel works in blocks with an online softmax and differs by float32
+// rounding (2.4e-7 at most on the test models). "Agree" means within 1e-5
+// relative on logits and on metrics computed from them
+// (TestFusedAttentionMatchesExplicit, the patching tests): observing a
+// pattern, which forces the explicit path, may move results by that much.
 func (a *Attention) fusable(p *pass, keep *gotch.Tensor, offset int64) bool {
 	return !p.wants(a.hooks.scores) && !p.wants(a.hooks.pattern) &&
 		keep == nil && offset == 0 && a.attnScale == math.Sqrt(float64(a.dHead))

@@ -44,6 +44,7 @@
 // graph is built (no NoGradGuard on either side).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h> // not included by ATen/ATen.h since 2.0
 #include <glob.h>
 #include <sys/resource.h>
 #include <torch/version.h>

@@ -55,7 +55,7 @@ void bench(const char *op, const char *path, int64_t iters, F f) {
 // Exits on a shim error; the ops here never fail.
 void check(gt_error e) {
   if (e != nullptr) {
-    std::fprintf(stderr, "op_floor: %s\n", e);
+    std::fprintf(stderr, "op_floor: %s\n", e->message);
     std::exit(1);
   }
 }
