@@ -32,6 +32,10 @@
 # per process, after two untimed), BENCH_BLOCK_ROUNDS (3), BENCH_BLOCK_TIME
 # (0.3s).
 set -euo pipefail
+# The benchmarks' processes opt in to what golens's CLI opts in to: the
+# recommended intra-op thread count and the tuned C heap (gotch changes
+# neither by itself).
+export GOLENS_NUM_THREADS=${GOLENS_NUM_THREADS:-auto} GOLENS_MALLOC=${GOLENS_MALLOC:-tuned}
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -110,7 +114,7 @@ done
 # GOLENS_NUM_THREADS); rows "golens gpt2 NAME tN" and "cpp gpt2 forward tN",
 # with the median wall and CPU time of one pass, and the page faults per
 # pass in the allocs column.
-info=$(gotch_test -test.run '^Test(DefaultThreadsApplied|MallocTuning)$' -test.v)
+info=$(gotch_test -test.run '^Test(RecommendedThreadsApplied|MallocTuning)$' -test.v)
 GPT2_MALLOC=$(sed -nE 's/.*malloc: //p' <<<"$info")
 GPT2_THREADS=$(sed -nE 's/.*intra-op threads: ([0-9]+).*/\1/p' <<<"$info")
 GPT2_BLAS=$(sed -nE 's/.*blas: //p' <<<"$info")
@@ -162,7 +166,7 @@ base_ldpath=${LD_LIBRARY_PATH:-}
 for dir in "" ${BENCH_BLAS_DIRS:-}; do
   export LD_LIBRARY_PATH=$dir${dir:+${base_ldpath:+:}}$base_ldpath
   # the BLAS seen, and the count gotch picks by itself with it
-  info=$(unset GOLENS_NUM_THREADS; gotch_test -test.run '^TestDefaultThreadsApplied$' -test.v)
+  info=$(unset GOLENS_NUM_THREADS; gotch_test -test.run '^TestRecommendedThreadsApplied$' -test.v)
   blas=$(sed -nE 's/.*blas: //p' <<<"$info")
   printf '%s\t%s\n' "$blas" "$(sed -nE 's/.*intra-op threads: //p' <<<"$info")" >>"$OUT/threads.log"
   say "intra-op threads with $blas: GPT-2 block pieces, $BLOCK_ROUNDS rounds of $BLOCK_TIME each"

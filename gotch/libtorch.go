@@ -37,3 +37,8 @@ func NumThreads() int { return numThreads() }
 
 // ManualSeed seeds libtorch's global generators (CPU and every CUDA device).
 func ManualSeed(seed uint64) error { return manualSeed(seed) }
+
+// MallocEnv names the environment variable that sets up the C heap at
+// start-up: "tuned" tunes it as TuneMalloc does, before any thread starts;
+// "system" keeps the C library's defaults even when TuneMalloc is called.
+const MallocEnv = "GOLENS_MALLOC"

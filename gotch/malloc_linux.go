@@ -16,14 +16,16 @@ package gotch
 // pass, at about 13 µs each there (0 per pass for the same forward in C++),
 // which made the forward about 1.5x slower than in C++.
 //
-// So, before the Go runtime starts any thread, gotch makes glibc keep one
-// arena for every thread, serve blocks up to 32 MiB (its own upper bound
-// for the adaptive threshold) from it, and give memory back to the system
-// only when over 512 MiB lie free at the top of the heap. The cost is that
-// freed memory stays with the process (up to that much) for the next pass,
-// as with a caching allocator, and that threads share one arena lock
-// (small blocks come from per-thread caches without it). GOLENS_MALLOC=system
-// leaves glibc's defaults. Other C libraries are left alone.
+// TuneMalloc makes glibc keep one arena for every thread, serve blocks up
+// to 32 MiB (its own upper bound for the adaptive threshold) from it, and
+// give memory back to the system only when over 512 MiB lie free at the
+// top of the heap. The cost is that freed memory stays with the process
+// (up to that much) for the next pass, as with a caching allocator, and
+// that threads share one arena lock (small blocks come from per-thread
+// caches without it). Because that is a choice for the whole process,
+// importing gotch changes nothing: the program opts in (golens's CLI does),
+// by calling TuneMalloc early in main, or by GOLENS_MALLOC=tuned, which
+// tunes before the Go runtime starts any thread.
 
 /*
 #include <stdlib.h>
@@ -32,36 +34,54 @@ package gotch
 #include <malloc.h>
 #endif
 
-static int gt_malloc_state; // 1 tuned, 0 not glibc, -1 left by GOLENS_MALLOC=system, -2 mallopt failed
+// 0 untouched, 1 tuned, -1 left by GOLENS_MALLOC=system, -2 mallopt failed, -3 not glibc
+static int gt_malloc_state;
 
-// A constructor runs when the program starts, before the Go runtime
-// creates threads, so no thread has its own arena yet.
-__attribute__((constructor)) static void gt_tune_malloc(void) {
+static int gt_tune_malloc(void) {
 #ifdef __GLIBC__
 	const char *v = getenv("GOLENS_MALLOC");
 	if (v != NULL && strcmp(v, "system") == 0) {
 		gt_malloc_state = -1;
-		return;
+	} else if (gt_malloc_state != 1) {
+		int ok = mallopt(M_ARENA_MAX, 1);
+		ok &= mallopt(M_MMAP_THRESHOLD, 32 << 20);
+		ok &= mallopt(M_TRIM_THRESHOLD, 512 << 20);
+		gt_malloc_state = ok ? 1 : -2;
 	}
-	int ok = mallopt(M_ARENA_MAX, 1);
-	ok &= mallopt(M_MMAP_THRESHOLD, 32 << 20);
-	ok &= mallopt(M_TRIM_THRESHOLD, 512 << 20);
-	gt_malloc_state = ok ? 1 : -2;
+#else
+	gt_malloc_state = -3;
 #endif
+	return gt_malloc_state;
+}
+
+// With GOLENS_MALLOC=tuned, tune when the program starts, before the Go
+// runtime creates threads, so no thread has an arena of its own yet.
+__attribute__((constructor)) static void gt_tune_malloc_at_start(void) {
+	const char *v = getenv("GOLENS_MALLOC");
+	if (v != NULL && strcmp(v, "tuned") == 0) gt_tune_malloc();
 }
 
 static int gt_malloc_tuned(void) { return gt_malloc_state; }
 */
 import "C"
 
-// MallocEnv names the environment variable that, set to "system", keeps
-// glibc's default malloc settings (see MallocTuning).
-const MallocEnv = "GOLENS_MALLOC"
+// TuneMalloc sets glibc's malloc up for libtorch's CPU tensors as the
+// comment above explains, for the whole process; call it first thing in
+// main, before threads have arenas of their own. It does nothing with
+// GOLENS_MALLOC=system, and its error says when mallopt refused.
+func TuneMalloc() error {
+	if C.gt_tune_malloc() == -2 {
+		return &Error{Op: "TuneMalloc", Msg: "glibc's mallopt refused the settings"}
+	}
+	return nil
+}
 
-// MallocTuning says how gotch set up the C heap that libtorch's CPU
-// tensors come from.
+// MallocTuning says how the C heap that libtorch's CPU tensors come from
+// is set up.
 func MallocTuning() string {
 	switch C.gt_malloc_tuned() {
+	case 0:
+		return "glibc defaults (not tuned: see TuneMalloc)"
 	case 1:
 		return "glibc: one arena, blocks up to 32 MiB from the heap, trim above 512 MiB free"
 	case -1:

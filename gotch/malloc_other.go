@@ -2,13 +2,12 @@
 
 package gotch
 
-// MallocEnv names the environment variable that, set to "system", keeps
-// the C library's default malloc settings (see MallocTuning).
-const MallocEnv = "GOLENS_MALLOC"
+// TuneMalloc tunes glibc's malloc for libtorch (see malloc_linux.go); other
+// C libraries are left alone, and without cgo there is no C heap.
+func TuneMalloc() error { return nil }
 
-// MallocTuning says how gotch set up the C heap that libtorch's CPU
-// tensors come from: only glibc's is tuned (see malloc_linux.go), and
-// without cgo there is none.
+// MallocTuning says how the C heap that libtorch's CPU tensors come from
+// is set up: only glibc's is tuned, and without cgo there is none.
 func MallocTuning() string {
 	if !cgoEnabled {
 		return "no C heap: golens was built without cgo"

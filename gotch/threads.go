@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Intra-op threads
@@ -39,53 +40,62 @@ import (
 // under 4% either way (its single-threaded matmul is 90% of the time),
 // though gelu alone ran 1.6x faster on an otherwise idle machine.
 //
-// The count is set once, at package initialisation, before any op runs.
-// libtorch keeps the count per OS thread, so the shim gives each OS thread
-// the count last set (here or by SetNumThreads) before that thread's next
-// op (csrc/shim.h, sync_threads).
+// Because the count is a choice for the whole process, importing gotch
+// changes nothing: a program opts in with UseRecommendedThreads (golens's
+// CLI does), or sets a count with SetNumThreads or GOLENS_NUM_THREADS (read
+// once, at package initialisation; "auto" means the recommended count).
+// Without either, each OS thread runs libtorch's own default. libtorch
+// keeps the count per OS thread, so once a count is set the shim gives
+// each OS thread the count last set before that thread's next op
+// (csrc/shim.h, sync_threads).
 
-// NumThreadsEnv names the environment variable that overrides the intra-op
-// thread count gotch chooses: a whole number from 1 to maxThreads.
+// NumThreadsEnv names the environment variable that sets the intra-op
+// thread count at start-up: a whole number from 1 to maxThreads, or "auto"
+// for the recommended count.
 const NumThreadsEnv = "GOLENS_NUM_THREADS"
 
 // maxThreads bounds GOLENS_NUM_THREADS: a typo such as 80000 must not make
 // libtorch start that many threads.
 const maxThreads = 1024
 
-var (
-	threadsReason      string
-	defaultThreadCount int
-)
+// recommended is the count RecommendedThreads reports, chosen once.
+var recommended = sync.OnceValues(func() (int, string) {
+	return recommendThreads(os.Getenv(NumThreadsEnv), NumThreads(),
+		strings.Contains(BuildInfo(), "USE_OPENMP=ON"), loadedBLAS())
+})
 
 func init() {
-	n, why := defaultThreads(os.Getenv(NumThreadsEnv), NumThreads(),
-		strings.Contains(BuildInfo(), "USE_OPENMP=ON"), loadedBLAS())
-	if err := SetNumThreads(n); err != nil {
-		why += fmt.Sprintf("; setting it failed: %v", err)
+	if os.Getenv(NumThreadsEnv) != "" {
+		// A failure shows again on the first SetNumThreads or op.
+		_, _ = UseRecommendedThreads()
 	}
-	threadsReason, defaultThreadCount = why, n
 }
 
-// DefaultNumThreads is the intra-op thread count gotch chose at start-up
-// (DefaultThreadsReason says why). A goroutine locked to its OS thread can
-// give that thread the count with SetNumThreads(DefaultNumThreads()), so
-// that every op of a long computation runs with the same count (and sums
-// in the same order) whichever thread Go would otherwise have moved it to.
-func DefaultNumThreads() int { return defaultThreadCount }
+// RecommendedThreads is the intra-op thread count gotch recommends for
+// this machine and libtorch, or the one GOLENS_NUM_THREADS names, and why
+// (including why a GOLENS_NUM_THREADS value was ignored). A goroutine
+// locked to its OS thread can give that thread the count with
+// SetNumThreads, so that every op of a long computation runs with the same
+// count (and sums in the same order) whichever thread Go would otherwise
+// have moved it to.
+func RecommendedThreads() (n int, why string) { return recommended() }
 
-// DefaultThreadsReason says which intra-op thread count gotch set at
-// start-up and why, including why a GOLENS_NUM_THREADS value was ignored.
-func DefaultThreadsReason() string { return threadsReason }
+// UseRecommendedThreads sets the intra-op thread count to
+// RecommendedThreads' and returns the reason for it.
+func UseRecommendedThreads() (string, error) {
+	n, why := RecommendedThreads()
+	return why, SetNumThreads(n)
+}
 
-// defaultThreads chooses the intra-op thread count from the value of
+// recommendThreads chooses the intra-op thread count from the value of
 // GOLENS_NUM_THREADS, libtorch's own default, whether libtorch uses OpenMP
 // and the BLAS loaded (see loadedBLAS).
-func defaultThreads(env string, torchDefault int, openMP bool, blas string) (int, string) {
+func recommendThreads(env string, torchDefault int, openMP bool, blas string) (int, string) {
 	n, why := torchDefault, fmt.Sprintf("%d, libtorch's own default (BLAS: %s)", torchDefault, blas)
 	if openMP && strings.HasPrefix(blas, "openblas") && blas != "openblas-serial" {
 		n, why = 1, fmt.Sprintf("1, because libtorch's OpenMP threads and the threads of %s would compete for the cores", blas)
 	}
-	if env = strings.TrimSpace(env); env != "" {
+	if env = strings.TrimSpace(env); env != "" && env != "auto" {
 		v, err := strconv.Atoi(env)
 		if err == nil && v >= 1 && v <= maxThreads {
 			return v, fmt.Sprintf("%d, from %s (else %s)", v, NumThreadsEnv, why)

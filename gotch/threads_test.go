@@ -27,12 +27,14 @@ func TestDefaultThreads(t *testing.T) {
 		{"two", 2, true, "other", 2, `GOLENS_NUM_THREADS="two" ignored`},
 		{"1.5", 2, true, "other", 2, "ignored: not a whole number from 1 to 1024"},
 		{"1024", 2, true, "other", 1024, "from GOLENS_NUM_THREADS"},
+		{"auto", 2, true, "openblas-pthread", 1, "compete"},
+		{"auto", 3, true, "other", 3, "libtorch's own default"},
 		{"1025", 2, true, "other", 2, `GOLENS_NUM_THREADS="1025" ignored`},
 		{"99999999999999999999", 2, true, "other", 2, "ignored"},
 	} {
-		n, why := defaultThreads(c.env, c.torchDefault, c.openMP, c.blas)
+		n, why := recommendThreads(c.env, c.torchDefault, c.openMP, c.blas)
 		if n != c.want || !strings.Contains(why, c.reason) {
-			t.Errorf("defaultThreads(%q, %d, %v, %q) = %d, %q; want %d and a reason containing %q",
+			t.Errorf("recommendThreads(%q, %d, %v, %q) = %d, %q; want %d and a reason containing %q",
 				c.env, c.torchDefault, c.openMP, c.blas, n, why, c.want, c.reason)
 		}
 	}
@@ -56,11 +58,17 @@ func TestBLASFromMaps(t *testing.T) {
 	}
 }
 
-func TestDefaultThreadsApplied(t *testing.T) {
-	why := DefaultThreadsReason()
+func TestRecommendedThreadsApplied(t *testing.T) {
+	if !cgoEnabled {
+		t.Skip("no libtorch without cgo")
+	}
+	why, err := UseRecommendedThreads()
+	if err != nil {
+		t.Fatal(err)
+	}
 	n, _, _ := strings.Cut(why, ",")
 	if got := strconv.Itoa(NumThreads()); got != n {
-		t.Errorf("NumThreads() = %s, but the start-up choice was %q", got, why)
+		t.Errorf("NumThreads() = %s after UseRecommendedThreads, which chose %q", got, why)
 	}
 	t.Logf("blas: %s", loadedBLAS())
 	t.Logf("intra-op threads: %s", why)

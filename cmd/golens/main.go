@@ -25,12 +25,21 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// Built without cgo, a command that needs libtorch fails before it
-		// reads or downloads anything.
+		// reads or downloads anything. Otherwise the CLI, which owns its
+		// process, opts in to gotch's process-wide settings for speed: the
+		// recommended intra-op thread count and the tuned C heap.
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if needsTorch(cmd) {
-				return gotch.Available()
+			if !needsTorch(cmd) {
+				return nil
 			}
-			return nil
+			if err := gotch.Available(); err != nil {
+				return err
+			}
+			if err := gotch.TuneMalloc(); err != nil {
+				return err
+			}
+			_, err := gotch.UseRecommendedThreads()
+			return err
 		},
 	}
 	root.AddCommand(newVersionCmd(), newRunCmd(), newCacheCmd(), newAblateCmd(), newTokenizeCmd(), newGenerateCmd(), newAnalyzeCmd(), newTrainCmd(), newDemoCmd(), newBenchCmd())

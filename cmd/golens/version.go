@@ -34,7 +34,8 @@ func newVersionCmd() *cobra.Command {
 
 func printVersions(w io.Writer) {
 	fmt.Fprintf(w, "golens %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(w, "shim ABI %d, torch %s, %d intra-op threads\n", gotch.ABIVersion, gotch.TorchVersion(), gotch.NumThreads())
+	_, why := gotch.RecommendedThreads()
+	fmt.Fprintf(w, "shim ABI %d, torch %s\nintra-op threads: %s\nmalloc: %s\n", gotch.ABIVersion, gotch.TorchVersion(), why, gotch.MallocTuning())
 	var seen []string
 	for _, spec := range []string{"cpu", "cuda", "mps"} {
 		b, err := backend.Resolve(spec)

@@ -132,7 +132,9 @@ func Run(ctx context.Context, cfg Config, outDir string, opts ...Option) (*Resul
 	// state matters too, not yet found.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := gotch.SetNumThreads(gotch.DefaultNumThreads()); err != nil {
+	// The count is the one this thread has (the caller's choice, or
+	// libtorch's default), now given to every thread the run's ops meet.
+	if err := gotch.SetNumThreads(gotch.NumThreads()); err != nil {
 		return nil, err
 	}
 	if err := cfg.Init(); err != nil {
