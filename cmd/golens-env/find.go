@@ -32,13 +32,14 @@ type Torch struct {
 	abiFrom, stdFrom string // why ABI and CXX20 are what they are, for --explain
 }
 
-// CUDA describes a CUDA build of libtorch.
+// CUDA describes a CUDA build of libtorch. gotch's cuda build compiles
+// against the CUDA runtime's headers but does not link libcudart: the
+// shim finds the runtime's few functions in the process, where
+// libtorch_cuda has loaded them.
 type CUDA struct {
-	Version string `json:"version"` // "12.4"; "" when torch does not say
-	Include string `json:"include"` // the folder with cuda_runtime_api.h; "" when not found
-	LibDir  string `json:"lib_dir"` // the folder with libcudart.so; "" when not found
-
-	note string // what went wrong looking for the headers or libcudart
+	Version string `json:"version"`           // "12.4"; "" when torch does not say
+	Include string `json:"include"`           // the folder with cuda_runtime_api.h; "" when not found
+	Warning string `json:"warning,omitempty"` // why the cuda build will not compile, when it will not
 }
 
 // finder looks for libtorch as build.sh does: $LIBTORCH, then python3's
@@ -48,12 +49,24 @@ type finder struct {
 	sysRoot string // "/" but in tests: where /usr/include and /usr/lib are
 	goos    string
 	goarch  string
-	sites   []string // python's site-packages folders, where pip puts nvidia/*
-	trail   []string // what was looked at and why it was passed over
+	goEnv   func(string) string // `go env KEY`, for GOFLAGS set with go env -w; nil in tests
+	sites   []string            // python's site-packages folders, where pip puts nvidia/*
+	trail   []string            // what was looked at and why it was passed over
 }
 
 func newFinder() *finder {
-	return &finder{getenv: os.Getenv, sysRoot: "/", goos: runtime.GOOS, goarch: runtime.GOARCH}
+	return &finder{getenv: os.Getenv, goEnv: goEnv, sysRoot: "/", goos: runtime.GOOS, goarch: runtime.GOARCH}
+}
+
+// goEnv asks the go command for one of its settings, "" when it cannot.
+func goEnv(key string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "env", key).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 func (f *finder) note(format string, args ...any) {
@@ -417,55 +430,48 @@ func elfABI(path string) (int, bool) {
 	return 0, cxx
 }
 
-// findCUDA looks for the CUDA runtime's headers and libcudart.so, which
-// gotch's -tags cuda build compiles and links against, where build.sh
-// looks: $CUDA_HOME, /usr/local/cuda, the system, and pip's nvidia
-// packages beside python's torch.
+// findCUDA looks for the CUDA runtime's headers (cuda_runtime_api.h),
+// which gotch's cuda build compiles against, where build.sh looks:
+// $CUDA_HOME, /usr/local/cuda, the system, and pip's nvidia packages
+// beside python's torch. It does not look for libcudart: the shim does
+// not link it.
 func (f *finder) findCUDA(c *CUDA) {
-	var roots []string
+	var incs []string
 	if h := f.getenv("CUDA_HOME"); h != "" {
-		roots = append(roots, h)
+		incs = append(incs, filepath.Join(h, "include"))
 	}
-	roots = append(roots, filepath.Join(f.sysRoot, "usr", "local", "cuda"))
-	var incs, libs []string
-	for _, r := range roots {
-		incs = append(incs, filepath.Join(r, "include"))
-		libs = append(libs, filepath.Join(r, "lib64"), filepath.Join(r, "lib"))
-	}
-	incs = append(incs, f.sysInclude())
-	libs = append(libs, f.defaultLibDirs()...)
+	incs = append(incs, filepath.Join(f.sysRoot, "usr", "local", "cuda", "include"), f.sysInclude())
 	for _, s := range f.sites {
 		pkgs, _ := filepath.Glob(filepath.Join(s, "nvidia", "*"))
 		slices.Sort(pkgs)
 		for _, p := range append([]string{filepath.Join(s, "nvidia")}, pkgs...) {
 			incs = append(incs, filepath.Join(p, "include"))
-			libs = append(libs, filepath.Join(p, "lib"))
 		}
 	}
 	for _, d := range incs {
 		if isFile(filepath.Join(d, "cuda_runtime_api.h")) {
 			c.Include = d
-			break
+			f.note("CUDA: %s", filepath.Join(d, "cuda_runtime_api.h"))
+			return
 		}
 	}
-	var versioned string
-	for _, d := range libs {
-		if isFile(filepath.Join(d, f.libName("cudart"))) {
-			c.LibDir = d
-			break
-		}
-		if m, _ := filepath.Glob(filepath.Join(d, f.libName("cudart")+".*")); versioned == "" && len(m) > 0 {
-			versioned = m[0]
-		}
+	f.note("CUDA: no cuda_runtime_api.h in %s", strings.Join(incs, ", "))
+	c.Warning = "a CUDA torch, but no cuda_runtime_api.h (the CUDA runtime's headers) in $CUDA_HOME/include, " +
+		"/usr/local/cuda/include, /usr/include or pip's nvidia/*/include, so the cuda build cannot compile: " +
+		"install the CUDA toolkit's headers, or pip install " + cudaRuntimeWheel(c.Version) +
+		" beside python3's torch, or set CUDA_HOME to the folder whose include/ has them"
+}
+
+// cudaRuntimeWheel names pip's package with the CUDA runtime's headers.
+func cudaRuntimeWheel(version string) string {
+	major, _, _ := strings.Cut(version, ".")
+	switch major {
+	case "11", "12":
+		return "nvidia-cuda-runtime-cu" + major
+	case "":
+		return "nvidia-cuda-runtime (nvidia-cuda-runtime-cu12 for CUDA 12)"
 	}
-	switch {
-	case c.Include == "":
-		c.note = "cuda_runtime_api.h not found (set CUDA_HOME to a CUDA toolkit)"
-	case c.LibDir == "" && versioned != "":
-		c.note = fmt.Sprintf("only %s, no %s for the linker's -lcudart (install the CUDA toolkit, set CUDA_HOME, or link %s to it)", versioned, f.libName("cudart"), f.libName("cudart"))
-	case c.LibDir == "":
-		c.note = f.libName("cudart") + " not found (set CUDA_HOME to a CUDA toolkit)"
-	}
+	return "nvidia-cuda-runtime"
 }
 
 // lastErrLine is the last line of a python error: a traceback ends with it.

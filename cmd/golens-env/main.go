@@ -18,7 +18,13 @@ Finds libtorch ($LIBTORCH, python3's torch, or Debian's or Ubuntu's
 libtorch-dev) and prints the cgo flags that build golens against it:
 
 	eval "$(go run github.com/golens/golens/cmd/golens-env)"
-	go build ./...        # with -tags cuda when it says so
+	go build ./...
+
+For a CUDA torch it also exports GOFLAGS with -tags=cuda added to what
+GOFLAGS had, so go build, go test and go vet build the CUDA code with no
+flag of their own. That build compiles against the CUDA runtime's headers (found in
+$CUDA_HOME, /usr/local/cuda, /usr/include or pip's nvidia packages) and
+links no libcudart of its own.
 
   --shell    export lines for a POSIX shell (the default)
   --json     what was found and the variables, as JSON
@@ -69,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, f *finder
 	case *explain:
 		writeExplain(stdout, f, t, e)
 	default:
-		writeShell(stdout, t, e)
+		writeShell(stdout, stderr, t, e)
 	}
 	return nil
 }
@@ -85,21 +91,41 @@ func count(bs ...bool) int {
 }
 
 // varOrder is the order the variables are printed in.
-var varOrder = []string{"CGO_CPPFLAGS", "CGO_CXXFLAGS", "CGO_LDFLAGS"}
+var varOrder = []string{"CGO_CPPFLAGS", "CGO_CXXFLAGS", "CGO_LDFLAGS", "GOFLAGS"}
 
-func writeShell(w io.Writer, t *Torch, e Env) {
+// writeShell writes export lines for eval, and its warnings to stderr,
+// which eval leaves on the terminal.
+func writeShell(w, stderr io.Writer, t *Torch, e Env) {
 	fmt.Fprintf(w, "# golens-env: libtorch %s from %s (%s)\n", orUnknown(t.Version), t.From, t.Root)
 	for _, k := range varOrder {
 		if v, ok := e.Vars[k]; ok {
 			fmt.Fprintf(w, "export %s=%s\n", k, shellQuote(v))
 		}
 	}
-	if t.CUDA != nil {
+	_, goflags := e.Vars["GOFLAGS"]
+	switch {
+	case t.CUDA != nil && goflags:
+		fmt.Fprintf(w, "# CUDA %s: GOFLAGS has -tags=cuda, so go build ./... builds the CUDA code\n", orUnknown(t.CUDA.Version))
+	case t.CUDA != nil:
 		fmt.Fprintf(w, "# CUDA %s: build with -tags cuda (go build -tags cuda ./...)\n", orUnknown(t.CUDA.Version))
-		if t.CUDA.note != "" {
-			fmt.Fprintf(w, "# warning: %s\n", t.CUDA.note)
-		}
+	case goflags:
+		fmt.Fprintln(w, "# a CPU-only libtorch: GOFLAGS without the tag cuda")
 	}
+	for _, warn := range warnings(t, e) {
+		fmt.Fprintln(stderr, "golens-env: warning:", warn)
+	}
+}
+
+// warnings are what will keep the build from working as printed.
+func warnings(t *Torch, e Env) []string {
+	var ws []string
+	if t.CUDA != nil && t.CUDA.Warning != "" {
+		ws = append(ws, t.CUDA.Warning)
+	}
+	if e.warning != "" {
+		ws = append(ws, e.warning)
+	}
+	return ws
 }
 
 func writeJSON(w io.Writer, t *Torch, e Env) error {
@@ -127,13 +153,14 @@ func writeExplain(w io.Writer, f *finder, t *Torch, e Env) {
 	if t.CUDA == nil {
 		fmt.Fprintln(w, "CUDA:         no (a CPU-only libtorch)")
 	} else {
-		fmt.Fprintf(w, "CUDA:         %s, headers in %s, libcudart in %s: build with -tags cuda\n",
-			orUnknown(t.CUDA.Version), orNotFound(t.CUDA.Include), orNotFound(t.CUDA.LibDir))
-		if t.CUDA.note != "" {
-			fmt.Fprintf(w, "  warning: %s\n", t.CUDA.note)
-		}
+		fmt.Fprintf(w, "CUDA:         %s, the runtime's headers in %s (libcudart is not linked: libtorch_cuda loads it)\n",
+			orUnknown(t.CUDA.Version), orNotFound(t.CUDA.Include))
 	}
-	fmt.Fprintln(w, "cgo's variables (gotch's #cgo flags follow them):")
+	fmt.Fprintf(w, "GOFLAGS:      %s\n", e.goflags)
+	for _, warn := range warnings(t, e) {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
+	fmt.Fprintln(w, "the variables (gotch's #cgo flags follow the CGO_* ones):")
 	for _, k := range varOrder {
 		if v, ok := e.Vars[k]; ok {
 			fmt.Fprintf(w, "  %s=%s\n", k, v)

@@ -97,6 +97,7 @@ func TestFind(t *testing.T) {
 		name   string
 		files  map[string]string // under the temp dir ROOT
 		env    map[string]string // with ROOT
+		goenv  string            // what go env GOFLAGS says (the go env file's)
 		python string            // what python3 prints (with ROOT); "" fails; "none" is no python3
 		want   want
 	}{
@@ -122,7 +123,7 @@ func TestFind(t *testing.T) {
 			}},
 		},
 		{
-			name: "CUDA libtorch zip with a CUDA toolkit in CUDA_HOME",
+			name: "CUDA libtorch zip with a CUDA toolkit in CUDA_HOME: its headers, not its libcudart",
 			files: merge(libtorchZip("libtorch/", "2.6.0+cu124", guard17, "1", true), map[string]string{
 				"cuda/include/cuda_runtime_api.h": "",
 				"cuda/lib64/libcudart.so":         "",
@@ -131,7 +132,70 @@ func TestFind(t *testing.T) {
 			python: "none",
 			want: want{from: "$LIBTORCH", version: "2.6.0+cu124", abi: 1, tags: "cuda", vars: map[string]string{
 				"CGO_CPPFLAGS": "-isystem ROOT/libtorch/include -IROOT/libtorch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1 -isystem ROOT/cuda/include",
-				"CGO_LDFLAGS":  "-LROOT/libtorch/lib -Wl,-rpath,ROOT/libtorch/lib -LROOT/cuda/lib64 -Wl,-rpath,ROOT/cuda/lib64",
+				"CGO_LDFLAGS":  "-LROOT/libtorch/lib -Wl,-rpath,ROOT/libtorch/lib",
+				"GOFLAGS":      "-tags=cuda",
+			}},
+		},
+		{
+			name:   "CUDA libtorch zip without the CUDA runtime's headers anywhere",
+			files:  libtorchZip("libtorch/", "2.6.0+cu124", guard17, "1", true),
+			env:    map[string]string{"LIBTORCH": "ROOT/libtorch", "GOFLAGS": "-mod=mod"},
+			python: "none",
+			want: want{from: "$LIBTORCH", version: "2.6.0+cu124", abi: 1, tags: "cuda",
+				cudaNote: "no cuda_runtime_api.h (the CUDA runtime's headers) in $CUDA_HOME/include, /usr/local/cuda/include, /usr/include or pip's nvidia/*/include, so the cuda build cannot compile: install the CUDA toolkit's headers, or pip install nvidia-cuda-runtime-cu12",
+				vars: map[string]string{
+					"CGO_CPPFLAGS": "-isystem ROOT/libtorch/include -IROOT/libtorch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1",
+					"CGO_LDFLAGS":  "-LROOT/libtorch/lib -Wl,-rpath,ROOT/libtorch/lib",
+					"GOFLAGS":      "-mod=mod -tags=cuda",
+				}},
+		},
+		{
+			name: "CUDA libtorch zip, GOFLAGS with its own tags: cuda joins them",
+			files: merge(libtorchZip("libtorch/", "2.6.0+cu124", guard17, "1", true), map[string]string{
+				"usr/local/cuda/include/cuda_runtime_api.h": "",
+			}),
+			env:    map[string]string{"LIBTORCH": "ROOT/libtorch", "GOFLAGS": "-mod=mod -tags=foo -trimpath"},
+			python: "none",
+			want: want{from: "$LIBTORCH", version: "2.6.0+cu124", abi: 1, tags: "cuda", vars: map[string]string{
+				"CGO_CPPFLAGS": "-isystem ROOT/libtorch/include -IROOT/libtorch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1 -isystem ROOT/usr/local/cuda/include",
+				"CGO_LDFLAGS":  "-LROOT/libtorch/lib -Wl,-rpath,ROOT/libtorch/lib",
+				"GOFLAGS":      "-mod=mod -tags=foo,cuda -trimpath",
+			}},
+		},
+		{
+			name: "CUDA libtorch zip, GOFLAGS from go env -w that has cuda already",
+			files: merge(libtorchZip("libtorch/", "2.6.0+cu124", guard17, "1", true), map[string]string{
+				"usr/local/cuda/include/cuda_runtime_api.h": "",
+			}),
+			env:    map[string]string{"LIBTORCH": "ROOT/libtorch"},
+			goenv:  "-buildvcs=false -tags=cuda,foo",
+			python: "none",
+			want: want{from: "$LIBTORCH", version: "2.6.0+cu124", abi: 1, tags: "cuda", vars: map[string]string{
+				"CGO_CPPFLAGS": "-isystem ROOT/libtorch/include -IROOT/libtorch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1 -isystem ROOT/usr/local/cuda/include",
+				"CGO_LDFLAGS":  "-LROOT/libtorch/lib -Wl,-rpath,ROOT/libtorch/lib",
+				"GOFLAGS":      "-buildvcs=false -tags=cuda,foo",
+			}},
+		},
+		{
+			name:   "CPU libtorch zip after an eval for a CUDA one: cuda leaves GOFLAGS",
+			files:  libtorchZip("libtorch/", "2.6.0+cpu", guard17, "1", false),
+			env:    map[string]string{"LIBTORCH": "ROOT/libtorch", "GOFLAGS": "-mod=mod -tags=cuda"},
+			python: "none",
+			want: want{from: "$LIBTORCH", version: "2.6.0+cpu", abi: 1, vars: map[string]string{
+				"CGO_CPPFLAGS": "-isystem ROOT/libtorch/include -IROOT/libtorch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1",
+				"CGO_LDFLAGS":  "-LROOT/libtorch/lib -Wl,-rpath,ROOT/libtorch/lib",
+				"GOFLAGS":      "-mod=mod",
+			}},
+		},
+		{
+			name:   "CPU libtorch zip: GOFLAGS without cuda is left alone",
+			files:  libtorchZip("libtorch/", "2.6.0+cpu", guard17, "1", false),
+			env:    map[string]string{"LIBTORCH": "ROOT/libtorch", "GOFLAGS": "-mod=mod -tags=foo"},
+			goenv:  "-tags=cuda", // not read: $GOFLAGS overrides the go env file
+			python: "none",
+			want: want{from: "$LIBTORCH", version: "2.6.0+cpu", abi: 1, vars: map[string]string{
+				"CGO_CPPFLAGS": "-isystem ROOT/libtorch/include -IROOT/libtorch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1",
+				"CGO_LDFLAGS":  "-LROOT/libtorch/lib -Wl,-rpath,ROOT/libtorch/lib",
 			}},
 		},
 		{
@@ -142,16 +206,28 @@ func TestFind(t *testing.T) {
 			want:   want{err: "has no include/ATen/ATen.h"},
 		},
 		{
-			name: "pip torch with CUDA 13 from pip's nvidia packages, no unversioned libcudart",
+			name: "pip torch with CUDA 13 from pip's nvidia packages: only libcudart.so.13 is fine",
 			files: merge(libtorchZip("site/torch/", "", guard20, "1", true), map[string]string{
 				"site/nvidia/cu13/include/cuda_runtime_api.h": "",
 				"site/nvidia/cu13/lib/libcudart.so.13":        "",
 			}),
 			python: `{"root": "ROOT/site/torch", "version": "2.14.0+cu130", "cxx11_abi": true, "cuda": "13.0", "site": ["ROOT/site"]}`,
-			want: want{from: "python3", version: "2.14.0+cu130", abi: 1, tags: "cuda", cudaNote: "no libcudart.so for the linker", vars: map[string]string{
+			want: want{from: "python3", version: "2.14.0+cu130", abi: 1, tags: "cuda", vars: map[string]string{
 				"CGO_CPPFLAGS": "-isystem ROOT/site/torch/include -IROOT/site/torch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1 -isystem ROOT/site/nvidia/cu13/include",
 				"CGO_CXXFLAGS": "-std=c++20",
 				"CGO_LDFLAGS":  "-LROOT/site/torch/lib -Wl,-rpath,ROOT/site/torch/lib",
+				"GOFLAGS":      "-tags=cuda",
+			}},
+		},
+		{
+			name:   "pip torch with CUDA 13 but no nvidia headers",
+			files:  libtorchZip("site/torch/", "", guard20, "1", true),
+			python: `{"root": "ROOT/site/torch", "version": "2.14.0+cu130", "cuda": "13.0", "cxx11_abi": true, "site": ["ROOT/site"]}`,
+			want: want{from: "python3", version: "2.14.0+cu130", abi: 1, tags: "cuda", cudaNote: "pip install nvidia-cuda-runtime beside python3's torch", vars: map[string]string{
+				"CGO_CPPFLAGS": "-isystem ROOT/site/torch/include -IROOT/site/torch/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1",
+				"CGO_CXXFLAGS": "-std=c++20",
+				"CGO_LDFLAGS":  "-LROOT/site/torch/lib -Wl,-rpath,ROOT/site/torch/lib",
+				"GOFLAGS":      "-tags=cuda",
 			}},
 		},
 		{
@@ -192,6 +268,7 @@ func TestFind(t *testing.T) {
 			want: want{from: "system", abi: 1, tags: "cuda", vars: map[string]string{
 				"CGO_CPPFLAGS": "-IROOT/usr/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1", // no ABI to read: the default
 				"CGO_LDFLAGS":  "",
+				"GOFLAGS":      "-tags=cuda",
 			}},
 		},
 		{
@@ -218,6 +295,12 @@ func TestFind(t *testing.T) {
 				env[k] = sub(v)
 			}
 			f.getenv = func(k string) string { return env[k] }
+			f.goEnv = func(k string) string {
+				if k != "GOFLAGS" {
+					t.Errorf("go env %s: only GOFLAGS is asked for", k)
+				}
+				return c.goenv
+			}
 			switch c.python {
 			case "none":
 				t.Setenv("PATH", t.TempDir())
@@ -256,7 +339,7 @@ func TestFind(t *testing.T) {
 			}
 			note := ""
 			if tc.CUDA != nil {
-				note = tc.CUDA.note
+				note = tc.CUDA.Warning
 			}
 			if c.want.cudaNote == "" && note != "" || !strings.Contains(note, c.want.cudaNote) {
 				t.Errorf("CUDA warning: got %q, want one saying %q", note, c.want.cudaNote)
@@ -327,14 +410,19 @@ func TestRun(t *testing.T) {
 		}}
 	}
 	for _, c := range []struct {
-		args      []string
-		wantOut   []string // substrings of stdout
-		wantErr   string
-		checkJSON bool
+		args       []string
+		wantOut    []string // substrings of stdout
+		wantStderr []string // substrings of stderr
+		wantErr    string
+		checkJSON  bool
 	}{
-		{args: nil, wantOut: []string{"export CGO_CPPFLAGS='-isystem " + root + "/libtorch/include ", "export CGO_LDFLAGS='-L" + root + "/libtorch/lib -Wl,-rpath," + root + "/libtorch/lib'\n", "-tags cuda", "# warning: cuda_runtime_api.h not found"}},
-		{args: []string{"--shell"}, wantOut: []string{"export CGO_CPPFLAGS="}},
-		{args: []string{"--explain"}, wantOut: []string{"libtorch 2.6.0+cu124 from $LIBTORCH", "C++11 ABI:    1 (from " + root, "CUDA:         12.4", "build tags: cuda"}},
+		{args: nil, wantOut: []string{"export CGO_CPPFLAGS='-isystem " + root + "/libtorch/include ", "export CGO_LDFLAGS='-L" + root + "/libtorch/lib -Wl,-rpath," + root + "/libtorch/lib'\n",
+			"export GOFLAGS='-tags=cuda'\n", "# CUDA 12.4: GOFLAGS has -tags=cuda, so go build ./... builds the CUDA code\n"},
+			wantStderr: []string{"golens-env: warning: a CUDA torch, but no cuda_runtime_api.h (the CUDA runtime's headers)", "the cuda build cannot compile"}},
+		{args: []string{"--shell"}, wantOut: []string{"export CGO_CPPFLAGS="}, wantStderr: []string{"golens-env: warning: a CUDA torch"}},
+		{args: []string{"--explain"}, wantOut: []string{"libtorch 2.6.0+cu124 from $LIBTORCH", "C++11 ABI:    1 (from " + root,
+			"CUDA:         12.4, the runtime's headers in (not found) (libcudart is not linked", "  warning: a CUDA torch, but no cuda_runtime_api.h",
+			"GOFLAGS:      not set, exported as -tags=cuda\n", "  GOFLAGS=-tags=cuda\n", "build tags: cuda"}},
 		{args: []string{"--json"}, checkJSON: true},
 		{args: []string{"--help"}, wantOut: []string{"usage: golens-env"}},
 		{args: []string{"--json", "--explain"}, wantErr: "give one of"},
@@ -358,6 +446,14 @@ func TestRun(t *testing.T) {
 				t.Errorf("%v: output lacks %q:\n%s", c.args, w, stdout.String())
 			}
 		}
+		for _, w := range c.wantStderr {
+			if !strings.Contains(stderr.String(), w) {
+				t.Errorf("%v: stderr lacks %q:\n%s", c.args, w, stderr.String())
+			}
+		}
+		if len(c.wantStderr) == 0 && stderr.Len() > 0 {
+			t.Errorf("%v: stderr says %s", c.args, stderr.String())
+		}
 		if c.checkJSON {
 			var got struct {
 				From string            `json:"from"`
@@ -370,7 +466,8 @@ func TestRun(t *testing.T) {
 				t.Fatalf("--json: %v\n%s", err, stdout.String())
 			}
 			if got.From != "$LIBTORCH" || got.ABI != 1 || got.CUDA == nil || got.CUDA.Version != "12.4" ||
-				!strings.HasPrefix(got.Env["CGO_LDFLAGS"], "-L"+root) || len(got.Tags) != 1 || got.Tags[0] != "cuda" {
+				!strings.HasPrefix(got.Env["CGO_LDFLAGS"], "-L"+root) || got.Env["GOFLAGS"] != "-tags=cuda" ||
+				len(got.Tags) != 1 || got.Tags[0] != "cuda" || !strings.Contains(got.CUDA.Warning, "no cuda_runtime_api.h") {
 				t.Errorf("--json: got %+v", got)
 			}
 		}
@@ -404,6 +501,100 @@ func TestShellOutputEvaluates(t *testing.T) {
 		"-std=c++20\n" + `"-L` + lib + `" "-Wl,-rpath,` + lib + `"` + "\n"
 	if out != want {
 		t.Errorf("sh printed\n%s\nwant\n%s", out, want)
+	}
+}
+
+// For a CUDA torch the shell output exports GOFLAGS with -tags=cuda added
+// to what was there, quotes and all, and the go command, after the eval,
+// reads the tags from it.
+func TestShellOutputGOFLAGS(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("needs a POSIX shell")
+	}
+	root := filepath.Join(t.TempDir(), "it's a dir")
+	tree(t, root, merge(libtorchZip("libtorch/", "2.6.0+cu124", guard17, "1", true),
+		map[string]string{"cuda/include/cuda_runtime_api.h": ""}))
+	goflags := `-mod=mod "-ldflags=-X main.who=it's me" -tags=foo`
+	f := &finder{sysRoot: t.TempDir(), goos: "linux", goarch: "amd64", getenv: func(k string) string {
+		return map[string]string{"LIBTORCH": filepath.Join(root, "libtorch"), "CUDA_HOME": filepath.Join(root, "cuda"), "GOFLAGS": goflags}[k]
+	}}
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), nil, &stdout, &stderr, f); err != nil {
+		t.Fatal(err)
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	script := stdout.String() + "printf '%s\\n' \"$GOFLAGS\"\n"
+	out, err := runShell(script)
+	if err != nil {
+		t.Fatalf("sh: %v\n%s", err, script)
+	}
+	if want := `-mod=mod "-ldflags=-X main.who=it's me" -tags=foo,cuda` + "\n"; out != want {
+		t.Errorf("sh printed GOFLAGS\n%s\nwant\n%s", out, want)
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command to read GOFLAGS")
+	}
+	script = stdout.String() + "GOTOOLCHAIN=local go list -f '{{context.BuildTags}}' runtime\n"
+	out, err = runShell(script)
+	if err != nil {
+		t.Fatalf("sh: %v\n%s", err, script)
+	}
+	if out != "[foo cuda]\n" {
+		t.Errorf("go list after the eval reads the build tags %s, want [foo cuda]", out)
+	}
+}
+
+// setTag changes only the tags in GOFLAGS, as the go command reads them.
+func TestSetTag(t *testing.T) {
+	goBin, _ := exec.LookPath("go")
+	for _, c := range []struct {
+		goflags string
+		on      bool
+		want    string
+		tags    string // the build tags go list reads from want
+		err     string
+	}{
+		{"", true, "-tags=cuda", "[cuda]", ""},
+		{"-mod=mod", true, "-mod=mod -tags=cuda", "[cuda]", ""},
+		{" -mod=mod\t", true, " -mod=mod -tags=cuda", "[cuda]", ""},
+		{"-tags=foo", true, "-tags=foo,cuda", "[foo cuda]", ""},
+		{"--tags=foo,bar -mod=mod", true, "-tags=foo,bar,cuda -mod=mod", "[foo bar cuda]", ""},
+		{"-tags=", true, "-tags=cuda", "[cuda]", ""},
+		{"-tags=cuda", true, "-tags=cuda", "[cuda]", ""},
+		{"-mod=mod -tags=foo,cuda,bar", true, "-mod=mod -tags=foo,cuda,bar", "[foo cuda bar]", ""},
+		{"-tags=cuda -tags=foo", true, "-tags=cuda -tags=foo,cuda", "[foo cuda]", ""}, // the last -tags is the one that counts
+		{"-tags=foo -tags=cuda", true, "-tags=foo -tags=cuda", "[cuda]", ""},
+		{`"-tags=foo bar" -mod=mod`, true, "-tags=foo,bar,cuda -mod=mod", "[foo bar cuda]", ""}, // Go 1.12's spaces
+		{`'-ldflags=-s -w' -tags=foo`, true, `'-ldflags=-s -w' -tags=foo,cuda`, "[foo cuda]", ""},
+		{`-mod=mod '-ldflags=-s -w`, true, "", "", "unterminated ' string"},
+		{"-mod=mod -tags=cuda", false, "-mod=mod", "[]", ""},
+		{"-tags=cuda -mod=mod", false, "-mod=mod", "[]", ""},
+		{"-tags=foo,cuda -trimpath", false, "-tags=foo -trimpath", "[foo]", ""},
+		{"-mod=mod -tags=foo", false, "-mod=mod -tags=foo", "[foo]", ""},
+		{"", false, "", "[]", ""},
+	} {
+		got, err := setTag(c.goflags, "cuda", c.on)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("setTag(%q, %v): got %q, %v; want an error saying %q", c.goflags, c.on, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("setTag(%q, %v) = %q, %v; want %q", c.goflags, c.on, got, err, c.want)
+			continue
+		}
+		if goBin == "" {
+			continue
+		}
+		cmd := exec.Command(goBin, "list", "-f", "{{context.BuildTags}}", "runtime")
+		cmd.Env = append(os.Environ(), "GOFLAGS="+got, "GOTOOLCHAIN=local")
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != c.tags {
+			t.Errorf("GOFLAGS=%s go list reads the build tags %s (%v), want %s", got, bytes.TrimSpace(out), err, c.tags)
+		}
 	}
 }
 

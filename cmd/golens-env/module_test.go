@@ -50,6 +50,13 @@ func TestGoGetBuildsAndRuns(t *testing.T) {
 		t.Skipf("not in a git checkout of golens: %v", err)
 	}
 	f := newFinder()
+	getenv := f.getenv
+	f.getenv = func(k string) string {
+		if k == "GOFLAGS" {
+			return "-mod=readonly" // as below: what golens-env's GOFLAGS keeps
+		}
+		return getenv(k)
+	}
 	torch, err := f.find(context.Background())
 	if err != nil {
 		t.Skipf("golens needs libtorch: %v", err)
@@ -118,12 +125,14 @@ func TestGoGetBuildsAndRuns(t *testing.T) {
 		"GOFLAGS=-mod=readonly", // the README's steps must be enough: nothing edits go.mod behind them
 	)
 	e := f.env(torch)
-	if torch.From != "system" { // the system's libtorch-dev needs no variables: that is the point
-		for k, v := range e.Vars {
+	for k, v := range e.Vars {
+		// The system's libtorch-dev needs no CGO_* variables: that is the
+		// point. GOFLAGS (-mod=readonly, and -tags=cuda for a CUDA torch)
+		// goes in for every torch, as eval would put it.
+		if torch.From != "system" || k == "GOFLAGS" {
 			env = append(env, k+"="+v)
 		}
 	}
-	tags := "-tags=" + strings.Join(e.Tags, ",")
 
 	dir := t.TempDir()
 	gocmd := func(args ...string) string {
@@ -147,7 +156,7 @@ func TestGoGetBuildsAndRuns(t *testing.T) {
 	if got := gocmd("list", "-m", "-f", "{{.Version}}", modulePath); got != version {
 		t.Fatalf("go get resolved %s to %s, want HEAD's %s", modulePath, got, version)
 	}
-	gocmd("build", tags, "-o", "lensdemo", ".")
+	gocmd("build", "-o", "lensdemo", ".") // no -tags: for a CUDA torch GOFLAGS has them
 	modDir := gocmd("list", "-m", "-f", "{{.Dir}}", modulePath)
 
 	bin := filepath.Join(dir, "lensdemo")
