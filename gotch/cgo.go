@@ -21,7 +21,7 @@ package gotch
 #cgo CXXFLAGS: -O2 -g0
 #cgo cuda CPPFLAGS: -DGT_WITH_CUDA
 #cgo !golens_prebuilt LDFLAGS: -ltorch -ltorch_cpu -lc10
-#cgo !golens_prebuilt,cuda LDFLAGS: -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -lcudart -Wl,--as-needed
+#cgo !golens_prebuilt,cuda LDFLAGS: -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed
 #cgo golens_prebuilt LDFLAGS: -lgolens_torch
 // The shim copies the data during the call and keeps no pointer to it.
 #cgo noescape gt_from_data

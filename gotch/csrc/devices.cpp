@@ -8,9 +8,10 @@
 #ifdef GT_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
-#include <c10/cuda/CUDAGuard.h>
+#include <c10/core/DeviceGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
+#include <dlfcn.h>
 #endif
 
 #if defined(__APPLE__) && GT_TORCH_AT_LEAST(2, 1)
@@ -29,10 +30,54 @@ static void check_cuda_device(int32_t device) {
     throw gt::coded_error(GT_ERR_NO_DEVICE, "no CUDA device " + std::to_string(device) +
                                                 ": " + std::to_string(n) + " visible");
 }
-#define GT_CUDA_CHECK(expr)                                              \
-  do {                                                                   \
-    cudaError_t e_ = (expr);                                             \
-    TORCH_CHECK(e_ == cudaSuccess, #expr, ": ", cudaGetErrorString(e_)); \
+
+// The CUDA runtime's few functions the shim calls, found in the process
+// when first needed (libtorch_cuda has loaded libcudart) instead of linked:
+// pip's CUDA wheels ship only a versioned libcudart.so.N, which -lcudart
+// cannot name. (So the device guard is c10's generic one: CUDAGuard's
+// inline code calls the CUDA runtime by name.) The names go through the
+// header's macros, so CUDA 12's cudaGetDeviceProperties is its
+// cudaGetDeviceProperties_v2.
+#define GT_STR(x) #x
+#define GT_XSTR(x) GT_STR(x)
+namespace {
+struct cudart_fns {
+  decltype(&::cudaGetErrorString) error_string;
+  decltype(&::cudaGetDeviceProperties) device_properties;
+  decltype(&::cudaDeviceSynchronize) device_synchronize;
+  decltype(&::cudaEventCreate) event_create;
+  decltype(&::cudaEventRecord) event_record;
+  decltype(&::cudaEventSynchronize) event_synchronize;
+  decltype(&::cudaEventElapsedTime) event_elapsed_time;
+  decltype(&::cudaEventDestroy) event_destroy;
+};
+template <class F>
+void resolve(F &fn, const char *name) {
+  void *p = dlsym(RTLD_DEFAULT, name);
+  TORCH_CHECK(p != nullptr, "the CUDA runtime in this process has no ", name);
+  fn = reinterpret_cast<F>(p);
+}
+const cudart_fns &cudart() {
+  static const cudart_fns fns = [] {
+    cudart_fns f{};
+    resolve(f.error_string, GT_XSTR(cudaGetErrorString));
+    resolve(f.device_properties, GT_XSTR(cudaGetDeviceProperties));
+    resolve(f.device_synchronize, GT_XSTR(cudaDeviceSynchronize));
+    resolve(f.event_create, GT_XSTR(cudaEventCreate));
+    resolve(f.event_record, GT_XSTR(cudaEventRecord));
+    resolve(f.event_synchronize, GT_XSTR(cudaEventSynchronize));
+    resolve(f.event_elapsed_time, GT_XSTR(cudaEventElapsedTime));
+    resolve(f.event_destroy, GT_XSTR(cudaEventDestroy));
+    return f;
+  }();
+  return fns;
+}
+}  // namespace
+
+#define GT_CUDA_CHECK(expr)                                                \
+  do {                                                                     \
+    cudaError_t e_ = (expr);                                               \
+    TORCH_CHECK(e_ == cudaSuccess, #expr, ": ", cudart().error_string(e_)); \
   } while (0)
 #endif
 
@@ -53,7 +98,7 @@ gt_error gt_cuda_device_properties(int32_t device, char *buf, int32_t len,
   GT_TRY({
     check_cuda_device(device);
     cudaDeviceProp p;
-    GT_CUDA_CHECK(cudaGetDeviceProperties(&p, device));
+    GT_CUDA_CHECK(cudart().device_properties(&p, device));
     std::snprintf(buf, static_cast<size_t>(len), "%s", p.name);
     *major = p.major;
     *minor = p.minor;
@@ -69,8 +114,8 @@ gt_error gt_cuda_synchronize(int32_t device) {
 #ifdef GT_WITH_CUDA
   GT_TRY({
     check_cuda_device(device);
-    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
-    GT_CUDA_CHECK(cudaDeviceSynchronize());
+    c10::DeviceGuard guard(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(device)));
+    GT_CUDA_CHECK(cudart().device_synchronize());
   })
 #else
   (void)device;
@@ -133,12 +178,12 @@ gt_error gt_cuda_event_record(int32_t device, void **out) {
 #ifdef GT_WITH_CUDA
   GT_TRY({
     check_cuda_device(device);
-    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+    c10::DeviceGuard guard(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(device)));
     cudaEvent_t ev;
-    GT_CUDA_CHECK(cudaEventCreate(&ev));
-    cudaError_t e = cudaEventRecord(
+    GT_CUDA_CHECK(cudart().event_create(&ev));
+    cudaError_t e = cudart().event_record(
         ev, c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device)).stream());
-    if (e != cudaSuccess) cudaEventDestroy(ev);
+    if (e != cudaSuccess) cudart().event_destroy(ev);
     GT_CUDA_CHECK(e);
     *out = ev;
   })
@@ -152,8 +197,8 @@ gt_error gt_cuda_event_elapsed(void *start, void *end, float *ms) {
 #ifdef GT_WITH_CUDA
   GT_TRY({
     TORCH_CHECK(start != nullptr && end != nullptr, "nil CUDA event");
-    GT_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(end)));
-    GT_CUDA_CHECK(cudaEventElapsedTime(ms, static_cast<cudaEvent_t>(start),
+    GT_CUDA_CHECK(cudart().event_synchronize(static_cast<cudaEvent_t>(end)));
+    GT_CUDA_CHECK(cudart().event_elapsed_time(ms, static_cast<cudaEvent_t>(start),
                                        static_cast<cudaEvent_t>(end)));
   })
 #else
@@ -164,7 +209,7 @@ gt_error gt_cuda_event_elapsed(void *start, void *end, float *ms) {
 
 void gt_cuda_event_free(void *event) {
 #ifdef GT_WITH_CUDA
-  if (event != nullptr) cudaEventDestroy(static_cast<cudaEvent_t>(event));
+  if (event != nullptr) cudart().event_destroy(static_cast<cudaEvent_t>(event));
 #else
   (void)event;
 #endif
