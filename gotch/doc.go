@@ -25,8 +25,7 @@
 //
 // A goroutine that makes a long series of ops should offer a Yielder's
 // Yield between them, so that Go's scheduler does not take it for a stuck
-// one and preempt it inside every op. C and C++ code built against the shim
-// reaches a tensor through CHandle.
+// one and preempt it inside every op.
 //
 // An extension runs a program's own ATen code on golens's tensors: a C++
 // library built against libtorch and csrc/golens_torch_ext.h (its header

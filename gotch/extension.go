@@ -153,7 +153,7 @@ func (e *Extension) Call(fn string, state *ExtState, tensors []*Tensor, ints ...
 		if err := optTensor(op, fmt.Sprintf("tensors[%d]", i), t); err != nil {
 			return err
 		}
-		hs[i] = C.gt_tensor(t.CHandle()) // NULL for nil
+		hs[i] = C.gt_tensor(t.handle()) // NULL for nil
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()

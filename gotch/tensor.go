@@ -38,13 +38,6 @@ func (t *Tensor) handle() unsafe.Pointer {
 	return unsafe.Pointer(t.p.Load())
 }
 
-// CHandle is the tensor's gt_tensor handle (golens_torch.h), for C and
-// C++ code built against the shim, such as bench/floor's library; nil once
-// freed. The handle stays the tensor's: the caller must not free it, and it
-// is valid only until Free, so keep t alive (runtime.KeepAlive) while C
-// code uses it.
-func (t *Tensor) CHandle() unsafe.Pointer { return t.handle() }
-
 // Free releases the tensor's handle; the memory goes when nothing else
 // (a view, the autograd graph) refers to it. Free is idempotent and safe on
 // a nil Tensor.
