@@ -88,6 +88,7 @@ func fields(fl *ast.FieldList) string {
 // CGO_ENABLED=0 too and fails with ErrNoCgo when it runs. A new cgo file
 // needs its stand-ins in nocgo.go; a failure names what is missing.
 func TestNoCgoAPI(t *testing.T) {
+	sourceGo(t)
 	with, without := exportedAPI(t, true), exportedAPI(t, false)
 	if len(with) < 100 {
 		t.Fatalf("found only %d exported declarations with cgo", len(with))

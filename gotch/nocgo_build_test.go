@@ -17,10 +17,7 @@ func TestBuildsWithoutCgo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the module without cgo; skipped with -short")
 	}
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command:", err)
-	}
+	goCmd := sourceGo(t)
 	for _, args := range [][]string{
 		{"build", "./..."},
 		{"vet", "./gotch/"},

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/golens/golens/gotch"
+	"github.com/golens/golens/gotch/gotchtest"
 )
 
 // TestNoCgoBinary builds golens with CGO_ENABLED=0 and checks that a
@@ -18,10 +19,7 @@ func TestNoCgoBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds golens without cgo; skipped with -short")
 	}
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command:", err)
-	}
+	goCmd := gotchtest.SourceGo(t)
 	bin := filepath.Join(t.TempDir(), "golens")
 	build := exec.Command(goCmd, "build", "-o", bin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/golens/golens/gotch"
@@ -33,6 +35,21 @@ func Device(tb testing.TB) gotch.Device {
 		tb.Fatalf("%s=%s, but this libtorch cannot use %s", DeviceEnv, s, d)
 	}
 	return d
+}
+
+// SourceGo is the go command, for a test that reads or builds its
+// package's source; it skips the test where either is missing, as in the
+// GPU bundle, whose test binaries run without their source and without Go.
+func SourceGo(tb testing.TB) string {
+	tb.Helper()
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		tb.Skip("no go command:", err)
+	}
+	if m, _ := filepath.Glob("*.go"); len(m) == 0 {
+		tb.Skip("the package's source is not here (a test binary run elsewhere, as in the GPU bundle)")
+	}
+	return goCmd
 }
 
 // CheckLeaks records the live-handle count now and, when the test ends,
