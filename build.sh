@@ -8,6 +8,8 @@
 #   ./build.sh golens ARGS... build if needed, then run the CLI
 #   ./build.sh gpu-bundle [DIR]  carried test binaries + shim sources + runbook
 #   ./build.sh floor          libgolens_floor (bench/floor's C++ floor) -> bench/floor/lib
+#   ./build.sh lanes [cpu|cuda|all]  the suite on Debian 13's libtorch 2.6, CPU and
+#                             CUDA builds, in cached trixie chroots (root; see "lanes")
 #
 # libtorch is looked for in $LIBTORCH, then in python3's torch package, then
 # in the system; on Debian/Ubuntu as root, libtorch-dev is installed when
@@ -260,6 +262,262 @@ cmd_gpu_bundle() {
   say "wrote $out ($(du -sh "$out" | cut -f1)); on the GPU machine: bash run.sh OUTDIR"
 }
 
+# ---- lanes: the suite on Debian 13 (trixie)'s libtorch 2.6, CPU and CUDA builds
+# `./build.sh lanes [cpu|cuda|all]` proves golens builds and passes its suite
+# against libtorch 2.x without touching the host: each lane is a trixie root
+# filesystem made with mmdebstrap (cached in $GOLENS_LANES_DIR, default
+# /var/cache/golens-lanes, and rebuilt only when its recipe changes), in which
+# a snapshot of this checkout (tracked and untracked, not ignored, files and
+# .git) is built and tested with the host's Go (/usr/local/go, read-only) and
+# a lane-private GOCACHE/GOPATH, so nothing built against 2.6 meets the host's
+# 1.13 objects. Modules come from the host's module cache (GOPROXY=file://,
+# after `go mod download` here): no network inside. The run happens in
+# private mount and PID namespaces (unshare), so its mounts and processes end
+# with it on every exit path; a trap unmounts them too.
+#   cpu:  libtorch-dev (2.6, CPU).
+#   cuda: libtorch-cuda-dev (2.6, contrib) and the CUDA 12.4 headers and
+#         libraries (nvidia-cuda-dev, non-free), no GPU: compile and link the
+#         CUDA shim (-tags cuda), run the suite on the CPU, and check that
+#         `golens version --check` names CUDA as unavailable and does not crash.
+# Needs root, mmdebstrap and unshare. Measured on 2 cores: root filesystems
+# 1.2 GB (cpu, made in 2 minutes) and 6.9 GB (cuda, 4-5 minutes, about 10 GB
+# while it is made; mmdebstrap's output is in $GOLENS_LANES_DIR/LANE.log),
+# plus about 0.5 GB of Go caches per lane. GOLENS_LANES_RUN='go test -v -run
+# X ./pkg' runs one command in the lanes instead of the suite.
+LANES_SUITE=trixie
+LANES_MIRROR=${GOLENS_LANES_MIRROR:-http://deb.debian.org/debian}
+LANES_DIR=${GOLENS_LANES_DIR:-/var/cache/golens-lanes}
+
+lanes_packages() { # $1 = lane: the packages mmdebstrap installs
+  local common="g++,git,ca-certificates,libopenblas0-pthread"
+  case $1 in
+    cpu) echo "$common,libtorch-dev" ;;
+    cuda) echo "$common" ;; # libtorch-cuda-dev comes in lanes_cuda_hook, after the cuDNN stand-in
+  esac
+}
+
+# lanes_cuda_hook prints the script that installs the CUDA lane's libtorch
+# inside its root filesystem. libtorch-cuda depends on nvidia-cudnn, which
+# downloads cuDNN from NVIDIA when it is installed: that cannot work here
+# (no network but Debian's mirror) and would leave libtorch-cuda unconfigured
+# and every executable unlinkable (libcudnn.so.9 not found). So the script
+# first builds and installs a link-only stand-in, golens-cudnn-standin: a
+# local .deb that Provides nvidia-cudnn (at the archive's version) and ships
+# a libcudnn.so.9 exporting every cudnn* function that libtorch-cuda's
+# libraries import (with their symbol versions, if any), each of which
+# returns an error (CUDNN_STATUS_NOT_INITIALIZED; 0 for the version queries,
+# a message for cudnnGetErrorString). Without a GPU, libtorch never calls
+# cuDNN; the lane must never be used to run anything on a GPU.
+lanes_cuda_hook() {
+  cat <<'HOOK'
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+multi=$(gcc -print-multiarch)
+w=$(mktemp -d)
+tc=$(apt-cache depends libtorch-cuda-dev | sed -n 's/^ *Depends: \(libtorch-cuda-[0-9.]*\)$/\1/p' | head -n1)
+[ -n "$tc" ] || { echo "lanes: no libtorch-cuda-N.N in libtorch-cuda-dev's dependencies" >&2; exit 1; }
+(cd /var/cache/apt/archives && apt-get download -q "$tc") # apt-get install reuses it below
+dpkg-deb -x /var/cache/apt/archives/"$tc"_*.deb "$w/x"
+find "$w/x" -name '*.so*' -type f -exec nm -D --undefined-only {} + 2>/dev/null |
+  awk '$1 == "U" && $2 ~ /^cudnn/ {print $2}' | sort -u >"$w/syms"
+find "$w/x" -name '*.so*' -type f -exec readelf -d {} + 2>/dev/null |
+  sed -n 's/.*(NEEDED).*\[\(libcudnn[^]]*\)\]/\1/p' | sort -u >"$w/sonames"
+[ -s "$w/syms" ] && grep -qx libcudnn.so.9 "$w/sonames" ||
+  { echo "lanes: $tc imports no cudnn* from libcudnn.so.9 (got: $(cat "$w/sonames")); update the stand-in" >&2; exit 1; }
+{
+  echo '/* golens lanes: link-only cuDNN stand-in; every function fails. */'
+  sed 's/@.*//' "$w/syms" | sort -u | while read -r f; do
+    case $f in
+      *GetErrorString) echo "const char *$f(void) { return \"no cuDNN: golens lanes' link-only stand-in\"; }" ;;
+      *Version) echo "unsigned long $f(void) { return 0; }" ;;
+      *) echo "int $f(void) { return 1001; }" ;; # CUDNN_STATUS_NOT_INITIALIZED
+    esac
+  done
+} >"$w/stub.c"
+awk -F@ 'NF > 1 {sub(/^@/, "", $2); v[$2] = v[$2] " " $1 ";"} END {for (k in v) print k " {\n  global:" v[k] "\n};"}' \
+  "$w/syms" >"$w/stub.map"
+mkdir -p "$w/pkg/DEBIAN" "$w/pkg/usr/lib/$multi"
+gcc -shared -fPIC -nostdlib -O1 -Wl,-soname,libcudnn.so.9 \
+  $( [ -s "$w/stub.map" ] && echo "-Wl,--version-script=$w/stub.map" ) \
+  -o "$w/pkg/usr/lib/$multi/libcudnn.so.9" "$w/stub.c"
+ln -s libcudnn.so.9 "$w/pkg/usr/lib/$multi/libcudnn.so"
+for so in $(grep -vx libcudnn.so.9 "$w/sonames"); do ln -s libcudnn.so.9 "$w/pkg/usr/lib/$multi/$so"; done
+ver=$(apt-cache show --no-all-versions nvidia-cudnn | sed -n 's/^Version: //p' | head -n1)
+cat >"$w/pkg/DEBIAN/control" <<EOF
+Package: golens-cudnn-standin
+Version: $ver+golens1
+Architecture: $(dpkg --print-architecture)
+Maintainer: golens build.sh lanes <root@localhost>
+Section: contrib/libs
+Priority: optional
+Provides: nvidia-cudnn (= $ver), libcudnn.so.9, libcudnn.so, libcudnn-dev
+Conflicts: nvidia-cudnn
+Replaces: nvidia-cudnn
+Description: link-only stand-in for cuDNN (golens lanes, no GPU)
+ Exports the cudnn* functions that $tc imports; each one fails.
+EOF
+dpkg-deb --root-owner-group -b "$w/pkg" "$w/golens-cudnn-standin.deb" >/dev/null
+dpkg -i "$w/golens-cudnn-standin.deb"
+echo "lanes: cuDNN stand-in with $(wc -l <"$w/syms") functions for $(tr '\n' ' ' <"$w/sonames")"
+apt-get install -y -q --no-install-recommends libtorch-cuda-dev nvidia-cuda-dev
+rm -rf "$w"
+HOOK
+}
+
+lanes_stamp() { # $1 = lane: what its root filesystem is made from
+  { echo "$LANES_SUITE $LANES_MIRROR"; lanes_packages "$1"; declare -f lanes_mkroot;
+    if [ "$1" = cuda ]; then lanes_cuda_hook; fi; } | sha256sum | cut -c1-16
+}
+
+lanes_mkroot() { # $1 = lane: makes $LANES_DIR/$1 unless its stamp matches
+  local lane=$1 dir=$LANES_DIR/$1 stamp hook
+  stamp=$(lanes_stamp "$lane")
+  if [ -d "$dir" ] && [ "$(cat "$dir.stamp" 2>/dev/null)" = "$stamp" ]; then
+    say "lane $lane: root filesystem $dir is up to date"
+    return 0
+  fi
+  command -v mmdebstrap >/dev/null || {
+    say "installing mmdebstrap"; apt-get install -y -qq mmdebstrap >&2 || die "lanes need mmdebstrap"; }
+  say "lane $lane: making a $LANES_SUITE root filesystem in $dir (minutes)"
+  rm -rf "$dir" "$dir.new" "$dir.stamp"
+  local hooks=()
+  if [ "$lane" = cuda ]; then
+    hook=$LANES_DIR/cuda-hook.sh
+    lanes_cuda_hook >"$hook"
+    hooks=(--customize-hook="chroot \"\$1\" sh -s <'$hook'")
+  fi
+  mmdebstrap --variant=apt --mode=root \
+    --components="main contrib non-free non-free-firmware" \
+    --aptopt='APT::Install-Recommends "false"' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --include="$(lanes_packages "$lane")" "${hooks[@]}" \
+    "$LANES_SUITE" "$dir.new" "$LANES_MIRROR" >"$dir.log" 2>&1 ||
+    { tail -n 40 "$dir.log" >&2; say "lane $lane: mmdebstrap failed (log: $dir.log)"; rm -rf "$dir.new"; return 1; }
+  grep '^lanes: ' "$dir.log" >&2 || true
+  mv "$dir.new" "$dir"
+  echo "$stamp" >"$dir.stamp"
+}
+
+# lanes_inner is the lane's job, run by bash inside the root filesystem in
+# /golens/src (the snapshot); LANE and GOTAGS come in the environment. Every
+# step runs even when one before failed; it exits non-zero if any failed.
+lanes_inner() {
+  cat <<'INNER'
+set -uo pipefail
+failed=()
+step() { # $1 = name, rest = command
+  local name=$1; shift
+  printf '\n== lane %s: %s\n' "$LANE" "$name"
+  if "$@"; then echo "== lane $LANE: $name: ok"; else echo "== lane $LANE: $name: FAILED"; failed+=("$name"); fi
+}
+cxx_check() { # the C++ outside the shim (bench/cpp) against this libtorch
+  local f ok=0
+  for f in bench/cpp/*.cpp; do
+    g++ -std=c++17 -fsyntax-only -Wall -Wextra -D_GLIBCXX_USE_CXX11_ABI=1 $CUDA_DEF \
+      -isystem /usr/include/torch/csrc/api/include -Igotch/csrc -Ibench/cpp "$f" || { echo "$f does not compile"; ok=1; }
+  done
+  return $ok
+}
+version_check() {
+  local out
+  out=$(go run ${GOTAGS:+-tags $GOTAGS} ./cmd/golens version --check 2>&1); local rc=$?
+  printf '%s\n' "$out"
+  [ $rc = 0 ] || { echo "golens version --check exited $rc"; return 1; }
+  grep -q 'self-check on cpu' <<<"$out" || { echo "no CPU self-check in the output"; return 1; }
+  if [ "$LANE" = cuda ]; then
+    grep -E '^ *cuda: ' <<<"$out" | grep -q 'no CUDA device' ||
+      { echo "CUDA build without a GPU: want the cuda line to say 'no CUDA device'"; return 1; }
+  else
+    grep -E '^ *cuda: ' <<<"$out" | grep -q 'built without CUDA' ||
+      { echo "CPU build: want the cuda line to say 'built without CUDA'"; return 1; }
+  fi
+}
+echo "lane $LANE: $(g++ --version | head -n1); libtorch $(cat /usr/include/torch/version.h /usr/include/torch/csrc/api/include/torch/version.h 2>/dev/null |
+  awk '/define TORCH_VERSION_(MAJOR|MINOR|PATCH)/ {v = v (v == "" ? "" : ".") $3} END {print v}'); $(go version)"
+CUDA_DEF=""; [ "$LANE" = cuda ] && CUDA_DEF=-DGT_WITH_CUDA
+if [ -n "${LANES_RUN:-}" ]; then # GOLENS_LANES_RUN: one command instead of the suite
+  step "$LANES_RUN" bash -c "$LANES_RUN"
+  [ ${#failed[@]} = 0 ]; exit
+fi
+step "C++ of bench/cpp" cxx_check
+step "./build.sh floor" ./build.sh floor
+step "go vet" go vet ${GOTAGS:+-tags $GOTAGS} ./...
+step "go test" env GOLENS_REQUIRE_FLOOR=1 go test ${GOTAGS:+-tags $GOTAGS} -count=1 -timeout 20m ./...
+step "golens version --check" version_check
+if [ ${#failed[@]} -gt 0 ]; then printf '\nlane %s: failed: %s\n' "$LANE" "$(IFS=,; echo "${failed[*]}")"; exit 1; fi
+INNER
+}
+
+# lanes_enter runs inside `unshare --mount --pid --fork`: it mounts what the
+# lane needs onto the root filesystem $1 and runs the job in a chroot.
+lanes_enter() {
+  local R=$1 state=$2 lane=$3 gotags=$4 modproxy=$5 mounted=()
+  unmount_all() {
+    local i
+    for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
+  }
+  trap unmount_all EXIT
+  mnt() { mount "$@" && mounted+=("${@: -1}"); }
+  mkdir -p "$R/usr/local/go" "$R/golens/src" "$R/golens/go" "$R/golens/modproxy"
+  mount --make-rprivate / # nothing mounted here shows on the host
+  mnt -t proc proc "$R/proc"
+  mnt -t sysfs -o ro sysfs "$R/sys"
+  mnt --rbind /dev "$R/dev"
+  mnt -t tmpfs -o size=8g tmpfs "$R/tmp"
+  mnt --bind /usr/local/go "$R/usr/local/go"; mount -o remount,bind,ro "$R/usr/local/go"
+  mnt --bind "$modproxy" "$R/golens/modproxy"; mount -o remount,bind,ro "$R/golens/modproxy"
+  mnt --bind "$state/src" "$R/golens/src"
+  mnt --bind "$state/go" "$R/golens/go"
+  chroot "$R" /usr/bin/env -i HOME=/root LANG=C.UTF-8 LANE="$lane" GOTAGS="$gotags" LANES_RUN="${GOLENS_LANES_RUN:-}" \
+    PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    GOCACHE=/golens/go/cache GOPATH=/golens/go/path GOPROXY=file:///golens/modproxy GOSUMDB=off \
+    GOTOOLCHAIN=local CGO_ENABLED=1 GOLENS_TEST_DEVICE="${GOLENS_TEST_DEVICE:-cpu}" \
+    bash -c "cd /golens/src && $(lanes_inner)"
+}
+
+lanes_run() { # $1 = lane
+  local lane=$1 state=$LANES_DIR/$1-state gotags=""
+  [ "$lane" = cuda ] && gotags=cuda
+  lanes_mkroot "$lane" || { say "lane $lane: making the root filesystem failed"; return 1; }
+  # a fresh snapshot of the checkout; the lane's Go caches persist between runs
+  rm -rf "$state/src"; mkdir -p "$state/src" "$state/go"
+  (cd "$ROOT" && { git ls-files -z -c -o --exclude-standard; printf '.git\0'; } |
+     tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$state/src"
+  say "lane $lane: running the suite in $LANES_DIR/$lane (log: $state/log)"
+  # shellcheck disable=SC2016
+  unshare --mount --pid --fork --kill-child -- bash -c "$(declare -f lanes_enter lanes_inner); lanes_enter \"\$@\"" \
+    lanes "$LANES_DIR/$lane" "$state" "$lane" "$gotags" "$(cd "$ROOT" && go env GOMODCACHE)/cache/download" 2>&1 | tee "$state/log"
+  return "${PIPESTATUS[0]}"
+}
+
+cmd_lanes() {
+  local which=${1:-all} lanes lane t0 rc summary=() bad=0
+  case $which in
+    all) lanes="cpu cuda" ;;
+    cpu | cuda) lanes=$which ;;
+    *) die "unknown lane '$which' (want cpu, cuda or all)" ;;
+  esac
+  [ "$(id -u)" = 0 ] || die "lanes need root (mmdebstrap, mount, chroot)"
+  [ -x /usr/local/go/bin/go ] || die "lanes bind-mount the host's Go from /usr/local/go, which is missing"
+  ensure_go
+  mkdir -p "$LANES_DIR"
+  exec 9>"$LANES_DIR/.lock"
+  flock -n 9 || die "another ./build.sh lanes holds $LANES_DIR/.lock"
+  # all: the test-only modules of golens's dependencies too, which a fresh
+  # module's go mod tidy wants (cmd/golens-env's TestGoGetBuildsAndRuns)
+  say "downloading the modules for the lanes (go mod download all)"
+  (cd "$ROOT" && go mod download all) || die "go mod download failed"
+  for lane in $lanes; do
+    t0=$SECONDS
+    if lanes_run "$lane"; then rc=PASS; else rc=FAIL; bad=1; fi
+    summary+=("lane $lane: $rc in $(( (SECONDS - t0) / 60 ))m$(( (SECONDS - t0) % 60 ))s; root filesystem $(du -sh "$LANES_DIR/$lane" 2>/dev/null | cut -f1), lane caches $(du -sh "$LANES_DIR/$lane-state" 2>/dev/null | cut -f1)")
+  done
+  printf '%s\n' "${summary[@]}"
+  return "$bad"
+}
+# ---- end of lanes
+
 main() {
   local cmd=${1:-build}
   shift || true
@@ -272,7 +530,8 @@ main() {
     gpu-bundle) cmd_gpu_bundle "$@" ;;
     shim) build_shim ;;
     floor) build_floor ;;
-    *) die "unknown command '$cmd' (want build, test, run, bench, golens, gpu-bundle, shim, floor)" ;;
+    lanes) cmd_lanes "$@" ;;
+    *) die "unknown command '$cmd' (want build, test, run, bench, golens, gpu-bundle, shim, floor, lanes)" ;;
   esac
 }
 

@@ -31,6 +31,13 @@ func TestResolve(t *testing.T) {
 	noCUDA := !cuda.IsAvailable()
 	noMPS := !metal.IsAvailable()
 	unknown := "want auto, cpu, cuda, cuda:N or mps"
+	// Without a GPU, the error says why: a golens built without CUDA, or a
+	// CUDA build (-tags cuda; the CUDA lane of ./build.sh lanes) that sees
+	// no device.
+	noCUDA0, noCUDA3, noCUDAErr := "this libtorch ("+gotch.TorchVersion()+") was built without CUDA", "cannot use cuda:3: this libtorch", cuda.ErrNotCompiled
+	if _, err := cuda.Properties(0); noCUDA && !errors.Is(err, cuda.ErrNotCompiled) {
+		noCUDA0, noCUDA3, noCUDAErr = "cannot use cuda:0: no CUDA device 0 (0 visible)", "cannot use cuda:3: no CUDA device 3 (0 visible)", cuda.ErrUnavailable
+	}
 	for _, tc := range []struct {
 		spec    string
 		skip    bool // the row needs a machine without that device
@@ -40,8 +47,8 @@ func TestResolve(t *testing.T) {
 	}{
 		{spec: "cpu", want: gotch.CPU},
 		{spec: "auto", skip: !noCUDA || !noMPS, want: gotch.CPU},
-		{spec: "cuda", skip: !noCUDA, errText: "this libtorch (" + gotch.TorchVersion() + ") was built without CUDA", errIs: cuda.ErrNotCompiled},
-		{spec: "cuda:3", skip: !noCUDA, errText: "cannot use cuda:3: this libtorch", errIs: cuda.ErrNotCompiled},
+		{spec: "cuda", skip: !noCUDA, errText: noCUDA0, errIs: noCUDAErr},
+		{spec: "cuda:3", skip: !noCUDA, errText: noCUDA3, errIs: noCUDAErr},
 		{spec: "mps", skip: runtime.GOOS == "darwin", errText: "MPS needs macOS", errIs: metal.ErrUnavailable},
 		{spec: "gpu", errText: unknown},
 		{spec: "cuda:x", errText: unknown},
