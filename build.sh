@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # build.sh: golens's one entry point for setup, build, test and benchmarks.
 #
-#   ./build.sh build          find libtorch, build the shim and bin/golens
+#   ./build.sh build          find libtorch (installing it on Debian), build bin/golens
 #   ./build.sh test           everything CI runs: vet and the whole test suite
 #   ./build.sh run [ARGS]     build, then run golens's main job: golens demo
 #   ./build.sh bench          benchmarks (Go against the C++ floor) -> bench/out
 #   ./build.sh golens ARGS... build if needed, then run the CLI
 #   ./build.sh gpu-bundle [DIR]  carried test binaries + shim sources + runbook
+#   ./build.sh shim           libgolens_torch, the shim as a library (the bundle's)
 #   ./build.sh floor          libgolens_floor (bench/floor's C++ floor) -> bench/floor/lib
 #   ./build.sh lanes [cpu|cuda|all]  the suite on Debian 13's libtorch 2.6, CPU and
 #                             CUDA builds, in cached trixie chroots (root; see "lanes")
 #
-# libtorch is looked for in $LIBTORCH, then in python3's torch package, then
-# in the system; on Debian/Ubuntu as root, libtorch-dev is installed when
-# nothing is found. The shim is rebuilt only when its sources, the torch
-# found or the flags change.
+# Go programs build golens with plain `go build`: cgo compiles the shim
+# (gotch/shim.cpp) and Go's build cache keeps it. libtorch is found by
+# cmd/golens-env ($LIBTORCH, python3's torch, then Debian's or Ubuntu's
+# libtorch-dev), whose variables this script exports for go and uses for
+# the C++ it compiles itself (the floor, the GPU bundle's shim library); on
+# Debian/Ubuntu as root, libtorch-dev is installed when nothing is found.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,42 +28,40 @@ BIN=$ROOT/bin
 say() { printf 'build.sh: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-# ---- finding libtorch: sets TORCH_FROM TORCH_INCS TORCH_LIB TORCH_ABI
-torch_from_dir() { # $1 = a libtorch root with include/ and lib/
-  TORCH_INCS="$1/include $1/include/torch/csrc/api/include"
-  TORCH_LIB=$1/lib
-  if nm -DC "$TORCH_LIB/libc10.so" 2>/dev/null | grep -q 'std::__cxx11::basic_string'; then
-    TORCH_ABI=1
-  else
-    TORCH_ABI=0
+# ---- libtorch: cmd/golens-env finds it (in the GPU bundle, its binary
+# does: that machine has no Go) and says which cgo variables build against
+# it; sets TORCH_ENV (what it printed), TORCH_CXXFLAGS and TORCH_LDLIBS for
+# this script's own C++, and TORCH_CUDA (1 for a CUDA torch).
+torch_env() {
+  [ -n "${TORCH_ENV:-}" ] && return 0
+  local run errf
+  if [ -x "$ROOT/bin/golens-env" ]; then run=("$ROOT/bin/golens-env")
+  else ensure_go; run=(go run ./cmd/golens-env); fi
+  errf=$(mktemp)
+  if ! TORCH_ENV=$(cd "$ROOT" && "${run[@]}" 2>"$errf"); then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ ! -f /usr/include/ATen/ATen.h ]; then
+      say "no libtorch found: installing Debian's libtorch-dev"
+      export DEBIAN_FRONTEND=noninteractive
+      { apt-get update -qq && apt-get install -y -qq libtorch-dev; } >&2 || die "apt-get install libtorch-dev failed"
+      TORCH_ENV=$(cd "$ROOT" && "${run[@]}" 2>"$errf") || { cat "$errf" >&2; rm -f "$errf"; die "golens-env found no usable libtorch"; }
+    else
+      cat "$errf" >&2; rm -f "$errf"; die "golens-env found no usable libtorch"
+    fi
   fi
-}
-
-torch_from_python() {
-  local py=${PYTHON:-python3} info
-  command -v "$py" >/dev/null 2>&1 || return 1
-  info=$("$py" - 2>/dev/null <<'PY'
-import os, torch
-root = os.path.dirname(torch.__file__)
-print(os.path.join(root, "include"), os.path.join(root, "include", "torch", "csrc", "api", "include"))
-print(os.path.join(root, "lib"))
-print(int(torch.compiled_with_cxx11_abi()))
-PY
-) || return 1
-  TORCH_INCS=$(sed -n 1p <<<"$info")
-  TORCH_LIB=$(sed -n 2p <<<"$info")
-  TORCH_ABI=$(sed -n 3p <<<"$info")
-  # Debian's python3-torch has no headers of its own: they are libtorch-dev's.
-  [ -f "${TORCH_INCS%% *}/ATen/ATen.h" ] && [ -f "$TORCH_LIB/libc10.so" ]
-}
-
-torch_from_system() {
-  local multi
-  multi=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-  [ -f /usr/include/ATen/ATen.h ] && [ -f "/usr/lib/$multi/libc10.so" ] || return 1
-  TORCH_INCS="/usr/include /usr/include/torch/csrc/api/include"
-  TORCH_LIB=/usr/lib/$multi
-  TORCH_ABI=1 # Debian and Ubuntu build with the C++11 ABI
+  cat "$errf" >&2; rm -f "$errf" # its warnings
+  eval "$TORCH_ENV"
+  say "$(head -n1 <<<"$TORCH_ENV" | sed 's/^# golens-env: //')"
+  TORCH_CUDA=0
+  grep -qE -- '-tags[= ]([a-z0-9_,]*,)?cuda' <<<"$TORCH_ENV" && TORCH_CUDA=1
+  # The flags gotch/cgo.go gives cgo, after the variables, as cgo orders them.
+  TORCH_CXXFLAGS="-O2 -g0 -fPIC ${CGO_CPPFLAGS:-} ${CGO_CXXFLAGS:-} -I$CSRC -I/usr/include/torch/csrc/api/include"
+  TORCH_LDLIBS="${CGO_LDFLAGS:-} -ltorch -ltorch_cpu -lc10"
+  if [ "$TORCH_CUDA" = 1 ]; then
+    TORCH_CXXFLAGS="$TORCH_CXXFLAGS -DGT_WITH_CUDA"
+    TORCH_LDLIBS="$TORCH_LDLIBS -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed"
+  fi
+  [ -f /usr/include/ATen/ATen.h ] && ensure_openblas
+  export TORCH_CXXFLAGS TORCH_LDLIBS TORCH_ENV
 }
 
 # Debian's libtorch links the generic libblas.so.3, which is the slow
@@ -81,83 +82,38 @@ ensure_openblas() {
   fi
 }
 
-find_torch() {
-  if [ -n "${LIBTORCH:-}" ]; then
-    [ -d "$LIBTORCH/include" ] || die "LIBTORCH=$LIBTORCH has no include/ folder"
-    torch_from_dir "$LIBTORCH"; TORCH_FROM="\$LIBTORCH ($LIBTORCH)"; return
-  fi
-  if torch_from_python; then TORCH_FROM="python torch ($TORCH_LIB)"; return; fi
-  if torch_from_system; then TORCH_FROM="system libtorch ($TORCH_LIB)"; ensure_openblas; return; fi
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "no libtorch found: installing Debian's libtorch-dev"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2 && apt-get install -y -qq libtorch-dev >&2 || die "apt-get install libtorch-dev failed"
-    torch_from_system && { TORCH_FROM="system libtorch ($TORCH_LIB, just installed)"; ensure_openblas; return; }
-  fi
-  die "no libtorch: set LIBTORCH to an unpacked libtorch, install torch for python3, or install libtorch-dev"
+# torch_cxx NAME OUT SRC... [FLAGS]: compiles C++ against the torch found,
+# unless OUT is up to date with its sources, headers and the flags.
+torch_cxx() {
+  local name=$1 out=$2 stamp; shift 2
+  torch_env
+  stamp=$( { cat "$@" "$CSRC"/*.h "$ROOT/bench/cpp/"*.h 2>/dev/null; echo "$TORCH_ENV $TORCH_CXXFLAGS $TORCH_LDLIBS ${CXX:-g++}"; } |
+           sha256sum | cut -c1-16)
+  [ -f "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ] && return 0
+  say "compiling $name"
+  mkdir -p "$(dirname "$out")"
+  # shellcheck disable=SC2086
+  ${CXX:-g++} $TORCH_CXXFLAGS -I"$ROOT/bench/cpp" "$@" -o "$out" $TORCH_LDLIBS || return 1
+  echo "$stamp" >"$out.stamp"
 }
 
-# ---- CUDA: sets CUDA_FLAGS and CUDA_LIBS when this torch has CUDA
-find_cuda() {
-  CUDA_FLAGS="" CUDA_LIBS="" CUDA_NOTE="no (CPU-only libtorch)"
-  [ -f "$TORCH_LIB/libtorch_cuda.so" ] || return 0
-  CUDA_LIBS="-Wl,--no-as-needed -ltorch_cuda -Wl,--as-needed"
-  CUDA_NOTE="yes, without runtime statistics (cuda_runtime_api.h not found)"
-  local d site
-  site=$("${PYTHON:-python3}" -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null || true)
-  for d in ${CUDA_HOME:+$CUDA_HOME/include} /usr/local/cuda/include /usr/include \
-           $(for s in $site; do ls -d "$s"/nvidia/*/include "$s"/nvidia/include 2>/dev/null; done); do
-    if [ -f "$d/cuda_runtime_api.h" ]; then
-      CUDA_FLAGS="-DGT_WITH_CUDA -isystem $d"
-      CUDA_NOTE="yes (CUDA headers in $d)"
-      return 0
-    fi
-  done
-}
+so() { if [ "$(uname)" = Darwin ]; then echo "$1.dylib"; else echo "$1.so"; fi; }
 
-shim_lib() { if [ "$(uname)" = Darwin ]; then echo "$LIBDIR/libgolens_torch.dylib"; else echo "$LIBDIR/libgolens_torch.so"; fi; }
-
-shim_cxxflags() { # $1 = C++ standard
-  local incs="" i
-  for i in $TORCH_INCS; do [ "$i" = /usr/include ] || incs="$incs -isystem $i"; done
-  echo "-std=$1 -O2 -fPIC -Wall -Wextra -D_GLIBCXX_USE_CXX11_ABI=$TORCH_ABI $CUDA_FLAGS $incs -I$CSRC"
-}
-
-compile_shim() { # $1 = C++ standard
-  local objdir=$LIBDIR/obj flags i f pids=()
-  mkdir -p "$objdir"
-  flags=$(shim_cxxflags "$1")
-  for f in "$CSRC"/*.cpp; do
-    ${CXX:-g++} $flags -c "$f" -o "$objdir/$(basename "${f%.cpp}").o" 2>"$objdir/$(basename "$f").log" &
-    pids+=($!)
-  done
-  local ok=0
-  for i in "${pids[@]}"; do wait "$i" || ok=1; done
-  return $ok
-}
-
+# libgolens_torch: the shim as a shared library, for binaries built with
+# the tag golens_prebuilt (the GPU bundle's, which carry no C++ and meet
+# the GPU machine's torch there).
 build_shim() {
-  find_torch
-  find_cuda
-  local lib stamp
-  lib=$(shim_lib)
-  stamp=$( { cat "$CSRC"/*.h "$CSRC"/*.cpp; echo "$TORCH_INCS $TORCH_LIB $TORCH_ABI $CUDA_FLAGS $CUDA_LIBS ${CXX:-g++}"; \
-             cat "${TORCH_INCS##* }/torch/version.h" 2>/dev/null || true; } | sha256sum | cut -c1-16)
-  if [ -f "$lib" ] && [ "$(cat "$LIBDIR/.stamp" 2>/dev/null)" = "$stamp" ]; then
-    return 0
-  fi
-  say "libtorch: $TORCH_FROM, C++11 ABI $TORCH_ABI; CUDA: $CUDA_NOTE"
-  say "compiling the shim (a minute or two)"
-  mkdir -p "$LIBDIR"
-  if ! compile_shim c++17; then
-    say "C++17 failed against these torch headers; trying C++20"
-    compile_shim c++20 || { cat "$LIBDIR"/obj/*.log >&2; die "the shim does not compile against $TORCH_FROM"; }
-  fi
-  local rpath="-Wl,-rpath,$TORCH_LIB"
-  ${CXX:-g++} -shared -o "$lib" "$LIBDIR"/obj/*.o -L"$TORCH_LIB" $rpath \
-    $CUDA_LIBS -ltorch_cpu -lc10 -ltorch || die "linking the shim failed"
-  echo "$stamp" >"$LIBDIR/.stamp"
-  say "built $lib"
+  local lib; lib=$(so "$LIBDIR/libgolens_torch")
+  torch_env
+  torch_cxx "the shim library" "$lib" -shared "$ROOT/gotch/shim.cpp" && return 0
+  [ "$TORCH_CUDA" = 1 ] || die "the shim does not compile against this torch"
+  # A CUDA torch without the CUDA runtime's headers (a pip torch without
+  # nvidia-cuda-runtime's): tensors still run on the GPU through ATen;
+  # only the statistics and events of package cuda say ErrNotCompiled.
+  say "the shim does not compile with its CUDA parts; building it without them"
+  TORCH_CXXFLAGS=${TORCH_CXXFLAGS/ -DGT_WITH_CUDA/}
+  torch_cxx "the shim library without its CUDA parts" "$lib" -shared "$ROOT/gotch/shim.cpp" ||
+    die "the shim does not compile against this torch"
 }
 
 # libgolens_floor: the C++ floor (bench/cpp/gpt2_floor.h) as a golens
@@ -167,25 +123,8 @@ build_shim() {
 # must be the one golens runs on: gotch checks) into bench/floor/lib, where
 # bench/floor's Path looks.
 build_floor() {
-  find_torch
-  find_cuda
-  local lib stamp std src=$ROOT/bench/cpp dir=$ROOT/bench/floor/lib
-  lib=$dir/libgolens_floor.so; [ "$(uname)" = Darwin ] && lib=$dir/libgolens_floor.dylib
-  stamp=$( { cat "$src/gpt2_floor.h" "$src/floor_lib.cpp" "$CSRC/golens_torch.h" "$CSRC/golens_torch_ext.h"; \
-             echo "$TORCH_INCS $TORCH_LIB $TORCH_ABI $CUDA_FLAGS ${CXX:-g++}"; \
-             cat "${TORCH_INCS##* }/torch/version.h" 2>/dev/null || true; } | sha256sum | cut -c1-16)
-  if [ -f "$lib" ] && [ "$(cat "$dir/.stamp" 2>/dev/null)" = "$stamp" ]; then
-    return 0
-  fi
-  say "compiling the in-process C++ floor (bench/cpp/floor_lib.cpp) against $TORCH_FROM"
-  mkdir -p "$dir"
-  for std in c++17 c++20; do # as the shim
-    # shellcheck disable=SC2046
-    ${CXX:-g++} $(shim_cxxflags $std) -I"$src" -shared -o "$lib" "$src/floor_lib.cpp" \
-      -L"$TORCH_LIB" -Wl,-rpath,"$TORCH_LIB" -ltorch_cpu -lc10 &&
-      { echo "$stamp" >"$dir/.stamp"; say "built $lib"; return 0; }
-  done
-  die "bench/cpp/floor_lib.cpp does not compile against $TORCH_FROM"
+  torch_cxx "the in-process C++ floor" "$(so "$ROOT/bench/floor/lib/libgolens_floor")" -shared "$ROOT/bench/cpp/floor_lib.cpp" ||
+    die "bench/cpp/floor_lib.cpp does not compile against this torch"
 }
 
 ensure_go() {
@@ -193,7 +132,7 @@ ensure_go() {
 }
 
 build_cli() {
-  ensure_go
+  torch_env
   mkdir -p "$BIN"
   (cd "$ROOT" && go build -o "$BIN/golens" ./cmd/golens)
 }
@@ -214,38 +153,42 @@ cmd_test() {
   ensure_go
   ensure_chromium
   cd "$ROOT"
+  # Every step runs and counts, whatever failed before it: a failing vet or
+  # test run must not hide the race run or the summary.
+  local rc=0 log=$ROOT/build/test.log
+  mkdir -p "$ROOT/build"; : >"$log"
   say "go vet"
-  go vet ./...
+  go vet ./... 2>&1 | tee -a "$log" || rc=1
   say "go test (device: ${GOLENS_TEST_DEVICE:-cpu})"
   # bench/floor's tests fail, not skip, without the floor library built above
-  GOLENS_REQUIRE_FLOOR=1 go test -count=1 -timeout 20m ./... 2>&1 | tee "$LIBDIR/test.log"
-  local rc=${PIPESTATUS[0]}
+  GOLENS_REQUIRE_FLOOR=1 go test -count=1 -timeout 20m ./... 2>&1 | tee -a "$log" || rc=1
   say "go test -race (concurrency)"
-  go test -count=1 -race -timeout 10m -run 'Concurrent|Race|Scope|Free' ./gotch/ ./hookedmodel/ 2>&1 | tee -a "$LIBDIR/test.log"
-  [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+  go test -count=1 -race -timeout 10m -run 'Concurrent|Race|Scope|Free' ./gotch/ ./hookedmodel/ 2>&1 | tee -a "$log" || rc=1
   local passed failed
-  passed=$(grep -c '^ok ' "$LIBDIR/test.log" || true)
-  failed=$(grep -c -E '^(FAIL|--- FAIL)' "$LIBDIR/test.log" || true)
+  passed=$(grep -c '^ok ' "$log" || true)
+  failed=$(grep -c -E '^(FAIL|--- FAIL)' "$log" || true)
   echo "packages: $passed passed, $failed failed"
   return "$rc"
 }
 
 cmd_bench() {
   build_floor
-  ensure_go
-  export TORCH_INCS TORCH_LIB TORCH_ABI
   "$ROOT/bench/run.sh" "$@"
 }
 
 cmd_gpu_bundle() {
+  # The carried binaries link the shim as a library (tag golens_prebuilt):
+  # run.sh builds it there against that machine's torch, with golens-env's
+  # binary to find it. Here it is built only to link against.
+  build_shim
   build_floor
-  ensure_go
-  local out=${1:-$ROOT/build/gpu-bundle}
-  rm -rf "$out"; mkdir -p "$out/bin" "$out/gotch/csrc" "$out/pkg"
+  local out=${1:-$ROOT/build/gpu-bundle} go_prebuilt
+  go_prebuilt=(env CGO_LDFLAGS="${CGO_LDFLAGS:-} -L$LIBDIR" go)
+  rm -rf "$out"; mkdir -p "$out/bin" "$out/gotch/csrc" "$out/pkg" "$out/bench/cpp"
   cp "$ROOT/build.sh" "$ROOT/bench/gpu/run.sh" "$out/"
-  mkdir -p "$out/bench/cpp"
   cp "$ROOT/bench/peers/gpt2_peer.py" "$ROOT/bench/HARNESS.md" "$out/bench/"
   cp "$ROOT/bench/cpp/gpt2_forward.cpp" "$ROOT/bench/cpp/gpt2_floor.h" "$ROOT/bench/cpp/floor_lib.cpp" "$out/bench/cpp/"
+  cp "$ROOT/gotch/shim.cpp" "$out/gotch/"
   cp "$CSRC"/*.h "$CSRC"/*.cpp "$out/gotch/csrc/"
   local pkg rel
   # Only packages that run on the device (cgo, or built on gotch): the pure-Go ones
@@ -253,11 +196,12 @@ cmd_gpu_bundle() {
   for pkg in $(cd "$ROOT" && go list -e -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{if .CgoFiles}}cgo{{end}} {{join .Deps " "}}{{end}}' ./... |
                awk '$2 == "cgo" || / github.com\/golens\/golens\/gotch( |$)/ {print $1}'); do
     rel=${pkg#github.com/golens/golens/}
-    (cd "$ROOT" && go test -c -trimpath -ldflags='-s -w' -o "$out/bin/$(tr / _ <<<"$rel").test" "$pkg")
+    (cd "$ROOT" && "${go_prebuilt[@]}" test -c -tags golens_prebuilt -trimpath -ldflags='-s -w' -o "$out/bin/$(tr / _ <<<"$rel").test" "$pkg")
     mkdir -p "$out/pkg/$rel"
     [ -d "$ROOT/$rel/testdata" ] && cp -r "$ROOT/$rel/testdata" "$out/pkg/$rel/"
   done
-  (cd "$ROOT" && go build -trimpath -ldflags='-s -w' -o "$out/bin/golens" ./cmd/golens)
+  (cd "$ROOT" && "${go_prebuilt[@]}" build -tags golens_prebuilt -trimpath -ldflags='-s -w' -o "$out/bin/golens" ./cmd/golens)
+  (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/bin/golens-env" ./cmd/golens-env)
   gzip -6 "$out"/bin/* # to travel within 64 MiB; run.sh unpacks them
   say "wrote $out ($(du -sh "$out" | cut -f1)); on the GPU machine: bash run.sh OUTDIR"
 }
@@ -522,16 +466,17 @@ main() {
   local cmd=${1:-build}
   shift || true
   case "$cmd" in
-    build) build_shim; build_cli ;;
+    build) build_cli ;;
     test) cmd_test ;;
-    run) build_shim; build_cli; "$BIN/golens" version; exec "$BIN/golens" demo "$@" ;;
+    run) build_cli; "$BIN/golens" version; exec "$BIN/golens" demo "$@" ;;
     bench) cmd_bench "$@" ;;
-    golens) build_shim; build_cli; exec "$BIN/golens" "$@" ;;
+    golens) build_cli; exec "$BIN/golens" "$@" ;;
     gpu-bundle) cmd_gpu_bundle "$@" ;;
     shim) build_shim ;;
     floor) build_floor ;;
+    cxx) torch_cxx "$@" || die "$1 does not compile against this torch" ;; # NAME OUT SRC...: bench/run.sh's C++
     lanes) cmd_lanes "$@" ;;
-    *) die "unknown command '$cmd' (want build, test, run, bench, golens, gpu-bundle, shim, floor, lanes)" ;;
+    *) die "unknown command '$cmd' (want build, test, run, bench, golens, gpu-bundle, shim, floor, cxx, lanes)" ;;
   esac
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/run.sh: golens's CPU benchmarks; ./build.sh bench builds the shim,
-# exports TORCH_INCS TORCH_LIB TORCH_ABI and calls this.
+# bench/run.sh: golens's CPU benchmarks; ./build.sh bench builds the floor
+# library and calls this (its C++ is built by ./build.sh cxx).
 #
 #   1. op round trip: gotch's BenchmarkOp against the same ATen ops in a
 #      C++ loop (cpp/op_floor.cpp, which also calls them through the shim's
@@ -49,25 +49,14 @@ SBS_ROUNDS=${BENCH_SBS_ROUNDS:-30}
 GPT2_ITERS=${BENCH_GPT2_ITERS:-6}
 BLOCK_ROUNDS=${BENCH_BLOCK_ROUNDS:-3}
 BLOCK_TIME=${BENCH_BLOCK_TIME:-0.3s}
-: "${TORCH_INCS:?run me through ./build.sh bench}" "${TORCH_LIB:?}" "${TORCH_ABI:?}"
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 
-build_cpp() { # $1: a program in cpp/, built with the shim's torch flags; cached
-  local name=$1 incs="" i std stamp
-  for i in $TORCH_INCS; do [ "$i" = /usr/include ] || incs="$incs -isystem $i"; done
-  stamp=$( { cat "$HERE/cpp/$name.cpp" "$HERE"/cpp/*.h "$ROOT"/gotch/csrc/golens_torch*.h
-             echo "$incs $TORCH_LIB $TORCH_ABI ${CXX:-g++}"; } | sha256sum | cut -c1-16)
-  [ -x "$OUT/$name" ] && [ "$(cat "$OUT/.$name.stamp" 2>/dev/null)" = "$stamp" ] && return 0
-  say "compiling the C++ floor cpp/$name.cpp"
-  for std in c++17 c++20; do # as the shim: newer torch headers need C++20
-    # shellcheck disable=SC2086
-    ${CXX:-g++} -std=$std -O2 -D_GLIBCXX_USE_CXX11_ABI="$TORCH_ABI" $incs -I"$ROOT/gotch/csrc" \
-      "$HERE/cpp/$name.cpp" -o "$OUT/$name" -L"$ROOT/gotch/lib" -L"$TORCH_LIB" \
-      -Wl,-rpath,"$ROOT/gotch/lib:$TORCH_LIB" -lgolens_torch -ltorch_cpu -lc10 &&
-      { echo "$stamp" >"$OUT/.$name.stamp"; return 0; }
-  done
-  say "error: cpp/$name.cpp does not compile"; return 1
+build_cpp() { # $1: a program in cpp/, built with golens's torch flags (build.sh's torch_cxx); cached
+  local name=$1 extra=()
+  # op_floor calls the shim's C ABI: the shim's C++ is compiled in.
+  [ "$name" = op_floor ] && extra=("$ROOT/gotch/shim.cpp")
+  "$ROOT/build.sh" cxx "cpp/$name.cpp" "$OUT/$name" "$HERE/cpp/$name.cpp" "${extra[@]}"
 }
 
 # Raw rows, tab-separated: impl workload name config wall_ns cpu_ns peak_mb allocs
