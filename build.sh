@@ -377,6 +377,16 @@ version_check() {
       { echo "CPU build: want the cuda line to say 'built without CUDA'"; return 1; }
   fi
 }
+runbook_check() { # the GPU runbook against this CUDA libtorch: the bundle, then run.sh's dry run
+  local b=/tmp/gpu-bundle out=/tmp/gpu-run rc
+  ./build.sh gpu-bundle "$b" || return 1
+  GOLENS_GPU_DRYRUN=1 TEST_BUDGET=150 GOLENS_GPU_GRID="toy forward 1 32 float32" timeout 470 bash "$b/run.sh" "$out"; rc=$?
+  ldd "$b/gotch/lib/libgolens_torch.so" | grep -q libtorch_cuda ||
+    { echo "the bundle's shim library does not link libtorch_cuda"; rc=1; }
+  ! grep -q 'without its CUDA parts' "$out/shim-build.log" ||
+    { echo "the bundle's shim library was built without its CUDA parts"; rc=1; }
+  return $rc
+}
 echo "lane $LANE: $(g++ --version | head -n1); libtorch $(cat /usr/include/torch/version.h /usr/include/torch/csrc/api/include/torch/version.h 2>/dev/null |
   awk '/define TORCH_VERSION_(MAJOR|MINOR|PATCH)/ {v = v (v == "" ? "" : ".") $3} END {print v}'); $(go version)"
 CUDA_DEF=""; [ "$LANE" = cuda ] && CUDA_DEF=-DGT_WITH_CUDA
@@ -389,6 +399,7 @@ step "./build.sh floor" ./build.sh floor
 step "go vet" go vet ${GOTAGS:+-tags $GOTAGS} ./...
 step "go test" env GOLENS_REQUIRE_FLOOR=1 go test ${GOTAGS:+-tags $GOTAGS} -count=1 -timeout 20m ./...
 step "golens version --check" version_check
+[ "$LANE" = cuda ] && step "GPU runbook (gpu-bundle, dry run)" runbook_check
 if [ ${#failed[@]} -gt 0 ]; then printf '\nlane %s: failed: %s\n' "$LANE" "$(IFS=,; echo "${failed[*]}")"; exit 1; fi
 INNER
 }
@@ -485,4 +496,5 @@ main() {
   esac
 }
 
-main "$@"
+# exit at once: bash reads a script as it runs, and this file may change meanwhile
+main "$@"; exit $?

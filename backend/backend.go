@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/golens/golens/cuda"
 	"github.com/golens/golens/gotch"
@@ -139,9 +140,9 @@ func checkCUDA(i int) (cuda.Props, error) {
 	n := cuda.DeviceCount()
 	props, err := cuda.Properties(i)
 	switch {
-	case n == 0 && errors.Is(err, cuda.ErrNotCompiled):
+	case n == 0 && errors.Is(err, cuda.ErrNotCompiled) && !strings.Contains(gotch.BuildInfo(), "USE_CUDA=ON"):
 		return props, fmt.Errorf("backend: cannot use cuda:%d: this libtorch (%s) was built without CUDA: %w", i, gotch.TorchVersion(), err)
-	case i >= n:
+	case i >= n: // also a CUDA libtorch without a GPU, whether golens has its CUDA parts (-tags cuda) or not
 		return props, fmt.Errorf("backend: cannot use cuda:%d: no CUDA device %d (%d visible): %w", i, i, n, cuda.ErrUnavailable)
 	case err != nil && !errors.Is(err, cuda.ErrNotCompiled):
 		return props, fmt.Errorf("backend: cannot use cuda:%d: %w", i, err)

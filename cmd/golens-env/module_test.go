@@ -108,9 +108,21 @@ func TestGoGetBuildsAndRuns(t *testing.T) {
 			t.Logf("%s@%s was in the module cache already: the proxy served no zip this time", modulePath, version)
 		}
 	}()
-	// The new module's go mod tidy wants golens's dependencies, and those of
-	// its tests, from the module cache: fetch any missing the usual way.
-	download := exec.CommandContext(ctx, goBin, "mod", "download")
+	// The new module's go mod tidy wants golens's dependencies and the
+	// modules of their tests (all) from the module cache: fetch any missing
+	// the usual way, through copies of go.mod and go.sum, which download
+	// all would add those modules' sums to.
+	modCopy := t.TempDir()
+	for _, f := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(modCopy, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	download := exec.CommandContext(ctx, goBin, "mod", "download", "-modfile="+filepath.Join(modCopy, "go.mod"), "all")
 	download.Dir = root
 	if out, err := download.CombinedOutput(); err != nil {
 		t.Logf("go mod download in %s: %v %s (going on with the module cache as it is)", root, err, bytes.TrimSpace(out))
