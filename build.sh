@@ -321,7 +321,8 @@ lanes_mkroot() { # $1 = lane: makes $LANES_DIR/$1 unless its stamp matches
     return 0
   fi
   command -v mmdebstrap >/dev/null || {
-    say "installing mmdebstrap"; apt-get install -y -qq mmdebstrap >&2 || die "lanes need mmdebstrap"; }
+    say "installing mmdebstrap"; export DEBIAN_FRONTEND=noninteractive
+    { apt-get install -y -qq mmdebstrap || { apt-get update -qq && apt-get install -y -qq mmdebstrap; }; } >&2 || die "lanes need mmdebstrap"; }
   say "lane $lane: making a $LANES_SUITE root filesystem in $dir (minutes)"
   rm -rf "$dir" "$dir.new" "$dir.stamp"
   local hooks=()
