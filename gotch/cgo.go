@@ -53,7 +53,7 @@ var (
 
 var abiCheck = sync.OnceValue(func() error {
 	if got := int(C.gt_abi_version()); got != ABIVersion {
-		return fmt.Errorf("gotch: libgolens_torch has ABI %d but this package needs %d: rebuild the shim with ./build.sh build", got, ABIVersion)
+		return fmt.Errorf("gotch: the prebuilt libgolens_torch has ABI %d but this package needs %d: rebuild it from this version's sources with ./build.sh shim", got, ABIVersion)
 	}
 	return nil
 })
