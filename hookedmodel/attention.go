@@ -17,7 +17,8 @@ type Attention struct {
 	BO   *gotch.Tensor // [d_model]
 
 	nHeads, dHead int64
-	attnScale     float64 // divides the scores: sqrt(d_head), or 1 without use_attn_scale
+	attnScale     float64 // divides the scores: sqrt(d_head) (1 without use_attn_scale), times l+1 with scale_attn_by_inverse_layer_idx
+	upcast        bool    // reorder_and_upcast_attn in a float16/bfloat16 model: scores only on the explicit float32 path
 	causal        bool
 	useResult     bool
 	hooks         attnHooks
@@ -35,7 +36,7 @@ type attnViews struct {
 
 type attnHooks struct{ q, k, v, scores, pattern, z, result string }
 
-func newAttention(cfg *Config, prefix string) *Attention {
+func newAttention(cfg *Config, prefix string, layer int) *Attention {
 	a := &Attention{
 		nHeads:    int64(cfg.NHeads),
 		dHead:     int64(cfg.DHead),
@@ -45,6 +46,20 @@ func newAttention(cfg *Config, prefix string) *Attention {
 	}
 	if cfg.UseAttnScale {
 		a.attnScale = math.Sqrt(float64(cfg.DHead))
+	}
+	if cfg.AttnScaleByIdx {
+		// Hugging Face's GPT2Attention._attn divides the scores by
+		// float(layer_idx + 1) (layer_idx counts from 0) after, and
+		// independently of, scale_attn_weights' sqrt(d_head);
+		// TransformerLens's AbstractAttention multiplies the same factor
+		// into attn_scale (1 without use_attn_scale), so hook_attn_scores
+		// is q·k / (sqrt(d_head)·(l+1)) in both, before the causal mask.
+		// (Hugging Face's SDPA and FlashAttention paths ignored the flag
+		// until transformers PR #44397; its eager path is the definition.)
+		a.attnScale *= float64(layer + 1)
+	}
+	if d, err := cfg.dtype(); err == nil && (d == gotch.Half || d == gotch.BFloat16) {
+		a.upcast = cfg.ReorderUpcastAttn
 	}
 	h := func(n string) string { return prefix + ".hook_" + n }
 	a.hooks = attnHooks{h("q"), h("k"), h("v"), h("attn_scores"), h("pattern"), h("z"), h("result")}
@@ -152,6 +167,11 @@ func (a *Attention) forward(p *pass, qIn, kIn, vIn, keep *gotch.Tensor, past *kv
 // fusable reports whether the fused kernel (scaled_dot_product_attention)
 // may stand in for the explicit path: nobody observes scores or pattern,
 // the scale is the kernel's own, and the mask is plain causal (or none).
+// The kernel divides by sqrt(d_head) and libtorch 1.13's takes no other
+// scale, so a layer whose divisor differs (no use_attn_scale; a layer past
+// the first with scale_attn_by_inverse_layer_idx) stays on the explicit
+// path; so does a float16/bfloat16 model with reorder_and_upcast_attn,
+// whose scores must be float32.
 // The kernel computes the same function, not always the same bits: on
 // libtorch 1.13 it is the explicit math (equal bit for bit); on 2.x the
 // CPU kernel works in blocks with an online softmax and differs by float32
@@ -161,7 +181,7 @@ func (a *Attention) forward(p *pass, qIn, kIn, vIn, keep *gotch.Tensor, past *kv
 // pattern, which forces the explicit path, may move results by that much.
 func (a *Attention) fusable(p *pass, keep *gotch.Tensor, offset int64) bool {
 	return !p.wants(a.hooks.scores) && !p.wants(a.hooks.pattern) &&
-		keep == nil && offset == 0 && a.attnScale == math.Sqrt(float64(a.dHead))
+		keep == nil && offset == 0 && a.attnScale == math.Sqrt(float64(a.dHead)) && !a.upcast
 }
 
 // pattern computes the attention pattern [batch head query key]; it
@@ -170,7 +190,9 @@ func (a *Attention) pattern(p *pass, qh, kh, keep *gotch.Tensor, offset int64) *
 	dtype := qh.DType()
 	var made [6]*gotch.Tensor
 	if dtype == gotch.Half || dtype == gotch.BFloat16 {
-		qh, kh = qh.MustTo(gotch.Float), kh.MustTo(gotch.Float) // scores in float32, as TransformerLens does
+		// scores in float32, as TransformerLens does (and as Hugging Face's
+		// reorder_and_upcast_attn asks)
+		qh, kh = qh.MustTo(gotch.Float), kh.MustTo(gotch.Float)
 		made[0], made[1] = qh, kh
 	}
 	kt := kh.MustTranspose(-2, -1)

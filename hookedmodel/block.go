@@ -26,7 +26,7 @@ func newBlock(cfg *Config, l int) *Block {
 	prefix := "blocks." + itoa(l)
 	h := func(n string) string { return prefix + ".hook_" + n }
 	b := &Block{
-		Attn:   newAttention(cfg, prefix+".attn"),
+		Attn:   newAttention(cfg, prefix+".attn", l),
 		nHeads: int64(cfg.NHeads),
 		flags:  blockFlags{cfg.UseAttnIn, cfg.UseSplitQKVIn, cfg.UseHookMLPIn, cfg.PositionalEmbeddingType == "shortformer"},
 		hooks:  blockHooks{h("resid_pre"), h("attn_in"), h("q_input"), h("k_input"), h("v_input"), h("attn_out"), h("resid_mid"), h("mlp_in"), h("mlp_out"), h("resid_post")},

@@ -29,7 +29,7 @@ type Config struct {
 	UseAttnIn       bool `json:"use_attn_in"`
 	UseHookTokens   bool `json:"use_hook_tokens"`
 	UseLocalAttn    bool `json:"use_local_attn"`
-	AttnScaleByIdx  bool `json:"scale_attn_by_inverse_layer_idx"`
+	AttnScaleByIdx  bool `json:"scale_attn_by_inverse_layer_idx"` // layer l's scores also divided by l+1
 	ParallelAttnMLP bool `json:"parallel_attn_mlp"`
 	GatedMLP        bool `json:"gated_mlp"`
 	AttnOnly        bool `json:"attn_only"`
@@ -47,6 +47,18 @@ type Config struct {
 	Seed                    *int64  `json:"seed,omitempty"`
 	DefaultPrependBOS       bool    `json:"default_prepend_bos"` // default true
 	DType                   string  `json:"dtype"`               // "float32" (default), "float16", "bfloat16", "float64"
+
+	// ReorderUpcastAttn is Hugging Face GPT2Config's reorder_and_upcast_attn
+	// (HookedTransformerConfig has no such field; TransformerLens drops it
+	// when converting): attention scores and softmax in float32 whatever
+	// the model's dtype, the scale applied inside the q·kᵀ product. golens
+	// implements it rather than rejecting it because its explicit attention
+	// path already does that upcast for float16 and bfloat16 (as
+	// TransformerLens does), and in float32 multiplying by the scale inside
+	// the product or dividing after it differ by rounding only; what the
+	// flag changes is that a low-precision model never takes the fused
+	// kernel, which would compute in the model's dtype.
+	ReorderUpcastAttn bool `json:"reorder_and_upcast_attn,omitempty"`
 
 	NParams int64 `json:"n_params"` // derived: attention and MLP weights, no biases or norms
 }

@@ -8,6 +8,13 @@ import "github.com/golens/golens/gotch"
 //	x = x - mean(x);  scale = sqrt(mean(x²) + eps)      hook_scale      [... 1]
 //	x = x / scale                                        hook_normalized [... length]
 //	return x * w + b
+//
+// hook_normalized is taken before w and b, where TransformerLens takes it
+// since v3.0.0 (components/layer_norm.py, PR #770, which made LayerNorm
+// agree with LayerNormPre and RMSNorm: issue #747). TransformerLens 2.x
+// (through v2.18.0) took it after them, as x / scale * w + b, so an
+// unprocessed model's ln1, ln2 and ln_final hook_normalized differ from
+// 2.x's by the LayerNorm weights; every other activation is the same.
 type LayerNorm struct {
 	W, B      *gotch.Tensor // [length]; nil for LNPre
 	eps       float64

@@ -177,9 +177,6 @@ func gpt2Config(dir, name string) (Config, error) {
 	if hf.NHead <= 0 || hf.NEmbd%hf.NHead != 0 {
 		return Config{}, fmt.Errorf("%s: n_embd %d is not a multiple of n_head %d", path, hf.NEmbd, hf.NHead)
 	}
-	if hf.ScaleByIdx {
-		return Config{}, fmt.Errorf("%s: scale_attn_by_inverse_layer_idx is not supported yet", path)
-	}
 	c := DefaultConfig()
 	c.ModelName = name
 	c.OriginalArchitecture = "GPT2LMHeadModel"
@@ -190,6 +187,7 @@ func gpt2Config(dir, name string) (Config, error) {
 		c.DMLP = *hf.NInner
 	}
 	c.NCtx, c.DVocab, c.ActFn, c.Eps = hf.NPositions, hf.VocabSize, hf.Activation, hf.Eps
+	c.AttnScaleByIdx, c.ReorderUpcastAttn = hf.ScaleByIdx, hf.ReorderUpcast
 	if c.Eps == 0 {
 		c.Eps = 1e-5
 	}

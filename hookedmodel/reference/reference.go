@@ -35,6 +35,7 @@ type Config struct {
 	Eps                     float64 `json:"eps"`
 	UseAttnResult           bool    `json:"use_attn_result"`
 	UseAttnScale            bool    `json:"use_attn_scale"`
+	ScaleAttnByLayer        bool    `json:"scale_attn_by_inverse_layer_idx"`
 	UseSplitQKVIn           bool    `json:"use_split_qkv_input"`
 	UseHookMLPIn            bool    `json:"use_hook_mlp_in"`
 	UseAttnIn               bool    `json:"use_attn_in"`
@@ -138,9 +139,15 @@ func (r *Model) Forward(tokens [][]int64) map[string]Tensor {
 		k := put(pre+"attn.hook_k", r.project(qkIn, pre+"attn.W_K", pre+"attn.b_K"))
 		v := put(pre+"attn.hook_v", r.project(x, pre+"attn.W_V", pre+"attn.b_V"))
 		scores := newTensor(B, H, P, P)
+		// TransformerLens's AbstractAttention: attn_scale = sqrt(d_head)
+		// (1 without use_attn_scale), times layer_id+1 with
+		// scale_attn_by_inverse_layer_idx; scores = q·k / attn_scale.
 		scale := 1.0
 		if c.UseAttnScale {
 			scale = math.Sqrt(float64(D))
+		}
+		if c.ScaleAttnByLayer {
+			scale *= float64(l + 1)
 		}
 		for b := range B {
 			for h := range H {
@@ -231,7 +238,11 @@ func (r *Model) Forward(tokens [][]int64) map[string]Tensor {
 }
 
 // norm is TransformerLens's LayerNorm (or LayerNormPre without weights, or
-// nothing without normalization), recording its hooks under prefix.
+// nothing without normalization), recording its hooks under prefix. As in
+// TransformerLens 3.x (components/layer_norm.py since PR #770, first
+// released in v3.0.0), hook_normalized is (x - mean) / scale, before the
+// weight and bias, in LayerNorm as in LayerNormPre; TransformerLens 2.x
+// (through v2.18.0) hooked x / scale · w + b in LayerNorm instead.
 func (r *Model) norm(acts map[string]Tensor, prefix string, x Tensor) Tensor {
 	if r.Cfg.NormalizationType == "" {
 		return x
