@@ -19,8 +19,11 @@ type ActivationCache struct {
 	acts   map[string]*gotch.Tensor
 	order  []string
 	filter Filter
-	opts   cacheOptions
-	model  *HookedTransformer
+	// userFilter is set when NamesFilter gave filter, which must then
+	// select a hook point.
+	userFilter bool
+	opts       cacheOptions
+	model      *HookedTransformer
 	// pending is the device whose non-blocking copies to the cache device
 	// may still be running, or nil.
 	pending *gotch.Device
@@ -43,10 +46,11 @@ type PosSlice struct {
 }
 
 func (m *HookedTransformer) newCache(f Filter, o cacheOptions) *ActivationCache {
+	user := f != nil
 	if f == nil {
 		f = func(string) bool { return true }
 	}
-	return &ActivationCache{s: gotch.NewScope(), acts: map[string]*gotch.Tensor{}, filter: f, opts: o, model: m}
+	return &ActivationCache{s: gotch.NewScope(), acts: map[string]*gotch.Tensor{}, filter: f, userFilter: user, opts: o, model: m}
 }
 
 func (c *ActivationCache) wants(name string) bool { return c != nil && c.filter(name) }
@@ -127,30 +131,52 @@ func slicePos(t *gotch.Tensor, dim int64, ps PosSlice) *gotch.Tensor {
 }
 
 // Get returns the activation cached under a full name
-// ("blocks.0.attn.hook_pattern") or a shorthand ("pattern", layer) as
-// GetActName resolves it. The tensor stays owned by the cache.
-func (c *ActivationCache) Get(name string, layer ...int) (*gotch.Tensor, error) {
-	full := name
-	if _, ok := c.acts[name]; !ok {
-		l := -1
-		if len(layer) > 0 {
-			l = layer[0]
-		}
-		var err error
-		if full, err = GetActName(name, l, ""); err != nil {
-			return nil, err
+// ("blocks.0.attn.hook_pattern") or under TransformerLens's key of a
+// shorthand, a layer and a layer type, as cache["pattern", 0] and
+// cache["scale", 1, "ln1"] read them (see GetActName): Get("pattern", 0),
+// Get("scale", 1, "ln1"). A negative layer counts from the end, as in
+// TransformerLens: Get("resid_post", -1) is the last block's. Arguments
+// that make no hook-point name are an error naming them. The tensor stays
+// owned by the cache.
+func (c *ActivationCache) Get(name string, args ...any) (*gotch.Tensor, error) {
+	if len(args) == 0 {
+		if t, ok := c.acts[name]; ok {
+			return t, nil
 		}
 	}
+	k, err := parseActKey("activation cache Get", name, args)
+	if err != nil {
+		return nil, err
+	}
+	if k.hasLayer && k.layer < 0 && c.model != nil {
+		n := len(c.model.Blocks)
+		if k.layer+n < 0 {
+			return nil, fmt.Errorf("%s: layer %d is out of range for %d layers", k.call, k.layer, n)
+		}
+		k.layer += n
+	}
+	full := k.expand()
 	t, ok := c.acts[full]
 	if !ok {
-		return nil, fmt.Errorf("activation cache: no %q (it holds %d activations; was it filtered out or the hook point disabled in the config?)", full, len(c.acts))
+		why := "was it filtered out?"
+		if c.model != nil {
+			for _, d := range c.model.disabledPoints() {
+				if d.name == full {
+					why = "the hook point is off in this model: it needs " + d.flag + "=true in the config"
+				}
+			}
+			if !slices.Contains(c.model.hookNames, full) && why == "was it filtered out?" {
+				why = "the model has no such hook point; nearest: " + strings.Join(nearest(full, c.model.hookNames, 3), ", ")
+			}
+		}
+		return nil, fmt.Errorf("%s: no %q in the cache (it holds %d activations; %s)", k.call, full, len(c.acts), why)
 	}
 	return t, nil
 }
 
 // MustGet is Get that panics.
-func (c *ActivationCache) MustGet(name string, layer ...int) *gotch.Tensor {
-	t, err := c.Get(name, layer...)
+func (c *ActivationCache) MustGet(name string, args ...any) *gotch.Tensor {
+	t, err := c.Get(name, args...)
 	if err != nil {
 		panic(err)
 	}
@@ -209,7 +235,9 @@ func (c *ActivationCache) String() string {
 	return b.String()
 }
 
-// NamesFilter caches only the hook points f selects (RunWithCache).
+// NamesFilter caches only the hook points f selects (RunWithCache). A
+// filter that selects none, or names a hook point the model lacks, fails
+// the run with an error naming it.
 func NamesFilter(f Filter) RunOption { return func(o *runOptions) { o.names = f } }
 
 // CacheDevice stores cached activations on dev, copied without blocking

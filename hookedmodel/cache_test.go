@@ -15,33 +15,53 @@ import (
 
 func TestGetActName(t *testing.T) {
 	cases := []struct {
-		name      string
-		layer     int
-		layerType string
-		want      string
+		name string
+		args []any
+		want string
 	}{
-		{"pattern", 0, "", "blocks.0.attn.hook_pattern"},
-		{"resid_pre", 3, "", "blocks.3.hook_resid_pre"},
-		{"q", 0, "attn", "blocks.0.attn.hook_q"},
-		{"scale", 2, "ln1", "blocks.2.ln1.hook_scale"},
-		{"scale", -1, "", "ln_final.hook_scale"},
-		{"k6", -1, "", "blocks.6.attn.hook_k"},
-		{"attn", 1, "", "blocks.1.attn.hook_pattern"},
-		{"post", 2, "", "blocks.2.mlp.hook_post"},
-		{"mlp_out", 1, "", "blocks.1.hook_mlp_out"},
-		{"resid_mid", 0, "b", "blocks.0.hook_resid_mid"},
-		{"normalized", 1, "ln2", "blocks.1.ln2.hook_normalized"},
-		{"embed", -1, "", "hook_embed"},
-		{"blocks.0.hook_resid_pre", -1, "", "blocks.0.hook_resid_pre"},
+		{"pattern", []any{0}, "blocks.0.attn.hook_pattern"},
+		{"resid_pre", []any{3}, "blocks.3.hook_resid_pre"},
+		{"q", []any{0, "attn"}, "blocks.0.attn.hook_q"},
+		{"q", []any{0, "a"}, "blocks.0.attn.hook_q"},
+		{"scale", []any{2, "ln1"}, "blocks.2.ln1.hook_scale"},
+		{"scale", nil, "ln_final.hook_scale"},
+		{"scale", []any{nil}, "ln_final.hook_scale"},
+		{"k6", nil, "blocks.6.attn.hook_k"},
+		{"scale4ln1", nil, "blocks.4.ln1.hook_scale"},
+		{"attn", []any{1}, "blocks.1.attn.hook_pattern"},
+		{"post", []any{int64(2)}, "blocks.2.mlp.hook_post"},
+		{"mlp_out", []any{1}, "blocks.1.hook_mlp_out"},
+		{"resid_mid", []any{0, "b"}, "blocks.0.hook_resid_mid"},
+		{"normalized", []any{1, "ln2"}, "blocks.1.ln2.hook_normalized"},
+		{"embed", nil, "hook_embed"},
+		{"hook_embed", nil, "hook_embed"},
+		{"blocks.0.hook_resid_pre", nil, "blocks.0.hook_resid_pre"},
 	}
 	for _, tc := range cases {
-		got, err := GetActName(tc.name, tc.layer, tc.layerType)
+		got, err := GetActName(tc.name, tc.args...)
 		if err != nil || got != tc.want {
-			t.Errorf("GetActName(%q, %d, %q) = %q, %v; want %q", tc.name, tc.layer, tc.layerType, got, err, tc.want)
+			t.Errorf("GetActName(%q, %v) = %q, %v; want %q", tc.name, tc.args, got, err, tc.want)
 		}
 	}
-	if _, err := GetActName("", 0, ""); err == nil {
-		t.Errorf("GetActName of an empty name succeeded")
+	// What does not parse is an error that shows the call.
+	for _, tc := range []struct {
+		name string
+		args []any
+		want string
+	}{
+		{"", []any{0}, "empty name"},
+		{"q", []any{0, 1}, `GetActName("q", 0, 1): the layer type must be a string`},
+		{"q", []any{"0"}, `GetActName("q", "0"): the layer must be an integer`},
+		{"q", []any{1.5}, `GetActName("q", 1.5): the layer must be an integer`},
+		{"scale", []any{1, "ln1", 2}, `GetActName("scale", 1, "ln1", 2): 3 arguments`},
+		{"resid_pre", []any{-1}, `GetActName("resid_pre", -1): layer -1 counts from the end`},
+		{"k6", []any{2}, `GetActName("k6", 2): "k6" has its layer in it already`},
+		{"blocks.0.hook_resid_pre", []any{1}, "is a full hook-point name"},
+	} {
+		got, err := GetActName(tc.name, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("GetActName(%q, %v) = %q, %v; want an error saying %q", tc.name, tc.args, got, err, tc.want)
+		}
 	}
 }
 
@@ -92,29 +112,52 @@ func TestRunWithCacheOptions(t *testing.T) {
 
 	t.Run("shorthand", func(t *testing.T) {
 		for _, tc := range []struct {
-			name  string
-			layer []int
-			want  string
+			name string
+			args []any
+			want string
 		}{
-			{"pattern", []int{0}, "blocks.0.attn.hook_pattern"},
-			{"resid_pre", []int{1}, "blocks.1.hook_resid_pre"},
+			{"pattern", []any{0}, "blocks.0.attn.hook_pattern"},
+			{"resid_pre", []any{1}, "blocks.1.hook_resid_pre"},
 			{"scale", nil, "ln_final.hook_scale"},
 			{"k1", nil, "blocks.1.attn.hook_k"},
 			{"hook_embed", nil, "hook_embed"},
 			{"blocks.0.mlp.hook_pre", nil, "blocks.0.mlp.hook_pre"},
+			// TransformerLens's three-part key, cache["scale", 1, "ln1"].
+			{"scale", []any{1, "ln1"}, "blocks.1.ln1.hook_scale"},
+			{"normalized", []any{0, "ln2"}, "blocks.0.ln2.hook_normalized"},
+			{"q", []any{1, "attn"}, "blocks.1.attn.hook_q"},
+			// A negative layer counts from the end: -1 is the last of 2.
+			{"resid_pre", []any{-1}, "blocks.1.hook_resid_pre"},
+			{"pattern", []any{-2}, "blocks.0.attn.hook_pattern"},
+			{"scale", []any{-1, "ln1"}, "blocks.1.ln1.hook_scale"},
 		} {
-			x, err := fullCache.Get(tc.name, tc.layer...)
+			x, err := fullCache.Get(tc.name, tc.args...)
 			if err != nil {
-				t.Errorf("Get(%q, %v): %v", tc.name, tc.layer, err)
+				t.Errorf("Get(%q, %v): %v", tc.name, tc.args, err)
 				continue
 			}
 			if want := fullCache.acts[tc.want]; x != want {
-				t.Errorf("Get(%q, %v) is not %s", tc.name, tc.layer, tc.want)
+				t.Errorf("Get(%q, %v) is not %s", tc.name, tc.args, tc.want)
 			}
 		}
-		for _, bad := range []string{"pattern7", "blocks.0.hook_nothing", ""} {
-			if _, err := fullCache.Get(bad); err == nil {
-				t.Errorf("Get(%q) succeeded", bad)
+		for _, tc := range []struct {
+			name string
+			args []any
+			want string
+		}{
+			{"pattern7", nil, `"blocks.7.attn.hook_pattern"`},
+			{"blocks.0.hook_nothing", nil, `"blocks.0.hook_nothing"`},
+			{"", nil, "empty name"},
+			{"q", []any{0, 1}, `Get("q", 0, 1): the layer type must be a string`},
+			{"q", []any{0, "attn", 1}, `Get("q", 0, "attn", 1): 3 arguments`},
+			{"q", []any{"0"}, `Get("q", "0"): the layer must be an integer`},
+			{"resid_pre", []any{-3}, `Get("resid_pre", -3): layer -3 is out of range for 2 layers`},
+			{"resid_pre", []any{2}, `"blocks.2.hook_resid_pre"`},
+			{"blocks.0.hook_resid_pre", []any{0}, "is a full hook-point name"},
+			{"result", []any{0}, "use_attn_result=true"},
+		} {
+			if _, err := fullCache.Get(tc.name, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Get(%q, %v): error %v, want one saying %s", tc.name, tc.args, err, tc.want)
 			}
 		}
 	})

@@ -110,29 +110,34 @@ func ExampleHookFunc() {
 }
 
 func ExampleGetActName() {
-	for _, c := range []struct {
-		name      string
-		layer     int
-		layerType string
-	}{
-		{"pattern", 0, ""},
-		{"resid_pre", 3, ""},
+	for _, key := range [][]any{
+		{"pattern", 0},
+		{"resid_pre", 3},
 		{"q", 0, "attn"},
 		{"scale", 2, "ln1"},
-		{"scale", -1, ""},
-		{"k6", -1, ""},
+		{"scale"},
+		{"embed"},
+		{"k6"},
+		{"scale4ln1"},
 	} {
-		full, err := hookedmodel.GetActName(c.name, c.layer, c.layerType)
+		full, err := hookedmodel.GetActName(key[0].(string), key[1:]...)
 		if err != nil {
 			log.Fatal(err)
 		}
 		fmt.Println(full)
 	}
+	// A negative layer counts from the end: only the cache (which knows the
+	// model) resolves it, as cache.Get("resid_pre", -1).
+	_, err := hookedmodel.GetActName("resid_pre", -1)
+	fmt.Println(err)
 	// Output:
 	// blocks.0.attn.hook_pattern
 	// blocks.3.hook_resid_pre
 	// blocks.0.attn.hook_q
 	// blocks.2.ln1.hook_scale
 	// ln_final.hook_scale
+	// hook_embed
 	// blocks.6.attn.hook_k
+	// blocks.4.ln1.hook_scale
+	// GetActName("resid_pre", -1): layer -1 counts from the end, which only a model knows: use ActivationCache.Get, or layer + n_layers
 }

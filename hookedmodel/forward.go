@@ -127,7 +127,10 @@ func (m *HookedTransformer) run(ctx context.Context, in Input, hooks []Hook, cac
 		return nil, err
 	}
 	o := runOpts(opts)
-	p := m.newPass(ctx, hooks, cache)
+	p, err := m.newPass(ctx, hooks, cache)
+	if err != nil {
+		return nil, err
+	}
 	// res, not the named result, which an error return has already set to
 	// nil when the deferred cleanup runs.
 	res := &Output{s: gotch.NewScope()}

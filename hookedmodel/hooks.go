@@ -49,28 +49,57 @@ type HookFunc func(act *gotch.Tensor, name string) (*gotch.Tensor, error)
 // one; they are the four forms TransformerLens accepts.
 type Filter func(name string) bool
 
-// Name selects exactly one hook point.
-func Name(n string) Filter { return func(s string) bool { return s == n } }
+// Name selects exactly one hook point. A pass with a hook (or a names
+// filter) on a name the model has no hook point for fails with an error
+// that names it and the nearest real ones.
+func Name(n string) Filter {
+	return func(s string) bool {
+		if s == n {
+			return true
+		}
+		if isProbe(s) {
+			fileProbe(s, []string{n}, "")
+		}
+		return false
+	}
+}
 
-// Names selects the listed hook points.
+// Names selects the listed hook points; each must be one of the model's.
 func Names(ns ...string) Filter {
 	set := make(map[string]bool, len(ns))
 	for _, n := range ns {
 		set[n] = true
 	}
-	return func(s string) bool { return set[s] }
+	ns = slices.Clone(ns)
+	return func(s string) bool {
+		if set[s] {
+			return true
+		}
+		if isProbe(s) {
+			fileProbe(s, ns, "")
+		}
+		return false
+	}
 }
 
-// Regexp selects the hook points whose names match the expression.
+// Regexp selects the hook points whose names match the expression; it
+// must match at least one of the model's.
 func Regexp(expr string) (Filter, error) {
 	re, err := regexp.Compile(expr)
 	if err != nil {
 		return nil, fmt.Errorf("hook filter %q: %w", expr, err)
 	}
-	return re.MatchString, nil
+	return func(s string) bool {
+		if isProbe(s) {
+			fileProbe(s, nil, expr)
+			return false
+		}
+		return re.MatchString(s)
+	}, nil
 }
 
-// Match selects the hook points for which pred is true.
+// Match selects the hook points for which pred is true; it must be true
+// for at least one of the model's.
 func Match(pred func(name string) bool) Filter { return pred }
 
 // Hook binds a function to the hook points a filter selects.
@@ -174,15 +203,8 @@ func (r *hookRegistry) snapshot() []Hook {
 // in the order they were added (a Prepend one before them), then the
 // per-call hooks.
 func (m *HookedTransformer) AddHook(h Hook, opts ...HookOption) (HookHandle, error) {
-	if h.Filter == nil || h.Fn == nil {
-		return HookHandle{}, fmt.Errorf("add hook: the filter and the function must be set")
-	}
-	if !slices.ContainsFunc(m.hookNames, h.Filter) {
-		what := "add hook"
-		if h.Label != "" {
-			what = fmt.Sprintf("add hook %q", h.Label)
-		}
-		return HookHandle{}, fmt.Errorf("%s: no hook point of this model matches its filter", what)
+	if err := m.checkHook(h); err != nil {
+		return HookHandle{}, fmt.Errorf("add %w", err)
 	}
 	return HookHandle{m: m, id: m.hooks.add(h, opts...)}, nil
 }

@@ -438,7 +438,7 @@ func TestRegisteredHooks(t *testing.T) {
 			want []string
 		}{
 			{"Name", Name("hook_embed"), []string{"hook_embed"}},
-			{"Names", Names("ln_final.hook_scale", "hook_pos_embed", "not.a.point"), []string{"hook_pos_embed", "ln_final.hook_scale"}},
+			{"Names", Names("ln_final.hook_scale", "hook_pos_embed"), []string{"hook_pos_embed", "ln_final.hook_scale"}},
 			{"Regexp", re, []string{"blocks.1.attn.hook_q", "blocks.1.attn.hook_k"}},
 			{"Match", Match(func(n string) bool { return strings.HasSuffix(n, "mlp.hook_post") }),
 				[]string{"blocks.0.mlp.hook_post", "blocks.1.mlp.hook_post"}},

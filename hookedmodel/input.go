@@ -79,8 +79,8 @@ func (m *HookedTransformer) checkTokens(p *pass, t *gotch.Tensor) (*gotch.Tensor
 	if x.Dim() == 1 {
 		x = x.MustUnsqueeze(0)
 	}
-	if x.Dim() != 2 || x.Size(1) == 0 {
-		return nil, fmt.Errorf("tokens must be [batch pos] with pos > 0, got %s", t)
+	if x.Dim() != 2 || x.Size(0) == 0 || x.Size(1) == 0 {
+		return nil, fmt.Errorf("tokens must be [batch pos] with batch > 0 and pos > 0, got %s", t)
 	}
 	x = x.MustToDevice(m.device, false).MustTo(gotch.Int64)
 	lo, hi := x.MustMin().MustItem(), x.MustMax().MustItem()
@@ -94,8 +94,8 @@ func (m *HookedTransformer) checkResidual(p *pass, t *gotch.Tensor, startAt int)
 	if t == nil || t.Freed() {
 		return nil, fmt.Errorf("residual: nil or freed tensor")
 	}
-	if t.Dim() != 3 || t.Size(2) != int64(m.Cfg.DModel) || !t.DType().IsFloat() {
-		return nil, fmt.Errorf("a residual stream entering block %d must be float [batch pos %d], got %s", startAt, m.Cfg.DModel, t)
+	if t.Dim() != 3 || t.Size(0) == 0 || t.Size(1) == 0 || t.Size(2) != int64(m.Cfg.DModel) || !t.DType().IsFloat() {
+		return nil, fmt.Errorf("a residual stream entering block %d must be float [batch pos %d] with batch > 0 and pos > 0, got %s", startAt, m.Cfg.DModel, t)
 	}
 	return borrow(p.s, t).MustToDevice(m.device, false).MustTo(m.dtype), nil
 }

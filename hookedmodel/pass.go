@@ -46,11 +46,25 @@ type gradPoint struct {
 	act  *gotch.Tensor
 }
 
-func (m *HookedTransformer) newPass(ctx context.Context, perCall []Hook, cache *ActivationCache) *pass {
-	p := &pass{ctx: ctx, s: gotch.NewScope(), fwd: map[string][]HookFunc{}, bwd: map[string][]HookFunc{}, cache: cache}
+// newPass binds the hooks and the cache's names filter to the model's
+// hook points. A hook or filter that lists a name the model has no hook
+// point for, or selects none, is an error (see checkFilter), found before
+// the pass allocates anything.
+func (m *HookedTransformer) newPass(ctx context.Context, perCall []Hook, cache *ActivationCache) (*pass, error) {
 	// Registered hooks run first, then the per-call ones, as TransformerLens
 	// runs hooks in the order they were added.
 	hooks := append(m.hooks.snapshot(), perCall...)
+	for _, h := range hooks {
+		if err := m.checkHook(h); err != nil {
+			return nil, err
+		}
+	}
+	if cache != nil && cache.userFilter {
+		if err := m.checkFilter("names filter", cache.filter); err != nil {
+			return nil, err
+		}
+	}
+	p := &pass{ctx: ctx, s: gotch.NewScope(), fwd: map[string][]HookFunc{}, bwd: map[string][]HookFunc{}, cache: cache}
 	for _, name := range m.hookNames {
 		for _, h := range hooks {
 			if !h.Filter(name) {
@@ -64,7 +78,7 @@ func (m *HookedTransformer) newPass(ctx context.Context, perCall []Hook, cache *
 		}
 	}
 	p.grad = len(p.bwd) > 0 || (cache != nil && cache.opts.inclBwd)
-	return p
+	return p, nil
 }
 
 // gradRoot makes x, a value the weights do not make differentiable (an

@@ -87,7 +87,10 @@ func TestFusedAttentionMatchesExplicit(t *testing.T) {
 			opts := maskOpts(t, tc.mask)
 
 			// Nobody observes the pattern: the fused kernel runs where it can.
-			p := m.newPass(context.Background(), nil, nil)
+			p, err := m.newPass(context.Background(), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if !m.Blocks[0].Attn.fusable(p, nil, 0) {
 				t.Errorf("attention with nothing observing it does not take the fused path")
 			}

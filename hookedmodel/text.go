@@ -69,6 +69,9 @@ func (m *HookedTransformer) textTokens(p *pass, in textInput, o *runOptions) (to
 // fromRows makes a [len(rows) len(rows[0])] int64 tensor on the model's
 // device, in the pass's scope.
 func (m *HookedTransformer) fromRows(p *pass, rows [][]int64) (*gotch.Tensor, error) {
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("text input: no texts")
+	}
 	flat := make([]int64, 0, len(rows)*len(rows[0]))
 	for _, r := range rows {
 		flat = append(flat, r...)
@@ -90,11 +93,16 @@ func (m *HookedTransformer) tok() (*tokenizer.Tokenizer, error) {
 
 // ToTokens tokenizes texts as a pass would (PrependBOS and PaddingSide
 // apply) into a [batch pos] int64 tensor on the model's device, which the
-// caller frees.
+// caller frees. No texts is an error; texts that make no tokens (""
+// without BOS) give pos 0.
 func (m *HookedTransformer) ToTokens(texts []string, opts ...RunOption) (*gotch.Tensor, error) {
 	tk, err := m.tok()
 	if err != nil {
 		return nil, err
+	}
+	if len(texts) == 0 {
+		// TransformerLens's to_tokens fails on an empty batch too.
+		return nil, fmt.Errorf("to tokens: no texts (an empty batch has no [batch pos] shape)")
 	}
 	o := runOpts(opts)
 	ids, _, err := tk.ToTokens(texts, m.tokenizeOptions(&o)...)

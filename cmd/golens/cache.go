@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"regexp"
 
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel"
@@ -22,11 +21,11 @@ func newCacheCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var filter hookedmodel.Filter
 			if names != "" {
-				re, err := regexp.Compile(names)
+				f, err := hookedmodel.Regexp(names)
 				if err != nil {
 					return fmt.Errorf("--names: %w", err)
 				}
-				filter = re.MatchString
+				filter = f // one that matches no hook point fails the run, naming the nearest
 			}
 			m, input, done, err := loadWithInput(cmd, &mf, &in)
 			if err != nil {
