@@ -8,7 +8,7 @@
 //	eval "$(go run github.com/golens/golens/cmd/golens-env)"
 //	go build ./...                 # a CUDA torch: GOFLAGS now has -tags=cuda
 //
-// golens-env looks where build.sh looks, in this order: $LIBTORCH (an
+// build.sh finds libtorch with it too. It looks, in this order: $LIBTORCH (an
 // unpacked libtorch zip), the torch package of python3 ($PYTHON overrides
 // the interpreter; pip and conda installs), and the system's libtorch-dev.
 // It prints export lines for

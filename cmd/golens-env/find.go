@@ -42,7 +42,7 @@ type CUDA struct {
 	Warning string `json:"warning,omitempty"` // why the cuda build will not compile, when it will not
 }
 
-// finder looks for libtorch as build.sh does: $LIBTORCH, then python3's
+// finder looks for libtorch (for build.sh too): $LIBTORCH, then python3's
 // torch package, then the system's libtorch-dev.
 type finder struct {
 	getenv  func(string) string
@@ -386,8 +386,7 @@ var abiDefine = regexp.MustCompile(`_GLIBCXX_USE_CXX11_ABI=([01])`)
 
 // detectABI finds the libstdc++ ABI libtorch was built with: from the
 // TORCH_CXX_FLAGS its TorchConfig.cmake exports, else from the symbols
-// of libc10 (std::__cxx11::basic_string appears only with the new ABI, as
-// build.sh checks with nm).
+// of libc10 (std::__cxx11::basic_string appears only with the new ABI).
 func (f *finder) detectABI(t *Torch) (int, string) {
 	for _, p := range []string{
 		filepath.Join(t.Root, "share", "cmake", "Torch", "TorchConfig.cmake"),
@@ -431,8 +430,7 @@ func elfABI(path string) (int, bool) {
 }
 
 // findCUDA looks for the CUDA runtime's headers (cuda_runtime_api.h),
-// which gotch's cuda build compiles against, where build.sh looks:
-// $CUDA_HOME, /usr/local/cuda, the system, and pip's nvidia packages
+// which gotch's cuda build compiles against: $CUDA_HOME, /usr/local/cuda, the system, and pip's nvidia packages
 // beside python's torch. It does not look for libcudart: the shim does
 // not link it.
 func (f *finder) findCUDA(c *CUDA) {
