@@ -29,7 +29,11 @@
 // Weight processing (fold_ln, center_writing_weights, center_unembed,
 // fold_value_biases, refactor_factored_attn_matrices) is applied by Load as
 // from_pretrained does, or with Process; NoProcessing loads weights as they
-// are. The tokenizer (package tokenizer) is GPT-2's byte-level BPE, built
+// are. Unlike TransformerLens, a step is done only where it is an exact
+// invariance of the log-probabilities (fold_ln is skipped, and W_pos left
+// uncentred, where shortformer positions are added after ln1); the
+// model's Processing says what ran, what was skipped and why, and golens
+// checkpoints keep it. The tokenizer (package tokenizer) is GPT-2's byte-level BPE, built
 // in and offline.
 //
 // Tensors returned to the caller (Output, ActivationCache, StateDict's

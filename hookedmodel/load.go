@@ -17,7 +17,12 @@ import (
 )
 
 // WithProcessing sets the weight processing Load applies (default
-// DefaultProcessing, as from_pretrained).
+// DefaultProcessing, as from_pretrained, for Hugging Face checkpoints;
+// none for golens checkpoints, whose weights are loaded as saved). On a
+// golens checkpoint it is applied to the saved weights, after whatever
+// processing they already went through (Processing says both). Steps
+// that would change the model's log-probabilities are skipped; see
+// Process.
 func WithProcessing(pr Processing) Option { return func(o *options) { o.processing = &pr } }
 
 // NoProcessing loads the weights as they are, as
@@ -373,10 +378,14 @@ func must[T any](v T, err error) T {
 
 // ---- golens checkpoints
 
-const golensConfigKey = "golens_config"
+const (
+	golensConfigKey     = "golens_config"
+	golensProcessingKey = "golens_processing" // the ProcessingRecord as JSON
+)
 
 // Save writes the model's weights and config to one safetensors file (the
-// config as JSON in the header metadata) that Load reads back exactly.
+// config and the ProcessingRecord as JSON in the header metadata) that
+// Load reads back exactly.
 func (m *HookedTransformer) Save(path string) error {
 	cfg, err := json.Marshal(m.Cfg)
 	if err != nil {
@@ -388,7 +397,12 @@ func (m *HookedTransformer) Save(path string) error {
 		names = append(names, p.name)
 		ts[p.name] = *p.ptr
 	}
-	if err := WriteSafetensors(path, names, ts, map[string]string{golensConfigKey: string(cfg), "format": "golens"}); err != nil {
+	processed, err := json.Marshal(m.processed)
+	if err != nil {
+		return err
+	}
+	meta := map[string]string{golensConfigKey: string(cfg), golensProcessingKey: string(processed), "format": "golens"}
+	if err := WriteSafetensors(path, names, ts, meta); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
 	return nil
@@ -423,6 +437,12 @@ func loadGolens(ck *weights.Checkpoint, cfgJSON string, o options) (*HookedTrans
 	if err := json.Unmarshal([]byte(cfgJSON), &cfg); err != nil {
 		return nil, fmt.Errorf("config in the checkpoint header: %w", err)
 	}
+	var processed ProcessingRecord // checkpoints before the record: none known
+	if pj, ok := ck.Metadata()[golensProcessingKey]; ok {
+		if err := json.Unmarshal([]byte(pj), &processed); err != nil {
+			return nil, fmt.Errorf("processing record in the checkpoint header: %w", err)
+		}
+	}
 	m, err := buildWith(cfg, o)
 	if err != nil {
 		return nil, err
@@ -435,6 +455,9 @@ func loadGolens(ck *weights.Checkpoint, cfgJSON string, o options) (*HookedTrans
 		m.Free()
 		return nil, err
 	}
-	o.processing = &Processing{} // saved weights are already what the config says
+	m.processed = processed
+	if o.processing == nil {
+		o.processing = &Processing{} // saved weights are loaded as saved unless asked
+	}
 	return m.finish(o)
 }

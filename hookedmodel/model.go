@@ -44,6 +44,8 @@ type HookedTransformer struct {
 	hooksTop  topHooks
 
 	weightViews weightViews // W_Q(), W_in(), ...: stacked on first use
+
+	processed ProcessingRecord // what Process (and Load) did to the weights
 }
 
 type topHooks struct{ tokens, embed, posEmbed string }

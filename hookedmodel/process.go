@@ -2,13 +2,17 @@ package hookedmodel
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/golens/golens/gotch"
 )
 
 // Processing says which of from_pretrained's weight transformations a
-// loader applies. Each leaves the model's log-probabilities unchanged
-// while making its weights easier to read.
+// loader applies. Each is meant to leave the model's log-probabilities
+// unchanged while making its weights easier to read; golens holds to
+// that (DESIGN §10): where a step would change them for a given model,
+// Process skips it or leaves out the part that would, and says so in
+// the model's ProcessingRecord.
 type Processing struct {
 	FoldLN               bool // fold LayerNorm weights into the layers that read them (LN -> LNPre)
 	CenterWritingWeights bool // make what each layer writes to the residual stream mean-zero
@@ -21,35 +25,163 @@ type Processing struct {
 // refactoring.
 var DefaultProcessing = Processing{FoldLN: true, CenterWritingWeights: true, CenterUnembed: true, FoldValueBiases: true}
 
-// Process applies pr in from_pretrained's order. Like TransformerLens it
-// skips folding and centring where the model has no LayerNorm to absorb
-// them.
-func (m *HookedTransformer) Process(pr Processing) error {
-	hasLN := m.Cfg.NormalizationType == "LN" || m.Cfg.NormalizationType == "LNPre"
-	steps := []struct {
-		on bool
-		fn func(stateDict)
-	}{
-		{pr.FoldLN && m.Cfg.NormalizationType == "LN", m.foldLayerNorm},
-		{pr.CenterWritingWeights && hasLN, m.centerWritingWeights},
-		{pr.CenterUnembed, m.centerUnembed},
-		{pr.FoldValueBiases, m.foldValueBiases},
-		{pr.RefactorFactoredAttn, m.refactorFactoredAttn},
+// The processing steps' names, as TransformerLens's from_pretrained
+// arguments.
+const (
+	StepFoldLN               = "fold_ln"
+	StepCenterWritingWeights = "center_writing_weights"
+	StepCenterUnembed        = "center_unembed"
+	StepFoldValueBiases      = "fold_value_biases"
+	StepRefactorFactoredAttn = "refactor_factored_attn"
+)
+
+// ProcessingStep is what one requested processing step did to a model.
+type ProcessingStep struct {
+	Step string `json:"step"` // one of the Step* names
+	Ran  bool   `json:"ran"`  // false: skipped, the weights untouched by it
+	// Note says why the step was skipped, or what it left out to stay
+	// exact; empty when it ran in full.
+	Note string `json:"note,omitempty"`
+}
+
+// ProcessingRecord is the weight processing a model's weights went
+// through, in order: each step some Process call (or Load) was asked for,
+// whether it ran and why not. Steps never asked for are not listed, so a
+// model with no steps has its weights as trained or as the checkpoint
+// held them. It travels with golens checkpoints.
+type ProcessingRecord struct {
+	Steps []ProcessingStep `json:"steps"`
+}
+
+// Ran reports whether step (a Step* name) ran at least once.
+func (r ProcessingRecord) Ran(step string) bool {
+	for _, s := range r.Steps {
+		if s.Step == step && s.Ran {
+			return true
+		}
 	}
+	return false
+}
+
+// String lists the steps, e.g. "fold_ln skipped (...), center_unembed".
+func (r ProcessingRecord) String() string {
+	if len(r.Steps) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, s := range r.Steps {
+		p := s.Step
+		if !s.Ran {
+			p += " skipped"
+		}
+		if s.Note != "" {
+			p += " (" + s.Note + ")"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Processing is the record of the weight processing the model went
+// through (a copy).
+func (m *HookedTransformer) Processing() ProcessingRecord {
+	return ProcessingRecord{Steps: append([]ProcessingStep{}, m.processed.Steps...)}
+}
+
+// processingStep is one planned step: the record it leaves and, when it
+// runs, what it does.
+type processingStep struct {
+	rec ProcessingStep
+	fn  func(stateDict)
+}
+
+// plan decides, for this model's config, which of pr's steps are exact
+// invariances of its log-probabilities, and how to do each exactly.
+//
+// fold_ln turns ln(x) = w*n + b (n = (x-mean)/scale) followed by a linear
+// map x W + c into n (diag(w) W) + (b W + c), then centres diag(w) W over
+// d_model, which changes nothing since n is centred. That needs the layer
+// to read ln's output and nothing else. With shortformer positions, W_Q
+// and W_K read ln1(x) + pos: folding would turn pos W_Q into pos diag(w)
+// W_Q minus its centring, and no change to the one W_pos shared by every
+// layer can undo that for each layer's own w. Folding ln1's bias alone is
+// exact, but ln1 cannot then become an LNPre (it keeps w), and
+// normalization_type is one value for every LayerNorm; so for a
+// shortformer model fold_ln is skipped whole.
+//
+// center_writing_weights subtracts from each vector written to the
+// residual stream its mean over d_model. Every position's residual then
+// changes by a multiple of the all-ones vector, which is invisible only
+// to readers that remove the mean: that holds when every reader is a
+// LayerNorm (LN or LNPre: ln1, ln2, ln_final; attention-only models
+// have ln_final too). Without normalization the step is skipped. W_pos
+// of a shortformer model is not written to the residual stream (it is
+// added to ln1's output, which nothing re-centres), so it is left out.
+//
+// center_unembed shifts each position's logits by a constant, which
+// log_softmax removes: always exact. fold_value_biases relies on each
+// attention pattern row summing to one, which softmax ensures: always
+// exact. refactor_factored_attn keeps the products [W_Q; b_Q][W_K; b_K]ᵀ
+// and W_V W_O per head (b_V folded first), whatever the inputs are, so
+// it is exact for shortformer models too.
+func (m *HookedTransformer) plan(pr Processing) []processingStep {
+	c := &m.Cfg
+	shortformer := c.PositionalEmbeddingType == "shortformer"
+	var steps []processingStep
+	add := func(on bool, name string, fn func(stateDict), skip, note string) {
+		if !on {
+			return
+		}
+		if skip != "" {
+			steps = append(steps, processingStep{rec: ProcessingStep{Step: name, Note: skip}})
+			return
+		}
+		steps = append(steps, processingStep{rec: ProcessingStep{Step: name, Ran: true, Note: note}, fn: fn})
+	}
+
+	foldSkip := ""
+	switch {
+	case c.NormalizationType == "LNPre":
+		foldSkip = "normalization_type is LNPre: no LayerNorm weights to fold"
+	case c.NormalizationType != "LN":
+		foldSkip = "the model has no LayerNorm"
+	case shortformer:
+		foldSkip = "shortformer positions are added to ln1's output before W_Q and W_K, so ln1's weights cannot be folded into them exactly; the LayerNorms keep their weights"
+	}
+	add(pr.FoldLN, StepFoldLN, m.foldLayerNorm, foldSkip, "")
+
+	centerSkip, centerNote := "", ""
+	if c.NormalizationType != "LN" && c.NormalizationType != "LNPre" {
+		centerSkip = "the model has no LayerNorm to remove the residual stream's mean"
+	} else if shortformer {
+		centerNote = "W_pos left as is: shortformer positions are added to the attention's query and key inputs, not to the residual stream"
+	}
+	add(pr.CenterWritingWeights, StepCenterWritingWeights, func(sd stateDict) { m.centerWritingWeights(sd, !shortformer) }, centerSkip, centerNote)
+	add(pr.CenterUnembed, StepCenterUnembed, m.centerUnembed, "", "")
+	add(pr.FoldValueBiases, StepFoldValueBiases, m.foldValueBiases, "", "")
+	add(pr.RefactorFactoredAttn, StepRefactorFactoredAttn, m.refactorFactoredAttn, "", "")
+	return steps
+}
+
+// Process applies pr in from_pretrained's order, each step only where it
+// is an exact invariance of the model's log-probabilities (see plan), and
+// appends what it did to the model's ProcessingRecord.
+func (m *HookedTransformer) Process(pr Processing) error {
+	steps := m.plan(pr)
 	err := gotch.NoGrad(func() error {
 		return gotch.Try(func() {
 			for _, st := range steps {
-				if !st.on {
-					continue
+				if st.fn != nil {
+					sd, s, err := m.StateDict()
+					if err != nil {
+						panic(err)
+					}
+					func() {
+						defer s.Close()
+						st.fn(sd)
+					}()
 				}
-				sd, s, err := m.StateDict()
-				if err != nil {
-					panic(err)
-				}
-				func() {
-					defer s.Close()
-					st.fn(sd)
-				}()
+				m.processed.Steps = append(m.processed.Steps, st.rec)
 			}
 		})
 	})
@@ -116,14 +248,17 @@ func dropLN(ln *LayerNorm) {
 }
 
 // centerWritingWeights makes every vector written to the residual stream
-// mean-zero over d_model: LayerNorm removes that mean anyway.
-func (m *HookedTransformer) centerWritingWeights(sd stateDict) {
+// mean-zero over d_model: LayerNorm removes that mean anyway. W_pos is
+// centred only when it is written to the residual stream (pos).
+func (m *HookedTransformer) centerWritingWeights(sd stateDict, pos bool) {
 	center := func(name string) {
 		w := sd.w(name)
 		w.MustSub_(w.MustMeanDims([]int64{-1}, true))
 	}
 	center("embed.W_E")
-	center("pos_embed.W_pos")
+	if pos {
+		center("pos_embed.W_pos")
+	}
 	for l, b := range m.Blocks {
 		pre := "blocks." + itoa(l) + "."
 		center(pre + "attn.W_O")

@@ -61,6 +61,9 @@ type runResult struct {
 	Tokens [][]int64    `json:"tokens"`
 	Loss   float64      `json:"loss"`
 	Next   [][]nextProb `json:"next"` // per row: the most likely tokens after the last position
+	// Processing is the weight processing the model went through: each
+	// step asked for, whether it ran, and why not.
+	Processing []hookedmodel.ProcessingStep `json:"processing"`
 }
 
 type nextProb struct {
@@ -70,7 +73,7 @@ type nextProb struct {
 }
 
 func summarize(m *hookedmodel.HookedTransformer, out *hookedmodel.Output, k int) (res runResult, err error) {
-	res = runResult{Model: m.Cfg.ModelName, Device: m.Device().String()}
+	res = runResult{Model: m.Cfg.ModelName, Device: m.Device().String(), Processing: m.Processing().Steps}
 	s := gotch.NewScope()
 	defer s.Close()
 	err = gotch.Try(func() {
