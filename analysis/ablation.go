@@ -35,6 +35,17 @@ func (a AblationMode) String() string {
 	return fmt.Sprintf("AblationMode(%d)", int(a))
 }
 
+// ParseAblationMode is the mode String names: "zero", "mean" or
+// "resample".
+func ParseAblationMode(s string) (AblationMode, error) {
+	for _, m := range []AblationMode{ZeroAblation, MeanAblation, ResampleAblation} {
+		if s == m.String() {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("ablation mode %q: want zero, mean or resample", s)
+}
+
 // ComponentKind is the kind of model component an ablation acts on.
 type ComponentKind int
 

@@ -162,7 +162,7 @@ func (c *ActivationCache) Get(name string, args ...any) (*gotch.Tensor, error) {
 		if c.model != nil {
 			for _, d := range c.model.disabledPoints() {
 				if d.name == full {
-					why = "the hook point is off in this model: it needs " + d.flag + "=true in the config"
+					why = "the hook point is off in this model: it needs " + enableHint(d.flag)
 				}
 			}
 			if !slices.Contains(c.model.hookNames, full) && why == "was it filtered out?" {

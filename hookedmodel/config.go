@@ -5,11 +5,25 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
+
+	"github.com/golens/golens/hookedmodel/tokenizer"
 )
 
 // Config mirrors TransformerLens's HookedTransformerConfig field for field,
 // with the same JSON names, so a config dumped from Python loads here. Call
 // Init (Load and New do) to validate it and fill the derived fields.
+//
+// Start from DefaultConfig (or LoadConfig, or JSON) and set what you need.
+// Three fields have TransformerLens defaults that are not Go's zero values
+// — use_attn_scale (true), default_prepend_bos (true) and
+// normalization_type ("LN") — and in a Config{...} literal an explicit
+// false or "" cannot be told from a forgotten one. The JSON names must stay
+// TransformerLens's, so inverting them ("DisableAttnScale") is out; instead
+// DefaultConfig and UnmarshalJSON mark the Config (an unexported field, so
+// copies keep the mark), and Init refuses an unmarked one that leaves any
+// of the three at its zero value, naming them. A literal that sets all
+// three (to true, true and a normalization) is unambiguous and accepted.
 type Config struct {
 	NLayers   int     `json:"n_layers"`
 	DModel    int     `json:"d_model"`
@@ -61,6 +75,10 @@ type Config struct {
 	ReorderUpcastAttn bool `json:"reorder_and_upcast_attn,omitempty"`
 
 	NParams int64 `json:"n_params"` // derived: attention and MLP weights, no biases or norms
+
+	// defaulted marks a Config made by DefaultConfig or decoded from JSON,
+	// whose zero values are deliberate (see Config).
+	defaulted bool
 }
 
 // DefaultConfig returns a Config with TransformerLens's defaults for the
@@ -79,6 +97,7 @@ func DefaultConfig() Config {
 		InitializerRange:        -1,
 		DefaultPrependBOS:       true,
 		DType:                   "float32",
+		defaulted:               true,
 	}
 }
 
@@ -98,6 +117,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		}
 	}
 	*c = Config(p)
+	c.defaulted = true
 	return nil
 }
 
@@ -119,9 +139,48 @@ func LoadConfig(path string) (Config, error) {
 
 var supportedActs = map[string]bool{"relu": true, "gelu": true, "gelu_new": true, "gelu_fast": true, "silu": true, "solu_ln": true}
 
+// gpt2Tokenizers are the tokenizer_name values that name GPT-2's byte-level
+// BPE, the one tokenizer golens has (TransformerLens sets tokenizer_name to
+// the model's official name; the stanford-crfm GPT-2 models use GPT-2's).
+var gpt2Tokenizers = map[string]bool{
+	"gpt2": true, "gpt2-medium": true, "gpt2-large": true, "gpt2-xl": true, "distilgpt2": true,
+	"openai-community/gpt2": true, "openai-community/gpt2-medium": true, "openai-community/gpt2-large": true,
+	"openai-community/gpt2-xl": true, "distilbert/distilgpt2": true,
+}
+
+// isGPT2Tokenizer reports whether tokenizer_name names GPT-2's tokenizer.
+func isGPT2Tokenizer(name string) bool {
+	return gpt2Tokenizers[name] || strings.HasPrefix(name, "stanford-crfm/")
+}
+
+func gpt2VocabSize() int { return tokenizer.GPT2().VocabSize() }
+
+// unsetDefaults lists the fields of a Config not made by DefaultConfig or
+// JSON that sit at a zero value TransformerLens's default differs from.
+func (c *Config) unsetDefaults() []string {
+	if c.defaulted {
+		return nil
+	}
+	var f []string
+	if !c.UseAttnScale {
+		f = append(f, "use_attn_scale (TransformerLens's default true)")
+	}
+	if !c.DefaultPrependBOS {
+		f = append(f, "default_prepend_bos (default true)")
+	}
+	if c.NormalizationType == "" {
+		f = append(f, `normalization_type (default "LN"; "" means none)`)
+	}
+	return f
+}
+
 // Init validates c and fills its derived fields as HookedTransformerConfig's
 // __post_init__ does. It is idempotent.
 func (c *Config) Init() error {
+	if f := c.unsetDefaults(); len(f) > 0 {
+		return fmt.Errorf("config: %s not set: a Config{...} literal leaves them at Go's zero value, which may not be what you meant; "+
+			"start from hookedmodel.DefaultConfig() (or LoadConfig) and set the fields you need", strings.Join(f, ", "))
+	}
 	pos := func(name string, v int) error {
 		if v <= 0 {
 			return fmt.Errorf("%s must be positive, got %d", name, v)
@@ -158,12 +217,30 @@ func (c *Config) Init() error {
 		if c.DMLP <= 0 {
 			c.DMLP = 4 * c.DModel
 		}
+		if c.ActFn == "" {
+			return fmt.Errorf("act_fn must be set unless attn_only (relu, gelu, gelu_new, gelu_fast, silu or solu_ln)")
+		}
 		if !supportedActs[c.ActFn] {
 			return fmt.Errorf("act_fn %q is not supported (want relu, gelu, gelu_new, gelu_fast, silu or solu_ln)", c.ActFn)
 		}
 	}
+	if c.TokenizerName != "" {
+		// TransformerLens loads tokenizer_name's tokenizer and takes
+		// d_vocab from it when d_vocab is unset; golens does the same for
+		// GPT-2's tokenizer, the one it has, and refuses other names
+		// rather than ignore them.
+		if !isGPT2Tokenizer(c.TokenizerName) {
+			return fmt.Errorf("tokenizer_name %q: golens has only GPT-2's tokenizer (tokenizer_name \"gpt2\"); leave tokenizer_name empty and pass token ids", c.TokenizerName)
+		}
+		n := gpt2VocabSize()
+		if c.DVocab <= 0 {
+			c.DVocab = n
+		} else if c.DVocab < n {
+			return fmt.Errorf("tokenizer_name %q has %d tokens but d_vocab is %d", c.TokenizerName, n, c.DVocab)
+		}
+	}
 	if c.DVocab <= 0 {
-		return fmt.Errorf("d_vocab must be set (got %d)", c.DVocab)
+		return fmt.Errorf("d_vocab must be set (got %d), or tokenizer_name to a tokenizer whose size it takes", c.DVocab)
 	}
 	if c.DVocabOut <= 0 {
 		c.DVocabOut = c.DVocab

@@ -155,7 +155,7 @@ func (m *HookedTransformer) disabledPoints() []disabledPoint {
 func (m *HookedTransformer) unknownPoint(what, name string) error {
 	for _, d := range m.disabledPoints() {
 		if d.name == name {
-			return fmt.Errorf("%s: hook point %q is off in this model: it needs %s=true in the config", what, name, d.flag)
+			return fmt.Errorf("%s: hook point %q is off in this model: it needs %s", what, name, enableHint(d.flag))
 		}
 	}
 	extra := ""
@@ -200,8 +200,12 @@ func (m *HookedTransformer) noMatch(what string, f Filter, exprs []string) error
 		if len(off) > 1 {
 			verb = "are"
 		}
-		return fmt.Errorf("%s: %s selects no hook point of this model, only %s, which %s off: it needs %s=true in the config",
-			what, desc, strings.Join(off, ", "), verb, strings.Join(flags, "=true, "))
+		hints := make([]string, len(flags))
+		for i, f := range flags {
+			hints[i] = enableHint(f)
+		}
+		return fmt.Errorf("%s: %s selects no hook point of this model, only %s, which %s off: it needs %s",
+			what, desc, strings.Join(off, ", "), verb, strings.Join(hints, "; "))
 	}
 	hint := "; HookNames lists them"
 	if len(exprs) > 0 {

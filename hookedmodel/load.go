@@ -12,7 +12,6 @@ import (
 
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel/hub"
-	"github.com/golens/golens/hookedmodel/tokenizer"
 	"github.com/golens/golens/hookedmodel/weights"
 )
 
@@ -161,6 +160,7 @@ type hfGPT2Config struct {
 	Activation    string   `json:"activation_function"`
 	Eps           float64  `json:"layer_norm_epsilon"`
 	ScaleByIdx    bool     `json:"scale_attn_by_inverse_layer_idx"`
+	ScaleWeights  *bool    `json:"scale_attn_weights"` // absent: true, GPT2Config's default
 	ReorderUpcast bool     `json:"reorder_and_upcast_attn"`
 }
 
@@ -185,14 +185,21 @@ func gpt2Config(dir, name string) (Config, error) {
 	c := DefaultConfig()
 	c.ModelName = name
 	c.OriginalArchitecture = "GPT2LMHeadModel"
-	c.TokenizerName = "gpt2"
 	c.NLayers, c.DModel, c.NHeads, c.DHead = hf.NLayer, hf.NEmbd, hf.NHead, hf.NEmbd/hf.NHead
 	c.DMLP = 4 * hf.NEmbd
 	if hf.NInner != nil {
 		c.DMLP = *hf.NInner
 	}
 	c.NCtx, c.DVocab, c.ActFn, c.Eps = hf.NPositions, hf.VocabSize, hf.Activation, hf.Eps
+	if hf.VocabSize >= gpt2VocabSize() {
+		// config.json does not name the tokenizer; a GPT-2-family
+		// checkpoint with GPT-2's vocabulary is taken to use GPT-2's.
+		c.TokenizerName = "gpt2"
+	}
 	c.AttnScaleByIdx, c.ReorderUpcastAttn = hf.ScaleByIdx, hf.ReorderUpcast
+	// GPT2Attention divides the scores by sqrt(d_head) only when
+	// scale_attn_weights is set; TransformerLens's use_attn_scale.
+	c.UseAttnScale = hf.ScaleWeights == nil || *hf.ScaleWeights
 	if c.Eps == 0 {
 		c.Eps = 1e-5
 	}
@@ -232,9 +239,7 @@ func buildWith(cfg Config, o options) (*HookedTransformer, error) {
 // finish attaches the tokenizer, processes the weights and makes the
 // views, leaving a ready model (or freeing it on error).
 func (m *HookedTransformer) finish(o options) (*HookedTransformer, error) {
-	if m.Cfg.DVocab == tokenizer.GPT2().VocabSize() {
-		m.Tokenizer = tokenizer.GPT2()
-	}
+	m.attachTokenizer()
 	m.prepare()
 	pr := DefaultProcessing
 	if o.processing != nil {

@@ -27,6 +27,12 @@ import (
 // the model is freed; the next call makes them afresh. Writing into
 // StateDict's views in place does not reach copies made before.
 type HookedTransformer struct {
+	// Cfg is the model's config, to read. It is read-only: the model is
+	// built from it, so a change would not reach the model, and a pass on
+	// a model whose Cfg was changed fails naming the field. Switch the
+	// optional hook points on or off with SetUseAttnResult,
+	// SetUseSplitQKVInput, SetUseHookMLPIn and SetUseAttnIn; for anything
+	// else build a new model. Config returns a copy.
 	Cfg       Config
 	Tokenizer *tokenizer.Tokenizer // nil when the model has none
 
@@ -37,6 +43,7 @@ type HookedTransformer struct {
 	WU      *gotch.Tensor // [d_vocab_out d_model], nn.Linear-shaped; W_U() is its [d_model d_vocab_out] view
 	BU      *gotch.Tensor // [d_vocab_out]
 
+	cfg       Config // what the model was built from (see checkConfig)
 	device    gotch.Device
 	dtype     gotch.DType
 	hookNames []string // every hook point, in the order a pass reaches them
@@ -61,14 +68,22 @@ func build(cfg Config, dev gotch.Device) (*HookedTransformer, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &HookedTransformer{Cfg: cfg, device: dev, dtype: dtype, hooksTop: topHooks{"hook_tokens", "hook_embed", "hook_pos_embed"}}
+	m := &HookedTransformer{Cfg: cfg, cfg: cfg, device: dev, dtype: dtype, hooksTop: topHooks{"hook_tokens", "hook_embed", "hook_pos_embed"}}
 	for l := range cfg.NLayers {
 		m.Blocks = append(m.Blocks, newBlock(&m.Cfg, l))
 	}
 	if cfg.NormalizationType != "" {
 		m.LnFinal = newLayerNorm("ln_final", cfg.Eps)
 	}
-	if cfg.UseHookTokens {
+	m.listHookNames()
+	return m, nil
+}
+
+// listHookNames (re)makes m.hookNames from the components and their
+// switches.
+func (m *HookedTransformer) listHookNames() {
+	m.hookNames = nil
+	if m.cfg.UseHookTokens {
 		m.hookNames = append(m.hookNames, m.hooksTop.tokens)
 	}
 	m.hookNames = append(m.hookNames, m.hooksTop.embed, m.hooksTop.posEmbed)
@@ -78,7 +93,6 @@ func build(cfg Config, dev gotch.Device) (*HookedTransformer, error) {
 	if m.LnFinal != nil {
 		m.hookNames = append(m.hookNames, m.LnFinal.hookNames()...)
 	}
-	return m, nil
 }
 
 func (c *Config) dtype() (gotch.DType, error) {
@@ -190,6 +204,9 @@ func (m *HookedTransformer) Free() {
 // and drops the stacked views (W_Q() and the like) of the old weights:
 // every change to the weights ends here.
 func (m *HookedTransformer) prepare() {
+	// fold_ln rewrites normalization_type (LN to LNPre), as
+	// TransformerLens's does: the model's own change, not a user's.
+	m.cfg.NormalizationType = m.Cfg.NormalizationType
 	m.weightViews.drop()
 	for _, b := range m.Blocks {
 		b.Attn.prepare()

@@ -5,7 +5,6 @@ import (
 
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel/hub"
-	"github.com/golens/golens/hookedmodel/tokenizer"
 )
 
 // Option configures New and the loaders.
@@ -73,9 +72,7 @@ func New(cfg Config, opts ...Option) (m *HookedTransformer, err error) {
 		m.Free()
 		return nil, fmt.Errorf("new model: %w", err)
 	}
-	if m.Cfg.DVocab == tokenizer.GPT2().VocabSize() {
-		m.Tokenizer = tokenizer.GPT2() // as the loaders do: Text inputs work
-	}
+	m.attachTokenizer() // as the loaders do: Text inputs work
 	return m, nil
 }
 

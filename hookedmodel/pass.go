@@ -51,6 +51,9 @@ type gradPoint struct {
 // point for, or selects none, is an error (see checkFilter), found before
 // the pass allocates anything.
 func (m *HookedTransformer) newPass(ctx context.Context, perCall []Hook, cache *ActivationCache) (*pass, error) {
+	if err := m.checkConfig(); err != nil {
+		return nil, err
+	}
 	// Registered hooks run first, then the per-call ones, as TransformerLens
 	// runs hooks in the order they were added.
 	hooks := append(m.hooks.snapshot(), perCall...)

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/golens/golens/analysis"
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel"
 	"github.com/spf13/cobra"
@@ -13,21 +14,28 @@ import (
 func newAblateCmd() *cobra.Command {
 	var mf modelFlags
 	var in inputFlags
-	var head, mode, out string
+	var head, mode, out, refFile string
+	var seed uint64
 	cmd := &cobra.Command{
 		Use:   "ablate",
 		Short: "Ablate one attention head and write the logits and losses with and without it",
-		Long: "ablate runs the model clean and with head L.H ablated at blocks.L.attn.hook_z (zero, or the " +
-			"head's mean over batch and positions), and writes logits, loss_per_token and tokens of the " +
-			"ablated run plus clean_logits and clean_loss_per_token into one safetensors file.",
+		Long: "ablate runs the model clean and with head L.H ablated at blocks.L.attn.hook_z, and writes logits, " +
+			"loss_per_token and tokens of the ablated run plus clean_logits and clean_loss_per_token into one " +
+			"safetensors file. It is analysis.NewAblation: --mode zero sets the head's z to zero; mean sets it to " +
+			"its mean over the batch rows and positions of the reference tokens; resample sets each row's to that " +
+			"of a reference row drawn with --seed. The reference tokens are --reference-tokens-file, or the input's.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			layer, h, err := parseHead(head)
 			if err != nil {
 				return err
 			}
-			if mode != "zero" && mode != "mean" {
-				return fmt.Errorf("--mode %q: want zero or mean", mode)
+			am, err := analysis.ParseAblationMode(mode)
+			if err != nil {
+				return fmt.Errorf("--mode: %w", err)
+			}
+			if refFile != "" && am == analysis.ZeroAblation {
+				return fmt.Errorf("--reference-tokens-file: zero ablation uses no reference")
 			}
 			m, input, done, err := loadWithInput(cmd, &mf, &in)
 			if err != nil {
@@ -43,7 +51,21 @@ func newAblateCmd() *cobra.Command {
 				return err
 			}
 			defer clean.Free()
-			ablated, err := m.RunWithHooks(cmd.Context(), input, []hookedmodel.Hook{ablateHead(layer, h, mode)}, opts...)
+			ref := clean.Tokens
+			if refFile != "" {
+				rf := inputFlags{tokensFile: refFile}
+				if ref, err = rf.tokens(m.Device()); err != nil {
+					return fmt.Errorf("--reference-tokens-file: %w", err)
+				}
+				defer ref.Free()
+			}
+			abl, err := analysis.NewAblation(cmd.Context(), m, am, []analysis.Component{analysis.Head(layer, h)},
+				analysis.Reference(ref), analysis.WithSeed(seed))
+			if err != nil {
+				return err
+			}
+			defer abl.Close()
+			ablated, err := m.RunWithHooks(cmd.Context(), input, abl.Hooks(), opts...)
 			if err != nil {
 				return err
 			}
@@ -53,7 +75,17 @@ func newAblateCmd() *cobra.Command {
 				"clean_logits": clean.Logits, "clean_loss_per_token": clean.Loss,
 			}
 			keys := []string{"logits", "loss_per_token", "tokens", "clean_logits", "clean_loss_per_token"}
-			if err := hookedmodel.WriteSafetensors(out, keys, ts, map[string]string{"head": head, "mode": mode}); err != nil {
+			meta := map[string]string{"head": head, "mode": mode}
+			if am != analysis.ZeroAblation {
+				meta["reference"] = "input"
+				if refFile != "" {
+					meta["reference"] = refFile
+				}
+			}
+			if am == analysis.ResampleAblation {
+				meta["seed"] = strconv.FormatUint(seed, 10)
+			}
+			if err := hookedmodel.WriteSafetensors(out, keys, ts, meta); err != nil {
 				return err
 			}
 			var before, after float64
@@ -69,7 +101,9 @@ func newAblateCmd() *cobra.Command {
 	mf.register(cmd)
 	in.register(cmd, true)
 	cmd.Flags().StringVar(&head, "head", "", "the head to ablate as LAYER.HEAD, e.g. 1.4")
-	cmd.Flags().StringVar(&mode, "mode", "zero", "zero or mean")
+	cmd.Flags().StringVar(&mode, "mode", "zero", "zero, mean or resample (analysis.NewAblation's modes)")
+	cmd.Flags().StringVar(&refFile, "reference-tokens-file", "", "JSON token file whose activations mean and resample ablation use (default: the input's tokens)")
+	cmd.Flags().Uint64Var(&seed, "seed", 0, "seed of resample ablation's draws")
 	cmd.Flags().StringVar(&out, "out", "", "output .safetensors file")
 	cmd.MarkFlagRequired("head")
 	cmd.MarkFlagRequired("out")
@@ -88,23 +122,4 @@ func parseHead(s string) (layer, head int, err error) {
 		return 0, 0, fmt.Errorf("--head %q: want LAYER.HEAD, e.g. 1.4", s)
 	}
 	return layer, head, nil
-}
-
-// ablateHead replaces one head's z [batch pos head d_head] by zeros or by
-// its mean over batch and positions, in place.
-func ablateHead(layer, head int, mode string) hookedmodel.Hook {
-	name := fmt.Sprintf("blocks.%d.attn.hook_z", layer)
-	return hookedmodel.FwdHook(hookedmodel.Name(name), func(z *gotch.Tensor, _ string) (*gotch.Tensor, error) {
-		return nil, gotch.Try(func() {
-			zh := z.MustSelect(2, int64(head)) // [batch pos d_head]
-			defer zh.Free()
-			if mode == "zero" {
-				zh.MustZero_()
-				return
-			}
-			mean := zh.MustMeanDims([]int64{0, 1}, true)
-			defer mean.Free()
-			zh.MustCopy_(mean)
-		})
-	})
 }
