@@ -183,7 +183,7 @@ func DetectHead(ctx context.Context, m *hookedmodel.HookedTransformer, tokens *g
 		}
 	}
 	if tokens.Dim() != 2 || tokens.Size(1) < 2 {
-		return nil, fmt.Errorf("detect head: the sequence must be [batch pos] with more than one position, got %v", tokens)
+		return nil, fmt.Errorf("detect head: the sequence must be [batch pos] with more than one position, got %v", tokens.Spec())
 	}
 	ids, err := gotch.ToSlice[int64](tokens)
 	if err != nil {

@@ -43,7 +43,7 @@ type LogitAttributionResult struct {
 func LogitAttribution(ctx context.Context, m *hookedmodel.HookedTransformer, tokens *gotch.Tensor, correct, incorrect []int64, opts ...Option) (*LogitAttributionResult, error) {
 	o := collect(opts)
 	if tokens == nil || tokens.Dim() != 2 {
-		return nil, fmt.Errorf("logit attribution: tokens must be [batch pos], got %v", tokens)
+		return nil, fmt.Errorf("logit attribution: tokens must be [batch pos], got %v", tokens.Spec())
 	}
 	b, n := int(tokens.Size(0)), int(tokens.Size(1))
 	pos := o.pos

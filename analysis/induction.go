@@ -101,7 +101,7 @@ func Induction(ctx context.Context, m *hookedmodel.HookedTransformer, opts ...Op
 // a sequence repeated twice).
 func InductionOn(ctx context.Context, m *hookedmodel.HookedTransformer, tokens *gotch.Tensor, seqLen int) (*InductionResult, error) {
 	if tokens == nil || tokens.Dim() != 2 || tokens.Size(1) != int64(1+2*seqLen) || seqLen < 1 {
-		return nil, fmt.Errorf("induction: tokens must be [batch 1+2·seq_len] = [batch %d], got %v", 1+2*seqLen, tokens)
+		return nil, fmt.Errorf("induction: tokens must be [batch 1+2·seq_len] = [batch %d], got %v", 1+2*seqLen, tokens.Spec())
 	}
 	patterns, err := hookedmodel.Regexp(`^blocks\.\d+\.attn\.hook_pattern$`)
 	if err != nil {

@@ -30,7 +30,7 @@ type LogitLensResult struct {
 func LogitLens(ctx context.Context, m *hookedmodel.HookedTransformer, tokens *gotch.Tensor, opts ...Option) (*LogitLensResult, error) {
 	o := collect(opts)
 	if tokens == nil || tokens.Dim() != 2 || tokens.Size(1) < 2 {
-		return nil, fmt.Errorf("logit lens: tokens must be [batch pos] with at least two positions, got %v", tokens)
+		return nil, fmt.Errorf("logit lens: tokens must be [batch pos] with at least two positions, got %v", tokens.Spec())
 	}
 	if o.topK < 1 || o.topK > m.Cfg.DVocabOut {
 		return nil, fmt.Errorf("logit lens: top-k %d is not within [1, %d]", o.topK, m.Cfg.DVocabOut)

@@ -69,7 +69,7 @@ type Labelled struct {
 // Induction (SeqLen, BatchSize, WithSeed) and WithProgress.
 func Workflow(ctx context.Context, m *hookedmodel.HookedTransformer, prompt *gotch.Tensor, opts ...Option) (*Summary, *report.Report, error) {
 	if prompt == nil || prompt.Dim() != 2 || prompt.Size(0) != 1 {
-		return nil, nil, fmt.Errorf("workflow: the prompt must be one row of tokens [1 pos], got %s", prompt)
+		return nil, nil, fmt.Errorf("workflow: the prompt must be one row of tokens [1 pos], got %s", prompt.Spec())
 	}
 	w := &workflow{m: m, prompt: prompt, s: &Summary{Model: m.Cfg.ModelName}}
 	steps := []func(context.Context, []Option) error{w.detectors, w.induction, w.composition, w.attribution, w.ablation, w.lens, w.patterns}

@@ -218,6 +218,19 @@ func tensorList(op, name string, ts []*Tensor) ([]C.gt_tensor, error) {
 	return hs, nil
 }
 
+// optTensorList is tensorList for a list whose nil entries mean "absent"
+// (torch's None), passed to the shim as NULL handles.
+func optTensorList(op, name string, ts []*Tensor) ([]C.gt_tensor, error) {
+	hs := make([]C.gt_tensor, len(ts))
+	for i, t := range ts {
+		if err := optTensor(op, fmt.Sprintf("%s[%d]", name, i), t); err != nil {
+			return nil, err
+		}
+		hs[i] = t.ptr()
+	}
+	return hs, nil
+}
+
 // Conversions for the generated ops.
 
 func cBool(b bool) C.int32_t {

@@ -19,6 +19,12 @@
 // forgotten tensor as a last resort and counts it (GCFreed), so tests can
 // prove that nothing relied on it.
 //
+// Printing a tensor (String) shows its values as torch's print does,
+// summarising one of more than 1000 elements with "..."; Spec describes it
+// by dtype, shape and device without reading it, and is what errors use.
+// AllClose compares two tensors as torch.allclose, and gotchtest's
+// TensorClose reports where and by how much two tensors differ.
+//
 // Grad mode is per OS thread in libtorch; NoGrad locks the goroutine to its
 // thread for the duration, so concurrent goroutines never see each other's
 // mode.

@@ -31,7 +31,7 @@ func ExampleFromSlice() {
 		return
 	}
 	fmt.Println(sums, v)
-	// Output: Tensor(float32[2] cpu) [6 15]
+	// Output: tensor([ 6., 15.], dtype=float32, shape=[2]) [6 15]
 }
 
 // A Scope frees every tensor made from its tensors when it closes; Keep

@@ -121,6 +121,8 @@ package gotch
 #cgo nocallback gt_is_nan
 #cgo noescape gt_is_finite
 #cgo nocallback gt_is_finite
+#cgo noescape gt_is_close
+#cgo nocallback gt_is_close
 #cgo noescape gt_where
 #cgo nocallback gt_where
 #cgo noescape gt_masked_fill
@@ -175,6 +177,18 @@ package gotch
 #cgo nocallback gt_narrow
 #cgo noescape gt_slice
 #cgo nocallback gt_slice
+#cgo noescape gt_diagonal
+#cgo nocallback gt_diagonal
+#cgo noescape gt_masked_select
+#cgo nocallback gt_masked_select
+#cgo noescape gt_nonzero
+#cgo nocallback gt_nonzero
+#cgo noescape gt_argsort
+#cgo nocallback gt_argsort
+#cgo noescape gt_scatter
+#cgo nocallback gt_scatter
+#cgo noescape gt_index_put
+#cgo nocallback gt_index_put
 #cgo noescape gt_reshape
 #cgo nocallback gt_reshape
 #cgo noescape gt_view
@@ -187,6 +201,10 @@ package gotch
 #cgo nocallback gt_unsqueeze
 #cgo noescape gt_squeeze
 #cgo nocallback gt_squeeze
+#cgo noescape gt_squeeze_all
+#cgo nocallback gt_squeeze_all
+#cgo noescape gt_roll
+#cgo nocallback gt_roll
 #cgo noescape gt_expand
 #cgo nocallback gt_expand
 #cgo noescape gt_flatten
@@ -219,6 +237,10 @@ package gotch
 #cgo nocallback gt_max
 #cgo noescape gt_min
 #cgo nocallback gt_min
+#cgo noescape gt_all
+#cgo nocallback gt_all
+#cgo noescape gt_any
+#cgo nocallback gt_any
 #cgo noescape gt_amax
 #cgo nocallback gt_amax
 #cgo noescape gt_amin
@@ -1021,6 +1043,21 @@ func (t *Tensor) IsFinite() (*Tensor, error) {
 	return newTensor(&out, scopeOf(t)), nil
 }
 
+// IsClose returns whether |self - other| <= atol + rtol·|other| elementwise as bool, broadcasting (torch.isclose); NaNs are equal when equalNan.
+func (t *Tensor) IsClose(other *Tensor, rtol float64, atol float64, equalNan bool) (*Tensor, error) {
+	if err := needTensor("IsClose", "self", t); err != nil {
+		return nil, err
+	}
+	if err := needTensor("IsClose", "other", other); err != nil {
+		return nil, err
+	}
+	var out C.gt_out
+	if e := C.gt_is_close(&out, t.ptr(), other.ptr(), C.double(rtol), C.double(atol), cBool(equalNan)); e != nil {
+		return nil, opError("IsClose", e, t, other)
+	}
+	return newTensor(&out, scopeOf(t, other)), nil
+}
+
 // Where returns x where cond is true, else y, broadcasting.
 func Where(cond *Tensor, x *Tensor, y *Tensor) (*Tensor, error) {
 	if err := needTensor("Where", "cond", cond); err != nil {
@@ -1405,6 +1442,94 @@ func (t *Tensor) Slice(dim int64, start int64, end int64, step int64) (*Tensor, 
 	return newTensor(&out, scopeOf(t)), nil
 }
 
+// Diagonal returns the view of the diagonal of dims dim1 and dim2 (above it for offset > 0, below for offset < 0), as a new last dim.
+func (t *Tensor) Diagonal(offset int64, dim1 int64, dim2 int64) (*Tensor, error) {
+	if err := needTensor("Diagonal", "self", t); err != nil {
+		return nil, err
+	}
+	var out C.gt_out
+	if e := C.gt_diagonal(&out, t.ptr(), C.int64_t(offset), C.int64_t(dim1), C.int64_t(dim2)); e != nil {
+		return nil, opError("Diagonal", e, t)
+	}
+	return newTensor(&out, scopeOf(t)), nil
+}
+
+// MaskedSelect returns the 1-D tensor of self's elements where the bool mask (broadcast with self) is true, in row-major order (torch's self[mask]).
+func (t *Tensor) MaskedSelect(mask *Tensor) (*Tensor, error) {
+	if err := needTensor("MaskedSelect", "self", t); err != nil {
+		return nil, err
+	}
+	if err := needTensor("MaskedSelect", "mask", mask); err != nil {
+		return nil, err
+	}
+	var out C.gt_out
+	if e := C.gt_masked_select(&out, t.ptr(), mask.ptr()); e != nil {
+		return nil, opError("MaskedSelect", e, t, mask)
+	}
+	return newTensor(&out, scopeOf(t, mask)), nil
+}
+
+// Nonzero returns the int64 indices [n dim] of self's n nonzero (true) elements, in row-major order.
+func (t *Tensor) Nonzero() (*Tensor, error) {
+	if err := needTensor("Nonzero", "self", t); err != nil {
+		return nil, err
+	}
+	var out C.gt_out
+	if e := C.gt_nonzero(&out, t.ptr()); e != nil {
+		return nil, opError("Nonzero", e, t)
+	}
+	return newTensor(&out, scopeOf(t)), nil
+}
+
+// Argsort returns the int64 indices that sort self along dim.
+func (t *Tensor) Argsort(dim int64, descending bool) (*Tensor, error) {
+	if err := needTensor("Argsort", "self", t); err != nil {
+		return nil, err
+	}
+	var out C.gt_out
+	if e := C.gt_argsort(&out, t.ptr(), C.int64_t(dim), cBool(descending)); e != nil {
+		return nil, opError("Argsort", e, t)
+	}
+	return newTensor(&out, scopeOf(t)), nil
+}
+
+// Scatter returns a copy of self with src's elements written along dim where index says (torch.scatter; for dim 1, out[i][index[i][j]] = src[i][j]).
+func (t *Tensor) Scatter(dim int64, index *Tensor, src *Tensor) (*Tensor, error) {
+	if err := needTensor("Scatter", "self", t); err != nil {
+		return nil, err
+	}
+	if err := needTensor("Scatter", "index", index); err != nil {
+		return nil, err
+	}
+	if err := needTensor("Scatter", "src", src); err != nil {
+		return nil, err
+	}
+	var out C.gt_out
+	if e := C.gt_scatter(&out, t.ptr(), C.int64_t(dim), index.ptr(), src.ptr()); e != nil {
+		return nil, opError("Scatter", e, t, index, src)
+	}
+	return newTensor(&out, scopeOf(t, index, src)), nil
+}
+
+// IndexPut returns a copy of self with values (broadcast) written at the positions the integer or bool indices pick, one per leading dim, nil for a whole dim (torch's self[indices] = values; added to what is there when accumulate).
+func (t *Tensor) IndexPut(indices []*Tensor, values *Tensor, accumulate bool) (*Tensor, error) {
+	if err := needTensor("IndexPut", "self", t); err != nil {
+		return nil, err
+	}
+	indicesC, err := optTensorList("IndexPut", "indices", indices)
+	if err != nil {
+		return nil, err
+	}
+	if err := needTensor("IndexPut", "values", values); err != nil {
+		return nil, err
+	}
+	var out C.gt_out
+	if e := C.gt_index_put(&out, t.ptr(), sliceData(indicesC), C.int32_t(len(indicesC)), values.ptr(), cBool(accumulate)); e != nil {
+		return nil, opError("IndexPut", e, append([]*Tensor{t, values}, indices...)...)
+	}
+	return newTensor(&out, scopeOf(append([]*Tensor{t, values}, indices...)...)), nil
+}
+
 // Reshape returns self with a new shape (a view when possible); one size may be -1.
 func (t *Tensor) Reshape(shape []int64) (*Tensor, error) {
 	if err := needTensor("Reshape", "self", t); err != nil {
@@ -1473,6 +1598,30 @@ func (t *Tensor) Squeeze(dim int64) (*Tensor, error) {
 	var out C.gt_out
 	if e := C.gt_squeeze(&out, t.ptr(), C.int64_t(dim)); e != nil {
 		return nil, opError("Squeeze", e, t)
+	}
+	return newTensor(&out, scopeOf(t)), nil
+}
+
+// SqueezeAll returns a view without any of its size-1 dims (torch's squeeze()).
+func (t *Tensor) SqueezeAll() (*Tensor, error) {
+	if err := needTensor("SqueezeAll", "self", t); err != nil {
+		return nil, err
+	}
+	var out C.gt_out
+	if e := C.gt_squeeze_all(&out, t.ptr()); e != nil {
+		return nil, opError("SqueezeAll", e, t)
+	}
+	return newTensor(&out, scopeOf(t)), nil
+}
+
+// Roll returns self shifted cyclically by shifts[i] along dims[i] (as one flat dim when dims is empty).
+func (t *Tensor) Roll(shifts []int64, dims []int64) (*Tensor, error) {
+	if err := needTensor("Roll", "self", t); err != nil {
+		return nil, err
+	}
+	var out C.gt_out
+	if e := C.gt_roll(&out, t.ptr(), cInts(shifts), C.int32_t(len(shifts)), cInts(dims), C.int32_t(len(dims))); e != nil {
+		return nil, opError("Roll", e, t)
 	}
 	return newTensor(&out, scopeOf(t)), nil
 }
@@ -1671,6 +1820,30 @@ func (t *Tensor) Min() (*Tensor, error) {
 	var out C.gt_out
 	if e := C.gt_min(&out, t.ptr()); e != nil {
 		return nil, opError("Min", e, t)
+	}
+	return newTensor(&out, scopeOf(t)), nil
+}
+
+// All returns a bool scalar: whether every element is true (nonzero).
+func (t *Tensor) All() (*Tensor, error) {
+	if err := needTensor("All", "self", t); err != nil {
+		return nil, err
+	}
+	var out C.gt_out
+	if e := C.gt_all(&out, t.ptr()); e != nil {
+		return nil, opError("All", e, t)
+	}
+	return newTensor(&out, scopeOf(t)), nil
+}
+
+// Any returns a bool scalar: whether any element is true (nonzero).
+func (t *Tensor) Any() (*Tensor, error) {
+	if err := needTensor("Any", "self", t); err != nil {
+		return nil, err
+	}
+	var out C.gt_out
+	if e := C.gt_any(&out, t.ptr()); e != nil {
+		return nil, opError("Any", e, t)
 	}
 	return newTensor(&out, scopeOf(t)), nil
 }

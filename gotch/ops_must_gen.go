@@ -408,6 +408,13 @@ func (t *Tensor) MustIsFinite() *Tensor {
 	return r
 }
 
+// MustIsClose is IsClose that panics with a *Error instead of returning it.
+func (t *Tensor) MustIsClose(other *Tensor, rtol float64, atol float64, equalNan bool) *Tensor {
+	r, err := t.IsClose(other, rtol, atol, equalNan)
+	must(err)
+	return r
+}
+
 // MustWhere is Where that panics with a *Error instead of returning it.
 func MustWhere(cond *Tensor, x *Tensor, y *Tensor) *Tensor {
 	r, err := Where(cond, x, y)
@@ -597,6 +604,48 @@ func (t *Tensor) MustSlice(dim int64, start int64, end int64, step int64) *Tenso
 	return r
 }
 
+// MustDiagonal is Diagonal that panics with a *Error instead of returning it.
+func (t *Tensor) MustDiagonal(offset int64, dim1 int64, dim2 int64) *Tensor {
+	r, err := t.Diagonal(offset, dim1, dim2)
+	must(err)
+	return r
+}
+
+// MustMaskedSelect is MaskedSelect that panics with a *Error instead of returning it.
+func (t *Tensor) MustMaskedSelect(mask *Tensor) *Tensor {
+	r, err := t.MaskedSelect(mask)
+	must(err)
+	return r
+}
+
+// MustNonzero is Nonzero that panics with a *Error instead of returning it.
+func (t *Tensor) MustNonzero() *Tensor {
+	r, err := t.Nonzero()
+	must(err)
+	return r
+}
+
+// MustArgsort is Argsort that panics with a *Error instead of returning it.
+func (t *Tensor) MustArgsort(dim int64, descending bool) *Tensor {
+	r, err := t.Argsort(dim, descending)
+	must(err)
+	return r
+}
+
+// MustScatter is Scatter that panics with a *Error instead of returning it.
+func (t *Tensor) MustScatter(dim int64, index *Tensor, src *Tensor) *Tensor {
+	r, err := t.Scatter(dim, index, src)
+	must(err)
+	return r
+}
+
+// MustIndexPut is IndexPut that panics with a *Error instead of returning it.
+func (t *Tensor) MustIndexPut(indices []*Tensor, values *Tensor, accumulate bool) *Tensor {
+	r, err := t.IndexPut(indices, values, accumulate)
+	must(err)
+	return r
+}
+
 // MustReshape is Reshape that panics with a *Error instead of returning it.
 func (t *Tensor) MustReshape(shape []int64) *Tensor {
 	r, err := t.Reshape(shape)
@@ -635,6 +684,20 @@ func (t *Tensor) MustUnsqueeze(dim int64) *Tensor {
 // MustSqueeze is Squeeze that panics with a *Error instead of returning it.
 func (t *Tensor) MustSqueeze(dim int64) *Tensor {
 	r, err := t.Squeeze(dim)
+	must(err)
+	return r
+}
+
+// MustSqueezeAll is SqueezeAll that panics with a *Error instead of returning it.
+func (t *Tensor) MustSqueezeAll() *Tensor {
+	r, err := t.SqueezeAll()
+	must(err)
+	return r
+}
+
+// MustRoll is Roll that panics with a *Error instead of returning it.
+func (t *Tensor) MustRoll(shifts []int64, dims []int64) *Tensor {
+	r, err := t.Roll(shifts, dims)
 	must(err)
 	return r
 }
@@ -747,6 +810,20 @@ func (t *Tensor) MustMax() *Tensor {
 // MustMin is Min that panics with a *Error instead of returning it.
 func (t *Tensor) MustMin() *Tensor {
 	r, err := t.Min()
+	must(err)
+	return r
+}
+
+// MustAll is All that panics with a *Error instead of returning it.
+func (t *Tensor) MustAll() *Tensor {
+	r, err := t.All()
+	must(err)
+	return r
+}
+
+// MustAny is Any that panics with a *Error instead of returning it.
+func (t *Tensor) MustAny() *Tensor {
+	r, err := t.Any()
 	must(err)
 	return r
 }

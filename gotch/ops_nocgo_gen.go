@@ -294,6 +294,11 @@ func (t *Tensor) IsFinite() (*Tensor, error) {
 	return nil, noCgo("IsFinite")
 }
 
+// IsClose returns whether |self - other| <= atol + rtol·|other| elementwise as bool, broadcasting (torch.isclose); NaNs are equal when equalNan.
+func (t *Tensor) IsClose(other *Tensor, rtol float64, atol float64, equalNan bool) (*Tensor, error) {
+	return nil, noCgo("IsClose")
+}
+
 // Where returns x where cond is true, else y, broadcasting.
 func Where(cond *Tensor, x *Tensor, y *Tensor) (*Tensor, error) {
 	return nil, noCgo("Where")
@@ -429,6 +434,36 @@ func (t *Tensor) Slice(dim int64, start int64, end int64, step int64) (*Tensor, 
 	return nil, noCgo("Slice")
 }
 
+// Diagonal returns the view of the diagonal of dims dim1 and dim2 (above it for offset > 0, below for offset < 0), as a new last dim.
+func (t *Tensor) Diagonal(offset int64, dim1 int64, dim2 int64) (*Tensor, error) {
+	return nil, noCgo("Diagonal")
+}
+
+// MaskedSelect returns the 1-D tensor of self's elements where the bool mask (broadcast with self) is true, in row-major order (torch's self[mask]).
+func (t *Tensor) MaskedSelect(mask *Tensor) (*Tensor, error) {
+	return nil, noCgo("MaskedSelect")
+}
+
+// Nonzero returns the int64 indices [n dim] of self's n nonzero (true) elements, in row-major order.
+func (t *Tensor) Nonzero() (*Tensor, error) {
+	return nil, noCgo("Nonzero")
+}
+
+// Argsort returns the int64 indices that sort self along dim.
+func (t *Tensor) Argsort(dim int64, descending bool) (*Tensor, error) {
+	return nil, noCgo("Argsort")
+}
+
+// Scatter returns a copy of self with src's elements written along dim where index says (torch.scatter; for dim 1, out[i][index[i][j]] = src[i][j]).
+func (t *Tensor) Scatter(dim int64, index *Tensor, src *Tensor) (*Tensor, error) {
+	return nil, noCgo("Scatter")
+}
+
+// IndexPut returns a copy of self with values (broadcast) written at the positions the integer or bool indices pick, one per leading dim, nil for a whole dim (torch's self[indices] = values; added to what is there when accumulate).
+func (t *Tensor) IndexPut(indices []*Tensor, values *Tensor, accumulate bool) (*Tensor, error) {
+	return nil, noCgo("IndexPut")
+}
+
 // Reshape returns self with a new shape (a view when possible); one size may be -1.
 func (t *Tensor) Reshape(shape []int64) (*Tensor, error) {
 	return nil, noCgo("Reshape")
@@ -457,6 +492,16 @@ func (t *Tensor) Unsqueeze(dim int64) (*Tensor, error) {
 // Squeeze returns a view without dim, when its size is 1.
 func (t *Tensor) Squeeze(dim int64) (*Tensor, error) {
 	return nil, noCgo("Squeeze")
+}
+
+// SqueezeAll returns a view without any of its size-1 dims (torch's squeeze()).
+func (t *Tensor) SqueezeAll() (*Tensor, error) {
+	return nil, noCgo("SqueezeAll")
+}
+
+// Roll returns self shifted cyclically by shifts[i] along dims[i] (as one flat dim when dims is empty).
+func (t *Tensor) Roll(shifts []int64, dims []int64) (*Tensor, error) {
+	return nil, noCgo("Roll")
 }
 
 // Expand returns a broadcast view; -1 keeps a size.
@@ -537,6 +582,16 @@ func (t *Tensor) Max() (*Tensor, error) {
 // Min returns the minimum of all elements.
 func (t *Tensor) Min() (*Tensor, error) {
 	return nil, noCgo("Min")
+}
+
+// All returns a bool scalar: whether every element is true (nonzero).
+func (t *Tensor) All() (*Tensor, error) {
+	return nil, noCgo("All")
+}
+
+// Any returns a bool scalar: whether any element is true (nonzero).
+func (t *Tensor) Any() (*Tensor, error) {
+	return nil, noCgo("Any")
 }
 
 // Amax returns the maximum along dims.

@@ -91,15 +91,6 @@ func (t *Tensor) spec() string {
 	return s
 }
 
-// String describes the tensor without reading its values, e.g.
-// "Tensor(float32[2 3] cpu)".
-func (t *Tensor) String() string {
-	if t == nil {
-		return "Tensor(nil)"
-	}
-	return "Tensor(" + t.spec() + ")"
-}
-
 func numel(shape []int64) int64 {
 	n := int64(1)
 	for _, s := range shape {

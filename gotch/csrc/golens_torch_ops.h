@@ -119,6 +119,8 @@ gt_error gt_sign(gt_out *out, gt_tensor self_);
 gt_error gt_is_nan(gt_out *out, gt_tensor self_);
 /* IsFinite: whether each element is finite. */
 gt_error gt_is_finite(gt_out *out, gt_tensor self_);
+/* IsClose: whether |self - other| <= atol + rtol·|other| elementwise as bool, broadcasting (torch.isclose); NaNs are equal when equalNan. */
+gt_error gt_is_close(gt_out *out, gt_tensor self_, gt_tensor other_, double rtol, double atol, int32_t equalNan_);
 /* Where: x where cond is true, else y, broadcasting. */
 gt_error gt_where(gt_out *out, gt_tensor cond_, gt_tensor x_, gt_tensor y_);
 /* MaskedFill: self with value where mask is true. */
@@ -173,6 +175,18 @@ gt_error gt_select(gt_out *out, gt_tensor self_, int64_t dim, int64_t index);
 gt_error gt_narrow(gt_out *out, gt_tensor self_, int64_t dim, int64_t start, int64_t length);
 /* Slice: the view self[start:end:step] along dim. */
 gt_error gt_slice(gt_out *out, gt_tensor self_, int64_t dim, int64_t start, int64_t end, int64_t step);
+/* Diagonal: the view of the diagonal of dims dim1 and dim2 (above it for offset > 0, below for offset < 0), as a new last dim. */
+gt_error gt_diagonal(gt_out *out, gt_tensor self_, int64_t offset, int64_t dim1, int64_t dim2);
+/* MaskedSelect: the 1-D tensor of self's elements where the bool mask (broadcast with self) is true, in row-major order (torch's self[mask]). */
+gt_error gt_masked_select(gt_out *out, gt_tensor self_, gt_tensor mask_);
+/* Nonzero: the int64 indices [n dim] of self's n nonzero (true) elements, in row-major order. */
+gt_error gt_nonzero(gt_out *out, gt_tensor self_);
+/* Argsort: the int64 indices that sort self along dim. */
+gt_error gt_argsort(gt_out *out, gt_tensor self_, int64_t dim, int32_t descending_);
+/* Scatter: a copy of self with src's elements written along dim where index says (torch.scatter; for dim 1, out[i][index[i][j]] = src[i][j]). */
+gt_error gt_scatter(gt_out *out, gt_tensor self_, int64_t dim, gt_tensor index_, gt_tensor src_);
+/* IndexPut: a copy of self with values (broadcast) written at the positions the integer or bool indices pick, one per leading dim, nil for a whole dim (torch's self[indices] = values; added to what is there when accumulate). */
+gt_error gt_index_put(gt_out *out, gt_tensor self_, const gt_tensor *indices_, int32_t indices_n, gt_tensor values_, int32_t accumulate_);
 /* Reshape: self with a new shape (a view when possible); one size may be -1. */
 gt_error gt_reshape(gt_out *out, gt_tensor self_, const int64_t *shape_, int32_t shape_n);
 /* View: a view with a new shape; one size may be -1. */
@@ -185,6 +199,10 @@ gt_error gt_transpose(gt_out *out, gt_tensor self_, int64_t dim0, int64_t dim1);
 gt_error gt_unsqueeze(gt_out *out, gt_tensor self_, int64_t dim);
 /* Squeeze: a view without dim, when its size is 1. */
 gt_error gt_squeeze(gt_out *out, gt_tensor self_, int64_t dim);
+/* SqueezeAll: a view without any of its size-1 dims (torch's squeeze()). */
+gt_error gt_squeeze_all(gt_out *out, gt_tensor self_);
+/* Roll: self shifted cyclically by shifts[i] along dims[i] (as one flat dim when dims is empty). */
+gt_error gt_roll(gt_out *out, gt_tensor self_, const int64_t *shifts_, int32_t shifts_n, const int64_t *dims_, int32_t dims_n);
 /* Expand: a broadcast view; -1 keeps a size. */
 gt_error gt_expand(gt_out *out, gt_tensor self_, const int64_t *shape_, int32_t shape_n);
 /* Flatten: dims startDim..endDim merged into one. */
@@ -217,6 +235,10 @@ gt_error gt_mean_dims(gt_out *out, gt_tensor self_, const int64_t *dims_, int32_
 gt_error gt_max(gt_out *out, gt_tensor self_);
 /* Min: the minimum of all elements. */
 gt_error gt_min(gt_out *out, gt_tensor self_);
+/* All: a bool scalar: whether every element is true (nonzero). */
+gt_error gt_all(gt_out *out, gt_tensor self_);
+/* Any: a bool scalar: whether any element is true (nonzero). */
+gt_error gt_any(gt_out *out, gt_tensor self_);
 /* Amax: the maximum along dims. */
 gt_error gt_amax(gt_out *out, gt_tensor self_, const int64_t *dims_, int32_t dims_n, int32_t keepdim_);
 /* Amin: the minimum along dims. */

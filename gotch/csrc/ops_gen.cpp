@@ -460,6 +460,15 @@ gt_error gt_is_finite(gt_out *out, gt_tensor self_) {
   })
 }
 
+gt_error gt_is_close(gt_out *out, gt_tensor self_, gt_tensor other_, double rtol, double atol, int32_t equalNan_) {
+  GT_TRY({
+    const at::Tensor &self = gt::arg(self_, "self");
+    const at::Tensor &other = gt::arg(other_, "other");
+    bool equalNan = equalNan_ != 0;
+    gt::fill(out, at::isclose(self, other, rtol, atol, equalNan));
+  })
+}
+
 gt_error gt_where(gt_out *out, gt_tensor cond_, gt_tensor x_, gt_tensor y_) {
   GT_TRY({
     const at::Tensor &cond = gt::arg(cond_, "cond");
@@ -680,6 +689,55 @@ gt_error gt_slice(gt_out *out, gt_tensor self_, int64_t dim, int64_t start, int6
   })
 }
 
+gt_error gt_diagonal(gt_out *out, gt_tensor self_, int64_t offset, int64_t dim1, int64_t dim2) {
+  GT_TRY({
+    const at::Tensor &self = gt::arg(self_, "self");
+    gt::fill(out, at::diagonal(self, offset, dim1, dim2));
+  })
+}
+
+gt_error gt_masked_select(gt_out *out, gt_tensor self_, gt_tensor mask_) {
+  GT_TRY({
+    const at::Tensor &self = gt::arg(self_, "self");
+    const at::Tensor &mask = gt::arg(mask_, "mask");
+    gt::fill(out, at::masked_select(self, mask));
+  })
+}
+
+gt_error gt_nonzero(gt_out *out, gt_tensor self_) {
+  GT_TRY({
+    const at::Tensor &self = gt::arg(self_, "self");
+    gt::fill(out, at::nonzero(self));
+  })
+}
+
+gt_error gt_argsort(gt_out *out, gt_tensor self_, int64_t dim, int32_t descending_) {
+  GT_TRY({
+    const at::Tensor &self = gt::arg(self_, "self");
+    bool descending = descending_ != 0;
+    gt::fill(out, at::argsort(self, dim, descending));
+  })
+}
+
+gt_error gt_scatter(gt_out *out, gt_tensor self_, int64_t dim, gt_tensor index_, gt_tensor src_) {
+  GT_TRY({
+    const at::Tensor &self = gt::arg(self_, "self");
+    const at::Tensor &index = gt::arg(index_, "index");
+    const at::Tensor &src = gt::arg(src_, "src");
+    gt::fill(out, at::scatter(self, dim, index, src));
+  })
+}
+
+gt_error gt_index_put(gt_out *out, gt_tensor self_, const gt_tensor *indices_, int32_t indices_n, gt_tensor values_, int32_t accumulate_) {
+  GT_TRY({
+    const at::Tensor &self = gt::arg(self_, "self");
+    c10::List<c10::optional<at::Tensor>> indices = gt::opt_list(indices_, indices_n);
+    const at::Tensor &values = gt::arg(values_, "values");
+    bool accumulate = accumulate_ != 0;
+    gt::fill(out, at::index_put(self, indices, values, accumulate));
+  })
+}
+
 gt_error gt_reshape(gt_out *out, gt_tensor self_, const int64_t *shape_, int32_t shape_n) {
   GT_TRY({
     const at::Tensor &self = gt::arg(self_, "self");
@@ -722,6 +780,22 @@ gt_error gt_squeeze(gt_out *out, gt_tensor self_, int64_t dim) {
   GT_TRY({
     const at::Tensor &self = gt::arg(self_, "self");
     gt::fill(out, self.squeeze(dim));
+  })
+}
+
+gt_error gt_squeeze_all(gt_out *out, gt_tensor self_) {
+  GT_TRY({
+    const at::Tensor &self = gt::arg(self_, "self");
+    gt::fill(out, self.squeeze());
+  })
+}
+
+gt_error gt_roll(gt_out *out, gt_tensor self_, const int64_t *shifts_, int32_t shifts_n, const int64_t *dims_, int32_t dims_n) {
+  GT_TRY({
+    const at::Tensor &self = gt::arg(self_, "self");
+    at::IntArrayRef shifts(shifts_, static_cast<size_t>(shifts_n));
+    at::IntArrayRef dims(dims_, static_cast<size_t>(dims_n));
+    gt::fill(out, at::roll(self, shifts, dims));
   })
 }
 
@@ -842,6 +916,20 @@ gt_error gt_min(gt_out *out, gt_tensor self_) {
   GT_TRY({
     const at::Tensor &self = gt::arg(self_, "self");
     gt::fill(out, self.min());
+  })
+}
+
+gt_error gt_all(gt_out *out, gt_tensor self_) {
+  GT_TRY({
+    const at::Tensor &self = gt::arg(self_, "self");
+    gt::fill(out, self.all());
+  })
+}
+
+gt_error gt_any(gt_out *out, gt_tensor self_) {
+  GT_TRY({
+    const at::Tensor &self = gt::arg(self_, "self");
+    gt::fill(out, self.any());
   })
 }
 

@@ -60,6 +60,18 @@ std::vector<at::Tensor> list(const gt_tensor *hs, int32_t n, const char *name) {
   return v;
 }
 
+c10::List<c10::optional<at::Tensor>> opt_list(const gt_tensor *hs, int32_t n) {
+  c10::List<c10::optional<at::Tensor>> l;
+  l.reserve(n);
+  for (int32_t i = 0; i < n; i++) {
+    if (hs[i] == nullptr)
+      l.push_back(c10::nullopt);
+    else
+      l.push_back(c10::optional<at::Tensor>(hs[i]->t));
+  }
+  return l;
+}
+
 at::Generator &generator(gt_generator h, const char *name) {
   TORCH_CHECK(h != nullptr, "argument '", name, "' is a nil or freed generator");
   return h->g;

@@ -42,6 +42,8 @@ const at::Tensor &arg(gt_tensor h, const char *name);
 // An optional tensor: NULL means absent.
 c10::optional<at::Tensor> opt(gt_tensor h);
 std::vector<at::Tensor> list(const gt_tensor *hs, int32_t n, const char *name);
+// A list whose NULL entries are absent (torch's None), as at::index_put takes.
+c10::List<c10::optional<at::Tensor>> opt_list(const gt_tensor *hs, int32_t n);
 at::Generator &generator(gt_generator h, const char *name);
 
 at::ScalarType scalar_type(int32_t dtype);

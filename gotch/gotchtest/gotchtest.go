@@ -111,6 +111,101 @@ func worst(got, want []float64) string {
 	return fmt.Sprintf("largest difference at [%d]: got %g, want %g", at, got[at], want[at])
 }
 
+// TensorClose fails the test unless got and want have the same shape and
+// dtype and every element satisfies |got − want| ≤ atol + rtol·|want|
+// (torch.testing.assert_close's rule; a NaN matches nothing). The failure
+// says how many elements differ and where the greatest absolute and
+// relative differences are, with both values there (see Mismatch).
+func TensorClose(tb testing.TB, name string, got, want *gotch.Tensor, rtol, atol float64) {
+	tb.Helper()
+	msg, err := Mismatch(got, want, rtol, atol)
+	if err != nil {
+		tb.Errorf("%s: %v", name, err)
+		return
+	}
+	if msg != "" {
+		tb.Errorf("%s: %s", name, msg)
+	}
+}
+
+// Mismatch is TensorClose's check: "" when got is close to want, else what
+// differs, e.g. "2 of 6 elements differ beyond rtol 1e-05, atol 1e-08:
+// greatest absolute difference 0.5 at [1 2] (got 3.5, want 3), greatest
+// relative difference 1 at [0 1] (got 0.2, want 0.1)". Shapes or dtypes
+// that differ are a mismatch that names both. It reads both tensors to the
+// host; the error is that of reading them.
+func Mismatch(got, want *gotch.Tensor, rtol, atol float64) (string, error) {
+	if got == nil || want == nil {
+		return "", fmt.Errorf("got %s, want %s: a nil tensor", got.Spec(), want.Spec())
+	}
+	if !equalShapes(got.Shape(), want.Shape()) {
+		return fmt.Sprintf("shape %v, want %v", got.Shape(), want.Shape()), nil
+	}
+	if got.DType() != want.DType() {
+		return fmt.Sprintf("dtype %s, want %s", got.DType(), want.DType()), nil
+	}
+	g, err := gotch.ToSlice[float64](got)
+	if err != nil {
+		return "", err
+	}
+	w, err := gotch.ToSlice[float64](want)
+	if err != nil {
+		return "", err
+	}
+	bad, absAt, relAt := 0, -1, -1
+	var absMax, relMax float64
+	for i := range g {
+		d := math.Abs(g[i] - w[i])
+		if math.IsNaN(d) {
+			d = math.Inf(1)
+		}
+		if d <= atol+rtol*math.Abs(w[i]) {
+			continue
+		}
+		bad++
+		r := d / math.Abs(w[i]) // +Inf where want is 0
+		if absAt < 0 || d > absMax {
+			absAt, absMax = i, d
+		}
+		if relAt < 0 || r > relMax {
+			relAt, relMax = i, r
+		}
+	}
+	if bad == 0 {
+		return "", nil
+	}
+	shape := got.Shape()
+	where := func(i int) string {
+		return fmt.Sprintf("at %v (got %g, want %g)", unravel(shape, i), g[i], w[i])
+	}
+	return fmt.Sprintf("%d of %d elements differ beyond rtol %g, atol %g: greatest absolute difference %g %s, greatest relative difference %g %s",
+		bad, len(g), rtol, atol, absMax, where(absAt), relMax, where(relAt)), nil
+}
+
+func equalShapes(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// unravel is the multi-index of row-major flat index i in shape.
+func unravel(shape []int64, i int) []int64 {
+	idx := make([]int64, len(shape))
+	for d := len(shape) - 1; d >= 0; d-- {
+		if shape[d] > 0 {
+			idx[d] = int64(i) % shape[d]
+			i /= int(shape[d])
+		}
+	}
+	return idx
+}
+
 // Values reads a tensor as float64s, failing the test on error.
 func Values(tb testing.TB, t *gotch.Tensor) []float64 {
 	tb.Helper()

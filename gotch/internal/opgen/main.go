@@ -48,7 +48,7 @@ func (o op) cName() string {
 	return strings.ReplaceAll(b.String(), "__", "_")
 }
 
-var argKinds = map[string]bool{"t": true, "t?": true, "ts": true, "i": true, "f": true, "sc": true, "b": true, "is": true, "dt": true, "dev": true, "s": true, "g": true}
+var argKinds = map[string]bool{"t": true, "t?": true, "ts": true, "ts?": true, "i": true, "f": true, "sc": true, "b": true, "is": true, "dt": true, "dev": true, "s": true, "g": true}
 var resultKinds = map[string]int{"t": 1, "t2": 2, "t3": 3, "ts": -1, "self": 0, "none": 0}
 
 func parse(path string) ([]op, error) {
@@ -101,7 +101,7 @@ func cParams(o op) []string {
 		switch a.kind {
 		case "t", "t?":
 			ps = append(ps, "gt_tensor "+a.name+"_")
-		case "ts":
+		case "ts", "ts?":
 			ps = append(ps, "const gt_tensor *"+a.name+"_", "int32_t "+a.name+"_n")
 		case "i":
 			ps = append(ps, "int64_t "+a.name)
@@ -141,6 +141,8 @@ func cppBody(o op) string {
 			fmt.Fprintf(&b, "    c10::optional<at::Tensor> %s = gt::opt(%s_);\n", n, n)
 		case "ts":
 			fmt.Fprintf(&b, "    std::vector<at::Tensor> %s = gt::list(%s_, %s_n, %q);\n", n, n, n, n)
+		case "ts?":
+			fmt.Fprintf(&b, "    c10::List<c10::optional<at::Tensor>> %s = gt::opt_list(%s_, %s_n);\n", n, n, n)
 		case "sc":
 			fmt.Fprintf(&b, "    at::Scalar %s = gt::scalar(%s_);\n", n, n)
 		case "b":
@@ -181,7 +183,7 @@ func goName(a arg) string {
 	return a.name
 }
 
-var goTypes = map[string]string{"t": "*Tensor", "t?": "*Tensor", "ts": "[]*Tensor", "i": "int64", "f": "float64", "sc": "float64", "b": "bool", "is": "[]int64", "dt": "DType", "dev": "Device", "s": "string", "g": "*Generator"}
+var goTypes = map[string]string{"t": "*Tensor", "t?": "*Tensor", "ts": "[]*Tensor", "ts?": "[]*Tensor", "i": "int64", "f": "float64", "sc": "float64", "b": "bool", "is": "[]int64", "dt": "DType", "dev": "Device", "s": "string", "g": "*Generator"}
 
 func goResults(o op, must bool) (types []string, zero string) {
 	switch o.result {
@@ -245,6 +247,10 @@ func goBody(o op) string {
 		case "ts":
 			lists = append(lists, n)
 			pre = append(pre, fmt.Sprintf("%sC, err := tensorList(%q, %q, %s)\nif err != nil {\n%s\n}", n, o.name, a.name, n, ret("err")))
+			callArgs = append(callArgs, fmt.Sprintf("sliceData(%sC), C.int32_t(len(%sC))", n, n))
+		case "ts?":
+			lists = append(lists, n)
+			pre = append(pre, fmt.Sprintf("%sC, err := optTensorList(%q, %q, %s)\nif err != nil {\n%s\n}", n, o.name, a.name, n, ret("err")))
 			callArgs = append(callArgs, fmt.Sprintf("sliceData(%sC), C.int32_t(len(%sC))", n, n))
 		case "i":
 			callArgs = append(callArgs, "C.int64_t("+n+")")
