@@ -365,7 +365,7 @@ func metricValue(logits *gotch.Tensor, metric Metric) (float64, error) {
 		return 0, fmt.Errorf("metric: %w", err)
 	}
 	if v == nil || v.Numel() != 1 {
-		return 0, fmt.Errorf("metric: got %v, want a scalar", v)
+		return 0, fmt.Errorf("metric: got %v, want a scalar", v.Spec())
 	}
 	s.Attach(v)
 	return v.Item()

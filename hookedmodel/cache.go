@@ -230,7 +230,7 @@ func (c *ActivationCache) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ActivationCache with %d activations:\n", len(keys))
 	for _, k := range keys {
-		fmt.Fprintf(&b, "  %s %s\n", k, c.acts[k])
+		fmt.Fprintf(&b, "  %s %s\n", k, c.acts[k].Spec())
 	}
 	return b.String()
 }

@@ -308,7 +308,7 @@ func (o *Output) Backward() error {
 // for gradients (a Bwd hook, or InclBwd).
 func (o *Output) BackwardFrom(metric *gotch.Tensor) (err error) {
 	if metric == nil || metric.Freed() || metric.Dim() != 0 {
-		return fmt.Errorf("backward needs a scalar (0-d) tensor computed from the pass's outputs, got %v", metric)
+		return fmt.Errorf("backward needs a scalar (0-d) tensor computed from the pass's outputs, got %v", metric.Spec())
 	}
 	defer recoverPass(&err)
 	if err := metric.Backward(nil, false); err != nil {

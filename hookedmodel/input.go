@@ -73,14 +73,14 @@ func (m *HookedTransformer) checkTokens(p *pass, t *gotch.Tensor) (*gotch.Tensor
 		return nil, fmt.Errorf("tokens: nil or freed tensor")
 	}
 	if t.DType() != gotch.Int64 && t.DType() != gotch.Int32 {
-		return nil, fmt.Errorf("tokens must be int64 or int32, got %s", t)
+		return nil, fmt.Errorf("tokens must be int64 or int32, got %s", t.Spec())
 	}
 	x := borrow(p.s, t)
 	if x.Dim() == 1 {
 		x = x.MustUnsqueeze(0)
 	}
 	if x.Dim() != 2 || x.Size(0) == 0 || x.Size(1) == 0 {
-		return nil, fmt.Errorf("tokens must be [batch pos] with batch > 0 and pos > 0, got %s", t)
+		return nil, fmt.Errorf("tokens must be [batch pos] with batch > 0 and pos > 0, got %s", t.Spec())
 	}
 	x = x.MustToDevice(m.device, false).MustTo(gotch.Int64)
 	lo, hi := x.MustMin().MustItem(), x.MustMax().MustItem()
@@ -95,7 +95,7 @@ func (m *HookedTransformer) checkResidual(p *pass, t *gotch.Tensor, startAt int)
 		return nil, fmt.Errorf("residual: nil or freed tensor")
 	}
 	if t.Dim() != 3 || t.Size(0) == 0 || t.Size(1) == 0 || t.Size(2) != int64(m.Cfg.DModel) || !t.DType().IsFloat() {
-		return nil, fmt.Errorf("a residual stream entering block %d must be float [batch pos %d] with batch > 0 and pos > 0, got %s", startAt, m.Cfg.DModel, t)
+		return nil, fmt.Errorf("a residual stream entering block %d must be float [batch pos %d] with batch > 0 and pos > 0, got %s", startAt, m.Cfg.DModel, t.Spec())
 	}
 	return borrow(p.s, t).MustToDevice(m.device, false).MustTo(m.dtype), nil
 }
@@ -107,7 +107,7 @@ func (m *HookedTransformer) checkMask(p *pass, mask, tokens, resid *gotch.Tensor
 	}
 	b, n := ref.Size(0), ref.Size(1)
 	if mask.Freed() || mask.Dim() != 2 || mask.Size(0) != b || (mask.Size(1) != n && mask.Size(1) != past+n) {
-		return nil, fmt.Errorf("attention mask must be [batch pos] = [%d %d] (or [%d %d] with the key-value cache), got %s", b, n, b, past+n, mask)
+		return nil, fmt.Errorf("attention mask must be [batch pos] = [%d %d] (or [%d %d] with the key-value cache), got %s", b, n, b, past+n, mask.Spec())
 	}
 	return borrow(p.s, mask).MustToDevice(m.device, false).MustTo(gotch.Bool), nil
 }

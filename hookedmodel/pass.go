@@ -178,7 +178,7 @@ func sameKind(r, x *gotch.Tensor) error {
 		return fmt.Errorf("the hook returned a freed tensor")
 	}
 	if !slices.Equal(r.Shape(), x.Shape()) || r.DType() != x.DType() || r.Device() != x.Device() {
-		return fmt.Errorf("the hook returned %s, want the activation's %s%v %s", r, x.DType(), x.Shape(), x.Device())
+		return fmt.Errorf("the hook returned %s, want the activation's %s%v %s", r.Spec(), x.DType(), x.Shape(), x.Device())
 	}
 	return nil
 }
