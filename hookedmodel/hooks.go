@@ -26,7 +26,9 @@ func (d Direction) String() string {
 }
 
 // HookFunc is called at a hook point with the activation (or, for a Bwd
-// hook, its gradient) on the model's device. It may modify act in place, or
+// hook, its gradient) on the model's device and the hook point's name (a
+// Bwd hook's too, without "_grad"); LayerOf(name) is the hook point's
+// layer, as TransformerLens's hook.layer(). It may modify act in place, or
 // return a replacement of the same shape, dtype and device; nil keeps act.
 // A replacement the hook made (by ops on act, or from nothing) is owned by
 // the pass from then on and freed when it ends; one that another scope owns
