@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"math"
 	"testing"
 
@@ -22,6 +23,9 @@ func TestShippedConfigReproducesTheRun(t *testing.T) {
 	gotchtest.CheckLeaks(t)
 	const steps = 200
 	cfg, err := train.LoadConfig("induction-2l.json")
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Skip("the shipped training config is not here (a test binary run elsewhere, as in the GPU bundle):", err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
