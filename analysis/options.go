@@ -35,16 +35,21 @@ type options struct {
 	// patching
 	cleanCache *hookedmodel.ActivationCache
 
-	// logit attribution and logit lens
-	pos  int
-	topK int
+	// logit attribution, logit lens and test prompt
+	pos     int
+	topK    int
+	topKSet bool
+
+	// test prompt
+	prependBOS  *bool
+	answerSpace bool
 
 	// composition
 	baselineSamples int
 }
 
 func collect(opts []Option) options {
-	o := options{errorMeasure: Mul, seqLen: 10, batch: 4, pos: -1, topK: 5, baselineSamples: 64, hi: -1}
+	o := options{errorMeasure: Mul, seqLen: 10, batch: 4, pos: -1, topK: 5, baselineSamples: 64, hi: -1, answerSpace: true}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -109,8 +114,18 @@ func CleanCache(c *hookedmodel.ActivationCache) Option { return func(o *options)
 // last; negative values count from the end).
 func AtPosition(p int) Option { return func(o *options) { o.pos = p } }
 
-// TopK sets how many top tokens the logit lens lists per layer (default 5).
-func TopK(k int) Option { return func(o *options) { o.topK = k } }
+// TopK sets how many top tokens the logit lens lists per layer (default
+// 5) and TestPrompt per answer token (default 10, as test_prompt's).
+func TopK(k int) Option { return func(o *options) { o.topK, o.topKSet = k, true } }
+
+// PrependBOS overrides the model's default_prepend_bos when TestPrompt
+// tokenizes its prompt (test_prompt's prepend_bos).
+func PrependBOS(on bool) Option { return func(o *options) { o.prependBOS = &on } }
+
+// PrependSpaceToAnswer sets whether TestPrompt puts a space before an
+// answer that does not start with one (default true, as test_prompt's
+// prepend_space_to_answer).
+func PrependSpaceToAnswer(on bool) Option { return func(o *options) { o.answerSpace = on } }
 
 // BaselineSamples sets how many random head pairs the composition-score
 // baseline averages (default 64).

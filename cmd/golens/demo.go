@@ -77,18 +77,27 @@ func newDemoCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&out, "out", "golens-demo", "the report folder")
 	cmd.Flags().StringVar(&device, "device", "auto", "auto, cpu, cuda, cuda:N or mps")
-	cmd.Flags().StringVar(&model, "model", "", "a checkpoint of golens train to use instead of the shipped model (a retrained one); its curves come from metrics.jsonl beside it")
+	cmd.Flags().StringVar(&model, "model", "", "a shipped model's name, or a checkpoint of golens train to use instead of the shipped induction-2l (a retrained one); its curves come from metrics.jsonl beside it")
 	return cmd
 }
 
 // loadDemoModel loads the shipped model and its training metrics, or the
 // checkpoint at path and the metrics.jsonl in its folder (nil if none).
+// A shipped model's name (models.Names) with no file of that name loads
+// that model and its metrics.
 func loadDemoModel(cmd *cobra.Command, b *backend.Backend, path string) (*hookedmodel.HookedTransformer, []byte, error) {
 	if path == "" {
-		m, err := loadShipped(cmd, b)
-		return m, models.Induction2LMetrics, err
+		path = "induction-2l"
 	}
-	m, err := hookedmodel.Load(cmd.Context(), path, hookedmodel.OnDevice(b.Device()))
+	if _, err := os.Stat(path); err != nil && models.Has(path) {
+		m, err := models.Load(cmd.Context(), path, hookedmodel.OnDevice(b.Device()))
+		if err != nil {
+			return nil, nil, err
+		}
+		metrics, _ := models.Metrics(path)
+		return m, metrics, nil
+	}
+	m, err := loadModel(cmd.Context(), path, hookedmodel.OnDevice(b.Device()))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -98,24 +107,6 @@ func loadDemoModel(cmd *cobra.Command, b *backend.Backend, path string) (*hooked
 		return nil, nil, err
 	}
 	return m, metrics, nil
-}
-
-// loadShipped loads the model embedded in the binary: Load reads files, so
-// it goes through a temporary one.
-func loadShipped(cmd *cobra.Command, b *backend.Backend) (*hookedmodel.HookedTransformer, error) {
-	f, err := os.CreateTemp("", "golens-induction-2l-*.safetensors")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(models.Induction2L); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := f.Close(); err != nil {
-		return nil, err
-	}
-	return hookedmodel.Load(cmd.Context(), f.Name(), hookedmodel.OnDevice(b.Device()))
 }
 
 func demoSeqLen(m *hookedmodel.HookedTransformer) int { return min(20, (m.Cfg.NCtx-1)/2) }

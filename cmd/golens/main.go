@@ -42,6 +42,10 @@ func newRoot() *cobra.Command {
 			return err
 		},
 	}
+	// golens --version prints the first line of golens version, without
+	// libtorch (cobra answers it before PersistentPreRunE).
+	root.Version = version
+	root.SetVersionTemplate(versionLine() + "\n")
 	root.AddCommand(newVersionCmd(), newRunCmd(), newCacheCmd(), newAblateCmd(), newTokenizeCmd(), newGenerateCmd(), newAnalyzeCmd(), newTrainCmd(), newDemoCmd(), newBenchCmd())
 	return root
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"github.com/golens/golens/backend"
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel"
+	"github.com/golens/golens/models"
 	"github.com/spf13/cobra"
 )
 
@@ -23,7 +25,7 @@ type modelFlags struct {
 
 func (f *modelFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.model, "model", "", "checkpoint directory or file, or a known name (gpt2, gpt2-medium, ...)")
+	fl.StringVar(&f.model, "model", "", "checkpoint directory or file, a model shipped in golens ("+strings.Join(models.Names(), ", ")+"), or a known name (gpt2, gpt2-medium, ...)")
 	fl.StringVar(&f.device, "device", "auto", "auto, cpu, cuda, cuda:N or mps")
 	fl.StringVar(&f.dtype, "dtype", "", "float32 (default), float16, bfloat16 or float64")
 	fl.BoolVar(&f.noProcessing, "no-processing", false, "load the weights as they are (from_pretrained_no_processing)")
@@ -52,7 +54,21 @@ func (f *modelFlags) load(cmd *cobra.Command) (*hookedmodel.HookedTransformer, e
 	if f.noProcessing {
 		opts = append(opts, hookedmodel.NoProcessing())
 	}
-	return hookedmodel.Load(cmd.Context(), f.model, opts...)
+	return loadModel(cmd.Context(), f.model, opts...)
+}
+
+// loadModel loads what --model names: a checkpoint directory or file, a
+// model shipped in the binary (models.Names; a file of that name wins), or
+// a known hub name. An unknown name's error lists the shipped names too.
+func loadModel(ctx context.Context, name string, opts ...hookedmodel.Option) (*hookedmodel.HookedTransformer, error) {
+	if _, err := os.Stat(name); err != nil && models.Has(name) {
+		return models.Load(ctx, name, opts...)
+	}
+	m, err := hookedmodel.Load(ctx, name, opts...)
+	if err != nil && strings.Contains(err.Error(), "not a known model name") {
+		return nil, fmt.Errorf("%w; shipped in golens: %s", err, strings.Join(models.Names(), ", "))
+	}
+	return m, err
 }
 
 // configEdits turns --set key=value pairs into a config edit, checking

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel"
@@ -12,7 +13,7 @@ import (
 func newRunCmd() *cobra.Command {
 	var mf modelFlags
 	var in inputFlags
-	var asJSON bool
+	var asJSON, allPositions bool
 	var topK int
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -29,7 +30,7 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			defer out.Free()
-			res, err := summarize(m, out, topK)
+			res, err := summarize(m, out, topK, allPositions)
 			if err != nil {
 				return err
 			}
@@ -39,11 +40,17 @@ func newRunCmd() *cobra.Command {
 			}
 			fmt.Fprintf(w, "model %s on %s: %d×%d tokens, loss %.4f\n", res.Model, res.Device, len(res.Tokens), len(res.Tokens[0]), res.Loss)
 			for b, row := range res.Next {
-				fmt.Fprintf(w, "row %d, next token:", b)
-				for _, p := range row {
-					fmt.Fprintf(w, "  %q %.3f", p.Str, p.Prob)
+				fmt.Fprintf(w, "row %d, tokens:", b)
+				for p := range res.Tokens[b] {
+					fmt.Fprintf(w, " %s", res.tokenLabel(b, p))
 				}
 				fmt.Fprintln(w)
+				for p, preds := range res.positions(b) {
+					fmt.Fprintf(w, "row %d, after position %d %s:", b, p, res.tokenLabel(b, p))
+					printPreds(w, preds)
+				}
+				fmt.Fprintf(w, "row %d, next token:", b)
+				printPreds(w, row)
 			}
 			return nil
 		},
@@ -51,7 +58,8 @@ func newRunCmd() *cobra.Command {
 	mf.register(cmd)
 	in.register(cmd, true)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
-	cmd.Flags().IntVar(&topK, "top", 5, "how many next-token predictions to show per row")
+	cmd.Flags().IntVar(&topK, "top", 5, "how many next-token predictions to show per row (and per position)")
+	cmd.Flags().BoolVar(&allPositions, "all-positions", false, "also show the top predictions after every position, not only the last")
 	return cmd
 }
 
@@ -61,6 +69,12 @@ type runResult struct {
 	Tokens [][]int64    `json:"tokens"`
 	Loss   float64      `json:"loss"`
 	Next   [][]nextProb `json:"next"` // per row: the most likely tokens after the last position
+	// StrTokens are the tokens as strings, per row (absent for a model
+	// without a tokenizer, whose tokens are only ids).
+	StrTokens [][]string `json:"str_tokens,omitempty"`
+	// Positions, with --all-positions, are the most likely tokens after
+	// every position: [row][pos][rank]. Its last position is Next.
+	Positions [][][]nextProb `json:"positions,omitempty"`
 	// Processing is the weight processing the model went through: each
 	// step asked for, whether it ran, and why not.
 	Processing []hookedmodel.ProcessingStep `json:"processing"`
@@ -72,31 +86,86 @@ type nextProb struct {
 	Prob  float64 `json:"prob"`
 }
 
-func summarize(m *hookedmodel.HookedTransformer, out *hookedmodel.Output, k int) (res runResult, err error) {
+func summarize(m *hookedmodel.HookedTransformer, out *hookedmodel.Output, k int, allPositions bool) (res runResult, err error) {
+	if k < 1 {
+		return res, fmt.Errorf("--top %d: want at least 1", k)
+	}
 	res = runResult{Model: m.Cfg.ModelName, Device: m.Device().String(), Processing: m.Processing().Steps}
+	tokenStr := func(id int64) string {
+		if m.Tokenizer == nil {
+			return ""
+		}
+		s, _ := m.Tokenizer.Token(int(id))
+		return s
+	}
 	s := gotch.NewScope()
 	defer s.Close()
 	err = gotch.Try(func() {
 		res.Loss = out.Loss.MustItem()
 		res.Tokens = rows(gotch.MustToSlice[int64](out.Tokens), out.Tokens.Size(1))
-		logits, _ := s.Borrow(out.Logits)
-		last := logits.MustSelect(1, logits.Size(1)-1).MustSoftmax(-1)
-		probs, ids := last.MustTopk(int64(min(k, m.Cfg.DVocabOut)), -1, true, true)
-		p, id := gotch.MustToSlice[float64](probs), gotch.MustToSlice[int64](ids)
-		n := int(probs.Size(1))
-		for b := range int(probs.Size(0)) {
-			var row []nextProb
-			for i := range n {
-				np := nextProb{Token: id[b*n+i], Prob: p[b*n+i]}
-				if m.Tokenizer != nil {
-					np.Str, _ = m.Tokenizer.Token(int(np.Token))
+		if m.Tokenizer != nil {
+			for _, r := range res.Tokens {
+				strs := make([]string, len(r))
+				for i, id := range r {
+					strs[i] = tokenStr(id)
 				}
-				row = append(row, np)
+				res.StrTokens = append(res.StrTokens, strs)
 			}
-			res.Next = append(res.Next, row)
+		}
+		logits, _ := s.Borrow(out.Logits)
+		n := logits.Size(1)
+		if !allPositions {
+			logits = logits.MustNarrow(1, n-1, 1)
+		}
+		probs, ids := logits.MustSoftmax(-1).MustTopk(int64(min(k, m.Cfg.DVocabOut)), -1, true, true) // [batch pos' k]
+		p, id := gotch.MustToSlice[float64](probs), gotch.MustToSlice[int64](ids)
+		nb, np, nk := int(probs.Size(0)), int(probs.Size(1)), int(probs.Size(2))
+		for b := range nb {
+			var perPos [][]nextProb
+			for q := range np {
+				var preds []nextProb
+				for i := range nk {
+					j := (b*np+q)*nk + i
+					preds = append(preds, nextProb{Token: id[j], Str: tokenStr(id[j]), Prob: p[j]})
+				}
+				perPos = append(perPos, preds)
+			}
+			res.Next = append(res.Next, perPos[np-1])
+			if allPositions {
+				res.Positions = append(res.Positions, perPos)
+			}
 		}
 	})
 	return res, err
+}
+
+// tokenLabel is row b's token at position p as the text output shows it:
+// its string quoted, or its id for a model without a tokenizer.
+func (r *runResult) tokenLabel(b, p int) string {
+	if r.StrTokens != nil {
+		return fmt.Sprintf("%q", r.StrTokens[b][p])
+	}
+	return fmt.Sprint(r.Tokens[b][p])
+}
+
+// positions are row b's predictions after every position but the last
+// (which the "next token" line shows), or none without --all-positions.
+func (r *runResult) positions(b int) [][]nextProb {
+	if r.Positions == nil {
+		return nil
+	}
+	return r.Positions[b][:len(r.Positions[b])-1]
+}
+
+func printPreds(w io.Writer, preds []nextProb) {
+	for _, p := range preds {
+		if p.Str != "" {
+			fmt.Fprintf(w, "  %q %.3f", p.Str, p.Prob)
+		} else {
+			fmt.Fprintf(w, "  %d %.3f", p.Token, p.Prob)
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 func rows(flat []int64, n int64) [][]int64 {

@@ -10,12 +10,13 @@ import (
 	"strings"
 
 	"github.com/golens/golens/hookedmodel/tokenizer"
+	"github.com/golens/golens/models"
 	"github.com/spf13/cobra"
 )
 
 func newTokenizeCmd() *cobra.Command {
 	var model, text, file, jsonl string
-	var noBOS, asJSON bool
+	var noBOS, asJSON, withStr bool
 	cmd := &cobra.Command{
 		Use:   "tokenize",
 		Short: "Tokenize text with a model's tokenizer (offline; no weights needed)",
@@ -36,8 +37,19 @@ func newTokenizeCmd() *cobra.Command {
 			}
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			defer w.Flush()
+			// --json and --jsonl print bare arrays of ids, which scripts
+			// read; --str adds the string tokens by printing objects
+			// {"ids": [...], "str_tokens": [...]} instead, so that contract
+			// holds without the flag.
+			record := func(s string) any {
+				ids := encode(s)
+				if !withStr {
+					return ids
+				}
+				return tokenized{IDs: ids, StrTokens: strTokens(tok, ids)}
+			}
 			if jsonl != "" {
-				return tokenizeJSONL(jsonl, w, encode)
+				return tokenizeJSONL(jsonl, w, record)
 			}
 			if file != "" {
 				b, err := os.ReadFile(file)
@@ -46,9 +58,21 @@ func newTokenizeCmd() *cobra.Command {
 				}
 				text = string(b)
 			}
-			ids := encode(text)
 			if asJSON {
-				return json.NewEncoder(w).Encode(ids)
+				enc := json.NewEncoder(w)
+				enc.SetEscapeHTML(false) // "<|endoftext|>" as it is
+				return enc.Encode(record(text))
+			}
+			ids := encode(text)
+			if withStr { // the string tokens quoted, as Go quotes them, on one line
+				for i, st := range strTokens(tok, ids) {
+					if i > 0 {
+						fmt.Fprint(w, " ")
+					}
+					fmt.Fprintf(w, "%q", st)
+				}
+				_, err = fmt.Fprintln(w)
+				return err
 			}
 			strs := make([]string, len(ids))
 			for i, id := range ids {
@@ -65,13 +89,29 @@ func newTokenizeCmd() *cobra.Command {
 	fl.StringVar(&jsonl, "jsonl", "", `a file of JSON objects {"text": ...}, one per line`)
 	fl.BoolVar(&noBOS, "no-bos", false, "do not prepend the BOS token")
 	fl.BoolVar(&asJSON, "json", false, "print a JSON array")
+	fl.BoolVar(&withStr, "str", false, `print the string tokens: quoted on one line, or with --json and --jsonl an object {"ids": [...], "str_tokens": [...]}`)
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagsOneRequired("text", "file", "jsonl")
 	cmd.MarkFlagsMutuallyExclusive("text", "file", "jsonl")
 	return cmd
 }
 
-func tokenizeJSONL(path string, w io.Writer, encode func(string) []int) error {
+// tokenized is what tokenize --str prints with --json or --jsonl.
+type tokenized struct {
+	IDs       []int    `json:"ids"`
+	StrTokens []string `json:"str_tokens"`
+}
+
+// strTokens are the strings of ids, as TransformerLens's to_str_tokens.
+func strTokens(tok *tokenizer.Tokenizer, ids []int) []string {
+	strs := make([]string, len(ids))
+	for i, id := range ids {
+		strs[i], _ = tok.Token(id)
+	}
+	return strs
+}
+
+func tokenizeJSONL(path string, w io.Writer, encode func(string) any) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -80,6 +120,7 @@ func tokenizeJSONL(path string, w io.Writer, encode func(string) []int) error {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<30)
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	for n := 1; sc.Scan(); n++ {
 		if strings.TrimSpace(sc.Text()) == "" {
 			continue
@@ -115,6 +156,9 @@ func tokenizerFor(model string) (*tokenizer.Tokenizer, error) {
 		if json.Unmarshal(b, &c) == nil && c.ModelType == "gpt2" {
 			return tokenizer.GPT2(), nil
 		}
+	}
+	if models.Has(model) {
+		return nil, fmt.Errorf("the shipped model %q has no tokenizer: its inputs are token ids (give them with --tokens-file)", model)
 	}
 	return nil, fmt.Errorf("no tokenizer known for model %q (golens has GPT-2's built in: use --model gpt2)", model)
 }

@@ -32,8 +32,14 @@ func newVersionCmd() *cobra.Command {
 	return cmd
 }
 
+// versionLine is golens's version and the Go toolchain and platform that
+// built it.
+func versionLine() string {
+	return fmt.Sprintf("golens %s (%s %s/%s)", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
 func printVersions(w io.Writer) {
-	fmt.Fprintf(w, "golens %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintln(w, versionLine())
 	_, why := gotch.RecommendedThreads()
 	fmt.Fprintf(w, "shim ABI %d, torch %s\nintra-op threads: %s\nmalloc: %s\n", gotch.ABIVersion, gotch.TorchVersion(), why, gotch.MallocTuning())
 	var seen []string
