@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/golens/golens/gotch"
@@ -138,7 +139,7 @@ func Mismatch(got, want *gotch.Tensor, rtol, atol float64) (string, error) {
 	if got == nil || want == nil {
 		return "", fmt.Errorf("got %s, want %s: a nil tensor", got.Spec(), want.Spec())
 	}
-	if !equalShapes(got.Shape(), want.Shape()) {
+	if !slices.Equal(got.Shape(), want.Shape()) {
 		return fmt.Sprintf("shape %v, want %v", got.Shape(), want.Shape()), nil
 	}
 	if got.DType() != want.DType() {
@@ -182,17 +183,6 @@ func Mismatch(got, want *gotch.Tensor, rtol, atol float64) (string, error) {
 		bad, len(g), rtol, atol, absMax, where(absAt), relMax, where(relAt)), nil
 }
 
-func equalShapes(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
 
 // unravel is the multi-index of row-major flat index i in shape.
 func unravel(shape []int64, i int) []int64 {
