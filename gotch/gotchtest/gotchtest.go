@@ -183,7 +183,6 @@ func Mismatch(got, want *gotch.Tensor, rtol, atol float64) (string, error) {
 		bad, len(g), rtol, atol, absMax, where(absAt), relMax, where(relAt)), nil
 }
 
-
 // unravel is the multi-index of row-major flat index i in shape.
 func unravel(shape []int64, i int) []int64 {
 	idx := make([]int64, len(shape))
