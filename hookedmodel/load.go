@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
+	pathpkg "path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -67,16 +69,45 @@ func Load(ctx context.Context, model string, opts ...Option) (*HookedTransformer
 		return nil, fmt.Errorf("load %q: %w", model, err)
 	}
 	defer ck.Close()
-	var m *HookedTransformer
-	if cfgJSON, ok := ck.Metadata()[golensConfigKey]; ok {
-		m, err = loadGolens(ck, cfgJSON, o)
-	} else {
-		m, err = loadHF(ck, path, o)
-	}
+	m, err := loadCheckpoint(ck, nil, path, o)
 	if err != nil {
 		return nil, fmt.Errorf("load %q: %w", model, err)
 	}
 	return m, nil
+}
+
+// LoadFS opens a model as Load does, from fsys (an embed.FS, os.DirFS, an
+// fstest.MapFS holding bytes, ...) instead of the operating system's
+// files, writing nothing to disk: name (slash-separated, as fs.FS names
+// are) is a golens checkpoint file written by Save, or a Hugging Face
+// checkpoint directory or file (config.json beside it) as Load takes.
+// Names are not looked up on the hub. Options are Load's.
+func LoadFS(ctx context.Context, fsys fs.FS, name string, opts ...Option) (*HookedTransformer, error) {
+	if err := gotch.Available(); err != nil {
+		return nil, fmt.Errorf("load %q: %w", name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("load %q: %w", name, err)
+	}
+	ck, err := weights.OpenFS(fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("load %q: %w", name, err)
+	}
+	defer ck.Close()
+	m, err := loadCheckpoint(ck, fsys, name, collect(opts))
+	if err != nil {
+		return nil, fmt.Errorf("load %q: %w", name, err)
+	}
+	return m, nil
+}
+
+// loadCheckpoint builds the model ck holds, read from path in fsys (nil:
+// the operating system's files).
+func loadCheckpoint(ck *weights.Checkpoint, fsys fs.FS, path string, o options) (*HookedTransformer, error) {
+	if cfgJSON, ok := ck.Metadata()[golensConfigKey]; ok {
+		return loadGolens(ck, cfgJSON, o)
+	}
+	return loadHF(ck, fsys, path, o)
 }
 
 // locate finds the checkpoint: a path as given, else a known name through
@@ -165,10 +196,19 @@ type hfGPT2Config struct {
 }
 
 // gpt2Config converts a Hugging Face GPT-2 config as TransformerLens's
-// convert_hf_model_config does.
-func gpt2Config(dir, name string) (Config, error) {
-	path := filepath.Join(dir, "config.json")
-	b, err := os.ReadFile(path)
+// convert_hf_model_config does, reading dir/config.json from fsys (nil: the
+// operating system's files).
+func gpt2Config(fsys fs.FS, dir, name string) (Config, error) {
+	var path string
+	var b []byte
+	var err error
+	if fsys == nil {
+		path = filepath.Join(dir, "config.json")
+		b, err = os.ReadFile(path)
+	} else {
+		path = pathpkg.Join(dir, "config.json")
+		b, err = fs.ReadFile(fsys, path)
+	}
 	if err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}
@@ -206,12 +246,22 @@ func gpt2Config(dir, name string) (Config, error) {
 	return c, nil
 }
 
-func loadHF(ck *weights.Checkpoint, path string, o options) (*HookedTransformer, error) {
-	dir := path
-	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
-		dir = filepath.Dir(path)
+func loadHF(ck *weights.Checkpoint, fsys fs.FS, path string, o options) (*HookedTransformer, error) {
+	var cfg Config
+	var err error
+	if fsys == nil {
+		dir := path
+		if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+			dir = filepath.Dir(path)
+		}
+		cfg, err = gpt2Config(nil, dir, filepath.Base(dir))
+	} else {
+		dir := path
+		if fi, err := fs.Stat(fsys, path); err == nil && !fi.IsDir() {
+			dir = pathpkg.Dir(path)
+		}
+		cfg, err = gpt2Config(fsys, dir, pathpkg.Base(dir))
 	}
-	cfg, err := gpt2Config(dir, filepath.Base(dir))
 	if err != nil {
 		return nil, err
 	}

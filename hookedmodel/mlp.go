@@ -16,6 +16,7 @@ type MLP struct {
 	hookPre  string
 	hookMid  string
 	hookPost string
+	views    mlpViews // W_in(), W_out()
 }
 
 func newMLP(cfg *Config, prefix string) *MLP {

@@ -197,6 +197,9 @@ func (m *HookedTransformer) Free() {
 	}
 	for _, b := range m.Blocks {
 		b.Attn.free()
+		if b.MLP != nil {
+			b.MLP.free()
+		}
 	}
 }
 
@@ -210,6 +213,9 @@ func (m *HookedTransformer) prepare() {
 	m.weightViews.drop()
 	for _, b := range m.Blocks {
 		b.Attn.prepare()
+		if b.MLP != nil {
+			b.MLP.prepare()
+		}
 	}
 }
 

@@ -3,9 +3,9 @@ package models
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
+	"testing/fstest"
 
 	"github.com/golens/golens/hookedmodel"
 )
@@ -50,21 +50,10 @@ func Load(ctx context.Context, name string, opts ...hookedmodel.Option) (*hooked
 	if !ok {
 		return nil, unknown(name)
 	}
-	// hookedmodel.Load reads files (it maps them), so the embedded bytes
-	// go through a temporary one, removed once loaded.
-	f, err := os.CreateTemp("", "golens-"+name+"-*.safetensors")
-	if err != nil {
-		return nil, fmt.Errorf("load %q: %w", name, err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(s.checkpoint); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("load %q: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("load %q: %w", name, err)
-	}
-	m, err := hookedmodel.Load(ctx, f.Name(), opts...)
+	// The embedded bytes are read through an in-memory fs.FS: nothing is
+	// written to disk.
+	file := name + ".safetensors"
+	m, err := hookedmodel.LoadFS(ctx, fstest.MapFS{file: {Data: s.checkpoint, Mode: 0o444}}, file, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("load shipped model %q: %w", name, err)
 	}

@@ -2,9 +2,11 @@ package models
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/gotch/gotchtest"
 	"github.com/golens/golens/hookedmodel"
 )
@@ -50,4 +52,43 @@ func TestLoadByName(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLoadMatchesTheFile checks that the shipped model, loaded from the
+// binary's bytes through an fs.FS (no temporary file), is the model
+// hookedmodel.Load reads from models/induction-2l/model.safetensors:
+// same config, same logits.
+func TestLoadMatchesTheFile(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	const file = "induction-2l/model.safetensors"
+	if _, err := os.Stat(file); err != nil {
+		t.Skipf("%s is not here (a test binary run elsewhere): %v", file, err)
+	}
+	ctx := context.Background()
+	dev := hookedmodel.OnDevice(gotchtest.Device(t))
+	got, err := Load(ctx, "induction-2l", dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Free()
+	want, err := hookedmodel.Load(ctx, file, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer want.Free()
+	if got.Config() != want.Config() {
+		t.Errorf("config:\n got %+v\nwant %+v", got.Config(), want.Config())
+	}
+	ids := []int64{1, 5, 9, 13, 2, 7, 1, 5, 9, 13, 2, 7}
+	tok := gotch.MustFromSlice(ids, []int64{1, int64(len(ids))}, gotchtest.Device(t))
+	defer tok.Free()
+	logits := func(m *hookedmodel.HookedTransformer) []float64 {
+		out, err := m.Forward(ctx, hookedmodel.Tokens(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Free()
+		return gotchtest.Values(t, out.Logits)
+	}
+	gotchtest.Close(t, "logits", logits(got), logits(want), 0)
 }

@@ -1,12 +1,15 @@
 package weights
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,6 +29,7 @@ var layouts = []string{
 // Checkpoint is an open checkpoint. Its methods may be called concurrently,
 // except Close, after which Get fails.
 type Checkpoint struct {
+	fsys     fs.FS // nil: the operating system's files
 	path     string
 	entries  map[string]*entry
 	metadata map[string]string
@@ -45,22 +49,38 @@ type entry struct {
 // file: *.safetensors, a sharded *.index.json, or anything else as a torch
 // pickle (zip or legacy format).
 func Open(path string) (*Checkpoint, error) {
-	fi, err := os.Stat(path)
+	return open(nil, path)
+}
+
+// OpenFS opens a checkpoint as Open does, from fsys (an embed.FS, an
+// fstest.MapFS, os.DirFS, ...) instead of the operating system's files;
+// name is slash-separated, as fs.FS names are. A safetensors file is read
+// into memory whole (fs.ReadFile); a torch file is read through the file's
+// ReadAt where it has one, else whole as well. Nothing is written to disk.
+func OpenFS(fsys fs.FS, name string) (*Checkpoint, error) {
+	if fsys == nil {
+		return nil, errors.New("open checkpoint: nil fs.FS")
+	}
+	return open(fsys, name)
+}
+
+func open(fsys fs.FS, path string) (*Checkpoint, error) {
+	c := &Checkpoint{fsys: fsys, path: path, entries: map[string]*entry{}, metadata: map[string]string{}}
+	fi, err := c.stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("open checkpoint: %w", err)
 	}
 	file := path
 	if fi.IsDir() {
 		i := slices.IndexFunc(layouts, func(name string) bool {
-			_, err := os.Stat(filepath.Join(path, name))
+			_, err := c.stat(c.join(path, name))
 			return err == nil
 		})
 		if i < 0 {
 			return nil, fmt.Errorf("open checkpoint %q: none of %s in the directory", path, strings.Join(layouts, ", "))
 		}
-		file = filepath.Join(path, layouts[i])
+		file = c.join(path, layouts[i])
 	}
-	c := &Checkpoint{path: path, entries: map[string]*entry{}, metadata: map[string]string{}}
 	if strings.HasSuffix(file, ".index.json") {
 		err = c.addIndex(file)
 	} else {
@@ -75,10 +95,79 @@ func Open(path string) (*Checkpoint, error) {
 	return c, nil
 }
 
+func (c *Checkpoint) stat(name string) (fs.FileInfo, error) {
+	if c.fsys == nil {
+		return os.Stat(name)
+	}
+	return fs.Stat(c.fsys, name)
+}
+
+func (c *Checkpoint) readFile(name string) ([]byte, error) {
+	if c.fsys == nil {
+		return os.ReadFile(name)
+	}
+	return fs.ReadFile(c.fsys, name)
+}
+
+func (c *Checkpoint) join(elem ...string) string {
+	if c.fsys == nil {
+		return filepath.Join(elem...)
+	}
+	return path.Join(elem...)
+}
+
+func (c *Checkpoint) dir(name string) string {
+	if c.fsys == nil {
+		return filepath.Dir(name)
+	}
+	return path.Dir(name)
+}
+
+// mapFile is the bytes of the safetensors file name: mapped from disk, or
+// read from c.fsys.
+func (c *Checkpoint) mapFile(name string) ([]byte, io.Closer, error) {
+	if c.fsys == nil {
+		return mapFile(name)
+	}
+	b, err := fs.ReadFile(c.fsys, name)
+	return b, io.NopCloser(nil), err
+}
+
+// openReaderAt opens the file name for random access, with its size.
+func (c *Checkpoint) openReaderAt(name string) (io.ReaderAt, int64, io.Closer, error) {
+	if c.fsys == nil {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, 0, nil, err
+		}
+		return f, fi.Size(), f, nil
+	}
+	f, err := c.fsys.Open(name)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if ra, ok := f.(io.ReaderAt); ok {
+		if fi, err := f.Stat(); err == nil {
+			return ra, fi.Size(), f, nil
+		}
+	}
+	b, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return bytes.NewReader(b), int64(len(b)), io.NopCloser(nil), nil
+}
+
 // openFile opens one checkpoint file, keeping it open until Close.
 func (c *Checkpoint) openFile(file string) (map[string]*entry, error) {
 	if strings.HasSuffix(file, ".safetensors") {
-		buf, closer, err := mapFile(file)
+		buf, closer, err := c.mapFile(file)
 		if err != nil {
 			return nil, err
 		}
@@ -87,22 +176,18 @@ func (c *Checkpoint) openFile(file string) (map[string]*entry, error) {
 		maps.Copy(c.metadata, meta)
 		return entries, err
 	}
-	f, err := os.Open(file)
+	r, size, closer, err := c.openReaderAt(file)
 	if err != nil {
 		return nil, err
 	}
-	c.closers = append(c.closers, f)
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	return readTorch(file, f, fi.Size())
+	c.closers = append(c.closers, closer)
+	return readTorch(file, r, size)
 }
 
 // addIndex opens the shards a Hugging Face *.index.json names and takes from
 // each the keys its weight_map assigns to it.
 func (c *Checkpoint) addIndex(index string) error {
-	b, err := os.ReadFile(index)
+	b, err := c.readFile(index)
 	if err != nil {
 		return err
 	}
@@ -123,7 +208,7 @@ func (c *Checkpoint) addIndex(index string) error {
 		}
 		shard, ok := shards[name]
 		if !ok {
-			shard, err = c.openFile(filepath.Join(filepath.Dir(index), name))
+			shard, err = c.openFile(c.join(c.dir(index), name))
 			if err != nil {
 				return fmt.Errorf("index %q: key %q: %w", index, key, err)
 			}
