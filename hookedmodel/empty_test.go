@@ -15,14 +15,7 @@ import (
 // its documented empty result, and none panics.
 func TestEmptyInputs(t *testing.T) {
 	gotchtest.CheckLeaks(t)
-	cfg := DefaultConfig()
-	cfg.NLayers, cfg.DModel, cfg.DHead, cfg.NHeads, cfg.DMLP = 1, 8, 4, 2, 16
-	cfg.NCtx, cfg.DVocab, cfg.ActFn = 16, 50257, "gelu_new"
-	m, err := New(cfg, OnDevice(gotchtest.Device(t)), WithSeed(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Free()
+	m := gpt2TinyModel(t)
 	dev := gotchtest.Device(t)
 	s := gotch.NewScope()
 	defer s.Close()

@@ -1,7 +1,6 @@
 package hookedmodel
 
 import (
-	"context"
 	"math"
 	"slices"
 	"sort"
@@ -102,22 +101,7 @@ func TestForwardMatchesFloat64Reference(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			rows, tok := randomTokens(t, 2, 7, m.Cfg.DVocab, 2)
-			defer tok.Free()
-
-			out, cache, err := m.RunWithCache(context.Background(), Tokens(tok))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer out.Free()
-			defer cache.Free()
-
-			sd, s, err := m.StateDict()
-			if err != nil {
-				t.Fatal(err)
-			}
-			ref := newRefModel(t, m.Cfg, sd).Forward(rows)
-			s.Close()
+			out, cache, ref := cachedWithReference(t, m, 2)
 
 			compare(t, "logits", out.Logits, ref["logits"])
 			for _, name := range cache.Keys() {

@@ -1,7 +1,6 @@
 package hookedmodel
 
 import (
-	"context"
 	"math"
 	"strconv"
 	"testing"
@@ -46,20 +45,7 @@ func TestLayerNormHooksMatchTransformerLens(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			rows, tok := randomTokens(t, 2, 7, m.Cfg.DVocab, 52)
-			defer tok.Free()
-			out, cache, err := m.RunWithCache(context.Background(), Tokens(tok))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer out.Free()
-			defer cache.Free()
-			sd, s, err := m.StateDict()
-			if err != nil {
-				t.Fatal(err)
-			}
-			ref := newRefModel(t, m.Cfg, sd).Forward(rows)
-			s.Close()
+			_, cache, ref := cachedWithReference(t, m, 52)
 
 			// Each norm and the hook that holds its input.
 			type norm struct{ prefix, input string }

@@ -354,14 +354,7 @@ func TestPadding(t *testing.T) {
 
 func TestTextInput(t *testing.T) {
 	gotchtest.CheckLeaks(t)
-	cfg := DefaultConfig()
-	cfg.NLayers, cfg.DModel, cfg.DHead, cfg.NHeads, cfg.DMLP = 1, 8, 4, 2, 16
-	cfg.NCtx, cfg.DVocab, cfg.ActFn = 16, 50257, "gelu_new"
-	m, err := New(cfg, OnDevice(gotchtest.Device(t)), WithSeed(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Free()
+	m := gpt2TinyModel(t)
 	if m.Tokenizer == nil {
 		t.Fatal("a model with GPT-2's vocabulary has no tokenizer")
 	}
