@@ -453,7 +453,8 @@ func (c *ActivationCache) neuronIndices(o *mathOptions) []int64 {
 // each component is centred and divided by the cached hook_scale. The
 // scale is global to the stream, which is why the cached one is used:
 // what each component contributes to the normalised input then sums to
-// hook_normalized. With RecomputeLN at the unembed, ln_final instead
+// the stream before the norm's weight and bias (hook_normalized once
+// fold_ln has run; TransformerLens applies no w or b here either). With RecomputeLN at the unembed, ln_final instead
 // normalises each component on its own, weights included. A model without
 // normalization gets the stack back unchanged (a new handle). Options:
 // MLPInput, Positions and Batches (applied to the scale; Batches also to a
@@ -569,7 +570,8 @@ func (c *ActivationCache) accumulatedBias(s *gotch.Scope, layer int, like *gotch
 // ln_final scale (ApplyLnToStack at the unembed), dotted with the tokens'
 // unembedding directions, columns of W_U. b_U is left out, as
 // TransformerLens leaves it: the components sum to the logit less b_U (with
-// folded LayerNorm weights; unfolded, they sum to hook_normalized · W_U).
+// folded LayerNorm weights; unfolded, they sum to the norm before its
+// weight and bias, (hook_normalized − b) / w, times W_U).
 //
 // tokens (int64 or int32) is a single token (any tensor of one element),
 // [batch] (one token per row, for every position), [pos] (one per

@@ -54,6 +54,17 @@ func (f *mathFixture) act(t *testing.T, name string) *gotch.Tensor {
 	return borrow(f.s, x)
 }
 
+// normedInput is (x - mean(x)) / scale for the cached input x of the
+// LayerNorm at prefix and its cached hook_scale: the norm before its weight
+// and bias, which is what apply_ln_to_stack applies (TransformerLens's
+// ActivationCache.apply_ln_to_stack centres and divides by the cached scale).
+func (f *mathFixture) normedInput(t *testing.T, input, prefix string) *gotch.Tensor {
+	t.Helper()
+	x := f.act(t, input)
+	centred := x.MustSub(x.MustMeanDims([]int64{-1}, true))
+	return centred.MustDiv(f.act(t, prefix+".hook_scale"))
+}
+
 // keep checks err and puts a result in f.s: f.keep(t)(c.ApplyLnToStack(...)).
 func (f *mathFixture) keep(t *testing.T) func(*gotch.Tensor, error) *gotch.Tensor {
 	return func(x *gotch.Tensor, err error) *gotch.Tensor {
@@ -150,12 +161,12 @@ func TestCacheMathAccumulatedResid(t *testing.T) {
 	stack, _ = f.stack(t)(c.AccumulatedResid(-1, ApplyLN()))
 	logits := stack.MustSelect(0, 2).MustLinear(borrow(f.s, f.m.WU), borrow(f.s, f.m.BU))
 	mathClose(t, "logit lens of final_post", logits, borrow(f.s, f.out.Logits))
-	// Before it, the cached ln1 scale: the layer's own stream gives its
-	// hook_normalized.
+	// Before it, the cached ln1 scale: the layer's own stream gives what
+	// that LayerNorm computes before its weight and bias.
 	stack, _ = f.stack(t)(c.AccumulatedResid(1, ApplyLN()))
-	mathClose(t, "1_pre through ln1", stack.MustSelect(0, 1), f.act(t, "blocks.1.ln1.hook_normalized"))
+	mathClose(t, "1_pre through ln1", stack.MustSelect(0, 1), f.normedInput(t, "blocks.1.hook_resid_pre", "blocks.1.ln1"))
 	stack, _ = f.stack(t)(c.AccumulatedResid(1, ApplyLN(), MLPInput(), Positions(PosSlice{Start: 3, Single: true})))
-	mathClose(t, "1_mid through ln2 at position 3", stack.MustSelect(0, 2), f.act(t, "blocks.1.ln2.hook_normalized").MustSelect(1, 3))
+	mathClose(t, "1_mid through ln2 at position 3", stack.MustSelect(0, 2), f.normedInput(t, "blocks.1.hook_resid_mid", "blocks.1.ln2").MustSelect(1, 3))
 }
 
 func TestCacheMathStackHeadResults(t *testing.T) {
@@ -285,7 +296,7 @@ func TestCacheMathFullResidDecomposition(t *testing.T) {
 	mathClose(t, "layer 0", sumComponents(stack), f.act(t, "blocks.0.hook_resid_pre"))
 
 	stack, _ = f.stack(t)(c.GetFullResidDecomposition(-1, ApplyLN()))
-	mathClose(t, "full decomposition through ln_final", sumComponents(stack), f.act(t, "ln_final.hook_normalized"))
+	mathClose(t, "full decomposition through ln_final", sumComponents(stack), f.normedInput(t, "blocks.1.hook_resid_post", "ln_final"))
 }
 
 // With LayerNorm folded, the components' direct logit attributions sum to

@@ -6,15 +6,14 @@ import "github.com/golens/golens/gotch"
 // with no weights, LayerNormPre ("LNPre", what fold_ln leaves):
 //
 //	x = x - mean(x);  scale = sqrt(mean(x²) + eps)      hook_scale      [... 1]
-//	x = x / scale                                        hook_normalized [... length]
-//	return x * w + b
+//	return x / scale * w + b                             hook_normalized [... length]
 //
-// hook_normalized is taken before w and b, where TransformerLens takes it
-// since v3.0.0 (components/layer_norm.py, PR #770, which made LayerNorm
-// agree with LayerNormPre and RMSNorm: issue #747). TransformerLens 2.x
-// (through v2.18.0) took it after them, as x / scale * w + b, so an
-// unprocessed model's ln1, ln2 and ln_final hook_normalized differ from
-// 2.x's by the LayerNorm weights; every other activation is the same.
+// hook_normalized is the norm's output, after w and b, where
+// TransformerLens's HookedTransformer (components/layer_norm.py, the 2.x
+// releases that from_pretrained_no_processing and the ARENA notebooks use)
+// takes it; in LNPre that is x / scale. TransformerLens's 3.x line moved
+// it before w and b (PR #770); golens follows the 2.x placement, which the
+// ln hooks of an unprocessed model are checked against.
 type LayerNorm struct {
 	W, B      *gotch.Tensor // [length]; nil for LNPre
 	eps       float64
@@ -47,26 +46,22 @@ func (ln *LayerNorm) forward(p *pass, x *gotch.Tensor) *gotch.Tensor {
 	msq := sq.MustMeanDims([]int64{-1}, true)
 	v := msq.MustAddScalar(ln.eps)
 	scale := p.at(ln.hookScale, v.MustSqrt())
-	normed := p.at(ln.hookNorm, centred.MustDiv(scale))
+	out := centred.MustDiv(scale)
 	p.release(mean, sq, msq, v, centred, scale)
 	if xf != x {
 		p.release(xf)
 	}
-	out := normed
-	if low {
-		out = normed.MustTo(dtype)
-	}
 	if ln.W != nil {
 		scaled := out.MustMul(ln.W)
 		affine := scaled.MustAdd(ln.B)
-		p.release(scaled)
-		if out != normed {
-			p.release(out)
-		}
+		p.release(scaled, out)
 		out = affine
 	}
-	if out != normed {
-		p.release(normed)
+	out = p.at(ln.hookNorm, out)
+	if low {
+		lowOut := out.MustTo(dtype)
+		p.release(out)
+		out = lowOut
 	}
 	return out
 }

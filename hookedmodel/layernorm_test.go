@@ -14,16 +14,15 @@ import (
 // definition itself, recomputed here from the cached input of each norm.
 //
 // Where the expectation comes from: TransformerLens's
-// components/layer_norm.py, since PR #770 (first released in v3.0.0, and
-// unchanged through v3.5.1 and v4.0.0b1), computes
+// components/layer_norm.py (the 2.x HookedTransformer, which
+// from_pretrained_no_processing and the ARENA notebooks use) computes
 //
 //	x = x - x.mean(-1);  scale = hook_scale((x.pow(2).mean(-1) + eps).sqrt())
-//	x = hook_normalized(x / scale);  return x * w + b
+//	x = x / scale;  return hook_normalized(x * w + b)
 //
-// and layer_norm_pre.py the same without w and b. hook_normalized is thus
-// (x - mean) / scale in both, whatever w and b are. (TransformerLens 2.x,
-// through v2.18.0, hooked x / scale * w + b in LayerNorm: on these models
-// that differs by the random weights, which this test would catch.)
+// and layer_norm_pre.py hook_normalized(x / scale). hook_normalized is
+// thus the norm's output: with random w and b in the unprocessed cases, a
+// hook taken before them (TransformerLens 3.x's placement, PR #770) fails.
 func TestLayerNormHooksMatchTransformerLens(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -78,6 +77,7 @@ func TestLayerNormHooksMatchTransformerLens(t *testing.T) {
 				gotScale := gotchtest.Values(t, cache.MustGet(n.prefix+".hook_scale"))
 				gotNorm := gotchtest.Values(t, cache.MustGet(n.prefix+".hook_normalized"))
 				width := len(x) / len(gotScale)
+				w, b := lnAffine(t, m, n.prefix, width)
 				wantScale := make([]float64, len(gotScale))
 				wantNorm := make([]float64, len(x))
 				for r := range wantScale {
@@ -93,12 +93,31 @@ func TestLayerNormHooksMatchTransformerLens(t *testing.T) {
 					}
 					wantScale[r] = math.Sqrt(ss/float64(width) + m.Cfg.Eps)
 					for j, v := range row {
-						wantNorm[r*width+j] = (v - mean) / wantScale[r]
+						wantNorm[r*width+j] = (v-mean)/wantScale[r]*w[j] + b[j]
 					}
 				}
 				gotchtest.Close(t, n.prefix+".hook_scale from "+n.input, gotScale, wantScale, 1e-4)
-				gotchtest.Close(t, n.prefix+".hook_normalized = (x - mean) / scale of "+n.input, gotNorm, wantNorm, 1e-4)
+				gotchtest.Close(t, n.prefix+".hook_normalized = (x - mean) / scale * w + b of "+n.input, gotNorm, wantNorm, 1e-4)
 			}
 		})
 	}
+}
+
+// lnAffine is the weight and bias of the LayerNorm at prefix as float64
+// (ones and zeros for LNPre, which has none).
+func lnAffine(t *testing.T, m *HookedTransformer, prefix string, width int) (w, b []float64) {
+	t.Helper()
+	sd, s, err := m.StateDict()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if sd[prefix+".w"] == nil {
+		w, b = make([]float64, width), make([]float64, width)
+		for i := range w {
+			w[i] = 1
+		}
+		return w, b
+	}
+	return gotchtest.Values(t, sd[prefix+".w"]), gotchtest.Values(t, sd[prefix+".b"])
 }

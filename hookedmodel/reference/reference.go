@@ -238,11 +238,11 @@ func (r *Model) Forward(tokens [][]int64) map[string]Tensor {
 }
 
 // norm is TransformerLens's LayerNorm (or LayerNormPre without weights, or
-// nothing without normalization), recording its hooks under prefix. As in
-// TransformerLens 3.x (components/layer_norm.py since PR #770, first
-// released in v3.0.0), hook_normalized is (x - mean) / scale, before the
-// weight and bias, in LayerNorm as in LayerNormPre; TransformerLens 2.x
-// (through v2.18.0) hooked x / scale · w + b in LayerNorm instead.
+// nothing without normalization), recording its hooks under prefix. Where
+// the hooks sit is read from TransformerLens's components/layer_norm.py
+// (the 2.x HookedTransformer): hook_scale is sqrt(mean((x-mean)²) + eps)
+// and hook_normalized the norm's output, (x - mean) / scale · w + b, so
+// after the weight and bias; layer_norm_pre.py hooks (x - mean) / scale.
 func (r *Model) norm(acts map[string]Tensor, prefix string, x Tensor) Tensor {
 	if r.Cfg.NormalizationType == "" {
 		return x
@@ -269,17 +269,14 @@ func (r *Model) norm(acts map[string]Tensor, prefix string, x Tensor) Tensor {
 		}
 	}
 	acts[prefix+".hook_scale"] = scale
+	if w, ok := r.W[prefix+".w"]; ok {
+		b := r.get(prefix + ".b")
+		for i := range out.Data {
+			out.Data[i] = out.Data[i]*w.Data[i%n] + b[i%n]
+		}
+	}
 	acts[prefix+".hook_normalized"] = out
-	w, ok := r.W[prefix+".w"]
-	if !ok {
-		return out
-	}
-	res := newTensor(x.Shape...)
-	b := r.get(prefix + ".b")
-	for i := range res.Data {
-		res.Data[i] = out.Data[i]*w.Data[i%n] + b[i%n]
-	}
-	return res
+	return out
 }
 
 // project computes [batch pos head d_head] = x · W [head d_model d_head] +
