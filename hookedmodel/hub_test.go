@@ -45,6 +45,22 @@ func fakeHub(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	return srv, &requests
 }
 
+func TestCheckpointName(t *testing.T) {
+	for _, tc := range []struct{ dir, want string }{
+		{"/c/hub/models--openai-community--gpt2/snapshots/607a30d783dfa663caf39e06633721c8d4cfcd7e", "openai-community/gpt2"},
+		{"/c/hub/models--gpt2/snapshots/abc/", "gpt2"},
+		{"models--gpt2/snapshots/abc", "gpt2"},
+		{"/data/my-gpt2", "my-gpt2"},
+		{"/data/snapshots/abc", "abc"},       // not under models--*
+		{"/c/models--gpt2/blobs/abc", "abc"}, // not a snapshot
+		{"checkpoints/gpt2-finetuned", "gpt2-finetuned"},
+	} {
+		if got := checkpointName(tc.dir); got != tc.want {
+			t.Errorf("checkpointName(%q) = %q, want %q", tc.dir, got, tc.want)
+		}
+	}
+}
+
 func TestLoadKnownNameThroughHub(t *testing.T) {
 	gotchtest.CheckLeaks(t)
 	srv, requests := fakeHub(t)
@@ -54,6 +70,11 @@ func TestLoadKnownNameThroughHub(t *testing.T) {
 	m, err := Load(context.Background(), "gpt2", opts...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Named by its repository, as TransformerLens names it, not by the
+	// snapshot's commit hash that the cache directory carries.
+	if m.Cfg.ModelName != "gpt2" {
+		t.Errorf("model name %q, want the repository id gpt2", m.Cfg.ModelName)
 	}
 	m.Free()
 	if requests.Load() == 0 {

@@ -246,6 +246,21 @@ func gpt2Config(fsys fs.FS, dir, name string) (Config, error) {
 	return c, nil
 }
 
+// checkpointName names the model in a Hugging Face checkpoint directory
+// (slash-separated): its repository id ("openai-community/gpt2") when dir
+// is a snapshot in a hub cache (models--{org}--{name}/snapshots/{commit},
+// where the hub downloads to), else the directory's base name.
+func checkpointName(dir string) string {
+	dir = pathpkg.Clean(dir)
+	parent, commit := pathpkg.Split(dir)
+	repoDir, snapshots := pathpkg.Split(pathpkg.Clean(parent))
+	repo := pathpkg.Base(repoDir)
+	if commit != "" && snapshots == "snapshots" && strings.HasPrefix(repo, "models--") {
+		return strings.ReplaceAll(strings.TrimPrefix(repo, "models--"), "--", "/")
+	}
+	return pathpkg.Base(dir)
+}
+
 func loadHF(ck *weights.Checkpoint, fsys fs.FS, path string, o options) (*HookedTransformer, error) {
 	var cfg Config
 	var err error
@@ -254,13 +269,13 @@ func loadHF(ck *weights.Checkpoint, fsys fs.FS, path string, o options) (*Hooked
 		if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
 			dir = filepath.Dir(path)
 		}
-		cfg, err = gpt2Config(nil, dir, filepath.Base(dir))
+		cfg, err = gpt2Config(nil, dir, checkpointName(filepath.ToSlash(dir)))
 	} else {
 		dir := path
 		if fi, err := fs.Stat(fsys, path); err == nil && !fi.IsDir() {
 			dir = pathpkg.Dir(path)
 		}
-		cfg, err = gpt2Config(fsys, dir, pathpkg.Base(dir))
+		cfg, err = gpt2Config(fsys, dir, checkpointName(dir))
 	}
 	if err != nil {
 		return nil, err
