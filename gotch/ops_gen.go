@@ -241,6 +241,12 @@ package gotch
 #cgo nocallback gt_all
 #cgo noescape gt_any
 #cgo nocallback gt_any
+#cgo noescape gt_prod_dim
+#cgo nocallback gt_prod_dim
+#cgo noescape gt_all_dim
+#cgo nocallback gt_all_dim
+#cgo noescape gt_any_dim
+#cgo nocallback gt_any_dim
 #cgo noescape gt_amax
 #cgo nocallback gt_amax
 #cgo noescape gt_amin
@@ -1844,6 +1850,42 @@ func (t *Tensor) Any() (*Tensor, error) {
 	var out C.gt_out
 	if e := C.gt_any(&out, t.ptr()); e != nil {
 		return nil, opError("Any", e, t)
+	}
+	return newTensor(&out, scopeOf(t)), nil
+}
+
+// ProdDim returns the product along dim (integers promote to int64, as torch.prod).
+func (t *Tensor) ProdDim(dim int64, keepdim bool) (*Tensor, error) {
+	if err := needTensor("ProdDim", "self", t); err != nil {
+		return nil, err
+	}
+	var out C.gt_out
+	if e := C.gt_prod_dim(&out, t.ptr(), C.int64_t(dim), cBool(keepdim)); e != nil {
+		return nil, opError("ProdDim", e, t)
+	}
+	return newTensor(&out, scopeOf(t)), nil
+}
+
+// AllDim returns whether every element along dim is true (nonzero): bool, uint8 for uint8.
+func (t *Tensor) AllDim(dim int64, keepdim bool) (*Tensor, error) {
+	if err := needTensor("AllDim", "self", t); err != nil {
+		return nil, err
+	}
+	var out C.gt_out
+	if e := C.gt_all_dim(&out, t.ptr(), C.int64_t(dim), cBool(keepdim)); e != nil {
+		return nil, opError("AllDim", e, t)
+	}
+	return newTensor(&out, scopeOf(t)), nil
+}
+
+// AnyDim returns whether any element along dim is true (nonzero): bool, uint8 for uint8.
+func (t *Tensor) AnyDim(dim int64, keepdim bool) (*Tensor, error) {
+	if err := needTensor("AnyDim", "self", t); err != nil {
+		return nil, err
+	}
+	var out C.gt_out
+	if e := C.gt_any_dim(&out, t.ptr(), C.int64_t(dim), cBool(keepdim)); e != nil {
+		return nil, opError("AnyDim", e, t)
 	}
 	return newTensor(&out, scopeOf(t)), nil
 }

@@ -828,6 +828,27 @@ func (t *Tensor) MustAny() *Tensor {
 	return r
 }
 
+// MustProdDim is ProdDim that panics with a *Error instead of returning it.
+func (t *Tensor) MustProdDim(dim int64, keepdim bool) *Tensor {
+	r, err := t.ProdDim(dim, keepdim)
+	must(err)
+	return r
+}
+
+// MustAllDim is AllDim that panics with a *Error instead of returning it.
+func (t *Tensor) MustAllDim(dim int64, keepdim bool) *Tensor {
+	r, err := t.AllDim(dim, keepdim)
+	must(err)
+	return r
+}
+
+// MustAnyDim is AnyDim that panics with a *Error instead of returning it.
+func (t *Tensor) MustAnyDim(dim int64, keepdim bool) *Tensor {
+	r, err := t.AnyDim(dim, keepdim)
+	must(err)
+	return r
+}
+
 // MustAmax is Amax that panics with a *Error instead of returning it.
 func (t *Tensor) MustAmax(dims []int64, keepdim bool) *Tensor {
 	r, err := t.Amax(dims, keepdim)

@@ -594,6 +594,21 @@ func (t *Tensor) Any() (*Tensor, error) {
 	return nil, noCgo("Any")
 }
 
+// ProdDim returns the product along dim (integers promote to int64, as torch.prod).
+func (t *Tensor) ProdDim(dim int64, keepdim bool) (*Tensor, error) {
+	return nil, noCgo("ProdDim")
+}
+
+// AllDim returns whether every element along dim is true (nonzero): bool, uint8 for uint8.
+func (t *Tensor) AllDim(dim int64, keepdim bool) (*Tensor, error) {
+	return nil, noCgo("AllDim")
+}
+
+// AnyDim returns whether any element along dim is true (nonzero): bool, uint8 for uint8.
+func (t *Tensor) AnyDim(dim int64, keepdim bool) (*Tensor, error) {
+	return nil, noCgo("AnyDim")
+}
+
 // Amax returns the maximum along dims.
 func (t *Tensor) Amax(dims []int64, keepdim bool) (*Tensor, error) {
 	return nil, noCgo("Amax")

@@ -239,6 +239,12 @@ gt_error gt_min(gt_out *out, gt_tensor self_);
 gt_error gt_all(gt_out *out, gt_tensor self_);
 /* Any: a bool scalar: whether any element is true (nonzero). */
 gt_error gt_any(gt_out *out, gt_tensor self_);
+/* ProdDim: the product along dim (integers promote to int64, as torch.prod). */
+gt_error gt_prod_dim(gt_out *out, gt_tensor self_, int64_t dim, int32_t keepdim_);
+/* AllDim: whether every element along dim is true (nonzero): bool, uint8 for uint8. */
+gt_error gt_all_dim(gt_out *out, gt_tensor self_, int64_t dim, int32_t keepdim_);
+/* AnyDim: whether any element along dim is true (nonzero): bool, uint8 for uint8. */
+gt_error gt_any_dim(gt_out *out, gt_tensor self_, int64_t dim, int32_t keepdim_);
 /* Amax: the maximum along dims. */
 gt_error gt_amax(gt_out *out, gt_tensor self_, const int64_t *dims_, int32_t dims_n, int32_t keepdim_);
 /* Amin: the minimum along dims. */

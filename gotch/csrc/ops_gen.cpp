@@ -933,6 +933,30 @@ gt_error gt_any(gt_out *out, gt_tensor self_) {
   })
 }
 
+gt_error gt_prod_dim(gt_out *out, gt_tensor self_, int64_t dim, int32_t keepdim_) {
+  GT_TRY({
+    const at::Tensor &self = gt::arg(self_, "self");
+    bool keepdim = keepdim_ != 0;
+    gt::fill(out, at::prod(self, dim, keepdim));
+  })
+}
+
+gt_error gt_all_dim(gt_out *out, gt_tensor self_, int64_t dim, int32_t keepdim_) {
+  GT_TRY({
+    const at::Tensor &self = gt::arg(self_, "self");
+    bool keepdim = keepdim_ != 0;
+    gt::fill(out, at::all(self, dim, keepdim));
+  })
+}
+
+gt_error gt_any_dim(gt_out *out, gt_tensor self_, int64_t dim, int32_t keepdim_) {
+  GT_TRY({
+    const at::Tensor &self = gt::arg(self_, "self");
+    bool keepdim = keepdim_ != 0;
+    gt::fill(out, at::any(self, dim, keepdim));
+  })
+}
+
 gt_error gt_amax(gt_out *out, gt_tensor self_, const int64_t *dims_, int32_t dims_n, int32_t keepdim_) {
   GT_TRY({
     const at::Tensor &self = gt::arg(self_, "self");
