@@ -24,6 +24,11 @@ type PromptTest struct {
 	PromptStrTokens []string
 	AnswerTokens    []int64
 	AnswerStrTokens []string
+	// Alternatives, set only by TestPromptAnswers with several answers,
+	// are each answer's string tokens; then only each answer's first
+	// token is tested (AnswerTokens holds them), all at the prompt's last
+	// position, as test_prompt does with a list of answers.
+	Alternatives [][]string
 	// Answers has one entry per answer token, in order.
 	Answers []AnswerPerformance
 }
@@ -68,14 +73,37 @@ func (r *PromptTest) Ranks() []int {
 func (r *PromptTest) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Tokenized prompt: %s\n", pyList(r.PromptStrTokens))
-	fmt.Fprintf(&b, "Tokenized answer: %s\n", pyList(r.AnswerStrTokens))
-	ranks := make([]string, len(r.Answers))
-	for i, a := range r.Answers {
-		fmt.Fprintf(&b, "Performance on answer token:\nRank: %-8d Logit: %5.2f Prob: %5.2f%% Token: |%s|\n", a.Rank, a.Logit, 100*a.Prob, a.Str)
-		for j, p := range a.Top {
+	// Several answers share one position: one block, ranks in one list.
+	blocks := make([][]AnswerPerformance, len(r.Answers))
+	for i := range r.Answers {
+		blocks[i] = r.Answers[i : i+1]
+	}
+	if r.Alternatives != nil {
+		lists := make([]string, len(r.Alternatives))
+		for i, a := range r.Alternatives {
+			lists[i] = pyList(a)
+		}
+		fmt.Fprintf(&b, "Tokenized answers: [%s]\n", strings.Join(lists, ", "))
+		blocks = [][]AnswerPerformance{r.Answers}
+	} else {
+		fmt.Fprintf(&b, "Tokenized answer: %s\n", pyList(r.AnswerStrTokens))
+	}
+	ranks := make([]string, len(blocks))
+	for i, block := range blocks {
+		plural := map[bool]string{true: "s"}[len(block) > 1]
+		fmt.Fprintf(&b, "Performance on answer token%s:\n", plural)
+		pairs := make([]string, len(block))
+		for j, a := range block {
+			fmt.Fprintf(&b, "Rank: %-8d Logit: %5.2f Prob: %5.2f%% Token: |%s|\n", a.Rank, a.Logit, 100*a.Prob, a.Str)
+			pairs[j] = fmt.Sprintf("(%s, %d)", pyRepr(a.Str), a.Rank)
+		}
+		for j, p := range block[0].Top {
 			fmt.Fprintf(&b, "Top %dth token. Logit: %5.2f Prob: %5.2f%% Token: |%s|\n", j, p.Logit, 100*p.Prob, p.Str)
 		}
-		ranks[i] = fmt.Sprintf("(%s, %d)", pyRepr(a.Str), a.Rank)
+		ranks[i] = pairs[0]
+		if r.Alternatives != nil {
+			ranks[i] = "[" + strings.Join(pairs, ", ") + "]"
+		}
 	}
 	fmt.Fprintf(&b, "Ranks of the answer tokens: [%s]\n", strings.Join(ranks, ", "))
 	return b.String()
@@ -130,16 +158,24 @@ func pyRepr(s string) string {
 // Options: TopK (default 10, as test_prompt's), PrependBOS,
 // PrependSpaceToAnswer.
 func TestPrompt(ctx context.Context, m *hookedmodel.HookedTransformer, prompt, answer string, opts ...Option) (*PromptTest, error) {
+	return TestPromptAnswers(ctx, m, prompt, []string{answer}, opts...)
+}
+
+// TestPromptAnswers is TestPrompt with a list of answers, as test_prompt
+// takes one: with a single answer it is TestPrompt; with several, the
+// first token of each is ranked at the prompt's last position (the rest of
+// each answer is shown in Alternatives but not tested).
+func TestPromptAnswers(ctx context.Context, m *hookedmodel.HookedTransformer, prompt string, answers []string, opts ...Option) (*PromptTest, error) {
 	if m == nil {
 		return nil, fmt.Errorf("test prompt: nil model")
 	}
 	if m.Tokenizer == nil {
 		return nil, fmt.Errorf("test prompt: model %s has no tokenizer (TestPromptTokens takes token ids)", m.Cfg.ModelName)
 	}
-	o := collect(opts)
-	if o.answerSpace && !strings.HasPrefix(answer, " ") {
-		answer = " " + answer
+	if len(answers) == 0 {
+		return nil, fmt.Errorf("test prompt: no answers")
 	}
+	o := collect(opts)
 	var run []hookedmodel.RunOption
 	if o.prependBOS != nil {
 		run = append(run, hookedmodel.PrependBOS(*o.prependBOS))
@@ -148,9 +184,14 @@ func TestPrompt(ctx context.Context, m *hookedmodel.HookedTransformer, prompt, a
 	if err != nil {
 		return nil, fmt.Errorf("test prompt: prompt: %w", err)
 	}
-	answerIDs, err := idsOf(m, answer, hookedmodel.PrependBOS(false))
-	if err != nil {
-		return nil, fmt.Errorf("test prompt: answer: %w", err)
+	answerIDs := make([][]int64, len(answers))
+	for i, answer := range answers {
+		if o.answerSpace && !strings.HasPrefix(answer, " ") {
+			answer = " " + answer
+		}
+		if answerIDs[i], err = idsOf(m, answer, hookedmodel.PrependBOS(false)); err != nil {
+			return nil, fmt.Errorf("test prompt: answer %q: %w", answers[i], err)
+		}
 	}
 	return testPrompt(ctx, m, promptIDs, answerIDs, o)
 }
@@ -171,15 +212,28 @@ func TestPromptTokens(ctx context.Context, m *hookedmodel.HookedTransformer, pro
 	if m == nil {
 		return nil, fmt.Errorf("test prompt: nil model")
 	}
-	return testPrompt(ctx, m, prompt, answer, collect(opts))
+	return testPrompt(ctx, m, prompt, [][]int64{answer}, collect(opts))
 }
 
-func testPrompt(ctx context.Context, m *hookedmodel.HookedTransformer, prompt, answer []int64, o options) (*PromptTest, error) {
-	np, na := len(prompt), len(answer)
+// testPrompt ranks one answer token by token after prompt, or, given
+// several answers, the first token of each after prompt.
+func testPrompt(ctx context.Context, m *hookedmodel.HookedTransformer, prompt []int64, answers [][]int64, o options) (*PromptTest, error) {
+	// tested are the tokens ranked; follow those fed after the prompt.
+	tested, follow := answers[0], answers[0]
+	if len(answers) > 1 {
+		tested, follow = make([]int64, len(answers)), nil
+		for i, a := range answers {
+			if len(a) == 0 {
+				return nil, fmt.Errorf("test prompt: answer %d has no tokens", i)
+			}
+			tested[i] = a[0]
+		}
+	}
+	np, na := len(prompt), len(follow)
 	switch {
 	case np == 0:
 		return nil, fmt.Errorf("test prompt: the prompt has no tokens (nothing predicts the answer's first token)")
-	case na == 0:
+	case len(tested) == 0:
 		return nil, fmt.Errorf("test prompt: the answer has no tokens")
 	case np+na > m.Cfg.NCtx:
 		return nil, fmt.Errorf("test prompt: %d prompt and %d answer tokens exceed the model's context of %d", np, na, m.Cfg.NCtx)
@@ -192,28 +246,13 @@ func testPrompt(ctx context.Context, m *hookedmodel.HookedTransformer, prompt, a
 	if k < 0 || k > vocab {
 		return nil, fmt.Errorf("test prompt: top-k %d is not within [0, %d]", k, vocab)
 	}
-	for _, id := range append(append([]int64{}, prompt...), answer...) {
+	for _, id := range append(append([]int64{}, prompt...), tested...) {
 		if id < 0 || id >= int64(m.Cfg.DVocab) {
 			return nil, fmt.Errorf("test prompt: token %d is outside the vocabulary [0, %d)", id, m.Cfg.DVocab)
 		}
 	}
-	tokens, err := gotch.FromSlice(append(append([]int64{}, prompt...), answer...), []int64{1, int64(np + na)}, m.Device())
-	if err != nil {
-		return nil, fmt.Errorf("test prompt: %w", err)
-	}
-	defer tokens.Free()
-	out, err := m.Forward(ctx, hookedmodel.Tokens(tokens), hookedmodel.Return(hookedmodel.ReturnLogits))
-	if err != nil {
-		return nil, fmt.Errorf("test prompt: %w", err)
-	}
-	defer out.Free()
-	var logits []float64 // [na vocab]: the logits at positions np-1 .. np+na-2
-	err = gotch.Try(func() {
-		s := gotch.NewScope()
-		defer s.Close()
-		l, _ := s.Borrow(out.Logits)
-		logits = must(gotch.ToSlice[float64](l.MustSelect(0, 0).MustNarrow(0, int64(np-1), int64(na)).MustTo(gotch.Double)))
-	})
+	rows := max(na, 1) // the logits at positions np-1 .. np+rows-2 predict the tested tokens
+	logits, err := logitRows(ctx, m, append(append([]int64{}, prompt...), follow...), np-1, rows)
 	if err != nil {
 		return nil, fmt.Errorf("test prompt: %w", err)
 	}
@@ -232,12 +271,18 @@ func testPrompt(ctx context.Context, m *hookedmodel.HookedTransformer, prompt, a
 		}
 		return out
 	}
-	res := &PromptTest{PromptTokens: prompt, PromptStrTokens: strs(prompt), AnswerTokens: answer, AnswerStrTokens: strs(answer)}
+	res := &PromptTest{PromptTokens: prompt, PromptStrTokens: strs(prompt), AnswerTokens: tested, AnswerStrTokens: strs(tested)}
+	if len(answers) > 1 {
+		for _, a := range answers {
+			res.Alternatives = append(res.Alternatives, strs(a))
+		}
+	}
 	order := make([]int, vocab)
-	for i, tok := range answer {
-		row := logits[i*vocab : (i+1)*vocab]
+	for i, tok := range tested {
+		r := min(i, rows-1)
+		row := logits[r*vocab : (r+1)*vocab]
 		probs := softmax(row)
-		a := AnswerPerformance{Pos: np - 1 + i, Token: tok, Str: str(tok), Logit: row[tok], Prob: probs[tok]}
+		a := AnswerPerformance{Pos: np - 1 + r, Token: tok, Str: str(tok), Logit: row[tok], Prob: probs[tok]}
 		for _, l := range row {
 			if l > a.Logit {
 				a.Rank++
@@ -253,6 +298,29 @@ func testPrompt(ctx context.Context, m *hookedmodel.HookedTransformer, prompt, a
 		res.Answers = append(res.Answers, a)
 	}
 	return res, nil
+}
+
+// logitRows runs the model on seq and returns, in float64, the logits
+// [n vocab] at positions from .. from+n-1.
+func logitRows(ctx context.Context, m *hookedmodel.HookedTransformer, seq []int64, from, n int) ([]float64, error) {
+	tokens, err := gotch.FromSlice(seq, []int64{1, int64(len(seq))}, m.Device())
+	if err != nil {
+		return nil, err
+	}
+	defer tokens.Free()
+	out, err := m.Forward(ctx, hookedmodel.Tokens(tokens), hookedmodel.Return(hookedmodel.ReturnLogits))
+	if err != nil {
+		return nil, err
+	}
+	defer out.Free()
+	var logits []float64
+	err = gotch.Try(func() {
+		s := gotch.NewScope()
+		defer s.Close()
+		l, _ := s.Borrow(out.Logits)
+		logits = must(gotch.ToSlice[float64](l.MustSelect(0, 0).MustNarrow(0, int64(from), int64(n)).MustTo(gotch.Double)))
+	})
+	return logits, err
 }
 
 // softmax of a row, in float64.

@@ -2,6 +2,8 @@ package analysis
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -135,6 +137,79 @@ func TestTestPromptText(t *testing.T) {
 				t.Errorf("String():\n%s", res)
 			}
 		})
+	}
+}
+
+// With several answers, test_prompt ranks the first token of each at the
+// prompt's last position; each must agree with a single-answer test of that
+// token, which runs the model on the prompt followed by it.
+func TestTestPromptAnswers(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	c := hookedmodel.DefaultConfig()
+	c.NLayers, c.DModel, c.DHead, c.NHeads, c.NCtx, c.DVocab, c.ActFn = 1, 8, 4, 2, 16, 50257, "gelu_new"
+	m, err := hookedmodel.New(c, hookedmodel.WithSeed(2), hookedmodel.OnDevice(gotchtest.Device(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	ctx := context.Background()
+	res, err := TestPromptAnswers(ctx, m, "The cat sat", []string{"mat", " on", "floor rug"}, TopK(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAlt := [][]string{{" mat"}, {" on"}, {" floor", " rug"}}
+	if len(res.Alternatives) != 3 || len(res.Answers) != 3 || !slices.Equal(res.AnswerStrTokens, []string{" mat", " on", " floor"}) {
+		t.Fatalf("answers %q, alternatives %q", res.AnswerStrTokens, res.Alternatives)
+	}
+	var ranks []string
+	for i, a := range res.Answers {
+		if !slices.Equal(res.Alternatives[i], wantAlt[i]) {
+			t.Errorf("alternative %d: %q, want %q", i, res.Alternatives[i], wantAlt[i])
+		}
+		single, err := TestPromptTokens(ctx, m, res.PromptTokens, []int64{a.Token}, TopK(3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := single.Answers[0]
+		if a.Pos != len(res.PromptTokens)-1 || a.Pos != b.Pos || a.Rank != b.Rank || math.Abs(a.Logit-b.Logit) > 1e-4*math.Abs(b.Logit) ||
+			math.Abs(a.Prob-b.Prob) > 1e-4*b.Prob || len(a.Top) != 3 || a.Top[0].Token != b.Top[0].Token {
+			t.Errorf("answer %d: %+v, alone %+v", i, a, b)
+		}
+		ranks = append(ranks, fmt.Sprintf("(%s, %d)", pyRepr(a.Str), a.Rank))
+	}
+	out := res.String()
+	for _, want := range []string{
+		"Tokenized answers: [[' mat'], [' on'], [' floor', ' rug']]\n",
+		"Performance on answer tokens:\n",
+		"Ranks of the answer tokens: [[" + strings.Join(ranks, ", ") + "]]\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("String() lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "Top 0th token"); n != 1 {
+		t.Errorf("String() shows the top tokens %d times, want once (one position):\n%s", n, out)
+	}
+
+	// One answer in a list is TestPrompt.
+	one, err := TestPromptAnswers(ctx, m, "The cat sat", []string{"on the mat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one.Alternatives != nil || len(one.Answers) != 3 || !strings.Contains(one.String(), "Tokenized answer: [' on', ' the', ' mat']") {
+		t.Errorf("one answer in a list:\n%s", one)
+	}
+	for _, bad := range []struct {
+		answers []string
+		want    string
+	}{
+		{nil, "no answers"},
+		{[]string{}, "no answers"},
+		{[]string{"mat", ""}, "answer 1 has no tokens"},
+	} {
+		if _, err := TestPromptAnswers(ctx, m, "The cat sat", bad.answers, PrependSpaceToAnswer(false)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("answers %q: %v, want an error containing %q", bad.answers, err, bad.want)
+		}
 	}
 }
 
