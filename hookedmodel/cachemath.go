@@ -380,6 +380,37 @@ func (c *ActivationCache) headResult(s *gotch.Scope, l int) *gotch.Tensor {
 	return gotch.MustEinsum("...hd,hdm->...hm", []*gotch.Tensor{z, wO})
 }
 
+// ComputeHeadResults adds each layer's blocks.{l}.attn.hook_result [...batch
+// pos head d_model], each head's write to the residual stream (hook_z times
+// its W_O), to the cache, as TransformerLens's compute_head_results does,
+// so a cache taken without use_attn_result holds the per-head results too.
+// Layers whose result is cached already are left as they are; every other
+// layer needs its hook_z. On error the cache is unchanged.
+func (c *ActivationCache) ComputeHeadResults() error {
+	var names []string
+	var results []*gotch.Tensor
+	_, _, err := c.run("compute head results", func(s *gotch.Scope) (*gotch.Tensor, []string) {
+		for l := range c.model.Blocks {
+			if name := blockHook(l, "attn.hook_result"); !c.has(name) {
+				names, results = append(names, name), append(results, c.headResult(s, l))
+			}
+		}
+		for _, r := range results {
+			s.Keep(r)
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, name := range names {
+		c.s.Attach(results[i])
+		c.acts[name] = results[i]
+		c.order = append(c.order, name)
+	}
+	return nil
+}
+
 // StackNeuronResults stacks each MLP neuron's write to the residual
 // stream (its hook_post activation times its row of W_out) for every layer
 // before layer, labelled "L{l}N{n}": [layer·neurons ...batch_and_pos

@@ -211,6 +211,57 @@ func TestCacheMathStackHeadResults(t *testing.T) {
 	}
 }
 
+// compute_head_results fills hook_result from hook_z: against the values
+// the forward pass itself hooked with use_attn_result, and each layer's
+// heads plus b_O against hook_attn_out.
+func TestCacheComputeHeadResults(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	cfg := smallConfig()
+	cfg.UseAttnResult = true
+	f := newMathFixture(t, cfg, 2, false)
+	ctx := context.Background()
+	noResult := func(n string) bool { return !strings.HasSuffix(n, "hook_result") }
+	zOut, zCache, err := f.m.RunWithCache(ctx, Tokens(f.tokens), NamesFilter(noResult), Return(ReturnNone))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zOut.Free()
+	defer zCache.Free()
+	before := zCache.Len()
+	if err := zCache.ComputeHeadResults(); err != nil {
+		t.Fatal(err)
+	}
+	if got := zCache.Len(); got != before+2 {
+		t.Errorf("%d activations after computing head results, want %d", got, before+2)
+	}
+	for l := range 2 {
+		name := blockHook(l, "attn.hook_result")
+		got := borrow(f.s, zCache.MustGet(name))
+		mathClose(t, name, got, f.act(t, name))
+		attnOut := got.MustSumDims([]int64{2}, false).MustAdd(borrow(f.s, f.m.Blocks[l].Attn.BO))
+		mathClose(t, fmt.Sprintf("layer %d heads + b_O", l), attnOut, f.act(t, blockHook(l, "hook_attn_out")))
+	}
+	if err := zCache.ComputeHeadResults(); err != nil || zCache.Len() != before+2 {
+		t.Errorf("a second call: %v, %d activations; want no change", err, zCache.Len())
+	}
+
+	// Without hook_z of layer 1 nothing is added, and the error names it.
+	noZ1 := func(n string) bool { return noResult(n) && n != "blocks.1.attn.hook_z" }
+	out, c, err := f.m.RunWithCache(ctx, Tokens(f.tokens), NamesFilter(noZ1), Return(ReturnNone))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Free()
+	defer c.Free()
+	n := c.Len()
+	if err := c.ComputeHeadResults(); err == nil || !strings.Contains(err.Error(), "blocks.1.attn.hook_z") {
+		t.Errorf("without blocks.1.attn.hook_z: %v, want an error naming it", err)
+	}
+	if c.Len() != n {
+		t.Errorf("a failed call changed the cache: %d activations, want %d", c.Len(), n)
+	}
+}
+
 func TestCacheMathStackNeuronResults(t *testing.T) {
 	gotchtest.CheckLeaks(t)
 	f := newMathFixture(t, smallConfig(), 2, false)
