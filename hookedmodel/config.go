@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"strings"
 
+	"github.com/golens/golens/hookedmodel/safefile"
 	"github.com/golens/golens/hookedmodel/tokenizer"
 )
 
@@ -123,7 +123,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 
 // LoadConfig reads a HookedTransformerConfig JSON file.
 func LoadConfig(path string) (Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := safefile.Read(path, safefile.JSONLimit)
 	if err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}

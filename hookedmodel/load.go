@@ -3,6 +3,7 @@ package hookedmodel
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel/hub"
+	"github.com/golens/golens/hookedmodel/safefile"
 	"github.com/golens/golens/hookedmodel/weights"
 )
 
@@ -141,9 +143,12 @@ func locate(ctx context.Context, model string, o options) (string, error) {
 // shards fetches the files a sharded checkpoint's index names.
 func shards(ctx context.Context, repo, dir string, o options) (string, error) {
 	for _, index := range []string{"model.safetensors.index.json", "pytorch_model.bin.index.json"} {
-		b, err := os.ReadFile(filepath.Join(dir, index))
-		if err != nil {
+		b, err := safefile.Read(filepath.Join(dir, index), safefile.JSONLimit)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
+		}
+		if err != nil {
+			return "", err
 		}
 		var idx struct {
 			WeightMap map[string]string `json:"weight_map"`
@@ -204,7 +209,7 @@ func gpt2Config(fsys fs.FS, dir, name string) (Config, error) {
 	var err error
 	if fsys == nil {
 		path = filepath.Join(dir, "config.json")
-		b, err = os.ReadFile(path)
+		b, err = safefile.Read(path, safefile.JSONLimit)
 	} else {
 		path = pathpkg.Join(dir, "config.json")
 		b, err = fs.ReadFile(fsys, path)
@@ -293,7 +298,9 @@ func loadHF(ck *weights.Checkpoint, fsys fs.FS, path string, o options) (*Hooked
 
 func buildWith(cfg Config, o options) (*HookedTransformer, error) {
 	for _, e := range o.edits {
-		e(&cfg)
+		if e != nil {
+			e(&cfg)
+		}
 	}
 	if o.dtype != "" {
 		cfg.DType = o.dtype
@@ -481,9 +488,15 @@ func (m *HookedTransformer) Save(path string) error {
 // WriteSafetensors writes the named tensors, in that order and in their
 // own dtypes, to a safetensors file with the given header metadata.
 func WriteSafetensors(path string, names []string, ts map[string]*gotch.Tensor, meta map[string]string) error {
+	if path == "" {
+		return fmt.Errorf("write safetensors: empty path")
+	}
 	var out []*weights.Tensor
 	for _, k := range names {
 		t := ts[k]
+		if t == nil {
+			return fmt.Errorf("write safetensors %q: no tensor for name %q", path, k)
+		}
 		b, err := t.Bytes()
 		if err != nil {
 			return fmt.Errorf("%s: %w", k, err)

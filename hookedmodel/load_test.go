@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/golens/golens/gotch"
@@ -201,6 +202,17 @@ func TestLoadBadCheckpoints(t *testing.T) {
 			os.WriteFile(p, b, 0o644)
 		}, []string{"model.safetensors"}},
 		{"no config", nil, func(dir string) { os.Remove(filepath.Join(dir, "config.json")) }, []string{"config.json"}},
+		// Read, these would wait for a writer forever or read without end.
+		{"config is a FIFO", nil, func(dir string) {
+			p := filepath.Join(dir, "config.json")
+			os.Remove(p)
+			syscall.Mkfifo(p, 0o644)
+		}, []string{"config.json", "named pipe (FIFO), not a regular file"}},
+		{"config links to /dev/zero", nil, func(dir string) {
+			p := filepath.Join(dir, "config.json")
+			os.Remove(p)
+			os.Symlink("/dev/zero", p)
+		}, []string{"config.json", "character device, not a regular file"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,6 +234,17 @@ func TestLoadBadCheckpoints(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLoadConfigRefusesWhatIsNotAFile(t *testing.T) {
+	for path, want := range map[string]string{
+		"/dev/zero": "/dev/zero: it is a character device, not a regular file",
+		t.TempDir(): "it is a directory, not a regular file",
+	} {
+		if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadConfig(%s): %v, want an error containing %q", path, err, want)
+		}
 	}
 }
 

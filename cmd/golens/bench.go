@@ -3,13 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/golens/golens/backend"
 	"github.com/golens/golens/bench"
+	"github.com/golens/golens/hookedmodel/safefile"
 	"github.com/spf13/cobra"
 )
 
@@ -168,7 +168,7 @@ func newBenchTableCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, files []string) error {
 			var rows []bench.Row
 			for _, name := range files {
-				f, err := os.Open(name)
+				f, err := safefile.Open(name)
 				if err != nil {
 					return err
 				}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/golens/golens/gotch/gotchtest"
@@ -127,6 +128,10 @@ func TestCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	ragged := filepath.Join(dir, "ragged.json")
 	os.WriteFile(ragged, []byte("[[1, 2, 3], [4]]"), 0o644)
+	fifo := filepath.Join(dir, "fifo.json") // read, it would wait for a writer forever
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		want string
@@ -146,6 +151,14 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"bench", "--dtype", "float7"}, "float7"},
 		{[]string{"bench", "--model", model, "--shape", "toy"}, "not both"},
 		{[]string{"bench", "table", ragged}, "line 1"},
+		// Inputs that are not regular files: refused at once, not read without end.
+		{[]string{"run", "--model", model, "--tokens-file", "/dev/zero"}, "/dev/zero: it is a character device, not a regular file"},
+		{[]string{"run", "--model", model, "--tokens-file", fifo}, "it is a named pipe (FIFO), not a regular file"},
+		{[]string{"run", "--model", model, "--tokens-file", dir}, "it is a directory, not a regular file"},
+		{[]string{"tokenize", "--model", "gpt2", "--file", "/dev/zero"}, "it is a character device"},
+		{[]string{"tokenize", "--model", "gpt2", "--jsonl", fifo}, "it is a named pipe (FIFO)"},
+		{[]string{"bench", "table", "/dev/zero"}, "it is a character device"},
+		{[]string{"train", "--config", fifo, "--out", filepath.Join(dir, "run")}, "it is a named pipe (FIFO)"},
 	}
 	for _, tc := range cases {
 		_, err := golens(t, tc.args...)

@@ -10,6 +10,7 @@ import (
 	"github.com/golens/golens/backend"
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel"
+	"github.com/golens/golens/hookedmodel/safefile"
 	"github.com/golens/golens/models"
 	"github.com/spf13/cobra"
 )
@@ -150,7 +151,7 @@ func (f *inputFlags) input(dev gotch.Device) (hookedmodel.Input, func(), error) 
 
 // tokens reads the tokens file into a [batch pos] tensor on dev.
 func (f *inputFlags) tokens(dev gotch.Device) (*gotch.Tensor, error) {
-	b, err := os.ReadFile(f.tokensFile)
+	b, err := safefile.Read(f.tokensFile, safefile.TokensLimit)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/golens/golens/hookedmodel/safefile"
 	"github.com/golens/golens/hookedmodel/tokenizer"
 	"github.com/golens/golens/models"
 	"github.com/spf13/cobra"
@@ -52,7 +53,7 @@ func newTokenizeCmd() *cobra.Command {
 				return tokenizeJSONL(jsonl, w, record)
 			}
 			if file != "" {
-				b, err := os.ReadFile(file)
+				b, err := safefile.Read(file, safefile.TokensLimit)
 				if err != nil {
 					return err
 				}
@@ -112,12 +113,12 @@ func strTokens(tok *tokenizer.Tokenizer, ids []int) []string {
 }
 
 func tokenizeJSONL(path string, w io.Writer, encode func(string) any) error {
-	f, err := os.Open(path)
+	f, err := safefile.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(io.LimitReader(f, safefile.TokensLimit))
 	sc.Buffer(make([]byte, 1<<20), 1<<30)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -148,7 +149,7 @@ func tokenizerFor(model string) (*tokenizer.Tokenizer, error) {
 	if fi, err := os.Stat(model); err == nil && fi.IsDir() {
 		cfgPath = filepath.Join(model, "config.json")
 	}
-	b, err := os.ReadFile(cfgPath)
+	b, err := safefile.Read(cfgPath, safefile.JSONLimit)
 	if err == nil {
 		var c struct {
 			ModelType string `json:"model_type"`

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/golens/golens/hookedmodel"
+	"github.com/golens/golens/hookedmodel/safefile"
 	"github.com/golens/golens/hookedmodel/tokenizer"
 )
 
@@ -113,7 +113,7 @@ func strict(b []byte, v any) error {
 // LoadConfig reads a training config file, resolves a text file's path
 // against the config's folder and fills the defaults (Init).
 func LoadConfig(path string) (Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := safefile.Read(path, safefile.JSONLimit)
 	if err != nil {
 		return Config{}, fmt.Errorf("read training config: %w", err)
 	}

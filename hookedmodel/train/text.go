@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"sync"
 
+	"github.com/golens/golens/hookedmodel/safefile"
 	"github.com/golens/golens/hookedmodel/tokenizer"
 )
 
@@ -30,7 +30,7 @@ type Text struct {
 // NewText reads and packs path; batches have rows rows, and evalFraction
 // of the packed rows (at least one) are held out.
 func NewText(path string, seqLen, rows int, evalFraction float64, seed uint64) (*Text, error) {
-	b, err := os.ReadFile(path)
+	b, err := safefile.Read(path, safefile.TokensLimit)
 	if err != nil {
 		return nil, fmt.Errorf("text data: %w", err)
 	}
