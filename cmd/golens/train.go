@@ -15,33 +15,46 @@ import (
 func newTrainCmd() *cobra.Command {
 	var config, out, device string
 	var steps int
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Train a HookedTransformer from a config file; resumes from the latest checkpoint in --out",
 		Long: "train trains the model of --config (JSON with \"model\", \"train\" and \"data\") into --out: " +
 			"checkpoints, metrics.jsonl (with each head's previous-token and induction scores at every " +
-			"evaluation) and model.safetensors. Ctrl-C stops after the current step with a checkpoint.",
+			"evaluation) and model.safetensors. Ctrl-C or SIGTERM stops after the current step with a checkpoint " +
+			"and exits 1; the same command resumes. A non-empty --out that holds no run of this config is refused " +
+			"unless --force; a run's --out is locked while it trains.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := train.LoadConfig(config)
 			if err != nil {
 				return err
 			}
-			if steps > 0 {
+			if cmd.Flags().Changed("steps") {
+				if steps <= 0 {
+					return fmt.Errorf("--steps must be positive, got %d", steps)
+				}
 				cfg.Train.Steps = steps
 			}
 			b, err := backend.Resolve(device)
 			if err != nil {
 				return err
 			}
-			res, err := train.Run(cmd.Context(), cfg, out, train.OnDevice(b.Device()), train.Progress(cmd.ErrOrStderr()),
-				train.HeadScore("induction", inductionScores), train.HeadScore("previous_token", previousTokenScores))
+			opts := []train.Option{train.OnDevice(b.Device()), train.Progress(cmd.ErrOrStderr()),
+				train.HeadScore("induction", inductionScores), train.HeadScore("previous_token", previousTokenScores)}
+			if force {
+				opts = append(opts, train.Force())
+			}
+			res, err := train.Run(cmd.Context(), cfg, out, opts...)
 			if errors.Is(err, context.Canceled) && res != nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "stopped at step %d; checkpoint %s (run again to resume)\n", res.Step, res.Checkpoint)
-				return nil
+				return fmt.Errorf("interrupted at step %d of %d; checkpoint %s: run the same command again to resume", res.Step, cfg.Train.Steps, res.Checkpoint)
 			}
 			if err != nil {
 				return err
+			}
+			if res.Eval == nil { // resumed a finished run
+				fmt.Fprintf(cmd.OutOrStdout(), "already trained %d steps; model %s\n", res.Step, res.Model)
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "trained %d steps; held-out loss %.4f; model %s\n", res.Step, res.Eval.Loss, res.Model)
 			return nil
@@ -52,6 +65,7 @@ func newTrainCmd() *cobra.Command {
 	fl.StringVar(&out, "out", "", "output folder (resumed when it holds checkpoints of the same run)")
 	fl.StringVar(&device, "device", "auto", "auto, cpu, cuda, cuda:N or mps")
 	fl.IntVar(&steps, "steps", 0, "number of steps (default: the config's)")
+	fl.BoolVar(&force, "force", false, "write into a non-empty --out that holds no run of this config")
 	cmd.MarkFlagRequired("config")
 	cmd.MarkFlagRequired("out")
 	return cmd

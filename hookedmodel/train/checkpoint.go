@@ -130,6 +130,9 @@ func resume(ctx context.Context, dir string, cfg Config, data Dataset, dev gotch
 	if err := json.Unmarshal([]byte(ck.Metadata()[stateKey]), &st); err != nil {
 		return nil, fmt.Errorf("training state in %s: %w", dir, err)
 	}
+	if st.Step < 0 || st.Tokens < 0 {
+		return nil, fmt.Errorf("training state in %s: step %d, tokens %d: a checkpoint never holds negative counts (the file is damaged)", dir, st.Step, st.Tokens)
+	}
 	if !sameRun(st.Config, cfg) {
 		return nil, fmt.Errorf("%s was written by a run with another config (model, data, seed or schedule); use a new out folder", dir)
 	}
@@ -160,7 +163,7 @@ func resume(ctx context.Context, dir string, cfg Config, data Dataset, dev gotch
 // differ only in how often a run evaluates, logs and checkpoints.
 func sameRun(a, b Config) bool {
 	for _, t := range []*TrainConfig{&a.Train, &b.Train} {
-		t.EvalEvery, t.EvalBatches, t.CheckpointEvery, t.LogEvery = 0, 0, 0, 0
+		t.EvalEvery, t.EvalBatches, t.CheckpointEvery, t.CheckpointMinutes, t.LogEvery = 0, 0, 0, 0, 0
 	}
 	ja, errA := json.Marshal(a)
 	jb, errB := json.Marshal(b)

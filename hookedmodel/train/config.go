@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"path/filepath"
 
 	"github.com/golens/golens/hookedmodel"
@@ -40,11 +41,15 @@ type TrainConfig struct {
 	Eps         float64    `json:"eps"`          // default 1e-8
 	Clip        float64    `json:"clip"`         // the largest global gradient norm; 0 turns clipping off (default 1)
 
-	EvalEvery       int    `json:"eval_every"`       // evaluate every so many steps, and at the start and end; 0: start and end only (default 100)
-	EvalBatches     int    `json:"eval_batches"`     // held-out batches per evaluation (default 4)
-	CheckpointEvery int    `json:"checkpoint_every"` // checkpoint every so many steps, and at the end; 0: at the end only (default 1000)
-	LogEvery        int    `json:"log_every"`        // write the training loss every so many steps (default 10)
-	Seed            uint64 `json:"seed"`             // seeds the weights and the data (default 0)
+	EvalEvery       int `json:"eval_every"`       // evaluate every so many steps, and at the start and end; 0: start and end only (default 100)
+	EvalBatches     int `json:"eval_batches"`     // held-out batches per evaluation (default 4)
+	CheckpointEvery int `json:"checkpoint_every"` // checkpoint every so many steps, and at the end; 0: at the end only (default 1000)
+	// CheckpointMinutes checkpoints also when so many minutes have passed
+	// since the last checkpoint, so a crash loses little however slow the
+	// steps; 0 turns it off (default 5).
+	CheckpointMinutes float64 `json:"checkpoint_minutes"`
+	LogEvery          int     `json:"log_every"` // write the training loss every so many steps (default 10)
+	Seed              uint64  `json:"seed"`      // seeds the weights and the data (default 0)
 }
 
 // DataConfig says where the tokens come from: "repeated_tokens", the
@@ -76,7 +81,7 @@ type DataConfig struct {
 func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{
 		LR: 1e-3, Batch: 8, WeightDecay: 0.01, Betas: [2]float64{0.9, 0.999}, Eps: 1e-8, Clip: 1,
-		EvalEvery: 100, EvalBatches: 4, CheckpointEvery: 1000, LogEvery: 10,
+		EvalEvery: 100, EvalBatches: 4, CheckpointEvery: 1000, CheckpointMinutes: 5, LogEvery: 10,
 	}
 }
 
@@ -163,6 +168,8 @@ func (t *TrainConfig) check() error {
 		return fmt.Errorf("betas must be in [0, 1), got %v", t.Betas)
 	case t.EvalEvery < 0 || t.CheckpointEvery < 0 || t.LogEvery <= 0 || t.EvalBatches <= 0:
 		return fmt.Errorf("eval_every and checkpoint_every must not be negative, log_every and eval_batches must be positive")
+	case !(t.CheckpointMinutes >= 0) || math.IsInf(t.CheckpointMinutes, 0):
+		return fmt.Errorf("checkpoint_minutes must be a finite number >= 0, got %g", t.CheckpointMinutes)
 	}
 	return nil
 }

@@ -3,8 +3,10 @@ package train
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel"
+	"github.com/golens/golens/hookedmodel/safefile"
 )
 
 // HeadScoreFunc scores every attention head of a model [layer][head], such
@@ -41,7 +44,13 @@ type options struct {
 	scores      []headScore
 	data        Dataset
 	onRecord    []func(Record)
+	force       bool
 }
+
+// Force lets Run write into a non-empty folder that holds no run of this
+// config (by default an error, so a model directory or another run is never
+// overwritten).
+func Force() Option { return func(o *options) { o.force = true } }
 
 // BLASThreads sets OpenBLAS's thread count for the run (default 1; 0
 // leaves it), and restores it after. The small models trained here spend
@@ -112,9 +121,12 @@ type Result struct {
 //
 // When outDir already holds checkpoints of the same run, Run resumes from
 // the latest one, exactly where it stopped, and drops the metrics written
-// after it. When ctx is done Run finishes the current step (with its
-// evaluation and checkpoint, when due), writes a checkpoint and returns
-// the result with ctx's error.
+// after it; a finished run is returned as it is. A non-empty outDir that
+// holds no run of this config is an error unless Force. While Run works,
+// outDir is locked: a second Run on it, in this process or another, fails
+// at once naming the first. When ctx is done Run finishes the current step
+// (with its evaluation and checkpoint, when due), writes a checkpoint and
+// returns the result with ctx's error.
 func Run(ctx context.Context, cfg Config, outDir string, opts ...Option) (*Result, error) {
 	o := options{device: gotch.CPU, progress: os.Stderr, blasThreads: 1}
 	for _, f := range opts {
@@ -140,9 +152,13 @@ func Run(ctx context.Context, cfg Config, outDir string, opts ...Option) (*Resul
 	if err := cfg.Init(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	release, err := claim(outDir, cfg, o.force)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	data := o.data
 	if data == nil {
-		var err error
 		if data, err = newDataset(&cfg); err != nil {
 			return nil, err
 		}
@@ -167,12 +183,16 @@ func start(ctx context.Context, cfg Config, out string, data Dataset, dev gotch.
 	if err != nil {
 		return nil, err
 	}
+	if tr.step > cfg.Train.Steps {
+		tr.free()
+		return nil, fmt.Errorf("%s holds a checkpoint at step %d, past the run's %d steps: ask for at least %d steps, or use a new out folder", out, tr.step, cfg.Train.Steps, tr.step)
+	}
 	js, err := json.MarshalIndent(cfg, "", "  ")
 	if err == nil {
-		err = os.MkdirAll(out, 0o755)
-	}
-	if err == nil {
-		err = os.WriteFile(filepath.Join(out, "config.json"), append(js, '\n'), 0o644)
+		err = safefile.Write(filepath.Join(out, configFile), 0o644, func(w io.Writer) error {
+			_, err := w.Write(append(js, '\n'))
+			return err
+		})
 	}
 	if err != nil {
 		tr.free()
@@ -220,11 +240,15 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	// A step, once begun, runs to its end with its evaluation and
 	// checkpoint: cancellation is seen between steps.
 	quiet := context.WithoutCancel(ctx)
+	if r.tr.step == tc.Steps { // a finished run, resumed: nothing to do
+		return r.finish()
+	}
 	if r.tr.step == 0 {
 		if err := r.eval(quiet); err != nil {
 			return nil, err
 		}
 	}
+	lastCheckpoint := time.Now()
 	var window throughput
 	for r.tr.step < tc.Steps && ctx.Err() == nil {
 		t0 := time.Now()
@@ -247,10 +271,13 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 				return nil, err
 			}
 		}
-		if tc.CheckpointEvery > 0 && step%tc.CheckpointEvery == 0 && step < tc.Steps {
+		byStep := tc.CheckpointEvery > 0 && step%tc.CheckpointEvery == 0
+		byTime := tc.CheckpointMinutes > 0 && time.Since(lastCheckpoint).Minutes() >= tc.CheckpointMinutes
+		if (byStep || byTime) && step < tc.Steps {
 			if err := r.checkpoint(); err != nil {
 				return nil, err
 			}
+			lastCheckpoint = time.Now()
 		}
 	}
 	if r.res.Checkpoint != stepDir(r.out, r.tr.step) {
@@ -258,16 +285,29 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 	}
-	r.res.Step, r.res.Model = r.tr.step, filepath.Join(r.res.Checkpoint, modelFile)
 	if r.tr.step == tc.Steps {
 		final := filepath.Join(r.out, modelFile)
 		if err := r.tr.m.Save(final); err != nil {
 			return nil, err
 		}
-		r.res.Done, r.res.Model = true, final
-		return &r.res, nil
+		return r.finish()
 	}
+	r.res.Step, r.res.Model = r.tr.step, filepath.Join(r.res.Checkpoint, modelFile)
 	return &r.res, ctx.Err()
+}
+
+// finish is the result of a run at its last step, saving the final model
+// if it is missing (a run stopped between its last checkpoint and it).
+func (r *run) finish() (*Result, error) {
+	final := filepath.Join(r.out, modelFile)
+	if _, err := os.Stat(final); errors.Is(err, fs.ErrNotExist) {
+		if err := r.tr.m.Save(final); err != nil {
+			return nil, err
+		}
+	}
+	r.res.Step, r.res.Done, r.res.Model = r.tr.step, true, final
+	r.res.Checkpoint = stepDir(r.out, r.tr.step)
+	return &r.res, nil
 }
 
 func (r *run) checkpoint() error {
