@@ -2,12 +2,15 @@ package hub
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,7 +25,12 @@ import (
 
 const (
 	maxRedirects = 10
-	maxAttempts  = 3 // tries per download when the connection breaks
+	// minProgress is what a download must receive within each idle timeout;
+	// a trickle of a few bytes a second is a stall.
+	minProgress = 1 << 10
+	// maxGitBlob bounds the cached git blobs checked on every Resolve; the
+	// hub keeps larger files in LFS.
+	maxGitBlob = 10 << 20
 )
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -42,6 +50,12 @@ func (r *resolver) online() error {
 		return fmt.Errorf("bad hub endpoint %q: want http(s)://host", r.cfg.endpoint)
 	}
 	r.endpoint = u
+	var errMeta, errIdle error
+	r.cfg.metaTimeout, errMeta = envTimeout(r.cfg.metaTimeout, "HF_HUB_ETAG_TIMEOUT")
+	r.cfg.idleTimeout, errIdle = envTimeout(r.cfg.idleTimeout, "HF_HUB_DOWNLOAD_TIMEOUT")
+	if err := errors.Join(errMeta, errIdle); err != nil {
+		return err
+	}
 	c := *r.cfg.client
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	r.client = &c
@@ -87,15 +101,24 @@ func (r *resolver) fetch(ctx context.Context, name, rev string) (string, error) 
 // host (a renamed repository) are followed, the one to a CDN is not.
 func (r *resolver) head(ctx context.Context, name, rev string) (fileMeta, error) {
 	u := r.cfg.endpoint + "/" + r.repo + "/resolve/" + url.PathEscape(rev) + "/" + escapePath(name)
-	resp, err := r.send(ctx, http.MethodHead, u, nil, false)
+	var resp *http.Response
+	err := r.retry(ctx, func() error {
+		reqCtx, _, stop := watchdog(ctx, r.cfg.metaTimeout, "HF_HUB_ETAG_TIMEOUT")
+		defer stop()
+		var err error
+		if resp, err = r.send(reqCtx, http.MethodHead, u, nil, false); err != nil {
+			return netError(ctx, fmt.Errorf("%q is not cached and the hub is out of reach: %w", name, err))
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 && !isRedirect(resp.StatusCode) {
+			return r.statusError(resp, name)
+		}
+		return nil
+	})
 	if err != nil {
-		return fileMeta{}, fmt.Errorf("%q is not cached and the hub is out of reach: %w", name, err)
+		return fileMeta{}, err
 	}
-	resp.Body.Close()
 	redirected := isRedirect(resp.StatusCode)
-	if resp.StatusCode/100 != 2 && !redirected {
-		return fileMeta{}, r.statusError(resp, name)
-	}
 
 	h := resp.Header
 	meta := fileMeta{commit: h.Get("X-Repo-Commit"), size: -1, location: resp.Request.URL}
@@ -162,140 +185,234 @@ func (r *resolver) send(ctx context.Context, method, rawURL string, header http.
 	}
 }
 
-// download fetches a blob into blobs/{etag}.incomplete, resuming what an
-// earlier run left there, and renames it into place once it is whole and,
-// for LFS files, its sha256 matches the etag.
-func (r *resolver) download(ctx context.Context, name string, meta fileMeta, blob string) error {
+// download fetches a blob into blobs/{etag}.incomplete and renames it into
+// place once it has the announced size and the checksum its etag names. An
+// interrupted download (cancelled, or out of tries on a failing connection)
+// leaves the .incomplete file, a prefix of the blob, for the next run to
+// resume, as Python does; any other failure removes it.
+func (r *resolver) download(ctx context.Context, name string, meta fileMeta, blob string) (err error) {
 	part := blob + ".incomplete"
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
-	defer f.Close() // after the explicit Close below, a no-op
-	var sum []byte
-	for attempt := 1; ; attempt++ {
-		sum, err = r.get(ctx, name, meta, f)
-		if err == nil {
-			break
+	defer func() {
+		f.Close() // after the explicit Close below, a no-op
+		var t *transientError
+		switch {
+		case err == nil:
+		case ctx.Err() != nil || errors.As(err, &t):
+			err = fmt.Errorf("%w (%s kept for resuming)", err, part)
+		default:
+			os.Remove(part)
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w (%s kept for resuming)", ctx.Err(), part)
-		}
-		var broken *brokenError
-		if !errors.As(err, &broken) || attempt == maxAttempts {
-			return err
-		}
+	}()
+	if err := r.retry(ctx, func() error { return r.get(ctx, name, meta, f) }); err != nil {
+		return err
+	}
+	if err := checkBlob(f, meta.etag); err != nil {
+		return err
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if sum != nil {
-		if got := hex.EncodeToString(sum); got != meta.etag {
-			os.Remove(part)
-			return fmt.Errorf("%w: want sha256 %s, got %s (download deleted)", ErrChecksum, meta.etag, got)
-		}
-	}
 	return os.Rename(part, blob)
 }
 
-// brokenError is a transport failure worth retrying from where it stopped.
-type brokenError struct{ err error }
-
-func (e *brokenError) Error() string { return "connection broken: " + e.err.Error() }
-func (e *brokenError) Unwrap() error { return e.err }
-
-// brokenReader marks read errors of a response body as broken.
-type brokenReader struct{ r io.Reader }
-
-func (b brokenReader) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = &brokenError{err}
-	}
-	return n, err
-}
-
-// get appends the rest of the file to f with one GET from where f ends, and
-// returns the sha256 of all of f when the etag is one.
-func (r *resolver) get(ctx context.Context, name string, meta fileMeta, f *os.File) ([]byte, error) {
+// get appends the rest of the file to f with one GET from where f ends. It
+// reads no more than the announced size, so that a server sending too much
+// cannot fill the disk.
+func (r *resolver) get(ctx context.Context, name string, meta fileMeta, f *os.File) error {
 	have, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if meta.size >= 0 && have > meta.size {
 		have = 0 // not a prefix of this file: start over
 	}
-	var h hash.Hash
-	if sha256RE.MatchString(meta.etag) {
-		h = sha256.New()
-	}
 	if have > 0 && have == meta.size { // whole already; a run stopped before the rename
-		return hashPrefix(h, f, have)
+		return nil
 	}
 
+	reqCtx, kick, stop := watchdog(ctx, r.cfg.idleTimeout, "HF_HUB_DOWNLOAD_TIMEOUT")
+	defer stop()
 	header := http.Header{}
 	if have > 0 {
 		header.Set("Range", fmt.Sprintf("bytes=%d-", have))
 	}
-	resp, err := r.send(ctx, http.MethodGet, meta.location.String(), header, true)
+	resp, err := r.send(reqCtx, http.MethodGet, meta.location.String(), header, true)
 	if err != nil {
-		return nil, &brokenError{err}
+		return netError(ctx, err)
 	}
 	defer resp.Body.Close()
+	kick() // the answer came; now its bytes must
+	u := resp.Request.URL.Redacted()
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && have > 0:
 		if start := rangeStart(resp.Header.Get("Content-Range")); start != have {
-			return nil, fmt.Errorf("resume: server sent bytes from %d, want %d", start, have)
+			return fmt.Errorf("GET %s: resumed from byte %d, want %d", u, start, have)
 		}
 	case resp.StatusCode == http.StatusOK:
 		have = 0 // the server ignored Range: start over
 	default:
-		return nil, r.statusError(resp, name)
+		return r.statusError(resp, name)
+	}
+	size := meta.size
+	if resp.ContentLength >= 0 {
+		if size >= 0 && have+resp.ContentLength != size {
+			return fmt.Errorf("GET %s: the download is %d bytes, the hub announced %d", u, have+resp.ContentLength, size)
+		}
+		size = have + resp.ContentLength
 	}
 	if err := f.Truncate(have); err != nil {
-		return nil, err
-	}
-	if _, err := hashPrefix(h, f, have); err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := f.Seek(have, io.SeekStart); err != nil {
-		return nil, err
+		return err
 	}
 
-	total := meta.size
-	if resp.ContentLength >= 0 {
-		total = have + resp.ContentLength
+	bar := r.progressBar(name, size, have)
+	body := &watchReader{r: resp.Body, kick: kick}
+	var src io.Reader = body
+	if size >= 0 {
+		src = io.LimitReader(body, size-have+1) // one byte more shows a server sending too much
 	}
-	bar := r.progressBar(name, total, have)
-	writers := []io.Writer{f, bar}
-	if h != nil {
-		writers = append(writers, h)
-	}
-	n, err := io.Copy(io.MultiWriter(writers...), brokenReader{resp.Body})
+	n, err := io.Copy(io.MultiWriter(f, bar), src)
 	have += n
-	if err == nil && meta.size >= 0 && have != meta.size {
-		err = &brokenError{fmt.Errorf("got %d bytes, want %d", have, meta.size)}
+	bar.end(err == nil && (size < 0 || have == size))
+	switch {
+	case body.err != nil:
+		return netError(ctx, fmt.Errorf("GET %s: connection broken after %d bytes: %w", u, have, body.err))
+	case err != nil:
+		return err // writing the file
+	case size >= 0 && have > size:
+		return fmt.Errorf("GET %s: the server sent more than the %d bytes announced (stopped at %d)", u, size, have)
+	case size >= 0 && have < size:
+		return &transientError{err: fmt.Errorf("GET %s: connection closed after %d of %d bytes", u, have, size)}
 	}
-	bar.end(err == nil)
-	if err != nil {
-		return nil, err
-	}
-	if h == nil {
-		return nil, nil
-	}
-	return h.Sum(nil), nil
+	return nil
 }
 
-// hashPrefix feeds the first n bytes of f to h (when there is one) and
-// returns h's sum.
-func hashPrefix(h hash.Hash, f *os.File, n int64) ([]byte, error) {
-	if h == nil {
-		return nil, nil
+// watchReader reads a response body, kicking the download's watchdog each
+// time minProgress more bytes have come, and keeps the read error apart
+// from the file's write errors.
+type watchReader struct {
+	r    io.Reader
+	kick func()
+	n    int
+	err  error
+}
+
+func (w *watchReader) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if w.n += n; w.n >= minProgress {
+		w.n = 0
+		w.kick()
 	}
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, n)); err != nil {
-		return nil, err
+	if err != nil && err != io.EOF {
+		w.err = err
 	}
-	return h.Sum(nil), nil
+	return n, err
+}
+
+// watchdog returns a context that ends, with a timeout error naming the
+// setting env, when d passes without a call of kick; stop releases it.
+func watchdog(ctx context.Context, d time.Duration, env string) (_ context.Context, kick, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	t := time.AfterFunc(d, func() {
+		cancel(fmt.Errorf("timeout: nothing received for %s (%s, or hub.WithTimeouts)", d, env))
+	})
+	return ctx, func() { t.Reset(d) }, func() { t.Stop(); cancel(nil) }
+}
+
+// transientError is a failure that another try may not meet: a dropped or
+// silent connection, a 5xx or a 429 answer. after is the wait the server asked
+// for with Retry-After, or 0.
+type transientError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+// netError classifies a failed request or body read. The caller's
+// cancellation ends the work, as do a host that does not exist and a
+// certificate that fails; anything else on the wire, a watchdog's timeout
+// included, may pass on another try.
+func netError(ctx context.Context, err error) error {
+	var dns *net.DNSError
+	var cert *tls.CertificateVerificationError
+	if ctx.Err() != nil || errors.As(err, &dns) && dns.IsNotFound || errors.As(err, &cert) {
+		return err
+	}
+	return &transientError{err: err}
+}
+
+// retry calls try until it succeeds, fails for good, or has failed
+// cfg.attempts times. Between tries it waits as a Retry-After header asks,
+// else cfg.backoff doubled after each failure up to maxWait, less a random
+// part of up to half. ctx ends the waits at once.
+func (r *resolver) retry(ctx context.Context, try func() error) error {
+	wait := r.cfg.backoff
+	for attempt := 1; ; attempt++ {
+		err := try()
+		var t *transientError
+		if err == nil || !errors.As(err, &t) {
+			return err
+		}
+		if attempt >= r.cfg.attempts {
+			return fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+		}
+		d := wait/2 + rand.N(wait/2+1)
+		if t.after > maxWait {
+			return fmt.Errorf("the server asks to retry after %s (Retry-After), more than the %s this waits: %w", t.after, maxWait, err)
+		} else if t.after > 0 {
+			d = t.after
+		}
+		if err := r.cfg.sleep(ctx, d); err != nil {
+			return err
+		}
+		wait = min(2*wait, maxWait)
+	}
+}
+
+// checkBlob verifies f against the checksum its etag names: the sha256 of
+// the content for an LFS file (64 hex digits), git's blob sha1 for another
+// (40). An etag of another form, as a mirror may send, is not checked.
+func checkBlob(f *os.File, etag string) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	kind, h := "sha256", sha256.New()
+	switch {
+	case sha256RE.MatchString(etag):
+	case sha1RE.MatchString(etag):
+		kind, h = "git blob sha1", sha1.New()
+		fmt.Fprintf(h, "blob %d\x00", fi.Size())
+	default:
+		return nil
+	}
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, fi.Size())); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != etag {
+		return fmt.Errorf("%w: want %s %s, got %s", ErrChecksum, kind, etag, got)
+	}
+	return nil
+}
+
+// retryAfter reads a Retry-After header, in seconds or as a date; 0 when
+// there is none.
+func retryAfter(v string) time.Duration {
+	if s, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
 }
 
 // rangeStart parses the first byte of "bytes first-last/size", or -1.
@@ -318,6 +435,12 @@ func (r *resolver) statusError(resp *http.Response, name string) error {
 	}
 	if msg := resp.Header.Get("X-Error-Message"); msg != "" {
 		hint += "; the hub says: " + msg
+	}
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+		return &transientError{
+			err:   fmt.Errorf("%s %s: %s", resp.Request.Method, resp.Request.URL.Redacted(), resp.Status),
+			after: retryAfter(resp.Header.Get("Retry-After")),
+		}
 	}
 	switch code := resp.Header.Get("X-Error-Code"); {
 	case code == "RepoNotFound":

@@ -44,8 +44,11 @@ type fakeHub struct {
 	cdnGets     int
 	cuts        int           // the CDN's next cuts GET answers break after a quarter of the file
 	ignoreRange bool          // the CDN answers 200 with the whole file to a Range request
-	corrupt     bool          // the CDN flips a bit of what it sends
+	corrupt     bool          // the hub and the CDN flip a bit of the files they send
 	stall       chan struct{} // when set, the CDN sends a quarter, closes stall, and waits for the client to go
+	// fault, when set, may answer a request in place of the fake (cdn says
+	// which server got it); it reports whether it did.
+	fault func(w http.ResponseWriter, r *http.Request, cdn bool) bool
 }
 
 func newFakeHub(t *testing.T, repo, commit string, files map[string]fakeFile) *fakeHub {
@@ -90,7 +93,11 @@ func (f *fakeHub) serveHub(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests = append(f.requests, r.Method+" "+r.URL.Path)
 	f.hubAuth = append(f.hubAuth, auth)
+	corrupt := f.corrupt
 	f.mu.Unlock()
+	if f.fault != nil && f.fault(w, r, false) {
+		return
+	}
 
 	repo, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/resolve/")
 	rev, name, _ := strings.Cut(rest, "/")
@@ -126,7 +133,18 @@ func (f *fakeHub) serveHub(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("ETag", `"`+file.etag()+`"`)
-	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(file.data))
+	data := file.data
+	if corrupt {
+		data = flipBit(data)
+	}
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(data))
+}
+
+// flipBit returns a copy of b with one bit changed and the same length.
+func flipBit(b []byte) []byte {
+	b = bytes.Clone(b)
+	b[len(b)/2] ^= 1
+	return b
 }
 
 func (f *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request) {
@@ -153,10 +171,12 @@ func (f *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request) {
 		r.Header.Del("Range")
 	}
 	if f.corrupt {
-		data = bytes.Clone(data)
-		data[len(data)/2] ^= 1
+		data = flipBit(data)
 	}
 	f.mu.Unlock()
+	if f.fault != nil && f.fault(w, r, true) {
+		return
+	}
 
 	if cut || stall != nil {
 		w = &cutWriter{ResponseWriter: w, left: len(data) / 4, stall: stall, done: r.Context().Done()}

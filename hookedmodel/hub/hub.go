@@ -27,7 +27,8 @@ var (
 	ErrAccess = errors.New("access denied")
 	// ErrOffline: network access is off and a wanted file is not cached.
 	ErrOffline = errors.New("offline mode")
-	// ErrChecksum: a download does not match the sha256 the hub announced.
+	// ErrChecksum: a file does not match the checksum its ETag names: the
+	// sha256 of an LFS file, the git blob sha1 of another.
 	ErrChecksum = errors.New("checksum mismatch")
 )
 
@@ -72,10 +73,11 @@ func resolve(ctx context.Context, repo string, want []Want, cfg config) (string,
 	}
 
 	commit := r.cachedCommit()
-	var missing []Want
-	for _, w := range want {
-		if commit == "" || !r.cached(commit, w) {
-			missing = append(missing, w)
+	missing := want
+	if commit != "" {
+		var err error
+		if missing, err = r.missing(commit, want); err != nil {
+			return "", err
 		}
 	}
 	if len(missing) == 0 {
@@ -104,11 +106,13 @@ func resolve(ctx context.Context, repo string, want []Want, cfg config) (string,
 	}
 	// The revision moved since it was cached: the new snapshot needs the
 	// files that were cached under the old commit as well.
-	for _, w := range want {
-		if !r.cached(got, w) {
-			if _, err := r.fetchWant(ctx, w, got); err != nil {
-				return "", err
-			}
+	rest, err := r.missing(got, want)
+	if err != nil {
+		return "", err
+	}
+	for _, w := range rest {
+		if _, err := r.fetchWant(ctx, w, got); err != nil {
+			return "", err
 		}
 	}
 	// The ref goes last, so that an interrupted run leaves it on a
@@ -132,8 +136,8 @@ func (r *resolver) fetchWant(ctx context.Context, w Want, rev string) (string, e
 }
 
 var (
-	repoRE   = regexp.MustCompile(`^(?:[\w.-]+/)?[\w.-]+$`)
-	commitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	repoRE = regexp.MustCompile(`^(?:[\w.-]+/)?[\w.-]+$`)
+	sha1RE = regexp.MustCompile(`^[0-9a-f]{40}$`) // a commit, or a git blob's name
 )
 
 func validate(repo string, want []Want, rev string) error {
@@ -167,7 +171,7 @@ func isRelPath(p string) bool {
 
 // cachedCommit returns the commit the revision names in the cache, or "".
 func (r *resolver) cachedCommit() string {
-	if commitRE.MatchString(r.cfg.revision) {
+	if sha1RE.MatchString(r.cfg.revision) {
 		return r.cfg.revision
 	}
 	b, err := os.ReadFile(filepath.Join(r.repoDir, "refs", filepath.FromSlash(r.cfg.revision)))
@@ -184,15 +188,63 @@ func (r *resolver) snapshot(commit string) string {
 	return filepath.Join(r.repoDir, "snapshots", commit)
 }
 
-// cached reports whether the snapshot of commit holds an alternative of w.
-// Stat follows the symlink, so a link to a missing blob is not cached.
-func (r *resolver) cached(commit string, w Want) bool {
-	for _, name := range w {
-		if isFile(filepath.Join(r.snapshot(commit), filepath.FromSlash(name))) {
-			return true
+// missing returns the wants that the snapshot of commit lacks.
+func (r *resolver) missing(commit string, want []Want) ([]Want, error) {
+	var out []Want
+	for _, w := range want {
+		ok, err := r.cached(commit, w)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			out = append(out, w)
 		}
 	}
-	return false
+	return out, nil
+}
+
+// cached reports whether the snapshot of commit holds an alternative of w.
+// Stat follows the symlink, so a link to a missing blob is not cached. A
+// git blob (a config or tokenizer file: the hub keeps large files in LFS)
+// is checked against its name each time, which costs little; a blob that
+// changed after its download is an error. LFS blobs are trusted, as Python
+// trusts them: hashing gigabytes on every load would cost seconds.
+func (r *resolver) cached(commit string, w Want) (bool, error) {
+	for _, name := range w {
+		pointer := filepath.Join(r.snapshot(commit), filepath.FromSlash(name))
+		if !isFile(pointer) {
+			continue
+		}
+		if err := checkCached(pointer); err != nil {
+			return false, fmt.Errorf("cached %q: %w", name, err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// checkCached verifies the git blob a snapshot entry links to; plain copies
+// (which name no blob) and LFS blobs pass unchecked.
+func checkCached(pointer string) error {
+	target, err := os.Readlink(pointer)
+	if err != nil || !sha1RE.MatchString(filepath.Base(target)) {
+		return nil
+	}
+	if !filepath.IsAbs(target) {
+		target = filepath.Join(filepath.Dir(pointer), target)
+	}
+	f, err := os.Open(target)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() > maxGitBlob {
+		return err // nil for a blob too large to be a git file
+	}
+	if err := checkBlob(f, filepath.Base(target)); err != nil {
+		return fmt.Errorf("%w: %s changed after its download; delete it to download it again", err, target)
+	}
+	return nil
 }
 
 func (r *resolver) offlineError(commit string, w Want) error {

@@ -47,10 +47,15 @@ func gpt2Files() map[string]fakeFile {
 	}
 }
 
+// testAttempts is how often the tests try a request.
+const testAttempts = 3
+
 // opts points Resolve at the fake hub and a fresh cache, quietly and
-// independent of the HF_* variables of whoever runs the tests.
+// independent of the HF_* variables of whoever runs the tests, with short
+// waits between tries and timeouts that only a hang meets.
 func (f *fakeHub) opts(cache string, more ...Option) []Option {
-	return append([]Option{WithEndpoint(f.hub.URL), WithCacheDir(cache), WithProgress(nil), WithToken(""), WithOffline(false)}, more...)
+	return append([]Option{WithEndpoint(f.hub.URL), WithCacheDir(cache), WithProgress(nil), WithToken(""), WithOffline(false),
+		WithTimeouts(5*time.Second, 5*time.Second), WithRetries(testAttempts, time.Millisecond)}, more...)
 }
 
 // writePythonCache lays out a repository's cache as huggingface_hub does:
@@ -289,7 +294,7 @@ func TestResolveResumes(t *testing.T) {
 		ranges      []string // Range headers the CDN saw
 	}{
 		{name: "within one call", cuts: 1, calls: 1, ranges: []string{"", "bytes=16384-"}},
-		{name: "in the next call", cuts: maxAttempts, calls: 2,
+		{name: "in the next call", cuts: testAttempts, calls: 2,
 			ranges: []string{"", "bytes=16384-", "bytes=32768-", "bytes=49152-"}},
 		{name: "server ignores Range", cuts: 1, ignoreRange: true, calls: 1, ranges: []string{"", "bytes=16384-"}},
 	}
@@ -302,8 +307,10 @@ func TestResolveResumes(t *testing.T) {
 			for call := 1; call <= tt.calls; call++ {
 				_, err = Resolve(context.Background(), "openai/gpt2", modelWant, f.opts(cache)...)
 				if call < tt.calls {
-					if err == nil || !strings.Contains(err.Error(), "connection broken") {
-						t.Fatalf("call %d: err = %v, want a broken connection", call, err)
+					for _, s := range []string{"connection broken", "gave up after 3 attempts", f.cdn.URL + "/blobs/", "kept for resuming"} {
+						if err == nil || !strings.Contains(err.Error(), s) {
+							t.Fatalf("call %d: err = %v, want a broken connection, with %q", call, err, s)
+						}
 					}
 					part := filepath.Join(cache, "models--openai--gpt2", "blobs", sha256Hex(weights)+".incomplete")
 					if fi, statErr := os.Stat(part); statErr != nil || fi.Size() != int64(tt.cuts*quarter) {
@@ -326,22 +333,31 @@ func TestResolveResumes(t *testing.T) {
 }
 
 func TestResolveChecksumMismatch(t *testing.T) {
-	f := newFakeHub(t, "openai/gpt2", commitA, gpt2Files())
-	f.corrupt = true
-	cache := t.TempDir()
-	_, err := Resolve(context.Background(), "openai/gpt2", modelWant, f.opts(cache)...)
-	if !errors.Is(err, ErrChecksum) {
-		t.Fatalf("err = %v, want ErrChecksum", err)
+	tests := []struct {
+		file, kind string
+		etag       string
+	}{
+		{file: "config.json", kind: "git blob sha1", etag: gitSHA1(configJSON)}, // the hub's ETag of a git file
+		{file: "model.safetensors", kind: "sha256", etag: sha256Hex(weights)},   // X-Linked-Etag of an LFS file
 	}
-	if !strings.Contains(err.Error(), "want sha256 "+sha256Hex(weights)) || !strings.Contains(err.Error(), "got ") {
-		t.Errorf("err = %v, want the expected and the received sha256", err)
-	}
-	blobs, _ := filepath.Glob(filepath.Join(cache, "models--openai--gpt2", "blobs", sha256Hex(weights)+"*"))
-	if len(blobs) > 0 {
-		t.Errorf("bad download kept: %v", blobs)
-	}
-	if _, err := os.Stat(filepath.Join(cache, "models--openai--gpt2", "refs", "main")); err == nil {
-		t.Error("refs/main written for a failed resolve")
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			f := newFakeHub(t, "openai/gpt2", commitA, gpt2Files())
+			f.corrupt = true
+			cache := t.TempDir()
+			_, err := Resolve(context.Background(), "openai/gpt2", []Want{{tt.file}}, f.opts(cache)...)
+			if !errors.Is(err, ErrChecksum) {
+				t.Fatalf("err = %v, want ErrChecksum", err)
+			}
+			for _, s := range []string{`"` + tt.file + `"`, "want " + tt.kind + " " + tt.etag, "got "} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("err = %v, want it to name the file, the expected and the received checksum (%q)", err, s)
+				}
+			}
+			if left := cacheFiles(t, cache); len(left) > 0 {
+				t.Errorf("a failed download left %q in the cache", left)
+			}
+		})
 	}
 }
 
@@ -408,13 +424,13 @@ func TestResolveBadEndpoint(t *testing.T) {
 		name, endpoint, contains string
 	}{
 		{"not a hub", notAHub.URL, "Hugging Face hub?"},
-		{"unreachable", gone.URL, `"config.json" is not cached and the hub is out of reach`},
+		{"unreachable", gone.URL, `gave up after 2 attempts: "config.json" is not cached and the hub is out of reach: Head "` + gone.URL + "/gpt2/resolve/main/config.json"},
 		{"not a URL", "huggingface.co", "bad hub endpoint"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Resolve(context.Background(), "gpt2", modelWant,
-				WithEndpoint(tt.endpoint), WithCacheDir(t.TempDir()), WithProgress(nil), WithOffline(false))
+				WithEndpoint(tt.endpoint), WithCacheDir(t.TempDir()), WithProgress(nil), WithOffline(false), WithRetries(2, time.Millisecond))
 			if err == nil || !strings.Contains(err.Error(), tt.contains) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.contains)
 			}

@@ -1,11 +1,24 @@
 package hub
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
+)
+
+// Defaults of [WithTimeouts] and [WithRetries]; a wait between tries never
+// exceeds maxWait.
+const (
+	defaultTimeout  = 10 * time.Second // huggingface_hub's DEFAULT_ETAG_TIMEOUT and DEFAULT_DOWNLOAD_TIMEOUT
+	defaultAttempts = 5
+	defaultBackoff  = time.Second
+	maxWait         = time.Minute
 )
 
 // Option configures [Resolve].
@@ -19,6 +32,11 @@ type config struct {
 	progress io.Writer
 	client   *http.Client
 	offline  bool
+
+	metaTimeout, idleTimeout time.Duration // 0: from the environment, see envTimeout
+	attempts                 int
+	backoff                  time.Duration
+	sleep                    func(context.Context, time.Duration) error // tests record the waits
 }
 
 // WithEndpoint sets the hub's base URL (default HF_ENDPOINT, else
@@ -69,6 +87,37 @@ func WithHTTPClient(client *http.Client) Option { return func(c *config) { c.cli
 // HF_HUB_OFFLINE.
 func WithOffline(offline bool) Option { return func(c *config) { c.offline = offline } }
 
+// WithTimeouts bounds how long Resolve waits on the network: metadata for
+// the answer to a metadata request, connecting included (default
+// HF_HUB_ETAG_TIMEOUT seconds, else 10 s), and idle for a download's answer
+// and then for each further KiB of it, so that a trickle of a few bytes a
+// second counts as stalled (default HF_HUB_DOWNLOAD_TIMEOUT seconds, else
+// 10 s). A value ≤ 0 keeps its default. A request that runs out of time is
+// tried again, as a dropped connection is (see [WithRetries]).
+func WithTimeouts(metadata, idle time.Duration) Option {
+	return func(c *config) {
+		c.metaTimeout, c.idleTimeout = max(metadata, 0), max(idle, 0)
+	}
+}
+
+// WithRetries sets how often a request that failed in a way that may pass
+// (a dropped or silent connection, a 5xx or 429 answer) is tried: attempts
+// in all (default 5), waiting backoff after the first failure (default 1 s)
+// and twice as long after each next one, up to a minute, less a random part
+// of up to half so that many clients do not come back at once. A download
+// resumes where the failed try stopped. A Retry-After header sets the wait
+// instead; one over a minute ends the tries. A value ≤ 0 keeps its default.
+func WithRetries(attempts int, backoff time.Duration) Option {
+	return func(c *config) {
+		if attempts > 0 {
+			c.attempts = attempts
+		}
+		if backoff > 0 {
+			c.backoff = backoff
+		}
+	}
+}
+
 // newConfig reads the environment at call time, so that a process (or a
 // test) that sets HF_* variables sees them, then applies opts.
 func newConfig(opts []Option) config {
@@ -80,6 +129,9 @@ func newConfig(opts []Option) config {
 		progress: os.Stderr,
 		client:   http.DefaultClient,
 		offline:  isTrue(os.Getenv("HF_HUB_OFFLINE")) || isTrue(os.Getenv("TRANSFORMERS_OFFLINE")),
+		attempts: defaultAttempts,
+		backoff:  defaultBackoff,
+		sleep:    sleep,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -88,6 +140,40 @@ func newConfig(opts []Option) config {
 		c.client = http.DefaultClient
 	}
 	return c
+}
+
+// envTimeout returns set where an option set it, else the environment
+// variable key read as huggingface_hub reads it: whole seconds, with unset
+// or 0 meaning the default. It is read only when the network is needed, so
+// that a bad value does not stop resolving what is cached.
+func envTimeout(set time.Duration, key string) (time.Duration, error) {
+	if set > 0 {
+		return set, nil
+	}
+	v := os.Getenv(key)
+	if v == "" {
+		return defaultTimeout, nil
+	}
+	s, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("bad %s=%q: want a whole number of seconds", key, v)
+	}
+	if s == 0 {
+		return defaultTimeout, nil
+	}
+	return time.Duration(s) * time.Second, nil
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // DefaultCacheDir returns the hub cache directory huggingface_hub uses:
