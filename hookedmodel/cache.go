@@ -212,9 +212,10 @@ func (c *ActivationCache) To(dev gotch.Device) error {
 	})
 }
 
-// Free releases every cached tensor; the cache is empty afterwards.
+// Free releases every cached tensor; the cache is empty afterwards. Nil
+// and zero caches hold nothing to free.
 func (c *ActivationCache) Free() {
-	if c == nil {
+	if c == nil || c.s == nil {
 		return
 	}
 	c.s.Close()

@@ -20,7 +20,8 @@ import (
 // are never modified.
 
 // CacheMathOption configures one ActivationCache computation. Options a
-// method does not read are ignored, as unused keyword arguments would be.
+// method does not read are ignored, as unused keyword arguments would be,
+// and so is a nil one.
 type CacheMathOption func(*mathOptions)
 
 type mathOptions struct {
@@ -98,7 +99,9 @@ func HasBatchDim(on bool) CacheMathOption { return func(o *mathOptions) { o.hasB
 func (c *ActivationCache) mathOpts(opts []CacheMathOption) mathOptions {
 	o := mathOptions{inclEmbeds: true, expandNeurons: true, mode: ResidAll}
 	for _, f := range opts {
-		f(&o)
+		if f != nil {
+			f(&o)
+		}
 	}
 	if o.hasBatchDim == nil {
 		has := !c.opts.removeBatchDim
@@ -493,6 +496,9 @@ func (c *ActivationCache) neuronIndices(o *mathOptions) []int64 {
 func (c *ActivationCache) ApplyLnToStack(stack *gotch.Tensor, layer int, opts ...CacheMathOption) (*gotch.Tensor, error) {
 	o := c.mathOpts(opts)
 	t, _, err := c.run("apply ln to stack", func(s *gotch.Scope) (*gotch.Tensor, []string) {
+		if stack == nil {
+			mathFail("no stack")
+		}
 		return c.applyLN(s, borrow(s, stack), c.layer(layer, &o), &o), nil
 	})
 	return t, err
@@ -613,6 +619,9 @@ func (c *ActivationCache) accumulatedBias(s *gotch.Scope, layer int, like *gotch
 func (c *ActivationCache) LogitAttrs(stack, tokens, incorrect *gotch.Tensor, opts ...CacheMathOption) (*gotch.Tensor, error) {
 	o := c.mathOpts(opts)
 	t, _, err := c.run("logit attrs", func(s *gotch.Scope) (*gotch.Tensor, []string) {
+		if stack == nil {
+			mathFail("no stack")
+		}
 		stack := borrow(s, stack)
 		dirs := c.residualDirections(s, tokens, stack)
 		if incorrect != nil {
@@ -634,8 +643,8 @@ func (c *ActivationCache) LogitAttrs(stack, tokens, incorrect *gotch.Tensor, opt
 // residualDirections are the unembedding directions of tokens, [...tokens
 // d_model] ([d_model] for a single token), on the device of like.
 func (c *ActivationCache) residualDirections(s *gotch.Scope, tokens, like *gotch.Tensor) *gotch.Tensor {
-	if tokens == nil {
-		mathFail("no tokens")
+	if tokens == nil || tokens.Numel() == 0 {
+		mathFail("no tokens (%s)", tokens.Spec())
 	}
 	if d := tokens.DType(); d != gotch.Int64 && d != gotch.Int32 {
 		mathFail("tokens must be int64 or int32, not %v", d)

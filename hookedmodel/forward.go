@@ -20,7 +20,7 @@ const (
 	ReturnNone
 )
 
-// RunOption configures one pass.
+// RunOption configures one pass; a nil one is ignored.
 type RunOption func(*runOptions)
 
 type runOptions struct {
@@ -75,8 +75,9 @@ type Output struct {
 }
 
 // Free releases the output's tensors (and the pass kept for Backward).
+// Nil and zero outputs hold nothing to free.
 func (o *Output) Free() {
-	if o == nil {
+	if o == nil || o.s == nil {
 		return
 	}
 	if o.p != nil {
@@ -117,7 +118,9 @@ func (m *HookedTransformer) RunWithCache(ctx context.Context, in Input, opts ...
 func runOpts(opts []RunOption) runOptions {
 	o := runOptions{stopAt: -1 << 31}
 	for _, f := range opts {
-		f(&o)
+		if f != nil {
+			f(&o)
+		}
 	}
 	return o
 }

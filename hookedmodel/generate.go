@@ -8,7 +8,7 @@ import (
 	"github.com/golens/golens/gotch"
 )
 
-// GenOption configures Generate.
+// GenOption configures Generate; a nil one is ignored.
 type GenOption func(*genOptions)
 
 type genOptions struct {
@@ -76,7 +76,9 @@ func GenRun(opts ...RunOption) GenOption {
 func (m *HookedTransformer) Generate(ctx context.Context, in Input, opts ...GenOption) ([][]int64, error) {
 	o := genOptions{maxNew: 10, temperature: 1, stopAtEOS: true, eos: -1}
 	for _, f := range opts {
-		f(&o)
+		if f != nil {
+			f(&o)
+		}
 	}
 	if o.eos < 0 {
 		if m.Tokenizer == nil && o.stopAtEOS {

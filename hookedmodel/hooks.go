@@ -133,7 +133,7 @@ func (h HookHandle) Remove() {
 	}
 }
 
-// HookOption modifies AddHook.
+// HookOption modifies AddHook; a nil one is ignored.
 type HookOption func(*registered)
 
 // Permanent keeps the hook through ResetHooks(false), as TransformerLens's
@@ -164,7 +164,9 @@ type hookRegistry struct {
 func (r *hookRegistry) add(h Hook, opts ...HookOption) int {
 	reg := registered{hook: h}
 	for _, o := range opts {
-		o(&reg)
+		if o != nil {
+			o(&reg)
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -7,7 +7,7 @@ import (
 	"github.com/golens/golens/hookedmodel/hub"
 )
 
-// Option configures New and the loaders.
+// Option configures New and the loaders; a nil one is ignored.
 type Option func(*options)
 
 type options struct {
@@ -22,7 +22,9 @@ type options struct {
 func collect(opts []Option) options {
 	o := options{device: gotch.CPU}
 	for _, f := range opts {
-		f(&o)
+		if f != nil {
+			f(&o)
+		}
 	}
 	return o
 }
