@@ -162,9 +162,12 @@ type Ablation struct {
 }
 
 // NewAblation prepares the ablation of comps. Mean and resample ablation
-// run the model once on the Reference tokens. Options: Reference,
-// WithSeed.
+// run the model once on the Reference tokens. No components give an
+// ablation without hooks. Options: Reference, WithSeed.
 func NewAblation(ctx context.Context, m *hookedmodel.HookedTransformer, mode AblationMode, comps []Component, opts ...Option) (*Ablation, error) {
+	if m == nil {
+		return nil, fmt.Errorf("ablation: nil model")
+	}
 	o := collect(opts)
 	a := &Ablation{mode: mode, comps: comps, seed: o.seed, s: gotch.NewScope(), byName: map[string][]Component{}}
 	for _, c := range comps {
@@ -183,6 +186,9 @@ func NewAblation(ctx context.Context, m *hookedmodel.HookedTransformer, mode Abl
 	case MeanAblation, ResampleAblation:
 	default:
 		return nil, fmt.Errorf("ablation: unknown mode %v", mode)
+	}
+	if len(a.names) == 0 {
+		return a, nil // nothing to average or resample
 	}
 	if o.reference == nil {
 		return nil, fmt.Errorf("ablation: %v ablation needs Reference tokens", mode)
@@ -216,9 +222,10 @@ func NewAblation(ctx context.Context, m *hookedmodel.HookedTransformer, mode Abl
 	return a, nil
 }
 
-// Close releases the reference activations. It is idempotent.
+// Close releases the reference activations. It is idempotent, and a
+// no-op on nil and zero ablations.
 func (a *Ablation) Close() {
-	if a == nil {
+	if a == nil || a.s == nil {
 		return
 	}
 	a.s.Close()
@@ -299,6 +306,9 @@ type HeadAblation struct {
 // WithMetric's metric. Options: Reference and WithSeed (mean and resample
 // ablation), WithMetric, WithProgress.
 func AblationTable(ctx context.Context, m *hookedmodel.HookedTransformer, tokens *gotch.Tensor, mode AblationMode, opts ...Option) (*HeadAblation, error) {
+	if m == nil {
+		return nil, fmt.Errorf("ablation table: nil model")
+	}
 	o := collect(opts)
 	nl, nh := len(m.Blocks), m.Cfg.NHeads
 	var heads []Component

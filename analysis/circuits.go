@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel"
@@ -27,6 +28,9 @@ type InductionCircuits struct {
 // Circuits computes the InductionCircuits of the heads prev and ind over
 // the first nPos positions.
 func Circuits(m *hookedmodel.HookedTransformer, prev, ind HeadID, nPos int) (c *InductionCircuits, err error) {
+	if m == nil {
+		return nil, fmt.Errorf("induction circuits: nil model")
+	}
 	s := gotch.NewScope()
 	defer s.Close()
 	err = gotch.Try(func() {
@@ -75,8 +79,12 @@ func tableOf(t *gotch.Tensor, rows, cols string) *Table {
 
 // DiagonalShare is the share of rows of a square table whose largest
 // entry is on the diagonal: 1 for a perfect copying (OV) or matching (QK)
-// circuit.
+// circuit. It is NaN for a nil table, one without rows or one that is not
+// two-dimensional.
 func DiagonalShare(t *Table) float64 {
+	if t == nil || len(t.Shape) != 2 || t.Shape[0] == 0 {
+		return math.NaN()
+	}
 	n, hits := t.Shape[0], 0
 	for r := range n {
 		best := 0

@@ -54,6 +54,9 @@ func productNorm2(x factored, i int64, y factored) *gotch.Tensor {
 // formed (hookedmodel's FactoredMatrix.MulFactored would make a [d_model
 // d_head] factor per pair). Options: BaselineSamples, WithSeed.
 func CompositionScores(ctx context.Context, m *hookedmodel.HookedTransformer, opts ...Option) (*CompositionResult, error) {
+	if m == nil {
+		return nil, fmt.Errorf("composition scores: nil model")
+	}
 	o := collect(opts)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("composition scores: %w", err)

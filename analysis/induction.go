@@ -19,6 +19,9 @@ func RepeatedTokens(m *hookedmodel.HookedTransformer, opts ...Option) (*gotch.Te
 }
 
 func repeatedTokens(m *hookedmodel.HookedTransformer, o *options) (tok *gotch.Tensor, err error) {
+	if m == nil {
+		return nil, fmt.Errorf("repeated tokens: nil model")
+	}
 	lo, hi := o.lo, o.hi
 	if hi < 0 {
 		hi = int64(m.Cfg.DVocab)
@@ -100,6 +103,9 @@ func Induction(ctx context.Context, m *hookedmodel.HookedTransformer, opts ...Op
 // InductionOn is Induction on given tokens [batch 1+2·seq_len] (BOS, then
 // a sequence repeated twice).
 func InductionOn(ctx context.Context, m *hookedmodel.HookedTransformer, tokens *gotch.Tensor, seqLen int) (*InductionResult, error) {
+	if m == nil {
+		return nil, fmt.Errorf("induction: nil model")
+	}
 	if tokens == nil || tokens.Dim() != 2 || tokens.Size(1) != int64(1+2*seqLen) || seqLen < 1 {
 		return nil, fmt.Errorf("induction: tokens must be [batch 1+2·seq_len] = [batch %d], got %v", 1+2*seqLen, tokens.Spec())
 	}

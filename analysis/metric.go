@@ -21,14 +21,16 @@ type Metric func(logits *gotch.Tensor) (*gotch.Tensor, error)
 // alone.
 func LogitDiff(pos int, correct, incorrect []int64) Metric {
 	return func(logits *gotch.Tensor) (m *gotch.Tensor, err error) {
-		if incorrect != nil && len(incorrect) != len(correct) {
+		switch {
+		case logits == nil || logits.Dim() != 3:
+			return nil, fmt.Errorf("logit diff: logits %s, want [batch pos d_vocab]", logits.Spec())
+		case logits.Size(0) != int64(len(correct)):
+			return nil, fmt.Errorf("logit diff: %d answer tokens for a batch of %d", len(correct), logits.Size(0))
+		case incorrect != nil && len(incorrect) != len(correct):
 			return nil, fmt.Errorf("logit diff: %d correct and %d incorrect tokens", len(correct), len(incorrect))
 		}
 		err = gotch.Try(func() {
 			at := selectPos(logits, pos) // [batch d_vocab]
-			if at.Size(0) != int64(len(correct)) {
-				panic(fmt.Errorf("logit diff: %d answer tokens for a batch of %d", len(correct), at.Size(0)))
-			}
 			m = gatherRows(at, correct)
 			if incorrect != nil {
 				m = m.MustSub(gatherRows(at, incorrect))
@@ -46,6 +48,9 @@ func LogitDiff(pos int, correct, incorrect []int64) Metric {
 // next-token loss there.
 func NextTokenLogProb(tokens *gotch.Tensor, from, to int) Metric {
 	return func(logits *gotch.Tensor) (m *gotch.Tensor, err error) {
+		if logits == nil || tokens == nil {
+			return nil, fmt.Errorf("next-token log-prob: logits %s, tokens %s: want both", logits.Spec(), tokens.Spec())
+		}
 		err = gotch.Try(func() {
 			n := logits.Size(1)
 			end := to

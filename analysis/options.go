@@ -10,7 +10,8 @@ import (
 )
 
 // Option configures an analysis. Each function documents the options it
-// reads and ignores the rest, as unused keyword arguments would be.
+// reads and ignores the rest, as unused keyword arguments would be, and a
+// nil one.
 type Option func(*options)
 
 type options struct {
@@ -51,7 +52,9 @@ type options struct {
 func collect(opts []Option) options {
 	o := options{errorMeasure: Mul, seqLen: 10, batch: 4, pos: -1, topK: 5, baselineSamples: 64, hi: -1, answerSpace: true}
 	for _, f := range opts {
-		f(&o)
+		if f != nil {
+			f(&o)
+		}
 	}
 	return o
 }

@@ -104,8 +104,12 @@ type PatchingResult struct {
 }
 
 // Normalized is (patched - corrupted) / (clean - corrupted): 0 where the
-// patch changes nothing, 1 where it restores the clean metric.
+// patch changes nothing, 1 where it restores the clean metric; nil
+// without a Patched table.
 func (r *PatchingResult) Normalized() *Table {
+	if r == nil || r.Patched == nil {
+		return nil
+	}
 	return r.Patched.Map(func(v float64) float64 { return (v - r.Corrupted) / (r.Clean - r.Corrupted) })
 }
 
@@ -115,6 +119,9 @@ func (r *PatchingResult) Normalized() *Table {
 // corrupted are [batch pos] of the same shape. Options: CleanCache (a
 // clean run's cache to reuse), WithProgress.
 func ActivationPatching(ctx context.Context, m *hookedmodel.HookedTransformer, clean, corrupted *gotch.Tensor, metric Metric, sweep Sweep, opts ...Option) (*PatchingResult, error) {
+	if m == nil {
+		return nil, fmt.Errorf("activation patching: nil model")
+	}
 	o := collect(opts)
 	sp, err := sweep.spec(m)
 	if err != nil {
@@ -225,6 +232,12 @@ type Attribution struct {
 // the metric from the corrupted logits (Output.BackwardFrom). It reads no
 // options yet.
 func AttributionPatching(ctx context.Context, m *hookedmodel.HookedTransformer, clean, corrupted *gotch.Tensor, metric Metric, sweepList []Sweep, opts ...Option) (*Attribution, error) {
+	if m == nil {
+		return nil, fmt.Errorf("attribution patching: nil model")
+	}
+	if len(sweepList) == 0 {
+		return nil, fmt.Errorf("attribution patching: no sweeps")
+	}
 	if err := checkPair(clean, corrupted, metric); err != nil {
 		return nil, fmt.Errorf("attribution patching: %w", err)
 	}

@@ -49,8 +49,12 @@ func (t *Table) At(idx ...int) float64 { return t.Data[t.offset(idx)] }
 // Set stores v at idx.
 func (t *Table) Set(v float64, idx ...int) { t.Data[t.offset(idx)] = v }
 
-// Index is the multi-index of flat position i in Data.
+// Index is the multi-index of flat position i in Data; i out of range
+// panics, as a slice index does.
 func (t *Table) Index(i int) []int {
+	if i < 0 || i >= len(t.Data) {
+		panic(fmt.Sprintf("analysis: flat index %d out of range for a table of shape %v", i, t.Shape))
+	}
 	idx := make([]int, len(t.Shape))
 	for d := len(t.Shape) - 1; d >= 0; d-- {
 		idx[d] = i % t.Shape[d]
@@ -83,9 +87,14 @@ func (t *Table) Sum() float64 {
 	return s
 }
 
-// Map returns a new table of f applied to every value.
+// Map returns a new table of f applied to every value; a nil f copies
+// the table.
 func (t *Table) Map(f func(float64) float64) *Table {
 	out := NewTable(t.Axes, t.Shape...)
+	if f == nil {
+		copy(out.Data, t.Data)
+		return out
+	}
 	for i, v := range t.Data {
 		out.Data[i] = f(v)
 	}

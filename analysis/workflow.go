@@ -68,6 +68,9 @@ type Labelled struct {
 // weights. It returns the summary and a report of it. Options: those of
 // Induction (SeqLen, BatchSize, WithSeed) and WithProgress.
 func Workflow(ctx context.Context, m *hookedmodel.HookedTransformer, prompt *gotch.Tensor, opts ...Option) (*Summary, *report.Report, error) {
+	if m == nil {
+		return nil, nil, fmt.Errorf("workflow: nil model")
+	}
 	if prompt == nil || prompt.Dim() != 2 || prompt.Size(0) != 1 {
 		return nil, nil, fmt.Errorf("workflow: the prompt must be one row of tokens [1 pos], got %s", prompt.Spec())
 	}
