@@ -29,11 +29,32 @@ func headless(t *testing.T, bin, page string, flags ...string) string {
 	return stdout.String()
 }
 
-// TestBrowser renders the sample report in headless Chromium and checks, in
-// the DOM the page's script leaves, that the script ran to the end without an
-// error and drew every view. GOLENS_REPORT_OUT=dir keeps the page and a
-// screenshot there to look at.
-func TestBrowser(t *testing.T) {
+// checkLayout runs after the reports' scripts: it records in <body
+// data-overflow> every text drawn outside its SVG (a cut tick label, axis
+// title or legend) and every legend entry wider than its box.
+const checkLayout = `<script>
+(function () {
+  const bad = [], out = (r, b) => r.left < b.left - 1 || r.right > b.right + 1 || r.top < b.top - 1 || r.bottom > b.bottom + 1;
+  for (const s of document.querySelectorAll(".golens-report svg")) {
+    const box = s.getBoundingClientRect();
+    for (const t of s.querySelectorAll("text")) {
+      if (out(t.getBoundingClientRect(), box)) bad.push(JSON.stringify(t.textContent));
+    }
+  }
+  for (const e of document.querySelectorAll(".golens-report .legend-entry")) {
+    if (e.scrollWidth > e.clientWidth + 1) bad.push("legend " + JSON.stringify(e.textContent));
+  }
+  document.body.dataset.overflow = bad.join(" | ");
+})();
+</script>
+`
+
+// browse writes page into dir, loads it in headless Chromium and returns
+// the DOM the scripts leave, after checking that no script failed, that
+// every report was drawn, that no text is cut and that no element id was
+// set; GOLENS_REPORT_OUT=dir keeps the page and a screenshot there.
+func browse(t *testing.T, name, page string) string {
+	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Skip("chromium is not installed (apt-get install chromium; ./build.sh test does so as root)")
@@ -44,25 +65,55 @@ func TestBrowser(t *testing.T) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	page := filepath.Join(dir, "index.html")
-	f, err := os.Create(page)
-	if err != nil {
+	path := filepath.Join(dir, name+".html")
+	page = strings.Replace(page, "</body>", checkLayout+"</body>", 1)
+	if err := os.WriteFile(path, []byte(page), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := sampleReport().WriteHTML(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	dom := headless(t, bin, page, "--dump-dom")
+	dom := headless(t, bin, path, "--dump-dom", "--window-size=1200,2400")
 	root := regexp.MustCompile(`<html[^>]*>`).FindString(dom)
-	if !strings.Contains(root, `data-ready="1"`) {
-		t.Errorf("the page's script did not finish: %s", root)
-	}
 	if m := regexp.MustCompile(`data-errors="([^"]*)"`).FindStringSubmatch(root); m == nil || m[1] != "" {
 		t.Errorf("script errors: %s", root)
+	}
+	for i, r := range reportRoots(dom) {
+		div := regexp.MustCompile(`^<div[^>]*>`).FindString(r)
+		if !strings.Contains(div, `data-ready="1"`) || strings.Contains(div, "data-errors") {
+			t.Errorf("report %d was not drawn cleanly: %s", i, div)
+		}
+	}
+	if m := regexp.MustCompile(`<body[^>]*data-overflow="([^"]*)"`).FindStringSubmatch(dom); m == nil || m[1] != "" {
+		t.Errorf("text drawn outside its figure: %v", m)
+	}
+	if ids := regexp.MustCompile(`\sid="[^"]*"`).FindAllString(dom, -1); len(ids) > 0 {
+		t.Errorf("the reports set element ids, which would clash between reports on a page: %q", ids)
+	}
+	shot := filepath.Join(dir, name+".png")
+	headless(t, bin, path, "--screenshot="+shot, "--window-size=1200,2400", "--hide-scrollbars")
+	checkPNG(t, shot)
+	return dom
+}
+
+// reportRoots splits a DOM dump into its reports, each from its opening
+// <div class="golens-report"> to the next.
+func reportRoots(dom string) []string {
+	parts := strings.Split(dom, `<div class="golens-report"`)
+	for i := range parts[1:] {
+		parts[i+1] = "<div" + parts[i+1]
+	}
+	return parts[1:]
+}
+
+// countClass counts the elements of class class (first of their classes).
+func countClass(html, class string) int {
+	return len(regexp.MustCompile(`class="`+class+`[ "]`).FindAllString(html, -1))
+}
+
+// TestBrowser renders the sample report in headless Chromium and checks, in
+// the DOM the page's script leaves, that it drew every view.
+func TestBrowser(t *testing.T) {
+	dom := browse(t, "index", render(t, sampleReport()))
+	if n := len(reportRoots(dom)); n != 1 {
+		t.Fatalf("%d reports on the page, want 1", n)
 	}
 	for _, c := range []struct {
 		class string
@@ -72,12 +123,12 @@ func TestBrowser(t *testing.T) {
 		{"head-panel selected", 1},
 		{"matrix", 3}, // the selected head and two heatmaps
 		{"colorbar", 3},
-		{"chart", 2},
-		{"line", 4}, // two series and their legend keys
+		{"chart", 3},
+		{"line", 2}, // two series
 		{"bar", 8},
+		{"legend-entry", 4}, // two lines, two histogram series
 	} {
-		n := len(regexp.MustCompile(`class="`+c.class+`[ "]`).FindAllString(dom, -1))
-		if n != c.want {
+		if n := countClass(dom, c.class); n != c.want {
 			t.Errorf("%d elements of class %q, want %d", n, c.class, c.want)
 		}
 	}
@@ -89,8 +140,4 @@ func TestBrowser(t *testing.T) {
 	if !strings.Contains(dom, "&lt;script&gt;alert(1)&lt;/script&gt;") {
 		t.Error("the <script> token is not shown as text")
 	}
-
-	shot := filepath.Join(dir, "screenshot.png")
-	headless(t, bin, page, "--screenshot="+shot, "--window-size=1200,2400", "--hide-scrollbars")
-	checkPNG(t, shot)
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -24,7 +25,10 @@ type figure struct {
 	draw func(draw.Canvas)
 }
 
-const dpi = 150
+const (
+	dpi    = 150
+	margin = 3 // points
+)
 
 // SavePNG writes the attention patterns as a grid of per-head heatmaps.
 func (v Attention) SavePNG(path string) error { return save(v, path, false) }
@@ -50,6 +54,12 @@ func (v BarChart) SavePNG(path string) error { return save(v, path, false) }
 // SaveSVG writes the bar chart.
 func (v BarChart) SaveSVG(path string) error { return save(v, path, true) }
 
+// SavePNG writes the histogram.
+func (v Histogram) SavePNG(path string) error { return save(v, path, false) }
+
+// SaveSVG writes the histogram.
+func (v Histogram) SaveSVG(path string) error { return save(v, path, true) }
+
 func save(v View, path string, asSVG bool) error {
 	f, err := v.figure()
 	if err != nil {
@@ -61,7 +71,9 @@ func save(v View, path string, asSVG bool) error {
 	} else {
 		c = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(f.w, f.h), vgimg.UseDPI(dpi))}
 	}
-	f.draw(draw.New(c))
+	// A margin, so that no text (whose font may reach above its line) touches
+	// the edge.
+	f.draw(draw.Crop(draw.New(c), margin, -margin, margin, -margin))
 	out, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
@@ -78,7 +90,7 @@ func (v Heatmap) figure() (figure, error) {
 		return figure{}, err
 	}
 	s := v.colorScale()
-	p := matrixPlot(v.Values, s, v.xTicks(), v.yTicks(), 1600)
+	p := matrixPlot(v.Values, s, tokenLabels(v.xTicks()), tokenLabels(v.yTicks()), 1600, 40)
 	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = v.Title, v.XLabel, v.YLabel
 	rows, cols := len(v.Values), len(v.Values[0])
 	const barW = 0.9 * vg.Inch
@@ -96,9 +108,11 @@ func (v Heatmap) figure() (figure, error) {
 	}}, nil
 }
 
-// figure lays the heads out as small heatmaps, six or more to a row; tokens label
-// the left column and the bottom tile of each column when they are few
-// enough to read.
+// figure lays the heads out as small heatmaps, six or more to a row, query
+// rows against key columns. The tokens label the rows of the left column and
+// the columns of the bottom tiles; tiles grow with the sequence up to 4 inches
+// (less when there are many heads), and beyond that every k-th token is
+// labelled.
 func (v Attention) figure() (figure, error) {
 	if err := v.check(); err != nil {
 		return figure{}, err
@@ -110,26 +124,30 @@ func (v Attention) figure() (figure, error) {
 	for i := range plots {
 		plots[i] = make([]*plot.Plot, cols)
 	}
-	labelled := len(v.Tokens) <= 24
-	const tile, titleH = 2 * vg.Inch, 0.4 * vg.Inch
+	const perToken, titleH = 0.16 * vg.Inch, 0.4 * vg.Inch
+	tile := clamp(vg.Length(len(v.Tokens))*perToken, 2*vg.Inch, 4*vg.Inch)
+	tile = min(tile, max(2*vg.Inch, 24*vg.Inch/vg.Length(cols))) // many heads: a figure of bounded width
+	labels := tokenLabels(v.Tokens)
 	for h, pat := range v.Patterns {
-		p := matrixPlot(pat, s, v.Tokens, v.Tokens, int(tile/vg.Inch*dpi))
+		p := matrixPlot(pat, s, labels, labels, int(tile/vg.Inch*dpi), int(tile/perToken))
 		p.Title.Text = v.Heads[h]
-		if !labelled || h%cols != 0 {
+		if h%cols == 0 {
+			p.Y.Label.Text = "query"
+		} else {
 			p.HideY()
 		}
-		if !labelled || h+cols < len(v.Heads) {
+		if h+cols >= len(v.Heads) {
+			p.X.Label.Text = "key"
+		} else {
 			p.HideX()
 		}
 		plots[h/cols][h%cols] = p
 	}
-	var margin vg.Length // room for the token labels
-	if labelled {
-		sty := plots[0][0].Y.Tick.Label
-		for _, l := range tickLabels(v.Tokens) {
-			margin = max(margin, sty.Width(l))
-		}
-		margin += 0.2 * vg.Inch
+	// Room for the token labels and the axis titles.
+	margin := 0.45 * vg.Inch
+	sty := plots[0][0].Y.Tick.Label
+	for _, l := range labels {
+		margin = max(margin, sty.Width(l)+0.45*vg.Inch)
 	}
 	w, h := vg.Length(cols)*tile+margin, vg.Length(rows)*tile+titleH+margin
 	return figure{w, h, func(dc draw.Canvas) {
@@ -151,7 +169,7 @@ func (v LineChart) figure() (figure, error) {
 		return figure{}, err
 	}
 	p := chartPlot(v.Title, v.XLabel, v.YLabel)
-	p.Legend.Top = true
+	var key legend
 	for i, s := range v.Series {
 		xy := make(plotter.XYs, len(s.Y))
 		for k, x := range s.xs() {
@@ -164,11 +182,12 @@ func (v LineChart) figure() (figure, error) {
 		l.Color = hexColor(seriesColor(i))
 		l.Width = 1.5
 		p.Add(l)
-		if s.Name != "" {
-			p.Legend.Add(s.Name, l)
-		}
+		key.add(s.Name, l)
 	}
-	return figure{7 * vg.Inch, 4.5 * vg.Inch, p.Draw}, nil
+	x, y := v.axes()
+	x.set(&p.X)
+	y.set(&p.Y)
+	return key.beside(p, 7*vg.Inch, 4.5*vg.Inch), nil
 }
 
 func (v BarChart) figure() (figure, error) {
@@ -183,8 +202,9 @@ func (v BarChart) figure() (figure, error) {
 	bars.Color = hexColor(seriesColors[0])
 	bars.LineStyle.Width = 0
 	p.Add(bars)
-	p.NominalX(tickLabels(v.Labels)...)
+	p.NominalX(tokenLabels(v.Labels)...)
 	p.X.Min, p.X.Max = -0.5, float64(len(v.Values))-0.5
+	v.yAxis().set(&p.Y)
 	if len(v.Labels) > 8 {
 		slant(&p.X)
 	}
@@ -196,6 +216,112 @@ func (v BarChart) figure() (figure, error) {
 	}}, nil
 }
 
+// figure overlays the series' bars, translucent where there are several.
+func (v Histogram) figure() (figure, error) {
+	h, err := v.binned()
+	if err != nil {
+		return figure{}, err
+	}
+	p := chartPlot(v.Title, v.XLabel, v.yLabel())
+	var key legend
+	for k, s := range h.series {
+		fill := hexColor(seriesColor(k))
+		if len(h.series) > 1 {
+			fill.A = 150
+		}
+		bars := &plotter.Histogram{Bins: make([]plotter.HistogramBin, len(h.counts[k])), FillColor: fill}
+		bars.LineStyle.Width = 0
+		for i, c := range h.counts[k] {
+			bars.Bins[i] = plotter.HistogramBin{Min: h.edges[i], Max: h.edges[i+1], Weight: c}
+		}
+		p.Add(bars)
+		key.add(s.Name, swatch{fill})
+	}
+	h.x.set(&p.X)
+	h.y.set(&p.Y)
+	return key.beside(p, 7*vg.Inch, 4.5*vg.Inch), nil
+}
+
+// legend is the key to a chart's named series. It is drawn beside the plot,
+// never over the data, and the figure widens to fit it; long names wrap.
+type legend struct {
+	names  []string
+	thumbs []plot.Thumbnailer
+}
+
+// legendRunes is the longest line of a name in a legend.
+const legendRunes = 28
+
+func (l *legend) add(name string, t plot.Thumbnailer) {
+	if name != "" {
+		l.names = append(l.names, name)
+		l.thumbs = append(l.thumbs, t)
+	}
+}
+
+// beside returns p as a figure of w × h with the legend to its right, the
+// figure widened (and made taller if need be) to hold every name.
+func (l legend) beside(p *plot.Plot, w, h vg.Length) figure {
+	if len(l.names) == 0 {
+		return figure{w, h, p.Draw}
+	}
+	key := plot.NewLegend()
+	key.Top, key.Left, key.Padding = true, true, 0.06*vg.Inch
+	for i, name := range l.names {
+		key.Add(wrapName(name, legendRunes), l.thumbs[i])
+	}
+	const pad = 0.15 * vg.Inch
+	size := key.Rectangle(draw.Canvas{}).Size()
+	kw := size.X + 2*pad
+	h = max(h, size.Y+0.6*vg.Inch) // the title above, a margin below
+	return figure{w + kw, h, func(dc draw.Canvas) {
+		main := draw.Crop(dc, 0, -kw, 0, 0)
+		p.Draw(main)
+		c := dc
+		c.Min.X, c.Max.X = dc.Max.X-kw+pad, dc.Max.X-pad
+		c.Max.Y = p.DataCanvas(main).Max.Y // level with the top of the data
+		key.Draw(c)
+	}}
+}
+
+// swatch is the legend key of a bar: a box of its colour, as tall as a line
+// of text, at the middle of the entry.
+type swatch struct{ color color.Color }
+
+func (s swatch) Thumbnail(c *draw.Canvas) {
+	const h = 9 // points
+	mid := (c.Min.Y + c.Max.Y) / 2
+	c.FillPolygon(s.color, []vg.Point{{X: c.Min.X, Y: mid - h/2}, {X: c.Max.X, Y: mid - h/2}, {X: c.Max.X, Y: mid + h/2}, {X: c.Min.X, Y: mid + h/2}})
+}
+
+// wrapName breaks name into lines of at most n runes, at spaces where it
+// can.
+func wrapName(name string, n int) string {
+	var lines []string
+	var line []rune
+	flush := func() {
+		if len(line) > 0 {
+			lines, line = append(lines, string(line)), nil
+		}
+	}
+	for _, word := range strings.Fields(name) {
+		w := []rune(word)
+		for len(w) > n { // longer than a line: lines of its own
+			flush()
+			lines, w = append(lines, string(w[:n])), w[n:]
+		}
+		if len(line) > 0 && len(line)+1+len(w) > n {
+			flush()
+		}
+		if len(line) > 0 {
+			line = append(line, ' ')
+		}
+		line = append(line, w...)
+	}
+	flush()
+	return strings.Join(lines, "\n")
+}
+
 func chartPlot(title, xlabel, ylabel string) *plot.Plot {
 	p := plot.New()
 	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, xlabel, ylabel
@@ -204,11 +330,11 @@ func chartPlot(title, xlabel, ylabel string) *plot.Plot {
 }
 
 // matrixPlot draws m as square-edged cells, row 0 at the top, with column
-// and row labels as ticks (none when nil). The cells are an image of about
-// px pixels a side: gonum scales images smoothly, so each cell is drawn as a
-// block of pixels and only its edges blur. (plotter.HeatMap draws one
-// rectangle per cell instead, which leaves seams between them.)
-func matrixPlot(m [][]float64, s colorScale, xticks, yticks []string, px int) *plot.Plot {
+// and row labels as ticks, at most fit of them a side. The cells are an
+// image of about px pixels a side: gonum scales images smoothly, so each cell
+// is drawn as a block of pixels and only its edges blur. (plotter.HeatMap
+// draws one rectangle per cell instead, which leaves seams between them.)
+func matrixPlot(m [][]float64, s colorScale, xticks, yticks []string, px, fit int) *plot.Plot {
 	rows, cols := len(m), len(m[0])
 	k := max(1, px/max(rows, cols))
 	img := image.NewNRGBA(image.Rect(0, 0, cols*k, rows*k))
@@ -227,23 +353,26 @@ func matrixPlot(m [][]float64, s colorScale, xticks, yticks []string, px int) *p
 	}
 	p := plot.New()
 	p.Add(plotter.NewImage(img, -0.5, -0.5, float64(cols)-0.5, float64(rows)-0.5))
-	p.X.Tick.Marker = labelTicks{labels: tickLabels(xticks)}
-	p.Y.Tick.Marker = labelTicks{labels: tickLabels(yticks), reversed: true}
+	p.X.Tick.Marker = labelTicks{labels: xticks, fit: fit}
+	p.Y.Tick.Marker = labelTicks{labels: yticks, fit: fit, reversed: true}
 	if slices.ContainsFunc(xticks, func(t string) bool { return utf8.RuneCountInString(t) > 3 }) {
 		slant(&p.X)
 	}
 	return p
 }
 
-// labelTicks labels integer positions, thinned to at most 40 labels.
+// labelTicks labels integer positions, every k-th so that at most fit are
+// labelled.
 type labelTicks struct {
 	labels   []string
+	fit      int
 	reversed bool // label i sits at len-1-i: rows count down from the top
 }
 
 func (t labelTicks) Ticks(lo, hi float64) []plot.Tick {
 	n := len(t.labels)
-	every := (n + 39) / 40
+	fit := max(t.fit, 1)
+	every := max(1, (n+fit-1)/fit)
 	var ticks []plot.Tick
 	for i := 0; i < n; i += every {
 		at := float64(i)
@@ -272,25 +401,42 @@ func colorBar(s colorScale) *plot.Plot {
 	}
 	p := plot.New()
 	p.Add(plotter.NewImage(img, 0, s.Min, 1, s.Max))
+	s.axis.set(&p.Y)
 	p.HideX()
 	p.X.Padding, p.Y.Padding = 0, 0
 	return p
 }
 
-// tickLabels makes tokens fit as tick labels: line breaks and tabs, which a
-// label would break on or drop, shown escaped; long ones shortened.
-func tickLabels(tokens []string) []string {
+// tokenLabels shows tokens (or any labels) as tick labels, in the page and in
+// the figures alike: spaces at either end as '·' (so " the" and "the"
+// differ), line breaks, tabs and other unprintable characters escaped as Go
+// writes them ("\n"), and labels of more than 20 characters shortened.
+func tokenLabels(tokens []string) []string {
 	if tokens == nil {
 		return nil
 	}
-	r := strings.NewReplacer("\n", `\n`, "\t", `\t`)
 	out := make([]string, len(tokens))
 	for i, t := range tokens {
-		t = r.Replace(t)
-		if rs := []rune(t); len(rs) > 20 {
-			t = string(rs[:19]) + "…"
+		core := strings.TrimLeft(t, " ")
+		lead := len(t) - len(core)
+		core = strings.TrimRight(core, " ")
+		trail := len(t) - lead - len(core)
+		var b strings.Builder
+		b.WriteString(strings.Repeat("·", lead))
+		for _, r := range core {
+			if strconv.IsPrint(r) || r == ' ' {
+				b.WriteRune(r)
+			} else {
+				q := strconv.QuoteRune(r)
+				b.WriteString(q[1 : len(q)-1])
+			}
 		}
-		out[i] = t
+		b.WriteString(strings.Repeat("·", trail))
+		label := []rune(b.String())
+		if len(label) > 20 {
+			label = append(label[:19], '…')
+		}
+		out[i] = string(label)
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -22,7 +23,7 @@ func render(t *testing.T, r *Report) string {
 // pageJSON returns the JSON the page embeds.
 func pageJSON(t *testing.T, page string) string {
 	t.Helper()
-	const open = `<script type="application/json" id="golens-data">`
+	const open = `<script type="application/json" class="golens-data">`
 	i := strings.Index(page, open)
 	if i < 0 {
 		t.Fatal("no data script in the page")
@@ -60,8 +61,8 @@ func TestJSONRoundTrip(t *testing.T) {
 	if err := json.Unmarshal([]byte(pageJSON(t, render(t, r))), &got); err != nil {
 		t.Fatalf("page JSON: %v", err)
 	}
-	if len(got.Views) != 5 {
-		t.Fatalf("got %d views, want 5", len(got.Views))
+	if len(got.Views) != 6 {
+		t.Fatalf("got %d views, want 6", len(got.Views))
 	}
 	att := r.Sections[0].Views[0].(Attention)
 	a := got.Views[0]
@@ -72,7 +73,8 @@ func TestJSONRoundTrip(t *testing.T) {
 		equalMatrix(t, "pattern "+att.Heads[h], a.Patterns[h], att.Patterns[h])
 	}
 	hm := r.Sections[1].Views[1].(Heatmap)
-	if v := got.Views[2]; v.Kind != "heatmap" || v.XTicks[15] != hm.XTicks[15] || v.YTicks[3] != "3" || v.XLabel != "position" {
+	// Tick labels as tokenLabels shows them: " <script>..." is cut to 20 characters.
+	if v := got.Views[2]; v.Kind != "heatmap" || v.XTicks[15] != "·<script>alert(1)</…" || v.YTicks[3] != "3" || v.XLabel != "position" {
 		t.Errorf("heatmap: kind %q, xticks %q, yticks %q, xlabel %q", v.Kind, v.XTicks, v.YTicks, v.XLabel)
 	}
 	equalMatrix(t, "heatmap", got.Views[2].Values, hm.Values)
@@ -127,6 +129,21 @@ func TestMalformedViews(t *testing.T) {
 		{LineChart{Title: "l", Series: []Series{{Name: "s", X: []float64{1}, Y: []float64{1, 2}}}}, `line chart "l": series "s": 1 x values for 2 y values`},
 		{LineChart{Title: "l", Series: []Series{{Name: "s", Y: []float64{1, math.NaN()}}}}, `line chart "l": series "s": value 1 is NaN`},
 		{BarChart{Title: "b", Labels: []string{"a"}, Values: []float64{1, 2}}, `bar chart "b": 1 labels for 2 values`},
+		{BarChart{Title: "b", Labels: []string{"a"}, Values: []float64{math.Inf(-1)}}, `bar chart "b": value 0 is -Inf`},
+		{LineChart{Title: "l", Series: []Series{{Name: "s", Y: []float64{1, math.Inf(1)}}}}, `line chart "l": series "s": value 1 is +Inf`},
+		{LineChart{Title: "l", Series: []Series{{Name: "s"}}}, `line chart "l": series "s": no values`},
+		{Histogram{Title: "h"}, `histogram "h": no values`},
+		{Histogram{Title: "h", Values: []float64{}}, `histogram "h": no values`},
+		{Histogram{Title: "h", Series: []HistogramSeries{}}, `histogram "h": no series`},
+		{Histogram{Title: "h", Values: []float64{1}, Series: []HistogramSeries{{Values: []float64{1}}}}, `histogram "h": both Values and Series are set; use one`},
+		{Histogram{Title: "h", Values: []float64{1, math.NaN()}}, `histogram "h": Values: value 1 is NaN`},
+		{Histogram{Title: "h", Series: []HistogramSeries{{Name: "a", Values: []float64{1}}, {Name: "b", Values: []float64{math.Inf(1)}}}}, `histogram "h": series 1 "b": value 0 is +Inf`},
+		{Histogram{Title: "h", Series: []HistogramSeries{{Name: "a"}}}, `histogram "h": series 0 "a": no values`},
+		{Histogram{Title: "h", Values: []float64{1}, Bins: -1}, `histogram "h": Bins is -1, want 1 to 10000 (or 0 to choose)`},
+		{Histogram{Title: "h", Values: []float64{1}, Bins: 1e6}, `histogram "h": Bins is 1000000, want 1 to 10000 (or 0 to choose)`},
+		{Histogram{Title: "h", Values: []float64{1}, Range: [2]float64{2, 1}}, `histogram "h": Range [2, 1] is not an interval lo < hi`},
+		{Histogram{Title: "h", Values: []float64{1}, Range: [2]float64{0, math.NaN()}}, `histogram "h": Range [0, NaN] is not an interval lo < hi`},
+		{Histogram{Title: "h", Values: []float64{-math.MaxFloat64, math.MaxFloat64}}, `too wide to divide into bins`},
 	} {
 		r := Report{Sections: []Section{{Views: []View{tc.view}}}}
 		var b bytes.Buffer
@@ -137,9 +154,55 @@ func TestMalformedViews(t *testing.T) {
 		if b.Len() != 0 {
 			t.Errorf("WriteHTML wrote %d bytes for a malformed view", b.Len())
 		}
-		if err := tc.view.SavePNG(filepath.Join(t.TempDir(), "x.png")); err == nil || !strings.HasSuffix(err.Error(), tc.want) {
-			t.Errorf("SavePNG error %v, want one ending %q", err, tc.want)
+		if _, err := Fragment(tc.view); err == nil || !strings.HasSuffix(err.Error(), tc.want) {
+			t.Errorf("Fragment error %v, want one ending %q", err, tc.want)
 		}
+		for _, save := range []func(string) error{tc.view.SavePNG, tc.view.SaveSVG} {
+			if err := save(filepath.Join(t.TempDir(), "x")); err == nil || !strings.HasSuffix(err.Error(), tc.want) {
+				t.Errorf("save error %v, want one ending %q", err, tc.want)
+			}
+		}
+	}
+}
+
+// TestEmptyInput calls every exported function on zero values and nils:
+// each must return an error, not panic.
+func TestEmptyInput(t *testing.T) {
+	var nilReport *Report
+	var nilHeatmap *Heatmap
+	dir := t.TempDir()
+	for _, v := range []View{Attention{}, Heatmap{}, LineChart{}, BarChart{}, Histogram{}, Heatmap{Values: [][]float64{{}}}} {
+		if err := v.SavePNG(filepath.Join(dir, "x.png")); err == nil {
+			t.Errorf("%T{}.SavePNG: no error", v)
+		}
+		if err := v.SaveSVG(filepath.Join(dir, "x.svg")); err == nil {
+			t.Errorf("%T{}.SaveSVG: no error", v)
+		}
+		if _, err := Fragment(v); err == nil {
+			t.Errorf("Fragment(%T{}): no error", v)
+		}
+	}
+	for _, v := range []View{nil, nilHeatmap} {
+		if _, err := Fragment(v); err == nil || !strings.Contains(err.Error(), "nil view") {
+			t.Errorf("Fragment(%#v): error %v, want a nil view", v, err)
+		}
+		r := Report{Sections: []Section{{Views: []View{v}}}}
+		if err := r.Save(dir); err == nil {
+			t.Errorf("Save with view %#v: no error", v)
+		}
+	}
+	if _, err := nilReport.HTMLFragment(); err == nil {
+		t.Error("nil report: HTMLFragment gave no error")
+	}
+	if err := nilReport.WriteHTML(io.Discard); err == nil {
+		t.Error("nil report: WriteHTML gave no error")
+	}
+	if err := nilReport.Save(dir); err == nil {
+		t.Error("nil report: Save gave no error")
+	}
+	// An empty report is a page with nothing in it.
+	if _, err := (&Report{}).HTMLFragment(); err != nil {
+		t.Errorf("empty report: %v", err)
 	}
 }
 
@@ -149,7 +212,7 @@ func TestSave(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"index.html", "fig01-attention-patterns.png", "fig02-logit-attribution.png",
-		"fig03-patching-by-position.png", "fig04-loss.png", "fig05-head-scores.png"} {
+		"fig03-patching-by-position.png", "fig04-loss.png", "fig05-head-scores.png", "fig06-logit-difference.png"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Error(err)
 		}

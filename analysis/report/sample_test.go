@@ -3,13 +3,15 @@ package report
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 )
 
 var sampleTokens = []string{"<|endoftext|>", "When", " Mary", " and", " John", " went", " to", " the", " store", ",", " John", " gave", " a", " drink", " to", " <script>alert(1)</script>"}
 
 // sampleReport has every kind of view, with made-up but typical data: four
 // layers of three heads whose patterns attend to the first token, the
-// previous token, the same token earlier, or evenly.
+// previous token, the same token earlier, or evenly; and a histogram of two
+// series, one with a long name.
 func sampleReport() *Report {
 	n := len(sampleTokens)
 	var heads []string
@@ -35,6 +37,14 @@ func sampleReport() *Report {
 		}
 	}
 	pos[2][5] = math.NaN()
+	rng := rand.New(rand.NewPCG(1, 2))
+	clean, ablated := make([]float64, 300), make([]float64, 200)
+	for i := range clean {
+		clean[i] = 3 + rng.NormFloat64()
+	}
+	for i := range ablated {
+		ablated[i] = 0.5 + 1.5*rng.NormFloat64()
+	}
 	loss, acc := make([]float64, 50), make([]float64, 50)
 	for i := range loss {
 		loss[i] = 5*math.Exp(-float64(i)/12) + 0.6
@@ -58,6 +68,10 @@ func sampleReport() *Report {
 			Views: []View{
 				LineChart{Title: "Loss", XLabel: "step", YLabel: "loss", Series: []Series{{Name: "train", Y: loss}, {Name: "<i>test</i>", Y: acc}}},
 				BarChart{Title: "Head scores", XLabel: "head", YLabel: "score", Labels: heads[:8], Values: []float64{0.9, -0.2, 0.4, 0.05, -0.6, 0.3, 0.7, 0.1}},
+				Histogram{Title: "Logit difference", XLabel: "logit difference", Series: []HistogramSeries{
+					{Name: "clean", Values: clean},
+					{Name: "corrupted, with the name mover heads 9.6 and 9.9 mean-ablated", Values: ablated},
+				}},
 			},
 		}},
 	}

@@ -28,31 +28,34 @@ var (
 	seriesColors    = []string{"#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6", "#dd4477", "#66aa00"}
 )
 
-// colorScale maps [Min, Max] linearly onto colours between evenly spaced Stops.
+// colorScale maps [Min, Max] linearly onto colours between evenly spaced
+// Stops; its axis is the colour bar's.
 type colorScale struct {
-	Min   float64  `json:"min"`
-	Max   float64  `json:"max"`
+	axis
 	Stops []string `json:"stops"`
 }
 
-func newColorScale(s Scale, lo, hi float64) colorScale {
+// newColorScale fits a scale to values in [lo, hi]; integer values get
+// whole-number ticks on the colour bar.
+func newColorScale(s Scale, lo, hi float64, integer bool) colorScale {
 	if s == ScaleAuto {
 		s = ScaleSequential
 		if lo < 0 {
 			s = ScaleDiverging
 		}
 	}
+	stops := sequentialStops
 	if s == ScaleDiverging {
 		a := math.Max(math.Abs(lo), math.Abs(hi))
 		if a == 0 {
 			a = 1
 		}
-		return colorScale{Min: -a, Max: a, Stops: divergingStops}
+		lo, hi, stops = -a, a, divergingStops
 	}
 	if hi <= lo { // constant data still needs a range to divide by
 		hi = lo + 1
 	}
-	return colorScale{Min: lo, Max: hi, Stops: sequentialStops}
+	return colorScale{axis: newAxis(lo, hi, 5, integer), Stops: stops}
 }
 
 // finiteRange returns the smallest and largest finite values, or 0, 0 when

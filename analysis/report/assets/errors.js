@@ -1,17 +1,19 @@
-// Runs first: records script errors into <html data-errors>, so a headless
-// browser can check the page by its DOM alone.
+// Runs first on a full page (not in a fragment): records script errors, and
+// what a fragment's script reports with console.error, into
+// <html data-errors>, so a headless browser can check the page by its DOM
+// alone.
 (function () {
   "use strict";
   const errors = [];
-  window.golensError = function (msg) {
+  const record = (msg) => {
     errors.push(String(msg));
     document.documentElement.dataset.errors = errors.join(" | ");
   };
-  window.addEventListener("error", (e) => window.golensError(e.message));
-  window.addEventListener("unhandledrejection", (e) => window.golensError(e.reason));
+  window.addEventListener("error", (e) => record(e.message));
+  window.addEventListener("unhandledrejection", (e) => record(e.reason));
   const consoleError = console.error;
   console.error = function (...args) {
-    window.golensError(args.join(" "));
+    record(args.join(" "));
     consoleError.apply(console, args);
   };
 })();
