@@ -28,6 +28,14 @@ func claim(out string, cfg Config, force bool) (release func(), err error) {
 	if fi, err := os.Stat(out); err == nil && !fi.IsDir() {
 		return nil, fmt.Errorf("out folder %s: it is not a directory", out)
 	}
+	// Checked before the lock, whose file would be a first write into a
+	// folder not ours, and again under it, against a run that began between.
+	refuse := func(err error) error {
+		return fmt.Errorf("%w: pass --force (train.Force) to write into it anyway, or choose another out folder", err)
+	}
+	if err := owned(out, cfg); err != nil && !force && !errors.Is(err, fs.ErrNotExist) {
+		return nil, refuse(err)
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}
@@ -36,7 +44,7 @@ func claim(out string, cfg Config, force bool) (release func(), err error) {
 	}
 	if err := owned(out, cfg); err != nil && !force {
 		release()
-		return nil, fmt.Errorf("%w: pass --force (train.Force) to write into it anyway, or choose another out folder", err)
+		return nil, refuse(err)
 	}
 	return release, nil
 }

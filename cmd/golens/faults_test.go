@@ -1,0 +1,387 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// asCLI makes the test binary run as golens itself, so the fault suite
+// runs the real command line in its own process: exit status, stderr and
+// signals are what a user's shell sees.
+const asCLI = "GOLENS_TEST_AS_CLI"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asCLI) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// fault is one bad input: golens given args (where "$D" is the case's own
+// folder, a fresh copy of the fixture after prepare has damaged it) must
+// exit 1 with one line on stderr, "golens: ..." containing want, without a
+// panic, a signal or a hang, and leave every file in $D as it was.
+type fault struct {
+	name    string
+	prepare func(t *testing.T, dir string)
+	args    []string
+	want    string
+}
+
+// faultTimeout is how long a case may run: every one fails fast, so a case
+// still running is a hang.
+const faultTimeout = 60 * time.Second
+
+// fixture is the folder each case starts from:
+//
+//	model.safetensors  a golens checkpoint (2 layers, GPT-2's vocabulary, n_ctx 32)
+//	hf/                a Hugging Face GPT-2 checkpoint (config.json, pytorch_model.bin; vocab 29)
+//	tokens.json        [[50256 464 3290 318]]
+//	train.json         a tiny training config
+//	text.txt, texts.jsonl
+func fixture(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(tinyGPT2(t))
+	must(err)
+	must(os.WriteFile(filepath.Join(dir, "model.safetensors"), b, 0o644))
+	must(os.Mkdir(filepath.Join(dir, "hf"), 0o755))
+	for _, f := range []string{"config.json", "pytorch_model.bin"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "hookedmodel", "testdata", "gpt2-tiny-bin", f))
+		must(err)
+		must(os.WriteFile(filepath.Join(dir, "hf", f), b, 0o644))
+	}
+	for name, content := range map[string]string{
+		"tokens.json": "[[50256, 464, 3290, 318]]",
+		"text.txt":    "The cat sat on the mat.",
+		"texts.jsonl": `{"text": "The cat"}` + "\n",
+		"train.json": `{"model": {"n_layers": 1, "d_model": 8, "d_head": 4, "n_heads": 2, "n_ctx": 9, "d_vocab": 12, "attn_only": true},
+			"train": {"steps": 3, "batch": 2, "eval_every": 0, "eval_batches": 1, "log_every": 1},
+			"data": {"kind": "repeated_tokens"}}`,
+	} {
+		must(os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
+	}
+	return dir
+}
+
+// copyTree copies the fixture into dst, hard-linking regular files (a case
+// that changed one would show in its snapshot either way).
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o755)
+		}
+		return os.Link(p, to)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// treeSnapshot is each path under dir with its type and, for a regular
+// file, the hash of its content.
+func treeSnapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	snap := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		v := fi.Mode().Type().String()
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(b)
+			v += " " + hex.EncodeToString(sum[:8])
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(p)
+			v += " -> " + target
+		}
+		snap[p] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// runCLI runs golens with args and returns its stdout, stderr and exit
+// error; a run past the timeout is killed and reported as a hang.
+func runCLI(t *testing.T, timeout time.Duration, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), asCLI+"=1")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("golens %s: still running after %v (a hang)", strings.Join(args, " "), timeout)
+	}
+	return out.String(), errb.String(), err
+}
+
+// checkFailure asserts what every refused input must give: exit status 1
+// (not 2, a Go panic; not a signal) and one line on stderr containing want.
+func checkFailure(t *testing.T, args []string, stderr string, err error, want string) {
+	t.Helper()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		t.Errorf("golens %s succeeded; want an error mentioning %q", strings.Join(args, " "), want)
+		return
+	case !errors.As(err, &exit):
+		t.Errorf("golens %s: %v", strings.Join(args, " "), err)
+		return
+	}
+	if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		t.Errorf("golens %s: killed by %v\n%s", strings.Join(args, " "), ws.Signal(), stderr)
+		return
+	}
+	if code := exit.ExitCode(); code != 1 {
+		t.Errorf("golens %s: exit status %d, want 1\n%s", strings.Join(args, " "), code, stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "golens: ") || !strings.Contains(lines[0], want) {
+		t.Errorf("golens %s: stderr %q, want one line \"golens: ...\" mentioning %q", strings.Join(args, " "), stderr, want)
+	}
+}
+
+// write returns a prepare step that writes content to name in the case's
+// folder (replacing what is there).
+func write(name, content string) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		p := filepath.Join(dir, name)
+		os.Remove(p)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func fifoAt(name string) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		p := filepath.Join(dir, name)
+		os.Remove(p)
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func linkAt(name, target string) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		p := filepath.Join(dir, name)
+		os.Remove(p)
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func dirAt(name string) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		p := filepath.Join(dir, name)
+		os.Remove(p)
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// truncate halves a file of the case's folder.
+func truncate(name string) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		p := filepath.Join(dir, name)
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(p) // a new inode: the fixture's hard link stays whole
+		b, _ := os.ReadFile(filepath.Join(fixtureDir, name))
+		os.WriteFile(p, b[:fi.Size()/2], 0o644)
+	}
+}
+
+// fixtureDir is the fixture of the running TestFaults, for truncate.
+var fixtureDir string
+
+// hfConfig writes the Hugging Face config with one field changed.
+func hfConfig(field, value string) func(*testing.T, string) {
+	base := `"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_layer": 2, "n_embd": 16, "n_head": 4,
+		"n_positions": 16, "n_inner": 40, "vocab_size": 29, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-05`
+	return write("hf/config.json", "{"+base+`, "`+field+`": `+value+"}")
+}
+
+// faults is the suite's table. Cases are grouped by what is wrong.
+var faults = []fault{
+	// The model argument.
+	{"model: missing path", nil, []string{"run", "--model", "$D/nothing", "--prompt", "x"}, "no such file or directory"},
+	{"model: empty folder", dirAt("empty"), []string{"run", "--model", "$D/empty", "--prompt", "x"}, "none of model.safetensors"},
+	{"model: /dev/zero", nil, []string{"run", "--model", "/dev/zero", "--prompt", "x"}, "/dev/zero"},
+	{"model: config.json a FIFO", fifoAt("hf/config.json"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "named pipe (FIFO)"},
+	{"model: config.json -> /dev/zero", linkAt("hf/config.json", "/dev/zero"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "character device"},
+	{"model: config.json a folder", dirAt("hf/config.json"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "directory"},
+	{"model: config.json empty", write("hf/config.json", ""), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "config.json"},
+	{"model: config.json garbage", write("hf/config.json", "{{{"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "config.json"},
+	{"model: config.json a list", write("hf/config.json", "[]"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "config.json"},
+	{"model: model_type llama", hfConfig("model_type", `"llama"`), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "llama"},
+	{"model: n_head 0", hfConfig("n_head", "0"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "n_head"},
+	{"model: n_head 3", hfConfig("n_head", "3"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "n_head"},
+	{"model: more layers than weights", hfConfig("n_layer", "3"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "h.2."},
+	{"model: fewer layers than weights", hfConfig("n_layer", "1"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "h.1."},
+	{"model: other width", hfConfig("n_embd", "32"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "wte.weight"},
+	{"model: no weights", func(t *testing.T, d string) { os.Remove(filepath.Join(d, "hf", "pytorch_model.bin")) }, []string{"run", "--model", "$D/hf", "--prompt", "x"}, "$D/hf"},
+	{"model: weights truncated", truncate("hf/pytorch_model.bin"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "pytorch_model.bin"},
+	{"model: weights garbage", write("hf/pytorch_model.bin", "not a zip"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "pytorch_model.bin"},
+	{"model: weights empty", write("hf/pytorch_model.bin", ""), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "pytorch_model.bin"},
+	{"model: golens checkpoint truncated", truncate("model.safetensors"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors"},
+	{"model: golens checkpoint empty", write("model.safetensors", ""), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors"},
+	{"model: safetensors header garbage", write("model.safetensors", "\x10\x00\x00\x00\x00\x00\x00\x00{{{{{{{{{{{{{{{{"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors"},
+	{"model: safetensors header size a lie", write("model.safetensors", "\xff\xff\xff\xff\xff\xff\x00\x00{}"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors"},
+
+	// --tokens-file.
+	{"tokens: /dev/zero", nil, []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "/dev/zero"}, "character device"},
+	{"tokens: a FIFO", fifoAt("t.json"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "named pipe (FIFO)"},
+	{"tokens: a folder", nil, []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D"}, "directory"},
+	{"tokens: missing", nil, []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/none.json"}, "none.json"},
+	{"tokens: empty file", write("t.json", ""), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json"},
+	{"tokens: empty list", write("t.json", "[]"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "no tokens"},
+	{"tokens: empty row", write("t.json", "[[]]"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "no tokens"},
+	{"tokens: ragged", write("t.json", "[[1, 2, 3], [4]]"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "row 1 has 1 tokens"},
+	{"tokens: a string id", write("t.json", `[[1, "a"]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json"},
+	{"tokens: a fraction", write("t.json", `[[1, 1.5]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json"},
+	{"tokens: an object", write("t.json", `{"ids": [1]}`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json"},
+	{"tokens: flat", write("t.json", `[1, 2, 3]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json"},
+	{"tokens: negative id", write("t.json", `[[50256, -1]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "-1"},
+	{"tokens: id past the vocabulary", write("t.json", `[[50256, 50257]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "50257"},
+	{"tokens: id past int64", write("t.json", `[[1e30]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json"},
+	{"tokens: longer than n_ctx", write("t.json", "[["+strings.Repeat("1, ", 40)+"1]]"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "32"},
+
+	// Flags.
+	{"flag: unknown", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--bogus"}, "bogus"},
+	{"flag: no model", nil, []string{"run", "--prompt", "x"}, "model"},
+	{"flag: no input", nil, []string{"run", "--model", "$D/model.safetensors"}, "prompt"},
+	{"flag: prompt and tokens", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--tokens-file", "$D/tokens.json"}, "tokens-file"},
+	{"flag: device tpu", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--device", "tpu"}, `"tpu"`},
+	{"flag: device cuda:99", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--device", "cuda:99"}, "cuda"},
+	{"flag: dtype float7", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--dtype", "float7"}, "float7"},
+	{"flag: set unknown field", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--set", "no_such_field=1"}, "no_such_field"},
+	{"flag: set bad bool", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--set", "use_attn_result=maybe"}, "use_attn_result"},
+	{"flag: set without =", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--set", "use_attn_result"}, "use_attn_result"},
+	{"flag: head out of range", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "7.0", "--out", "$D/a.safetensors"}, "7.0"},
+	{"flag: head not L.H", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "one", "--out", "$D/a.safetensors"}, "LAYER.HEAD"},
+	{"flag: head negative", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "-1.0", "--out", "$D/a.safetensors"}, "-1.0"},
+	{"flag: ablate mode", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "0.0", "--mode", "half", "--out", "$D/a.safetensors"}, "half"},
+	{"flag: names bad regexp", nil, []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--names", "(", "--out", "$D/c.safetensors"}, "--names"},
+	{"flag: names match nothing", nil, []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--names", "zzz", "--out", "$D/c.safetensors"}, "zzz"},
+
+	// tokenize.
+	{"tokenize: unknown model", nil, []string{"tokenize", "--model", "bert", "--text", "x"}, "no tokenizer known"},
+	{"tokenize: file /dev/zero", nil, []string{"tokenize", "--model", "gpt2", "--file", "/dev/zero"}, "character device"},
+	{"tokenize: file a FIFO", fifoAt("in.txt"), []string{"tokenize", "--model", "gpt2", "--file", "$D/in.txt"}, "named pipe (FIFO)"},
+	{"tokenize: file missing", nil, []string{"tokenize", "--model", "gpt2", "--file", "$D/none.txt"}, "none.txt"},
+	{"tokenize: jsonl a FIFO", fifoAt("in.jsonl"), []string{"tokenize", "--model", "gpt2", "--jsonl", "$D/in.jsonl"}, "named pipe (FIFO)"},
+	{"tokenize: jsonl garbage", write("in.jsonl", "{\"text\": \"a\"}\nnot json\n"), []string{"tokenize", "--model", "gpt2", "--jsonl", "$D/in.jsonl"}, "in.jsonl:2"},
+	{"tokenize: jsonl text not a string", write("in.jsonl", `{"text": 5}`), []string{"tokenize", "--model", "gpt2", "--jsonl", "$D/in.jsonl"}, "in.jsonl:1"},
+	{"tokenize: jsonl no text", write("in.jsonl", `{"body": "x"}`), []string{"tokenize", "--model", "gpt2", "--jsonl", "$D/in.jsonl"}, "in.jsonl:1"},
+	{"tokenize: two inputs", nil, []string{"tokenize", "--model", "gpt2", "--text", "x", "--file", "$D/text.txt"}, "text"},
+	{"tokenize: no input", nil, []string{"tokenize", "--model", "gpt2"}, "text"},
+
+	// train.
+	{"train: config a FIFO", fifoAt("c.json"), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "named pipe (FIFO)"},
+	{"train: config /dev/zero", nil, []string{"train", "--config", "/dev/zero", "--out", "$D/run"}, "character device"},
+	{"train: config missing", nil, []string{"train", "--config", "$D/none.json", "--out", "$D/run"}, "none.json"},
+	{"train: config garbage", write("c.json", "{{"), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "c.json"},
+	{"train: config unknown field", write("c.json", `{"model": {}, "train": {"stpes": 3}, "data": {"kind": "repeated_tokens"}}`), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "stpes"},
+	{"train: zero steps", write("c.json", `{"model": {"n_layers": 1, "d_model": 8, "d_head": 4, "n_heads": 2, "n_ctx": 9, "d_vocab": 12, "attn_only": true}, "train": {"steps": 0}, "data": {"kind": "repeated_tokens"}}`), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "steps"},
+	{"train: unknown data kind", write("c.json", `{"model": {"n_layers": 1, "d_model": 8, "d_head": 4, "n_heads": 2, "n_ctx": 9, "d_vocab": 12, "attn_only": true}, "train": {"steps": 3}, "data": {"kind": "vibes"}}`), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "vibes"},
+	{"train: --steps negative", nil, []string{"train", "--config", "$D/train.json", "--out", "$D/run", "--steps", "-5"}, "--steps"},
+	{"train: out a model folder", nil, []string{"train", "--config", "$D/train.json", "--out", "$D/hf"}, "--force"},
+	{"train: out a file", nil, []string{"train", "--config", "$D/train.json", "--out", "$D/text.txt"}, "not a directory"},
+	{"train: out with other files", nil, []string{"train", "--config", "$D/train.json", "--out", "$D"}, "--force"},
+
+	// bench.
+	{"bench: table /dev/zero", nil, []string{"bench", "table", "/dev/zero"}, "character device"},
+	{"bench: table garbage", nil, []string{"bench", "table", "$D/text.txt"}, "line 1"},
+	{"bench: unknown shape", nil, []string{"bench", "--shape", "gpt5"}, `"gpt5"`},
+	{"bench: unknown workload", nil, []string{"bench", "--workload", "dance"}, `"dance"`},
+	{"bench: seq 0", nil, []string{"bench", "--seq", "0"}, "--seq"},
+}
+
+// TestFaults is the fault suite: every case of faults against the golens
+// binary.
+func TestFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs golens once per case; skipped with -short")
+	}
+	fixtureDir = fixture(t)
+	for _, tc := range faults {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			copyTree(t, fixtureDir, dir)
+			if tc.prepare != nil {
+				tc.prepare(t, dir)
+			}
+			args := make([]string, len(tc.args))
+			for i, a := range tc.args {
+				args[i] = strings.ReplaceAll(a, "$D", dir)
+			}
+			want := strings.ReplaceAll(tc.want, "$D", dir)
+			before := treeSnapshot(t, dir)
+			_, stderr, err := runCLI(t, faultTimeout, args...)
+			checkFailure(t, args, stderr, err, want)
+			after := treeSnapshot(t, dir)
+			for p, v := range before {
+				if after[p] != v {
+					t.Errorf("%s changed: %s, was %s", p, after[p], v)
+				}
+			}
+			for p := range after {
+				if _, ok := before[p]; !ok {
+					t.Errorf("%s was left behind", p)
+				}
+			}
+		})
+	}
+	t.Cleanup(func() {
+		if fi, err := os.Lstat("/dev/null"); err != nil || fi.Mode()&fs.ModeCharDevice == 0 {
+			t.Errorf("/dev/null is no longer a device: %v", err)
+		}
+		t.Logf("%d fault cases", len(faults))
+	})
+}
