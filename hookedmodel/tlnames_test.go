@@ -22,6 +22,7 @@ var tlPackages = map[string]string{
 	"tokenizer":   "tokenizer",
 	"analysis":    "../analysis",
 	"gotch":       "../gotch",
+	"einops":      "../gotch/einops",
 }
 
 // goAPI is a package's exported declarations, read from its source: the
@@ -215,7 +216,7 @@ func TestTransformerLensNames(t *testing.T) {
 		pkg, name, _ := strings.Cut(gn[1], ".")
 		dir, ok := tlPackages[pkg]
 		if !ok {
-			where("%s: %s: the golens name must start with one of the packages hookedmodel, tokenizer, analysis, gotch", py[1], gn[1])
+			where("%s: %s: the golens name must start with one of the packages hookedmodel, tokenizer, analysis, gotch, einops", py[1], gn[1])
 			continue
 		}
 		if apis[pkg] == nil {
