@@ -2,7 +2,8 @@ package tokenizer
 
 import "fmt"
 
-// Option configures ToTokens, ToStrTokens and GetTokenPosition.
+// Option configures ToTokens, ToStrTokens and GetTokenPosition; a nil one
+// is ignored.
 type Option func(*options)
 
 type options struct {
@@ -26,7 +27,9 @@ func MaxLength(n int) Option { return func(o *options) { o.maxLength = n } }
 func newOptions(opts []Option) (options, error) {
 	o := options{prependBOS: true, paddingSide: "right"}
 	for _, opt := range opts {
-		opt(&o)
+		if opt != nil {
+			opt(&o)
+		}
 	}
 	if o.paddingSide != "right" && o.paddingSide != "left" {
 		return o, fmt.Errorf("padding side must be \"right\" or \"left\", not %q", o.paddingSide)
