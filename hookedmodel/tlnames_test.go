@@ -23,6 +23,8 @@ var tlPackages = map[string]string{
 	"analysis":    "../analysis",
 	"gotch":       "../gotch",
 	"einops":      "../gotch/einops",
+	"report":      "../analysis/report",
+	"train":       "train",
 }
 
 // goAPI is a package's exported declarations, read from its source: the
