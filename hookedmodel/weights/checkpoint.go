@@ -54,9 +54,9 @@ func Open(path string) (*Checkpoint, error) {
 
 // OpenFS opens a checkpoint as Open does, from fsys (an embed.FS, an
 // fstest.MapFS, os.DirFS, ...) instead of the operating system's files;
-// name is slash-separated, as fs.FS names are. A safetensors file is read
-// into memory whole (fs.ReadFile); a torch file is read through the file's
-// ReadAt where it has one, else whole as well. Nothing is written to disk.
+// name is slash-separated, as fs.FS names are. A file is read through its
+// ReadAt where it has one, else into memory whole. Nothing is written to
+// disk.
 func OpenFS(fsys fs.FS, name string) (*Checkpoint, error) {
 	if fsys == nil {
 		return nil, errors.New("open checkpoint: nil fs.FS")
@@ -123,16 +123,6 @@ func (c *Checkpoint) dir(name string) string {
 	return path.Dir(name)
 }
 
-// mapFile is the bytes of the safetensors file name: mapped from disk, or
-// read from c.fsys.
-func (c *Checkpoint) mapFile(name string) ([]byte, io.Closer, error) {
-	if c.fsys == nil {
-		return mapFile(name)
-	}
-	b, err := fs.ReadFile(c.fsys, name)
-	return b, io.NopCloser(nil), err
-}
-
 // openReaderAt opens the file name for random access, with its size.
 func (c *Checkpoint) openReaderAt(name string) (io.ReaderAt, int64, io.Closer, error) {
 	if c.fsys == nil {
@@ -166,21 +156,16 @@ func (c *Checkpoint) openReaderAt(name string) (io.ReaderAt, int64, io.Closer, e
 
 // openFile opens one checkpoint file, keeping it open until Close.
 func (c *Checkpoint) openFile(file string) (map[string]*entry, error) {
-	if strings.HasSuffix(file, ".safetensors") {
-		buf, closer, err := c.mapFile(file)
-		if err != nil {
-			return nil, err
-		}
-		c.closers = append(c.closers, closer)
-		entries, meta, err := parseSafetensors(file, buf)
-		maps.Copy(c.metadata, meta)
-		return entries, err
-	}
 	r, size, closer, err := c.openReaderAt(file)
 	if err != nil {
 		return nil, err
 	}
 	c.closers = append(c.closers, closer)
+	if strings.HasSuffix(file, ".safetensors") {
+		entries, meta, err := readSafetensors(file, r, size)
+		maps.Copy(c.metadata, meta)
+		return entries, err
+	}
 	return readTorch(file, r, size)
 }
 

@@ -2,10 +2,13 @@ package weights
 
 import (
 	"bufio"
-	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"maps"
 	"math"
 	"os"
@@ -15,81 +18,137 @@ import (
 	"github.com/nlpodyssey/safetensors"
 )
 
-// parseSafetensors indexes the safetensors file held in buf, which the
-// returned entries read from.
-func parseSafetensors(path string, buf []byte) (map[string]*entry, map[string]string, error) {
-	n, meta, err := safetensors.ReadMetadata(buf)
+// maxHeader bounds a safetensors header, as the format's reference reader
+// does, so that a corrupt length cannot make Open allocate a whole file.
+const maxHeader = 100_000_000
+
+// readSafetensors indexes the safetensors file of size bytes that r reads;
+// its entries read their tensors from r when asked. The header must
+// describe the file exactly: tensors that tile the data bytes end to end,
+// each holding the bytes its shape needs.
+func readSafetensors(path string, r io.ReaderAt, size int64) (map[string]*entry, map[string]string, error) {
+	meta, dataStart, err := readHeader(r, size)
 	if err != nil {
-		if kerr := badTensor(buf); kerr != nil {
-			err = fmt.Errorf("%w: %w", kerr, err)
-		}
 		return nil, nil, fmt.Errorf("safetensors %q: %w", path, err)
 	}
-	data := buf[8+n:]
+	infos := meta.Tensors()
+	// By offset, so that a gap or an overlap shows between neighbours.
+	keys := slices.SortedFunc(maps.Keys(infos), func(a, b string) int {
+		return cmp.Or(cmp.Compare(infos[a].DataOffsets[0], infos[b].DataOffsets[0]),
+			cmp.Compare(infos[a].DataOffsets[1], infos[b].DataOffsets[1]), cmp.Compare(a, b))
+	})
+	dataLen := uint64(size - dataStart)
 	entries := map[string]*entry{}
-	for name, info := range meta.Tensors() {
-		shape := make([]int64, len(info.Shape))
-		for i, d := range info.Shape {
-			// A zero dimension lets the others be any size and still pass
-			// the library's byte-count check.
-			if d > math.MaxInt64 {
-				return nil, nil, fmt.Errorf("safetensors %q: key %q: invalid shape %v", path, name, info.Shape)
-			}
-			shape[i] = int64(d)
+	end := uint64(0) // where the tensors so far end
+	for _, key := range keys {
+		info := infos[key]
+		e, err := tensorEntry(key, info, end, dataLen)
+		if err != nil {
+			return nil, nil, fmt.Errorf("safetensors %q: %w", path, err)
 		}
-		b := data[info.DataOffsets[0]:info.DataOffsets[1]]
-		entries[name] = &entry{
-			file:  path,
-			dtype: DType(info.DType.String()),
-			shape: shape,
-			read:  func() ([]byte, error) { return bytes.Clone(b), nil },
-		}
+		off, n := dataStart+int64(info.DataOffsets[0]), int64(info.DataOffsets[1]-info.DataOffsets[0])
+		e.file = path
+		e.read = func() ([]byte, error) { return readData(r, size, off, n) }
+		entries[key] = e
+		end = info.DataOffsets[1]
+	}
+	if end != dataLen {
+		return nil, nil, fmt.Errorf("safetensors %q: the header's tensors end at data byte %d, but the file holds %d data bytes", path, end, dataLen)
 	}
 	return entries, meta.Metadata(), nil
 }
 
-// badTensor names the tensor behind a header the library rejected: its
-// errors for a byte count that disagrees with the shape, or for data past
-// the end of the file, do not say which key.
-func badTensor(buf []byte) error {
-	if len(buf) < 8 {
-		return nil
+// readHeader reads a safetensors header: its length, then its JSON. It
+// returns where the data bytes start.
+func readHeader(r io.ReaderAt, size int64) (safetensors.Metadata, int64, error) {
+	var meta safetensors.Metadata
+	var head [8]byte
+	if size < 8 {
+		return meta, 0, fmt.Errorf("header too small: the file has %d bytes", size)
 	}
-	n := binary.LittleEndian.Uint64(buf)
-	if n > uint64(len(buf)-8) {
-		return nil
+	if _, err := r.ReadAt(head[:], 0); err != nil {
+		return meta, 0, err
 	}
-	var header map[string]struct {
-		DType       string   `json:"dtype"`
-		Shape       []int64  `json:"shape"`
-		DataOffsets []uint64 `json:"data_offsets"`
+	n := binary.LittleEndian.Uint64(head[:])
+	if n > maxHeader || n > uint64(size-8) {
+		return meta, 0, fmt.Errorf("invalid header length %d for a file of %d bytes", n, size)
 	}
-	if json.Unmarshal(buf[8:8+n], &header) != nil {
-		return nil
+	b := make([]byte, n)
+	if _, err := r.ReadAt(b, 8); err != nil {
+		return meta, 0, err
 	}
-	dataLen := uint64(len(buf)) - 8 - n
-	for _, key := range slices.Sorted(maps.Keys(header)) {
-		info := header[key]
-		dt, err := safetensors.ParseDType(info.DType)
-		if key == "__metadata__" || err != nil || len(info.DataOffsets) != 2 {
-			continue
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return meta, 0, fmt.Errorf("invalid header: %w", err)
+	}
+	return meta, 8 + int64(n), nil
+}
+
+// tensorEntry checks one tensor of the header, which must start at data
+// byte end, where the one before it ended, and returns its entry (without
+// file and read).
+func tensorEntry(key string, info *safetensors.TensorInfo, end, dataLen uint64) (*entry, error) {
+	start, stop := info.DataOffsets[0], info.DataOffsets[1]
+	switch {
+	case start > stop || stop > dataLen:
+		return nil, fmt.Errorf("key %q: data offsets [%d %d] outside the %d data bytes", key, start, stop, dataLen)
+	case start != end:
+		return nil, fmt.Errorf("key %q: data offsets [%d %d] do not start where the tensor before ends (data byte %d): a gap or an overlap", key, start, stop, end)
+	}
+	shape := make([]int64, len(info.Shape))
+	for i, d := range info.Shape {
+		if d > math.MaxInt64 {
+			return nil, fmt.Errorf("key %q: invalid shape %v", key, info.Shape)
 		}
-		start, end := info.DataOffsets[0], info.DataOffsets[1]
-		if start > end || end > dataLen {
-			return fmt.Errorf("key %q: data offsets [%d %d] outside the %d data bytes", key, start, end, dataLen)
+		shape[i] = int64(d)
+	}
+	size := int64(info.DType.Size())
+	count, ok := numel(shape, math.MaxInt64/size)
+	if !ok || uint64(count*size) != stop-start {
+		return nil, fmt.Errorf("key %q: %d data bytes, shape %v of %s needs %d", key, stop-start, info.Shape, info.DType, count*size)
+	}
+	return &entry{dtype: DType(info.DType.String()), shape: shape}, nil
+}
+
+// readData reads n bytes at off from a checkpoint file that had size bytes
+// when it was opened. A file that has changed size since (truncated,
+// rewritten in place) is an error, not a crash: the header no longer
+// describes it.
+func readData(r io.ReaderAt, size, off, n int64) ([]byte, error) {
+	if f, ok := r.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, err
 		}
-		size := int64(dt.Size())
-		if count, ok := numel(info.Shape, math.MaxInt64/size); ok && uint64(count*size) != end-start {
-			return fmt.Errorf("key %q: %d data bytes, shape %v of %s needs %d", key, end-start, info.Shape, dt, count*size)
+		if fi.Size() != size {
+			return nil, fmt.Errorf("the file has %d bytes, not the %d it had when opened: it changed while open", fi.Size(), size)
 		}
 	}
-	return nil
+	b := make([]byte, n)
+	if err := readAt(r, b, off); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// readAt fills b from off in a checkpoint file whose header or index,
+// checked at Open, put those bytes inside it: an end of file says the file
+// shrank since.
+func readAt(r io.ReaderAt, b []byte, off int64) error {
+	_, err := r.ReadAt(b, off)
+	if errors.Is(err, io.EOF) {
+		err = fmt.Errorf("the file ends before byte %d: it changed while open (%w)", off+int64(len(b)), err)
+	}
+	return err
 }
 
 // WriteSafetensors writes tensors to a safetensors file at path, with
 // metadata (our model config, say) in its header. The file is replaced only
-// once it is complete.
+// once it is complete, and only if it is a regular file: a directory, a
+// symbolic link or a device at path is refused (DESIGN §10).
 func WriteSafetensors(path string, tensors []*Tensor, metadata map[string]string) (err error) {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("write safetensors %q: not a regular file (%s); only regular files are replaced", path, fi.Mode().Type())
+	}
 	views := make(map[string]stView, len(tensors))
 	for _, t := range tensors {
 		if err := t.validate(); err != nil {

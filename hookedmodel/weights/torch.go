@@ -141,8 +141,7 @@ func (t *tensorRef) read() ([]byte, error) {
 	}
 	start := t.storage.off + t.offset*size
 	if t.contiguous() {
-		_, err := t.storage.r.ReadAt(out, start)
-		return out, err
+		return out, readAt(t.storage.r, out, start)
 	}
 	// Read the span the view covers, then gather its elements.
 	span := int64(1)
@@ -150,7 +149,7 @@ func (t *tensorRef) read() ([]byte, error) {
 		span += (d - 1) * t.stride[i]
 	}
 	buf := make([]byte, span*size)
-	if _, err := t.storage.r.ReadAt(buf, start); err != nil {
+	if err := readAt(t.storage.r, buf, start); err != nil {
 		return nil, err
 	}
 	idx := make([]int64, len(t.shape))
