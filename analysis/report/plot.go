@@ -4,13 +4,14 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"io"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/golens/golens/hookedmodel/safefile"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -74,15 +75,14 @@ func save(v View, path string, asSVG bool) error {
 	// A margin, so that no text (whose font may reach above its line) touches
 	// the edge.
 	f.draw(draw.Crop(draw.New(c), margin, -margin, margin, -margin))
-	out, err := os.Create(path)
+	err = safefile.Write(path, 0o644, func(w io.Writer) error {
+		_, err := c.WriteTo(w)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	if _, err := c.WriteTo(out); err != nil {
-		out.Close()
-		return fmt.Errorf("report: write %s: %w", path, err)
-	}
-	return out.Close()
+	return nil
 }
 
 func (v Heatmap) figure() (figure, error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/golens/golens/hookedmodel/safefile"
 	"html/template"
 	"io"
 	"os"
@@ -161,7 +162,11 @@ func (r *Report) Save(dir string) error {
 	if err := r.WriteHTML(&page); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "index.html"), page.Bytes(), 0o644); err != nil {
+	err := safefile.Write(filepath.Join(dir, "index.html"), 0o644, func(w io.Writer) error {
+		_, err := w.Write(page.Bytes())
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	n := 0

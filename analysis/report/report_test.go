@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func render(t *testing.T, r *Report) string {
@@ -216,6 +218,30 @@ func TestSave(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// Saving never writes into what is not a regular file: a FIFO where a
+// figure goes (opened, it would block for a reader) or /dev/null as a
+// figure's path are refused, naming them.
+func TestSaveRefusesWhatIsNotAFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "index.html"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sampleReport().Save(dir) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "index.html: it is a named pipe (FIFO)") {
+			t.Errorf("Save over a FIFO: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Save blocked on a FIFO")
+	}
+	v := Heatmap{Title: "h", Values: [][]float64{{1, 2}}}
+	if err := v.SavePNG("/dev/null"); err == nil || !strings.Contains(err.Error(), "/dev/null: it is a character device") {
+		t.Errorf("SavePNG to /dev/null: %v", err)
 	}
 }
 
