@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -384,4 +385,72 @@ func TestFaults(t *testing.T) {
 		}
 		t.Logf("%d fault cases", len(faults))
 	})
+}
+
+// TestTrainInterrupted: SIGTERM, like Ctrl-C, stops training after the
+// current step with a checkpoint and exits 1 with one line saying how to
+// resume; meanwhile a second run on the same folder is refused, naming the
+// first; running the same command again finishes the run.
+func TestTrainInterrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains in a child process; skipped with -short")
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "train.json")
+	os.WriteFile(cfg, []byte(`{"model": {"n_layers": 1, "d_model": 8, "d_head": 4, "n_heads": 2, "n_ctx": 9, "d_vocab": 12, "attn_only": true},
+		"train": {"steps": 3000, "batch": 2, "eval_every": 0, "eval_batches": 1, "log_every": 1, "checkpoint_every": 0},
+		"data": {"kind": "repeated_tokens"}}`), 0o644)
+	out := filepath.Join(dir, "run")
+	args := []string{"train", "--config", cfg, "--out", out, "--device", "cpu"}
+
+	first := exec.Command(os.Args[0], args...)
+	first.Env = append(os.Environ(), asCLI+"=1")
+	var stderr bytes.Buffer
+	first.Stderr = &stderr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Process.Kill()
+	// Wait for training to be under way: metrics.jsonl has a step.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+		if bytes.Contains(b, []byte(`"kind":"train"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no training step within a minute; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	_, second, err := runCLI(t, faultTimeout, args...)
+	checkFailure(t, args, second, err, fmt.Sprintf("locked by golens (pid %d)", first.Process.Pid))
+
+	first.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- first.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(faultTimeout):
+		t.Fatal("training still running a minute after SIGTERM")
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("after SIGTERM: %v, want exit status 1\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "golens: interrupted at step ") || !strings.Contains(last, "run the same command again to resume") {
+		t.Errorf("after SIGTERM the last line is %q", last)
+	}
+	cks, _ := filepath.Glob(filepath.Join(out, "checkpoints", "step-*"))
+	if len(cks) != 1 {
+		t.Fatalf("checkpoints after SIGTERM: %q, want one", cks)
+	}
+
+	stdout, _, err := runCLI(t, 5*time.Minute, args...)
+	if err != nil || !strings.Contains(stdout, "trained 3000 steps") {
+		t.Errorf("resuming: %v\n%s", err, stdout)
+	}
 }
