@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +43,9 @@ type fault struct {
 	prepare func(t *testing.T, dir string)
 	args    []string
 	want    string
+	// env is added to golens's environment; "$URL" is the fake hub's
+	// address (faultHub) and HF_HOME a fresh folder of the case's.
+	env []string
 }
 
 // faultTimeout is how long a case may run: every one fails fast, so a case
@@ -142,10 +149,16 @@ func treeSnapshot(t *testing.T, dir string) map[string]string {
 // error; a run past the timeout is killed and reported as a hang.
 func runCLI(t *testing.T, timeout time.Duration, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
+	return runCLIEnv(t, timeout, nil, args...)
+}
+
+// runCLIEnv is runCLI with env added to the environment.
+func runCLIEnv(t *testing.T, timeout time.Duration, env []string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), asCLI+"=1")
+	cmd.Env = append(append(os.Environ(), asCLI+"=1"), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()
@@ -175,8 +188,15 @@ func checkFailure(t *testing.T, args []string, stderr string, err error, want st
 	if code := exit.ExitCode(); code != 1 {
 		t.Errorf("golens %s: exit status %d, want 1\n%s", strings.Join(args, " "), code, stderr)
 	}
+	// Before the error line only a progress bar (redrawn with \r) may come.
 	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
-	if len(lines) != 1 || !strings.HasPrefix(lines[0], "golens: ") || !strings.Contains(lines[0], want) {
+	last := lines[len(lines)-1]
+	for _, l := range lines[:len(lines)-1] {
+		if !strings.HasPrefix(l, "\r") {
+			last = ""
+		}
+	}
+	if !strings.HasPrefix(last, "golens: ") || !strings.Contains(last, want) {
 		t.Errorf("golens %s: stderr %q, want one line \"golens: ...\" mentioning %q", strings.Join(args, " "), stderr, want)
 	}
 }
@@ -247,100 +267,166 @@ func hfConfig(field, value string) func(*testing.T, string) {
 	return write("hf/config.json", "{"+base+`, "`+field+`": `+value+"}")
 }
 
+// faultHub plays the Hugging Face hub on 127.0.0.1 for the network cases:
+// HF_ENDPOINT=$URL/<mode> serves the tiny Hugging Face checkpoint under any
+// repository name, faithfully ("ok") or with a fault.
+func faultHub(t *testing.T) *httptest.Server {
+	files := map[string][]byte{}
+	for _, f := range []string{"config.json", "pytorch_model.bin"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "hookedmodel", "testdata", "gpt2-tiny-bin", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f] = b
+	}
+	gitSHA1 := func(b []byte) string {
+		h := sha1.New()
+		fmt.Fprintf(h, "blob %d\x00", len(b))
+		h.Write(b)
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mode, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		_, file, _ := strings.Cut(rest, "/resolve/main/")
+		data, ok := files[file]
+		switch {
+		case mode == "missing" || !ok:
+			w.Header().Set("X-Error-Code", "RepoNotFound")
+			http.Error(w, "Repository Not Found", http.StatusNotFound)
+			return
+		case mode == "gated":
+			w.Header().Set("X-Error-Code", "GatedRepo")
+			http.Error(w, "Access to this model is restricted.", http.StatusUnauthorized)
+			return
+		case mode == "notahub":
+			io.WriteString(w, "<html>a web page</html>")
+			return
+		}
+		w.Header().Set("X-Repo-Commit", "0123456789abcdef0123456789abcdef01234567")
+		etag := gitSHA1(data)
+		if mode == "badsum" {
+			etag = gitSHA1(append([]byte("x"), data...))
+		}
+		w.Header().Set("ETag", `"`+etag+`"`)
+		if mode == "big" && r.Method == http.MethodGet {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.WriteHeader(http.StatusOK)
+			for range 1 << 10 { // a megabyte more than announced
+				w.Write(data)
+				w.Write(make([]byte, 1<<10))
+			}
+			return
+		}
+		http.ServeContent(w, r, file, time.Time{}, bytes.NewReader(data))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // faults is the suite's table. Cases are grouped by what is wrong.
 var faults = []fault{
 	// The model argument.
-	{"model: missing path", nil, []string{"run", "--model", "$D/nothing", "--prompt", "x"}, "no such file or directory"},
-	{"model: empty folder", dirAt("empty"), []string{"run", "--model", "$D/empty", "--prompt", "x"}, "none of model.safetensors"},
-	{"model: /dev/zero", nil, []string{"run", "--model", "/dev/zero", "--prompt", "x"}, "/dev/zero"},
-	{"model: config.json a FIFO", fifoAt("hf/config.json"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "named pipe (FIFO)"},
-	{"model: config.json -> /dev/zero", linkAt("hf/config.json", "/dev/zero"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "character device"},
-	{"model: config.json a folder", dirAt("hf/config.json"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "directory"},
-	{"model: config.json empty", write("hf/config.json", ""), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "config.json"},
-	{"model: config.json garbage", write("hf/config.json", "{{{"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "config.json"},
-	{"model: config.json a list", write("hf/config.json", "[]"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "config.json"},
-	{"model: model_type llama", hfConfig("model_type", `"llama"`), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "llama"},
-	{"model: n_head 0", hfConfig("n_head", "0"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "n_head"},
-	{"model: n_head 3", hfConfig("n_head", "3"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "n_head"},
-	{"model: more layers than weights", hfConfig("n_layer", "3"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "h.2."},
-	{"model: fewer layers than weights", hfConfig("n_layer", "1"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "h.1."},
-	{"model: other width", hfConfig("n_embd", "32"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "wte.weight"},
-	{"model: no weights", func(t *testing.T, d string) { os.Remove(filepath.Join(d, "hf", "pytorch_model.bin")) }, []string{"run", "--model", "$D/hf", "--prompt", "x"}, "$D/hf"},
-	{"model: weights truncated", truncate("hf/pytorch_model.bin"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "pytorch_model.bin"},
-	{"model: weights garbage", write("hf/pytorch_model.bin", "not a zip"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "pytorch_model.bin"},
-	{"model: weights empty", write("hf/pytorch_model.bin", ""), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "pytorch_model.bin"},
-	{"model: golens checkpoint truncated", truncate("model.safetensors"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors"},
-	{"model: golens checkpoint empty", write("model.safetensors", ""), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors"},
-	{"model: safetensors header garbage", write("model.safetensors", "\x10\x00\x00\x00\x00\x00\x00\x00{{{{{{{{{{{{{{{{"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors"},
-	{"model: safetensors header size a lie", write("model.safetensors", "\xff\xff\xff\xff\xff\xff\x00\x00{}"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors"},
+	{"model: missing path", nil, []string{"run", "--model", "$D/nothing", "--prompt", "x"}, "no such file or directory", nil},
+	{"model: empty folder", dirAt("empty"), []string{"run", "--model", "$D/empty", "--prompt", "x"}, "none of model.safetensors", nil},
+	{"model: /dev/zero", nil, []string{"run", "--model", "/dev/zero", "--prompt", "x"}, "/dev/zero", nil},
+	{"model: config.json a FIFO", fifoAt("hf/config.json"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "named pipe (FIFO)", nil},
+	{"model: config.json -> /dev/zero", linkAt("hf/config.json", "/dev/zero"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "character device", nil},
+	{"model: config.json a folder", dirAt("hf/config.json"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "directory", nil},
+	{"model: config.json empty", write("hf/config.json", ""), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "config.json", nil},
+	{"model: config.json garbage", write("hf/config.json", "{{{"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "config.json", nil},
+	{"model: config.json a list", write("hf/config.json", "[]"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "config.json", nil},
+	{"model: model_type llama", hfConfig("model_type", `"llama"`), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "llama", nil},
+	{"model: n_head 0", hfConfig("n_head", "0"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "n_head", nil},
+	{"model: n_head 3", hfConfig("n_head", "3"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "n_head", nil},
+	{"model: more layers than weights", hfConfig("n_layer", "3"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "h.2.", nil},
+	{"model: fewer layers than weights", hfConfig("n_layer", "1"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "h.1.", nil},
+	{"model: other width", hfConfig("n_embd", "32"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "wte.weight", nil},
+	{"model: no weights", func(t *testing.T, d string) { os.Remove(filepath.Join(d, "hf", "pytorch_model.bin")) }, []string{"run", "--model", "$D/hf", "--prompt", "x"}, "$D/hf", nil},
+	{"model: weights truncated", truncate("hf/pytorch_model.bin"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "pytorch_model.bin", nil},
+	{"model: weights garbage", write("hf/pytorch_model.bin", "not a zip"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "pytorch_model.bin", nil},
+	{"model: weights empty", write("hf/pytorch_model.bin", ""), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "pytorch_model.bin", nil},
+	{"model: golens checkpoint truncated", truncate("model.safetensors"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors", nil},
+	{"model: golens checkpoint empty", write("model.safetensors", ""), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors", nil},
+	{"model: safetensors header garbage", write("model.safetensors", "\x10\x00\x00\x00\x00\x00\x00\x00{{{{{{{{{{{{{{{{"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors", nil},
+	{"model: safetensors header size a lie", write("model.safetensors", "\xff\xff\xff\xff\xff\xff\x00\x00{}"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors", nil},
 
 	// --tokens-file.
-	{"tokens: /dev/zero", nil, []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "/dev/zero"}, "character device"},
-	{"tokens: a FIFO", fifoAt("t.json"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "named pipe (FIFO)"},
-	{"tokens: a folder", nil, []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D"}, "directory"},
-	{"tokens: missing", nil, []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/none.json"}, "none.json"},
-	{"tokens: empty file", write("t.json", ""), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json"},
-	{"tokens: empty list", write("t.json", "[]"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "no tokens"},
-	{"tokens: empty row", write("t.json", "[[]]"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "no tokens"},
-	{"tokens: ragged", write("t.json", "[[1, 2, 3], [4]]"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "row 1 has 1 tokens"},
-	{"tokens: a string id", write("t.json", `[[1, "a"]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json"},
-	{"tokens: a fraction", write("t.json", `[[1, 1.5]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json"},
-	{"tokens: an object", write("t.json", `{"ids": [1]}`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json"},
-	{"tokens: flat", write("t.json", `[1, 2, 3]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json"},
-	{"tokens: negative id", write("t.json", `[[50256, -1]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "-1"},
-	{"tokens: id past the vocabulary", write("t.json", `[[50256, 50257]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "50257"},
-	{"tokens: id past int64", write("t.json", `[[1e30]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json"},
-	{"tokens: longer than n_ctx", write("t.json", "[["+strings.Repeat("1, ", 40)+"1]]"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "32"},
+	{"tokens: /dev/zero", nil, []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "/dev/zero"}, "character device", nil},
+	{"tokens: a FIFO", fifoAt("t.json"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "named pipe (FIFO)", nil},
+	{"tokens: a folder", nil, []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D"}, "directory", nil},
+	{"tokens: missing", nil, []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/none.json"}, "none.json", nil},
+	{"tokens: empty file", write("t.json", ""), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json", nil},
+	{"tokens: empty list", write("t.json", "[]"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "no tokens", nil},
+	{"tokens: empty row", write("t.json", "[[]]"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "no tokens", nil},
+	{"tokens: ragged", write("t.json", "[[1, 2, 3], [4]]"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "row 1 has 1 tokens", nil},
+	{"tokens: a string id", write("t.json", `[[1, "a"]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json", nil},
+	{"tokens: a fraction", write("t.json", `[[1, 1.5]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json", nil},
+	{"tokens: an object", write("t.json", `{"ids": [1]}`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json", nil},
+	{"tokens: flat", write("t.json", `[1, 2, 3]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json", nil},
+	{"tokens: negative id", write("t.json", `[[50256, -1]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "-1", nil},
+	{"tokens: id past the vocabulary", write("t.json", `[[50256, 50257]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "50257", nil},
+	{"tokens: id past int64", write("t.json", `[[1e30]]`), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "t.json", nil},
+	{"tokens: longer than n_ctx", write("t.json", "[["+strings.Repeat("1, ", 40)+"1]]"), []string{"run", "--model", "$D/model.safetensors", "--tokens-file", "$D/t.json"}, "32", nil},
 
 	// Flags.
-	{"flag: unknown", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--bogus"}, "bogus"},
-	{"flag: no model", nil, []string{"run", "--prompt", "x"}, "model"},
-	{"flag: no input", nil, []string{"run", "--model", "$D/model.safetensors"}, "prompt"},
-	{"flag: prompt and tokens", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--tokens-file", "$D/tokens.json"}, "tokens-file"},
-	{"flag: device tpu", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--device", "tpu"}, `"tpu"`},
-	{"flag: device cuda:99", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--device", "cuda:99"}, "cuda"},
-	{"flag: dtype float7", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--dtype", "float7"}, "float7"},
-	{"flag: set unknown field", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--set", "no_such_field=1"}, "no_such_field"},
-	{"flag: set bad bool", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--set", "use_attn_result=maybe"}, "use_attn_result"},
-	{"flag: set without =", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--set", "use_attn_result"}, "use_attn_result"},
-	{"flag: head out of range", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "7.0", "--out", "$D/a.safetensors"}, "7.0"},
-	{"flag: head not L.H", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "one", "--out", "$D/a.safetensors"}, "LAYER.HEAD"},
-	{"flag: head negative", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "-1.0", "--out", "$D/a.safetensors"}, "-1.0"},
-	{"flag: ablate mode", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "0.0", "--mode", "half", "--out", "$D/a.safetensors"}, "half"},
-	{"flag: names bad regexp", nil, []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--names", "(", "--out", "$D/c.safetensors"}, "--names"},
-	{"flag: names match nothing", nil, []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--names", "zzz", "--out", "$D/c.safetensors"}, "zzz"},
+	{"flag: unknown", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--bogus"}, "bogus", nil},
+	{"flag: no model", nil, []string{"run", "--prompt", "x"}, "model", nil},
+	{"flag: no input", nil, []string{"run", "--model", "$D/model.safetensors"}, "prompt", nil},
+	{"flag: prompt and tokens", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--tokens-file", "$D/tokens.json"}, "tokens-file", nil},
+	{"flag: device tpu", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--device", "tpu"}, `"tpu"`, nil},
+	{"flag: device cuda:99", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--device", "cuda:99"}, "cuda", nil},
+	{"flag: dtype float7", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--dtype", "float7"}, "float7", nil},
+	{"flag: set unknown field", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--set", "no_such_field=1"}, "no_such_field", nil},
+	{"flag: set bad bool", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--set", "use_attn_result=maybe"}, "use_attn_result", nil},
+	{"flag: set without =", nil, []string{"run", "--model", "$D/model.safetensors", "--prompt", "x", "--set", "use_attn_result"}, "use_attn_result", nil},
+	{"flag: head out of range", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "7.0", "--out", "$D/a.safetensors"}, "7.0", nil},
+	{"flag: head not L.H", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "one", "--out", "$D/a.safetensors"}, "LAYER.HEAD", nil},
+	{"flag: head negative", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "-1.0", "--out", "$D/a.safetensors"}, "-1.0", nil},
+	{"flag: ablate mode", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "0.0", "--mode", "half", "--out", "$D/a.safetensors"}, "half", nil},
+	{"flag: names bad regexp", nil, []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--names", "(", "--out", "$D/c.safetensors"}, "--names", nil},
+	{"flag: names match nothing", nil, []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--names", "zzz", "--out", "$D/c.safetensors"}, "zzz", nil},
 
 	// tokenize.
-	{"tokenize: unknown model", nil, []string{"tokenize", "--model", "bert", "--text", "x"}, "no tokenizer known"},
-	{"tokenize: file /dev/zero", nil, []string{"tokenize", "--model", "gpt2", "--file", "/dev/zero"}, "character device"},
-	{"tokenize: file a FIFO", fifoAt("in.txt"), []string{"tokenize", "--model", "gpt2", "--file", "$D/in.txt"}, "named pipe (FIFO)"},
-	{"tokenize: file missing", nil, []string{"tokenize", "--model", "gpt2", "--file", "$D/none.txt"}, "none.txt"},
-	{"tokenize: jsonl a FIFO", fifoAt("in.jsonl"), []string{"tokenize", "--model", "gpt2", "--jsonl", "$D/in.jsonl"}, "named pipe (FIFO)"},
-	{"tokenize: jsonl garbage", write("in.jsonl", "{\"text\": \"a\"}\nnot json\n"), []string{"tokenize", "--model", "gpt2", "--jsonl", "$D/in.jsonl"}, "in.jsonl:2"},
-	{"tokenize: jsonl text not a string", write("in.jsonl", `{"text": 5}`), []string{"tokenize", "--model", "gpt2", "--jsonl", "$D/in.jsonl"}, "in.jsonl:1"},
-	{"tokenize: jsonl no text", write("in.jsonl", `{"body": "x"}`), []string{"tokenize", "--model", "gpt2", "--jsonl", "$D/in.jsonl"}, "in.jsonl:1"},
-	{"tokenize: two inputs", nil, []string{"tokenize", "--model", "gpt2", "--text", "x", "--file", "$D/text.txt"}, "text"},
-	{"tokenize: no input", nil, []string{"tokenize", "--model", "gpt2"}, "text"},
+	{"tokenize: unknown model", nil, []string{"tokenize", "--model", "bert", "--text", "x"}, "no tokenizer known", nil},
+	{"tokenize: file /dev/zero", nil, []string{"tokenize", "--model", "gpt2", "--file", "/dev/zero"}, "character device", nil},
+	{"tokenize: file a FIFO", fifoAt("in.txt"), []string{"tokenize", "--model", "gpt2", "--file", "$D/in.txt"}, "named pipe (FIFO)", nil},
+	{"tokenize: file missing", nil, []string{"tokenize", "--model", "gpt2", "--file", "$D/none.txt"}, "none.txt", nil},
+	{"tokenize: jsonl a FIFO", fifoAt("in.jsonl"), []string{"tokenize", "--model", "gpt2", "--jsonl", "$D/in.jsonl"}, "named pipe (FIFO)", nil},
+	{"tokenize: jsonl garbage", write("in.jsonl", "{\"text\": \"a\"}\nnot json\n"), []string{"tokenize", "--model", "gpt2", "--jsonl", "$D/in.jsonl"}, "in.jsonl:2", nil},
+	{"tokenize: jsonl text not a string", write("in.jsonl", `{"text": 5}`), []string{"tokenize", "--model", "gpt2", "--jsonl", "$D/in.jsonl"}, "in.jsonl:1", nil},
+	{"tokenize: jsonl no text", write("in.jsonl", `{"body": "x"}`), []string{"tokenize", "--model", "gpt2", "--jsonl", "$D/in.jsonl"}, "in.jsonl:1", nil},
+	{"tokenize: two inputs", nil, []string{"tokenize", "--model", "gpt2", "--text", "x", "--file", "$D/text.txt"}, "text", nil},
+	{"tokenize: no input", nil, []string{"tokenize", "--model", "gpt2"}, "text", nil},
 
 	// train.
-	{"train: config a FIFO", fifoAt("c.json"), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "named pipe (FIFO)"},
-	{"train: config /dev/zero", nil, []string{"train", "--config", "/dev/zero", "--out", "$D/run"}, "character device"},
-	{"train: config missing", nil, []string{"train", "--config", "$D/none.json", "--out", "$D/run"}, "none.json"},
-	{"train: config garbage", write("c.json", "{{"), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "c.json"},
-	{"train: config unknown field", write("c.json", `{"model": {}, "train": {"stpes": 3}, "data": {"kind": "repeated_tokens"}}`), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "stpes"},
-	{"train: zero steps", write("c.json", `{"model": {"n_layers": 1, "d_model": 8, "d_head": 4, "n_heads": 2, "n_ctx": 9, "d_vocab": 12, "attn_only": true}, "train": {"steps": 0}, "data": {"kind": "repeated_tokens"}}`), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "steps"},
-	{"train: unknown data kind", write("c.json", `{"model": {"n_layers": 1, "d_model": 8, "d_head": 4, "n_heads": 2, "n_ctx": 9, "d_vocab": 12, "attn_only": true}, "train": {"steps": 3}, "data": {"kind": "vibes"}}`), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "vibes"},
-	{"train: --steps negative", nil, []string{"train", "--config", "$D/train.json", "--out", "$D/run", "--steps", "-5"}, "--steps"},
-	{"train: out a model folder", nil, []string{"train", "--config", "$D/train.json", "--out", "$D/hf"}, "--force"},
-	{"train: out a file", nil, []string{"train", "--config", "$D/train.json", "--out", "$D/text.txt"}, "not a directory"},
-	{"train: out with other files", nil, []string{"train", "--config", "$D/train.json", "--out", "$D"}, "--force"},
+	{"train: config a FIFO", fifoAt("c.json"), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "named pipe (FIFO)", nil},
+	{"train: config /dev/zero", nil, []string{"train", "--config", "/dev/zero", "--out", "$D/run"}, "character device", nil},
+	{"train: config missing", nil, []string{"train", "--config", "$D/none.json", "--out", "$D/run"}, "none.json", nil},
+	{"train: config garbage", write("c.json", "{{"), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "c.json", nil},
+	{"train: config unknown field", write("c.json", `{"model": {}, "train": {"stpes": 3}, "data": {"kind": "repeated_tokens"}}`), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "stpes", nil},
+	{"train: zero steps", write("c.json", `{"model": {"n_layers": 1, "d_model": 8, "d_head": 4, "n_heads": 2, "n_ctx": 9, "d_vocab": 12, "attn_only": true}, "train": {"steps": 0}, "data": {"kind": "repeated_tokens"}}`), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "steps", nil},
+	{"train: unknown data kind", write("c.json", `{"model": {"n_layers": 1, "d_model": 8, "d_head": 4, "n_heads": 2, "n_ctx": 9, "d_vocab": 12, "attn_only": true}, "train": {"steps": 3}, "data": {"kind": "vibes"}}`), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "vibes", nil},
+	{"train: --steps negative", nil, []string{"train", "--config", "$D/train.json", "--out", "$D/run", "--steps", "-5"}, "--steps", nil},
+	{"train: out a model folder", nil, []string{"train", "--config", "$D/train.json", "--out", "$D/hf"}, "--force", nil},
+	{"train: out a file", nil, []string{"train", "--config", "$D/train.json", "--out", "$D/text.txt"}, "not a directory", nil},
+	{"train: out with other files", nil, []string{"train", "--config", "$D/train.json", "--out", "$D"}, "--force", nil},
+
+	// The network: a fake hub on 127.0.0.1 (HF_ENDPOINT).
+	{name: "hub: no such repository", args: []string{"run", "--model", "gpt2", "--prompt", "x"}, want: "gpt2 on $URL/missing: not found", env: []string{"HF_ENDPOINT=$URL/missing"}},
+	{name: "hub: gated", args: []string{"run", "--model", "gpt2", "--prompt", "x"}, want: "access denied", env: []string{"HF_ENDPOINT=$URL/gated"}},
+	{name: "hub: not a hub", args: []string{"run", "--model", "gpt2", "--prompt", "x"}, want: "Hugging Face hub", env: []string{"HF_ENDPOINT=$URL/notahub"}},
+	{name: "hub: checksum mismatch", args: []string{"run", "--model", "gpt2", "--prompt", "x"}, want: "checksum", env: []string{"HF_ENDPOINT=$URL/badsum"}},
+	{name: "hub: more than announced", args: []string{"run", "--model", "gpt2", "--prompt", "x"}, want: "more than", env: []string{"HF_ENDPOINT=$URL/big"}},
+	{name: "hub: offline, not cached", args: []string{"run", "--model", "gpt2", "--prompt", "x"}, want: "HF_HUB_OFFLINE", env: []string{"HF_ENDPOINT=$URL/ok", "HF_HUB_OFFLINE=1"}},
+	{name: "hub: bad timeout variable", args: []string{"run", "--model", "gpt2", "--prompt", "x"}, want: "HF_HUB_DOWNLOAD_TIMEOUT", env: []string{"HF_ENDPOINT=$URL/ok", "HF_HUB_DOWNLOAD_TIMEOUT=soon"}},
+	{name: "hub: mistyped repository", args: []string{"run", "--model", "openai-community/gtp2", "--prompt", "x"}, want: "openai-community/gtp2 on $URL/missing: not found", env: []string{"HF_ENDPOINT=$URL/missing"}},
 
 	// bench.
-	{"bench: table /dev/zero", nil, []string{"bench", "table", "/dev/zero"}, "character device"},
-	{"bench: table garbage", nil, []string{"bench", "table", "$D/text.txt"}, "line 1"},
-	{"bench: unknown shape", nil, []string{"bench", "--shape", "gpt5"}, `"gpt5"`},
-	{"bench: unknown workload", nil, []string{"bench", "--workload", "dance"}, `"dance"`},
-	{"bench: seq 0", nil, []string{"bench", "--seq", "0"}, "--seq"},
+	{"bench: table /dev/zero", nil, []string{"bench", "table", "/dev/zero"}, "character device", nil},
+	{"bench: table garbage", nil, []string{"bench", "table", "$D/text.txt"}, "line 1", nil},
+	{"bench: unknown shape", nil, []string{"bench", "--shape", "gpt5"}, `"gpt5"`, nil},
+	{"bench: unknown workload", nil, []string{"bench", "--workload", "dance"}, `"dance"`, nil},
+	{"bench: seq 0", nil, []string{"bench", "--seq", "0"}, "--seq", nil},
 }
 
 // TestFaults is the fault suite: every case of faults against the golens
@@ -350,6 +436,7 @@ func TestFaults(t *testing.T) {
 		t.Skip("runs golens once per case; skipped with -short")
 	}
 	fixtureDir = fixture(t)
+	hub := faultHub(t)
 	for _, tc := range faults {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -362,9 +449,14 @@ func TestFaults(t *testing.T) {
 			for i, a := range tc.args {
 				args[i] = strings.ReplaceAll(a, "$D", dir)
 			}
-			want := strings.ReplaceAll(tc.want, "$D", dir)
+			want := strings.NewReplacer("$D", dir, "$URL", hub.URL).Replace(tc.want)
+			home := t.TempDir()
+			env := []string{"HF_HOME=" + home, "HF_ENDPOINT=" + hub.URL + "/missing"} // never the real hub
+			for _, e := range tc.env {
+				env = append(env, strings.ReplaceAll(e, "$URL", hub.URL))
+			}
 			before := treeSnapshot(t, dir)
-			_, stderr, err := runCLI(t, faultTimeout, args...)
+			_, stderr, err := runCLIEnv(t, faultTimeout, env, args...)
 			checkFailure(t, args, stderr, err, want)
 			after := treeSnapshot(t, dir)
 			for p, v := range before {
@@ -377,6 +469,13 @@ func TestFaults(t *testing.T) {
 					t.Errorf("%s was left behind", p)
 				}
 			}
+			// A failed download caches nothing but its locks.
+			filepath.WalkDir(home, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".lock") {
+					t.Errorf("%s is in the hub cache after a failure", p)
+				}
+				return nil
+			})
 		})
 	}
 	t.Cleanup(func() {
