@@ -262,6 +262,127 @@ func (f *FactoredMatrix) Get(index ...int64) (*FactoredMatrix, error) {
 	})
 }
 
+// Rows is the product's rows idx [... len(idx) rdim], TransformerLens's
+// f[..., idx, :], taken from those rows of A alone: the dense product is
+// never formed. Indices may repeat and come in any order; negative ones
+// count from the end. A single index keeps its dim at size 1, as
+// TransformerLens's does (it turns f[..., i, :] into f[..., i:i+1, :]), so
+// the result is always a FactoredMatrix; no index selects no rows.
+func (f *FactoredMatrix) Rows(idx ...int64) (*FactoredMatrix, error) {
+	return f.pick("Rows", rowAxis, idx)
+}
+
+// Cols is the product's columns idx [... ldim len(idx)],
+// TransformerLens's f[..., :, idx], taken from those columns of B alone;
+// indices as for Rows.
+func (f *FactoredMatrix) Cols(idx ...int64) (*FactoredMatrix, error) {
+	return f.pick("Cols", colAxis, idx)
+}
+
+// RowRange is rows lo ≤ i < hi of the product [... hi-lo rdim],
+// TransformerLens's f[..., lo:hi, :], a view of those rows of A. Negative
+// bounds count from the end. Unlike a Python slice, and like a Go one, a
+// bound outside the matrix or lo > hi is an error rather than clamped.
+func (f *FactoredMatrix) RowRange(lo, hi int64) (*FactoredMatrix, error) {
+	return f.span("RowRange", rowAxis, lo, hi)
+}
+
+// ColRange is columns lo ≤ j < hi of the product [... ldim hi-lo],
+// TransformerLens's f[..., :, lo:hi], a view of those columns of B;
+// bounds as for RowRange.
+func (f *FactoredMatrix) ColRange(lo, hi int64) (*FactoredMatrix, error) {
+	return f.span("ColRange", colAxis, lo, hi)
+}
+
+// matrixAxis is one of the product's two matrix dims, counted from the
+// end: its rows live in A, its columns in B.
+type matrixAxis int64
+
+const (
+	rowAxis matrixAxis = -2
+	colAxis matrixAxis = -1
+)
+
+func (ax matrixAxis) String() string {
+	if ax == rowAxis {
+		return "rows"
+	}
+	return "columns"
+}
+
+// size is the product's extent along ax.
+func (f *FactoredMatrix) size(ax matrixAxis) int64 {
+	if ax == rowAxis {
+		return f.LDim()
+	}
+	return f.RDim()
+}
+
+// position is index i along ax with a negative i counted from the end, or
+// an error naming the dim and its size.
+func (f *FactoredMatrix) position(op string, ax matrixAxis, i int64, bound bool) (int64, error) {
+	n := f.size(ax)
+	limit := n - 1 // an index names an element; a range bound may be n
+	if bound {
+		limit = n
+	}
+	if i < -n || i > limit {
+		return 0, fmt.Errorf("factored matrix %v: %s: index %d out of range for dim %d (%s) of size %d", f.Shape(), op, i, int64(f.Ndim())+int64(ax), ax, n)
+	}
+	if i < 0 {
+		i += n
+	}
+	return i, nil
+}
+
+// pick selects positions idx along ax from the factor that holds it.
+func (f *FactoredMatrix) pick(op string, ax matrixAxis, idx []int64) (*FactoredMatrix, error) {
+	at := make([]int64, len(idx))
+	for k, i := range idx {
+		var err error
+		if at[k], err = f.position(op, ax, i, false); err != nil {
+			return nil, err
+		}
+	}
+	ix, err := gotch.FromSlice(at, []int64{int64(len(at))}, f.a.Device())
+	if err != nil {
+		return nil, fmt.Errorf("factored matrix %v: %s: %w", f.Shape(), op, err)
+	}
+	defer ix.Free()
+	return f.along(op, ax, []*gotch.Tensor{ix}, func(t *gotch.Tensor, x []*gotch.Tensor) *gotch.Tensor {
+		return t.MustIndexSelect(int64(ax), x[0])
+	})
+}
+
+// span is the view of positions lo ≤ i < hi along ax.
+func (f *FactoredMatrix) span(op string, ax matrixAxis, lo, hi int64) (*FactoredMatrix, error) {
+	from, err := f.position(op, ax, lo, true)
+	if err != nil {
+		return nil, err
+	}
+	to, err := f.position(op, ax, hi, true)
+	if err != nil {
+		return nil, err
+	}
+	if from > to {
+		return nil, fmt.Errorf("factored matrix %v: %s(%d, %d): start %d is after end %d", f.Shape(), op, lo, hi, from, to)
+	}
+	return f.along(op, ax, nil, func(t *gotch.Tensor, _ []*gotch.Tensor) *gotch.Tensor {
+		return t.MustNarrow(int64(ax), from, to-from)
+	})
+}
+
+// along is the matrix with sel applied to the factor that holds ax: A for
+// rows, B for columns; the other factor is shared.
+func (f *FactoredMatrix) along(op string, ax matrixAxis, extra []*gotch.Tensor, sel func(t *gotch.Tensor, x []*gotch.Tensor) *gotch.Tensor) (*FactoredMatrix, error) {
+	return f.derive(op, extra, func(a, b *gotch.Tensor, x []*gotch.Tensor) (*gotch.Tensor, *gotch.Tensor) {
+		if ax == rowAxis {
+			return sel(a, x), b
+		}
+		return a, sel(b, x)
+	})
+}
+
 // FactoredSVD is the thin SVD U diag(S) Vh of the product A B ([... n r] ×
 // [... r n'], batched over leading dims) computed from the factors: the
 // SVD of the small middle Sa Vha Ub Sb, as TransformerLens's

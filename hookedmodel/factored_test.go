@@ -335,3 +335,120 @@ func TestFactoredMatrixErrors(t *testing.T) {
 		}
 	}
 }
+
+// denseRef is the product of f's factors computed in float64 in plain Go,
+// [batch][ldim][rdim] with the leading dims flattened into batch.
+func denseRef(t *testing.T, f *FactoredMatrix) [][][]float64 {
+	a, b := gotchtest.Values(t, f.A()), gotchtest.Values(t, f.B())
+	l, m, r := int(f.LDim()), int(f.MDim()), int(f.RDim())
+	batch := 1
+	for _, d := range f.Shape()[:f.Ndim()-2] {
+		batch *= int(d)
+	}
+	out := make([][][]float64, batch)
+	for n := range out {
+		out[n] = make([][]float64, l)
+		for i := range l {
+			out[n][i] = make([]float64, r)
+			for j := range r {
+				for k := range m {
+					out[n][i][j] += a[(n*l+i)*m+k] * b[(n*m+k)*r+j]
+				}
+			}
+		}
+	}
+	return out
+}
+
+// seq is lo, lo+1, ..., hi-1.
+func seq(lo, hi int64) []int64 {
+	var s []int64
+	for i := lo; i < hi; i++ {
+		s = append(s, i)
+	}
+	return s
+}
+
+func TestFactoredMatrixIndexing(t *testing.T) {
+	for _, sh := range factorShapes {
+		t.Run(sh.name, func(t *testing.T) {
+			gotchtest.CheckLeaks(t)
+			e := newFMEnv(t, 8)
+			f := e.fm(NewFactoredMatrix(e.randn(sh.aShape...), e.randn(sh.bShape...)))
+			ref := denseRef(t, f)
+			l, r := f.LDim(), f.RDim()
+			cases := []struct {
+				name       string
+				get        func() (*FactoredMatrix, error)
+				rows, cols []int64 // what the result holds of the product
+			}{
+				{"Rows(2, 0, -1, 2)", func() (*FactoredMatrix, error) { return f.Rows(2, 0, -1, 2) }, []int64{2, 0, l - 1, 2}, seq(0, r)},
+				{"Rows(-2): one row, kept", func() (*FactoredMatrix, error) { return f.Rows(-2) }, []int64{l - 2}, seq(0, r)},
+				{"Rows(): none", func() (*FactoredMatrix, error) { return f.Rows() }, nil, seq(0, r)},
+				{"Cols(1, -1)", func() (*FactoredMatrix, error) { return f.Cols(1, -1) }, seq(0, l), []int64{1, r - 1}},
+				{"Cols(): none", func() (*FactoredMatrix, error) { return f.Cols() }, seq(0, l), nil},
+				{"RowRange(1, 3)", func() (*FactoredMatrix, error) { return f.RowRange(1, 3) }, seq(1, 3), seq(0, r)},
+				{"RowRange(-3, -1)", func() (*FactoredMatrix, error) { return f.RowRange(-3, -1) }, seq(l-3, l-1), seq(0, r)},
+				{"RowRange(2, 2): none", func() (*FactoredMatrix, error) { return f.RowRange(2, 2) }, nil, seq(0, r)},
+				{"ColRange(-2, r)", func() (*FactoredMatrix, error) { return f.ColRange(-2, r) }, seq(0, l), seq(r-2, r)},
+				{"ColRange(0, r)", func() (*FactoredMatrix, error) { return f.ColRange(0, r) }, seq(0, l), seq(0, r)},
+				{"Rows then Cols", func() (*FactoredMatrix, error) {
+					g, err := f.Rows(3, 1)
+					if err != nil {
+						return nil, err
+					}
+					defer g.Free()
+					return g.Cols(0, 0, 4)
+				}, []int64{3, 1}, []int64{0, 0, 4}},
+			}
+			for _, tc := range cases {
+				g := e.fm(tc.get())
+				want := []float64{}
+				for _, m := range ref {
+					for _, i := range tc.rows {
+						for _, j := range tc.cols {
+							want = append(want, m[i][j])
+						}
+					}
+				}
+				wantShape := append(slices.Clone(sh.lead), int64(len(tc.rows)), int64(len(tc.cols)))
+				if !slices.Equal(g.Shape(), wantShape) {
+					t.Errorf("%s: shape %v, want %v", tc.name, g.Shape(), wantShape)
+					continue
+				}
+				// Only the factor that holds the selected dim changes: A·B
+				// is never formed, and the inner dim stays.
+				if g.MDim() != f.MDim() {
+					t.Errorf("%s: inner dim %d, want %d", tc.name, g.MDim(), f.MDim())
+				}
+				gotchtest.Close(t, tc.name, gotchtest.Values(t, e.keep(g.AB())), want, 1e-4)
+			}
+		})
+	}
+}
+
+func TestFactoredMatrixIndexingErrors(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	e := newFMEnv(t, 9)
+	f := e.fm(NewFactoredMatrix(e.randn(2, 6, 3), e.randn(3, 5))) // [2 6 5]
+	errs := []struct {
+		name, want string
+		get        func() (*FactoredMatrix, error)
+	}{
+		{"row past the end", "Rows: index 6 out of range for dim 1 (rows) of size 6", func() (*FactoredMatrix, error) { return f.Rows(0, 6) }},
+		{"row before the start", "Rows: index -7 out of range for dim 1 (rows) of size 6", func() (*FactoredMatrix, error) { return f.Rows(-7) }},
+		{"column", "Cols: index 5 out of range for dim 2 (columns) of size 5", func() (*FactoredMatrix, error) { return f.Cols(5) }},
+		{"range end", "RowRange: index 7 out of range for dim 1 (rows) of size 6", func() (*FactoredMatrix, error) { return f.RowRange(0, 7) }},
+		{"range start", "ColRange: index -6 out of range for dim 2 (columns) of size 5", func() (*FactoredMatrix, error) { return f.ColRange(-6, 2) }},
+		{"reversed range", "RowRange(4, -4): start 4 is after end 2", func() (*FactoredMatrix, error) { return f.RowRange(4, -4) }},
+	}
+	for _, tc := range errs {
+		g, err := tc.get()
+		if err == nil {
+			g.Free()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}
