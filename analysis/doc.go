@@ -19,6 +19,10 @@
 //     LayerNorm and the unembedding after every layer.
 //   - Composition scores (CompositionScores): Q-, K- and V-composition
 //     between every pair of heads, with a random baseline.
+//   - Circuit accuracy (CircuitAccuracy, FullOVCircuit): the share of
+//     tokens a head's full OV circuit copies (ARENA's top_1_acc), in
+//     blocks of rows, so a 50257-token vocabulary never needs its dense
+//     product.
 //
 // Results are Tables, plain Go arrays with named axes ([layer head],
 // [layer pos], ...), which need no Free. Long work takes a context first

@@ -91,3 +91,22 @@ func ExampleCompositionScores() {
 	// Output:
 	// K-composition L0H1 -> L1H2: 0.125 (random: 0.07)
 }
+
+func ExampleCircuitAccuracy() {
+	im := inductionModel()
+	defer im.Free()
+	// The induction head's full OV circuit W_E W_V W_O W_U, kept factored:
+	// a GPT-2-sized one would be 50257 × 50257.
+	ov, err := analysis.FullOVCircuit(im.Model, im.Induction)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ov.Free()
+	top1, err := analysis.CircuitAccuracy(context.Background(), ov, analysis.BlockRows(16))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("the head copies %.0f%% of tokens\n", 100*top1)
+	// Output:
+	// the head copies 100% of tokens
+}

@@ -47,10 +47,13 @@ type options struct {
 
 	// composition
 	baselineSamples int
+
+	// circuit accuracy
+	blockRows int
 }
 
 func collect(opts []Option) options {
-	o := options{errorMeasure: Mul, seqLen: 10, batch: 4, pos: -1, topK: 5, baselineSamples: 64, hi: -1, answerSpace: true}
+	o := options{errorMeasure: Mul, seqLen: 10, batch: 4, pos: -1, topK: 5, baselineSamples: 64, hi: -1, answerSpace: true, blockRows: 1024}
 	for _, f := range opts {
 		if f != nil {
 			f(&o)
@@ -118,7 +121,8 @@ func CleanCache(c *hookedmodel.ActivationCache) Option { return func(o *options)
 func AtPosition(p int) Option { return func(o *options) { o.pos = p } }
 
 // TopK sets how many top tokens the logit lens lists per layer (default
-// 5) and TestPrompt per answer token (default 10, as test_prompt's).
+// 5), TestPrompt per answer token (default 10, as test_prompt's) and
+// CircuitAccuracy counts as a hit (default 1).
 func TopK(k int) Option { return func(o *options) { o.topK, o.topKSet = k, true } }
 
 // PrependBOS overrides the model's default_prepend_bos when TestPrompt
@@ -133,6 +137,11 @@ func PrependSpaceToAnswer(on bool) Option { return func(o *options) { o.answerSp
 // BaselineSamples sets how many random head pairs the composition-score
 // baseline averages (default 64).
 func BaselineSamples(n int) Option { return func(o *options) { o.baselineSamples = n } }
+
+// BlockRows sets how many rows of a circuit CircuitAccuracy computes at
+// once (default 1024): its memory grows with their number times the
+// circuit's columns.
+func BlockRows(n int) Option { return func(o *options) { o.blockRows = n } }
 
 // bar is a progress bar that does nothing without a writer.
 type bar struct{ pb *progressbar.ProgressBar }
