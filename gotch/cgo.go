@@ -101,8 +101,7 @@ func newTensor(out *C.gt_out, s *Scope) *Tensor {
 	if out.tensor == nil {
 		return nil // an undefined result, such as a missing gradient
 	}
-	t := &Tensor{}
-	t.p.Store((*byte)(unsafe.Pointer(out.tensor)))
+	t := &Tensor{h: ref{p: unsafe.Pointer(out.tensor)}}
 	t.refresh(out)
 	t.cleanup = runtime.AddCleanup(t, freeLeaked, out.tensor)
 	if s != nil {
@@ -134,7 +133,13 @@ func (t *Tensor) refresh(out *C.gt_out) {
 	t.requiresGrad = out.requires_grad != 0
 }
 
-func (t *Tensor) ptr() C.gt_tensor { return C.gt_tensor(t.handle()) }
+// ptr is t's handle for the shim, NULL for a nil t; t must be pinned.
+func (t *Tensor) ptr() C.gt_tensor {
+	if t == nil {
+		return nil
+	}
+	return C.gt_tensor(t.h.p)
+}
 
 func freeTensor(p unsafe.Pointer) { C.gt_tensor_free(C.gt_tensor(p)) }
 
@@ -145,13 +150,13 @@ func newGenerator(seed uint64) (*Generator, error) {
 	if e := C.gt_generator_new(&p, C.uint64_t(seed)); e != nil {
 		return nil, opError("NewGenerator", e)
 	}
-	g := &Generator{}
-	g.p.Store((*byte)(unsafe.Pointer(p)))
+	g := &Generator{h: ref{p: unsafe.Pointer(p)}}
 	g.cleanup = runtime.AddCleanup(g, func(p C.gt_generator) { C.gt_generator_free(p); gcFreed.Add(1) }, p)
 	return g, nil
 }
 
-func (g *Generator) ptr() C.gt_generator { return C.gt_generator(g.handle()) }
+// ptr is g's handle for the shim; g must be pinned.
+func (g *Generator) ptr() C.gt_generator { return C.gt_generator(g.h.p) }
 
 func freeGenerator(p unsafe.Pointer) { C.gt_generator_free(C.gt_generator(p)) }
 
@@ -168,6 +173,10 @@ func copyFrom(p unsafe.Pointer, shape []int64, dtype DType, dev Device) (*Tensor
 }
 
 func copyTo(t *Tensor, dst unsafe.Pointer, nbytes int, dtype DType) error {
+	if err := pinTensor("ToSlice", "self", t); err != nil {
+		return err
+	}
+	defer t.unpin()
 	if e := C.gt_copy_to(t.ptr(), dst, C.int64_t(nbytes), C.int32_t(dtype)); e != nil {
 		return opError("ToSlice", e, t)
 	}
@@ -207,28 +216,29 @@ func opError(op string, e C.gt_error, operands ...*Tensor) error {
 	return &Error{Op: op, Args: describe(operands), Msg: msg, Err: codeErrors[code]}
 }
 
-func tensorList(op, name string, ts []*Tensor) ([]C.gt_tensor, error) {
+// pinTensorList pins a list's tensors for a call into the shim, as
+// pinTensor does one, and returns their handles; nil entries mean "absent"
+// (torch's None, passed as NULL) where optional, else they are an error.
+// The caller unpins the list with unpinTensors when the call returns.
+func pinTensorList(op, name string, ts []*Tensor, optional bool) ([]C.gt_tensor, error) {
 	hs := make([]C.gt_tensor, len(ts))
 	for i, t := range ts {
-		if err := needTensor(op, fmt.Sprintf("%s[%d]", name, i), t); err != nil {
-			return nil, err
+		if t == nil && optional {
+			continue
+		}
+		if t == nil || !t.pin() {
+			unpinTensors(ts[:i])
+			return nil, badTensor(op, fmt.Sprintf("%s[%d]", name, i), t)
 		}
 		hs[i] = t.ptr()
 	}
 	return hs, nil
 }
 
-// optTensorList is tensorList for a list whose nil entries mean "absent"
-// (torch's None), passed to the shim as NULL handles.
-func optTensorList(op, name string, ts []*Tensor) ([]C.gt_tensor, error) {
-	hs := make([]C.gt_tensor, len(ts))
-	for i, t := range ts {
-		if err := optTensor(op, fmt.Sprintf("%s[%d]", name, i), t); err != nil {
-			return nil, err
-		}
-		hs[i] = t.ptr()
+func unpinTensors(ts []*Tensor) {
+	for _, t := range ts {
+		t.unpin()
 	}
-	return hs, nil
 }
 
 // Conversions for the generated ops.

@@ -17,7 +17,11 @@
 // create tensors inside a Scope and Close it: an op's result belongs to the
 // scope of its first tensor operand that has one. A finalizer frees a
 // forgotten tensor as a last resort and counts it (GCFreed), so tests can
-// prove that nothing relied on it.
+// prove that nothing relied on it. Freeing a tensor (or closing its scope)
+// while other goroutines run ops on it is safe: each op holds the tensor's
+// handle for the length of its call into libtorch, the handle goes when the
+// last such op returns, and an op that starts after the Free returns an
+// error wrapping ErrFreed.
 //
 // Printing a tensor (String) shows its values as torch's print does,
 // summarising one of more than 1000 elements with "..."; Spec describes it

@@ -65,20 +65,35 @@ func describe(ts []*Tensor) []string {
 }
 
 func needTensor(op, name string, t *Tensor) error {
-	if t == nil {
-		return &Error{Op: op, Msg: fmt.Sprintf("argument %s is a nil *Tensor", name)}
-	}
-	if t.handle() == nil {
-		return &Error{Op: op, Args: []string{t.spec()}, Msg: fmt.Sprintf("argument %s was freed", name), Err: ErrFreed}
+	if t.Freed() {
+		return badTensor(op, name, t)
 	}
 	return nil
 }
 
-func optTensor(op, name string, t *Tensor) error {
+// pinTensor is needTensor that also pins t for a call into the shim (see
+// ref); the caller unpins it when the call returns.
+func pinTensor(op, name string, t *Tensor) error {
+	if t == nil || !t.pin() {
+		return badTensor(op, name, t)
+	}
+	return nil
+}
+
+// pinOptTensor is pinTensor for an optional argument, which may be nil.
+func pinOptTensor(op, name string, t *Tensor) error {
 	if t == nil {
 		return nil
 	}
-	return needTensor(op, name, t)
+	return pinTensor(op, name, t)
+}
+
+// badTensor is the error of a nil or freed tensor argument.
+func badTensor(op, name string, t *Tensor) error {
+	if t == nil {
+		return &Error{Op: op, Msg: fmt.Sprintf("argument %s is a nil *Tensor", name)}
+	}
+	return &Error{Op: op, Args: []string{t.spec()}, Msg: fmt.Sprintf("argument %s was freed", name), Err: ErrFreed}
 }
 
 func must(err error) {

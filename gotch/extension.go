@@ -148,13 +148,11 @@ func (e *Extension) Path() string { return e.path }
 // extension and fn.
 func (e *Extension) Call(fn string, state *ExtState, tensors []*Tensor, ints ...int64) error {
 	op := e.name + ":" + fn
-	hs := make([]C.gt_tensor, len(tensors))
-	for i, t := range tensors {
-		if err := optTensor(op, fmt.Sprintf("tensors[%d]", i), t); err != nil {
-			return err
-		}
-		hs[i] = C.gt_tensor(t.handle()) // NULL for nil
+	hs, err := pinTensorList(op, "tensors", tensors, true)
+	if err != nil {
+		return err
 	}
+	defer unpinTensors(tensors)
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.h == nil {
@@ -177,7 +175,6 @@ func (e *Extension) Call(fn string, state *ExtState, tensors []*Tensor, ints ...
 		cints = (*C.int64_t)(unsafe.Pointer(&ints[0]))
 	}
 	msg := C.gt_ext_call(f, &slot, ths, C.int32_t(len(hs)), cints, C.int32_t(len(ints)))
-	runtime.KeepAlive(tensors)
 	runtime.KeepAlive(ints)
 	if state != nil {
 		state.p = slot

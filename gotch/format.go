@@ -38,11 +38,11 @@ func (t *Tensor) Spec() string {
 // first and last 3 entries of each longer dimension, with "..." between,
 // and only those are read (copied to the host). A nil or freed tensor
 // prints its Spec and nothing crosses into libtorch; a tensor whose values
-// cannot be read prints its Spec and why. String reads the tensor, so it
-// must not race with Free or an in-place op on it; error messages use
-// Spec, which reads nothing.
+// cannot be read (freed meanwhile, say) prints its Spec and why. String
+// reads the tensor, so it must not race with an in-place op on it; error
+// messages use Spec, which reads nothing.
 func (t *Tensor) String() string {
-	if t == nil || t.handle() == nil {
+	if t.Freed() {
 		return t.Spec()
 	}
 	body, err := t.valuesString()

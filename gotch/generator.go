@@ -1,16 +1,12 @@
 package gotch
 
-import (
-	"runtime"
-	"sync/atomic"
-	"unsafe"
-)
+import "runtime"
 
 // Generator is a seeded random-number generator on the CPU. Random ops draw
 // from it on the CPU and move the result to the requested device, so the
 // same seed gives the same numbers on every device. Free it when done.
 type Generator struct {
-	p       atomic.Pointer[byte] // the gt_generator; nil once freed
+	h       ref // the gt_generator
 	cleanup runtime.Cleanup
 }
 
@@ -24,32 +20,26 @@ func MustNewGenerator(seed uint64) *Generator {
 	return g
 }
 
-// handle is the generator's gt_generator; nil once freed or for a nil
-// Generator.
-func (g *Generator) handle() unsafe.Pointer {
-	if g == nil {
-		return nil
-	}
-	return unsafe.Pointer(g.p.Load())
-}
-
-// Free releases the generator; it is idempotent.
+// Free releases the generator, at once or when the random ops drawing from
+// it in other goroutines return; it is idempotent.
 func (g *Generator) Free() {
-	if g == nil {
+	if g == nil || !g.h.release() {
 		return
 	}
-	if p := g.p.Swap(nil); p != nil {
-		g.cleanup.Stop()
-		freeGenerator(unsafe.Pointer(p))
-	}
+	g.cleanup.Stop()
+	g.h.drop(freeGenerator)
 }
 
-func needGenerator(op string, g *Generator) error {
+// pinGenerator checks g and pins its handle for a call into the shim, as
+// pinTensor does a tensor's; the caller unpins it when the call returns.
+func pinGenerator(op string, g *Generator) error {
 	switch {
 	case g == nil:
 		return &Error{Op: op, Msg: "the generator is a nil *Generator"}
-	case g.handle() == nil:
+	case !g.h.pin(freeGenerator):
 		return &Error{Op: op, Msg: "the generator was freed", Err: ErrFreed}
 	}
 	return nil
 }
+
+func (g *Generator) unpin() { g.h.unpin(freeGenerator) }

@@ -365,9 +365,10 @@ func Eye(n int64, dtype DType, dev Device) (*Tensor, error) {
 
 // Rand returns uniform samples in [0, 1), drawn on the CPU from gen.
 func Rand(shape []int64, gen *Generator, dtype DType, dev Device) (*Tensor, error) {
-	if err := needGenerator("Rand", gen); err != nil {
+	if err := pinGenerator("Rand", gen); err != nil {
 		return nil, err
 	}
+	defer gen.unpin()
 	var out C.gt_out
 	if e := C.gt_rand(&out, cInts(shape), C.int32_t(len(shape)), gen.ptr(), C.int32_t(dtype), C.int32_t(dev.Type), C.int32_t(dev.Index)); e != nil {
 		return nil, opError("Rand", e)
@@ -377,9 +378,10 @@ func Rand(shape []int64, gen *Generator, dtype DType, dev Device) (*Tensor, erro
 
 // Randn returns standard normal samples, drawn on the CPU from gen.
 func Randn(shape []int64, gen *Generator, dtype DType, dev Device) (*Tensor, error) {
-	if err := needGenerator("Randn", gen); err != nil {
+	if err := pinGenerator("Randn", gen); err != nil {
 		return nil, err
 	}
+	defer gen.unpin()
 	var out C.gt_out
 	if e := C.gt_randn(&out, cInts(shape), C.int32_t(len(shape)), gen.ptr(), C.int32_t(dtype), C.int32_t(dev.Type), C.int32_t(dev.Index)); e != nil {
 		return nil, opError("Randn", e)
@@ -389,9 +391,10 @@ func Randn(shape []int64, gen *Generator, dtype DType, dev Device) (*Tensor, err
 
 // Randint returns int64 samples uniform in [low, high), drawn on the CPU from gen.
 func Randint(low int64, high int64, shape []int64, gen *Generator, dev Device) (*Tensor, error) {
-	if err := needGenerator("Randint", gen); err != nil {
+	if err := pinGenerator("Randint", gen); err != nil {
 		return nil, err
 	}
+	defer gen.unpin()
 	var out C.gt_out
 	if e := C.gt_randint(&out, C.int64_t(low), C.int64_t(high), cInts(shape), C.int32_t(len(shape)), gen.ptr(), C.int32_t(dev.Type), C.int32_t(dev.Index)); e != nil {
 		return nil, opError("Randint", e)
@@ -401,9 +404,10 @@ func Randint(low int64, high int64, shape []int64, gen *Generator, dev Device) (
 
 // Randperm returns a random permutation of 0..n-1 (int64), drawn on the CPU from gen.
 func Randperm(n int64, gen *Generator, dev Device) (*Tensor, error) {
-	if err := needGenerator("Randperm", gen); err != nil {
+	if err := pinGenerator("Randperm", gen); err != nil {
 		return nil, err
 	}
+	defer gen.unpin()
 	var out C.gt_out
 	if e := C.gt_randperm(&out, C.int64_t(n), gen.ptr(), C.int32_t(dev.Type), C.int32_t(dev.Index)); e != nil {
 		return nil, opError("Randperm", e)
@@ -413,12 +417,14 @@ func Randperm(n int64, gen *Generator, dev Device) (*Tensor, error) {
 
 // Multinomial returns n indices per row sampled from the rows of self (unnormalised probabilities).
 func (t *Tensor) Multinomial(n int64, replacement bool, gen *Generator) (*Tensor, error) {
-	if err := needTensor("Multinomial", "self", t); err != nil {
+	if err := pinTensor("Multinomial", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needGenerator("Multinomial", gen); err != nil {
+	defer t.unpin()
+	if err := pinGenerator("Multinomial", gen); err != nil {
 		return nil, err
 	}
+	defer gen.unpin()
 	var out C.gt_out
 	if e := C.gt_multinomial(&out, t.ptr(), C.int64_t(n), cBool(replacement), gen.ptr()); e != nil {
 		return nil, opError("Multinomial", e, t)
@@ -428,9 +434,10 @@ func (t *Tensor) Multinomial(n int64, replacement bool, gen *Generator) (*Tensor
 
 // Alias returns a new handle to the same tensor (shares storage and autograd history).
 func (t *Tensor) Alias() (*Tensor, error) {
-	if err := needTensor("Alias", "self", t); err != nil {
+	if err := pinTensor("Alias", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_alias(&out, t.ptr()); e != nil {
 		return nil, opError("Alias", e, t)
@@ -440,9 +447,10 @@ func (t *Tensor) Alias() (*Tensor, error) {
 
 // Clone returns a copy with its own storage.
 func (t *Tensor) Clone() (*Tensor, error) {
-	if err := needTensor("Clone", "self", t); err != nil {
+	if err := pinTensor("Clone", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_clone(&out, t.ptr()); e != nil {
 		return nil, opError("Clone", e, t)
@@ -452,9 +460,10 @@ func (t *Tensor) Clone() (*Tensor, error) {
 
 // Contiguous returns self, or a contiguous copy when self is not contiguous.
 func (t *Tensor) Contiguous() (*Tensor, error) {
-	if err := needTensor("Contiguous", "self", t); err != nil {
+	if err := pinTensor("Contiguous", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_contiguous(&out, t.ptr()); e != nil {
 		return nil, opError("Contiguous", e, t)
@@ -464,9 +473,10 @@ func (t *Tensor) Contiguous() (*Tensor, error) {
 
 // Detach returns a view of self outside the autograd graph.
 func (t *Tensor) Detach() (*Tensor, error) {
-	if err := needTensor("Detach", "self", t); err != nil {
+	if err := pinTensor("Detach", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_detach(&out, t.ptr()); e != nil {
 		return nil, opError("Detach", e, t)
@@ -476,9 +486,10 @@ func (t *Tensor) Detach() (*Tensor, error) {
 
 // To returns self converted to dtype.
 func (t *Tensor) To(dtype DType) (*Tensor, error) {
-	if err := needTensor("To", "self", t); err != nil {
+	if err := pinTensor("To", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_to(&out, t.ptr(), C.int32_t(dtype)); e != nil {
 		return nil, opError("To", e, t)
@@ -488,9 +499,10 @@ func (t *Tensor) To(dtype DType) (*Tensor, error) {
 
 // ToDevice returns self on dev; nonBlocking overlaps a copy from pinned memory or to a CPU tensor with device work.
 func (t *Tensor) ToDevice(dev Device, nonBlocking bool) (*Tensor, error) {
-	if err := needTensor("ToDevice", "self", t); err != nil {
+	if err := pinTensor("ToDevice", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_to_device(&out, t.ptr(), C.int32_t(dev.Type), C.int32_t(dev.Index), cBool(nonBlocking)); e != nil {
 		return nil, opError("ToDevice", e, t)
@@ -500,12 +512,14 @@ func (t *Tensor) ToDevice(dev Device, nonBlocking bool) (*Tensor, error) {
 
 // Add returns self + other, broadcasting.
 func (t *Tensor) Add(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Add", "self", t); err != nil {
+	if err := pinTensor("Add", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Add", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Add", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_add(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Add", e, t, other)
@@ -515,12 +529,14 @@ func (t *Tensor) Add(other *Tensor) (*Tensor, error) {
 
 // Sub returns self - other, broadcasting.
 func (t *Tensor) Sub(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Sub", "self", t); err != nil {
+	if err := pinTensor("Sub", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Sub", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Sub", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_sub(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Sub", e, t, other)
@@ -530,12 +546,14 @@ func (t *Tensor) Sub(other *Tensor) (*Tensor, error) {
 
 // Mul returns self * other, broadcasting.
 func (t *Tensor) Mul(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Mul", "self", t); err != nil {
+	if err := pinTensor("Mul", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Mul", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Mul", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_mul(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Mul", e, t, other)
@@ -545,12 +563,14 @@ func (t *Tensor) Mul(other *Tensor) (*Tensor, error) {
 
 // Div returns self / other (true division), broadcasting.
 func (t *Tensor) Div(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Div", "self", t); err != nil {
+	if err := pinTensor("Div", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Div", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Div", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_div(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Div", e, t, other)
@@ -560,12 +580,14 @@ func (t *Tensor) Div(other *Tensor) (*Tensor, error) {
 
 // Pow returns self ** exponent, broadcasting.
 func (t *Tensor) Pow(exponent *Tensor) (*Tensor, error) {
-	if err := needTensor("Pow", "self", t); err != nil {
+	if err := pinTensor("Pow", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Pow", "exponent", exponent); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Pow", "exponent", exponent); err != nil {
 		return nil, err
 	}
+	defer exponent.unpin()
 	var out C.gt_out
 	if e := C.gt_pow(&out, t.ptr(), exponent.ptr()); e != nil {
 		return nil, opError("Pow", e, t, exponent)
@@ -575,12 +597,14 @@ func (t *Tensor) Pow(exponent *Tensor) (*Tensor, error) {
 
 // Maximum returns the elementwise maximum.
 func (t *Tensor) Maximum(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Maximum", "self", t); err != nil {
+	if err := pinTensor("Maximum", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Maximum", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Maximum", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_maximum(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Maximum", e, t, other)
@@ -590,12 +614,14 @@ func (t *Tensor) Maximum(other *Tensor) (*Tensor, error) {
 
 // Minimum returns the elementwise minimum.
 func (t *Tensor) Minimum(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Minimum", "self", t); err != nil {
+	if err := pinTensor("Minimum", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Minimum", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Minimum", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_minimum(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Minimum", e, t, other)
@@ -605,9 +631,10 @@ func (t *Tensor) Minimum(other *Tensor) (*Tensor, error) {
 
 // AddScalar returns self + other.
 func (t *Tensor) AddScalar(other float64) (*Tensor, error) {
-	if err := needTensor("AddScalar", "self", t); err != nil {
+	if err := pinTensor("AddScalar", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_add_scalar(&out, t.ptr(), C.double(other)); e != nil {
 		return nil, opError("AddScalar", e, t)
@@ -617,9 +644,10 @@ func (t *Tensor) AddScalar(other float64) (*Tensor, error) {
 
 // SubScalar returns self - other.
 func (t *Tensor) SubScalar(other float64) (*Tensor, error) {
-	if err := needTensor("SubScalar", "self", t); err != nil {
+	if err := pinTensor("SubScalar", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_sub_scalar(&out, t.ptr(), C.double(other)); e != nil {
 		return nil, opError("SubScalar", e, t)
@@ -629,9 +657,10 @@ func (t *Tensor) SubScalar(other float64) (*Tensor, error) {
 
 // MulScalar returns self * other.
 func (t *Tensor) MulScalar(other float64) (*Tensor, error) {
-	if err := needTensor("MulScalar", "self", t); err != nil {
+	if err := pinTensor("MulScalar", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_mul_scalar(&out, t.ptr(), C.double(other)); e != nil {
 		return nil, opError("MulScalar", e, t)
@@ -641,9 +670,10 @@ func (t *Tensor) MulScalar(other float64) (*Tensor, error) {
 
 // DivScalar returns self / other.
 func (t *Tensor) DivScalar(other float64) (*Tensor, error) {
-	if err := needTensor("DivScalar", "self", t); err != nil {
+	if err := pinTensor("DivScalar", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_div_scalar(&out, t.ptr(), C.double(other)); e != nil {
 		return nil, opError("DivScalar", e, t)
@@ -653,9 +683,10 @@ func (t *Tensor) DivScalar(other float64) (*Tensor, error) {
 
 // PowScalar returns self ** exponent.
 func (t *Tensor) PowScalar(exponent float64) (*Tensor, error) {
-	if err := needTensor("PowScalar", "self", t); err != nil {
+	if err := pinTensor("PowScalar", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_pow_scalar(&out, t.ptr(), C.double(exponent)); e != nil {
 		return nil, opError("PowScalar", e, t)
@@ -665,12 +696,14 @@ func (t *Tensor) PowScalar(exponent float64) (*Tensor, error) {
 
 // Eq returns self == other as bool.
 func (t *Tensor) Eq(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Eq", "self", t); err != nil {
+	if err := pinTensor("Eq", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Eq", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Eq", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_eq(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Eq", e, t, other)
@@ -680,12 +713,14 @@ func (t *Tensor) Eq(other *Tensor) (*Tensor, error) {
 
 // Ne returns self != other as bool.
 func (t *Tensor) Ne(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Ne", "self", t); err != nil {
+	if err := pinTensor("Ne", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Ne", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Ne", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_ne(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Ne", e, t, other)
@@ -695,12 +730,14 @@ func (t *Tensor) Ne(other *Tensor) (*Tensor, error) {
 
 // Lt returns self < other as bool.
 func (t *Tensor) Lt(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Lt", "self", t); err != nil {
+	if err := pinTensor("Lt", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Lt", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Lt", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_lt(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Lt", e, t, other)
@@ -710,12 +747,14 @@ func (t *Tensor) Lt(other *Tensor) (*Tensor, error) {
 
 // Le returns self <= other as bool.
 func (t *Tensor) Le(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Le", "self", t); err != nil {
+	if err := pinTensor("Le", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Le", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Le", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_le(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Le", e, t, other)
@@ -725,12 +764,14 @@ func (t *Tensor) Le(other *Tensor) (*Tensor, error) {
 
 // Gt returns self > other as bool.
 func (t *Tensor) Gt(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Gt", "self", t); err != nil {
+	if err := pinTensor("Gt", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Gt", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Gt", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_gt(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Gt", e, t, other)
@@ -740,12 +781,14 @@ func (t *Tensor) Gt(other *Tensor) (*Tensor, error) {
 
 // Ge returns self >= other as bool.
 func (t *Tensor) Ge(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Ge", "self", t); err != nil {
+	if err := pinTensor("Ge", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Ge", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Ge", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_ge(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Ge", e, t, other)
@@ -755,9 +798,10 @@ func (t *Tensor) Ge(other *Tensor) (*Tensor, error) {
 
 // EqScalar returns self == other as bool.
 func (t *Tensor) EqScalar(other float64) (*Tensor, error) {
-	if err := needTensor("EqScalar", "self", t); err != nil {
+	if err := pinTensor("EqScalar", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_eq_scalar(&out, t.ptr(), C.double(other)); e != nil {
 		return nil, opError("EqScalar", e, t)
@@ -767,9 +811,10 @@ func (t *Tensor) EqScalar(other float64) (*Tensor, error) {
 
 // GtScalar returns self > other as bool.
 func (t *Tensor) GtScalar(other float64) (*Tensor, error) {
-	if err := needTensor("GtScalar", "self", t); err != nil {
+	if err := pinTensor("GtScalar", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_gt_scalar(&out, t.ptr(), C.double(other)); e != nil {
 		return nil, opError("GtScalar", e, t)
@@ -779,9 +824,10 @@ func (t *Tensor) GtScalar(other float64) (*Tensor, error) {
 
 // LtScalar returns self < other as bool.
 func (t *Tensor) LtScalar(other float64) (*Tensor, error) {
-	if err := needTensor("LtScalar", "self", t); err != nil {
+	if err := pinTensor("LtScalar", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_lt_scalar(&out, t.ptr(), C.double(other)); e != nil {
 		return nil, opError("LtScalar", e, t)
@@ -791,12 +837,14 @@ func (t *Tensor) LtScalar(other float64) (*Tensor, error) {
 
 // LogicalAnd returns self && other as bool.
 func (t *Tensor) LogicalAnd(other *Tensor) (*Tensor, error) {
-	if err := needTensor("LogicalAnd", "self", t); err != nil {
+	if err := pinTensor("LogicalAnd", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("LogicalAnd", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("LogicalAnd", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_logical_and(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("LogicalAnd", e, t, other)
@@ -806,12 +854,14 @@ func (t *Tensor) LogicalAnd(other *Tensor) (*Tensor, error) {
 
 // LogicalOr returns self || other as bool.
 func (t *Tensor) LogicalOr(other *Tensor) (*Tensor, error) {
-	if err := needTensor("LogicalOr", "self", t); err != nil {
+	if err := pinTensor("LogicalOr", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("LogicalOr", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("LogicalOr", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_logical_or(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("LogicalOr", e, t, other)
@@ -821,9 +871,10 @@ func (t *Tensor) LogicalOr(other *Tensor) (*Tensor, error) {
 
 // LogicalNot returns !self as bool.
 func (t *Tensor) LogicalNot() (*Tensor, error) {
-	if err := needTensor("LogicalNot", "self", t); err != nil {
+	if err := pinTensor("LogicalNot", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_logical_not(&out, t.ptr()); e != nil {
 		return nil, opError("LogicalNot", e, t)
@@ -833,9 +884,10 @@ func (t *Tensor) LogicalNot() (*Tensor, error) {
 
 // Neg returns -self.
 func (t *Tensor) Neg() (*Tensor, error) {
-	if err := needTensor("Neg", "self", t); err != nil {
+	if err := pinTensor("Neg", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_neg(&out, t.ptr()); e != nil {
 		return nil, opError("Neg", e, t)
@@ -845,9 +897,10 @@ func (t *Tensor) Neg() (*Tensor, error) {
 
 // Abs returns |self|.
 func (t *Tensor) Abs() (*Tensor, error) {
-	if err := needTensor("Abs", "self", t); err != nil {
+	if err := pinTensor("Abs", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_abs(&out, t.ptr()); e != nil {
 		return nil, opError("Abs", e, t)
@@ -857,9 +910,10 @@ func (t *Tensor) Abs() (*Tensor, error) {
 
 // Exp returns e ** self.
 func (t *Tensor) Exp() (*Tensor, error) {
-	if err := needTensor("Exp", "self", t); err != nil {
+	if err := pinTensor("Exp", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_exp(&out, t.ptr()); e != nil {
 		return nil, opError("Exp", e, t)
@@ -869,9 +923,10 @@ func (t *Tensor) Exp() (*Tensor, error) {
 
 // Log returns the natural logarithm.
 func (t *Tensor) Log() (*Tensor, error) {
-	if err := needTensor("Log", "self", t); err != nil {
+	if err := pinTensor("Log", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_log(&out, t.ptr()); e != nil {
 		return nil, opError("Log", e, t)
@@ -881,9 +936,10 @@ func (t *Tensor) Log() (*Tensor, error) {
 
 // Sqrt returns the square root.
 func (t *Tensor) Sqrt() (*Tensor, error) {
-	if err := needTensor("Sqrt", "self", t); err != nil {
+	if err := pinTensor("Sqrt", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_sqrt(&out, t.ptr()); e != nil {
 		return nil, opError("Sqrt", e, t)
@@ -893,9 +949,10 @@ func (t *Tensor) Sqrt() (*Tensor, error) {
 
 // Rsqrt returns 1 / sqrt(self).
 func (t *Tensor) Rsqrt() (*Tensor, error) {
-	if err := needTensor("Rsqrt", "self", t); err != nil {
+	if err := pinTensor("Rsqrt", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_rsqrt(&out, t.ptr()); e != nil {
 		return nil, opError("Rsqrt", e, t)
@@ -905,9 +962,10 @@ func (t *Tensor) Rsqrt() (*Tensor, error) {
 
 // Reciprocal returns 1 / self.
 func (t *Tensor) Reciprocal() (*Tensor, error) {
-	if err := needTensor("Reciprocal", "self", t); err != nil {
+	if err := pinTensor("Reciprocal", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_reciprocal(&out, t.ptr()); e != nil {
 		return nil, opError("Reciprocal", e, t)
@@ -917,9 +975,10 @@ func (t *Tensor) Reciprocal() (*Tensor, error) {
 
 // Sin returns the sine.
 func (t *Tensor) Sin() (*Tensor, error) {
-	if err := needTensor("Sin", "self", t); err != nil {
+	if err := pinTensor("Sin", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_sin(&out, t.ptr()); e != nil {
 		return nil, opError("Sin", e, t)
@@ -929,9 +988,10 @@ func (t *Tensor) Sin() (*Tensor, error) {
 
 // Cos returns the cosine.
 func (t *Tensor) Cos() (*Tensor, error) {
-	if err := needTensor("Cos", "self", t); err != nil {
+	if err := pinTensor("Cos", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_cos(&out, t.ptr()); e != nil {
 		return nil, opError("Cos", e, t)
@@ -941,9 +1001,10 @@ func (t *Tensor) Cos() (*Tensor, error) {
 
 // Tanh returns the hyperbolic tangent.
 func (t *Tensor) Tanh() (*Tensor, error) {
-	if err := needTensor("Tanh", "self", t); err != nil {
+	if err := pinTensor("Tanh", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_tanh(&out, t.ptr()); e != nil {
 		return nil, opError("Tanh", e, t)
@@ -953,9 +1014,10 @@ func (t *Tensor) Tanh() (*Tensor, error) {
 
 // Sigmoid returns 1 / (1 + e ** -self).
 func (t *Tensor) Sigmoid() (*Tensor, error) {
-	if err := needTensor("Sigmoid", "self", t); err != nil {
+	if err := pinTensor("Sigmoid", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_sigmoid(&out, t.ptr()); e != nil {
 		return nil, opError("Sigmoid", e, t)
@@ -965,9 +1027,10 @@ func (t *Tensor) Sigmoid() (*Tensor, error) {
 
 // Relu returns max(self, 0).
 func (t *Tensor) Relu() (*Tensor, error) {
-	if err := needTensor("Relu", "self", t); err != nil {
+	if err := pinTensor("Relu", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_relu(&out, t.ptr()); e != nil {
 		return nil, opError("Relu", e, t)
@@ -977,9 +1040,10 @@ func (t *Tensor) Relu() (*Tensor, error) {
 
 // Silu returns self * sigmoid(self).
 func (t *Tensor) Silu() (*Tensor, error) {
-	if err := needTensor("Silu", "self", t); err != nil {
+	if err := pinTensor("Silu", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_silu(&out, t.ptr()); e != nil {
 		return nil, opError("Silu", e, t)
@@ -989,9 +1053,10 @@ func (t *Tensor) Silu() (*Tensor, error) {
 
 // Gelu returns GELU; approximate is "none" (exact, erf) or "tanh" (GPT-2's gelu_new).
 func (t *Tensor) Gelu(approximate string) (*Tensor, error) {
-	if err := needTensor("Gelu", "self", t); err != nil {
+	if err := pinTensor("Gelu", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	approximateC := C.CString(approximate)
 	defer C.free(unsafe.Pointer(approximateC))
 	var out C.gt_out
@@ -1003,9 +1068,10 @@ func (t *Tensor) Gelu(approximate string) (*Tensor, error) {
 
 // Clamp returns self limited to [min, max].
 func (t *Tensor) Clamp(min float64, max float64) (*Tensor, error) {
-	if err := needTensor("Clamp", "self", t); err != nil {
+	if err := pinTensor("Clamp", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_clamp(&out, t.ptr(), C.double(min), C.double(max)); e != nil {
 		return nil, opError("Clamp", e, t)
@@ -1015,9 +1081,10 @@ func (t *Tensor) Clamp(min float64, max float64) (*Tensor, error) {
 
 // Sign returns -1, 0 or 1.
 func (t *Tensor) Sign() (*Tensor, error) {
-	if err := needTensor("Sign", "self", t); err != nil {
+	if err := pinTensor("Sign", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_sign(&out, t.ptr()); e != nil {
 		return nil, opError("Sign", e, t)
@@ -1027,9 +1094,10 @@ func (t *Tensor) Sign() (*Tensor, error) {
 
 // IsNan returns whether each element is NaN.
 func (t *Tensor) IsNan() (*Tensor, error) {
-	if err := needTensor("IsNan", "self", t); err != nil {
+	if err := pinTensor("IsNan", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_is_nan(&out, t.ptr()); e != nil {
 		return nil, opError("IsNan", e, t)
@@ -1039,9 +1107,10 @@ func (t *Tensor) IsNan() (*Tensor, error) {
 
 // IsFinite returns whether each element is finite.
 func (t *Tensor) IsFinite() (*Tensor, error) {
-	if err := needTensor("IsFinite", "self", t); err != nil {
+	if err := pinTensor("IsFinite", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_is_finite(&out, t.ptr()); e != nil {
 		return nil, opError("IsFinite", e, t)
@@ -1051,12 +1120,14 @@ func (t *Tensor) IsFinite() (*Tensor, error) {
 
 // IsClose returns whether |self - other| <= atol + rtol·|other| elementwise as bool, broadcasting (torch.isclose); NaNs are equal when equalNan.
 func (t *Tensor) IsClose(other *Tensor, rtol float64, atol float64, equalNan bool) (*Tensor, error) {
-	if err := needTensor("IsClose", "self", t); err != nil {
+	if err := pinTensor("IsClose", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("IsClose", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("IsClose", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_is_close(&out, t.ptr(), other.ptr(), C.double(rtol), C.double(atol), cBool(equalNan)); e != nil {
 		return nil, opError("IsClose", e, t, other)
@@ -1066,15 +1137,18 @@ func (t *Tensor) IsClose(other *Tensor, rtol float64, atol float64, equalNan boo
 
 // Where returns x where cond is true, else y, broadcasting.
 func Where(cond *Tensor, x *Tensor, y *Tensor) (*Tensor, error) {
-	if err := needTensor("Where", "cond", cond); err != nil {
+	if err := pinTensor("Where", "cond", cond); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Where", "x", x); err != nil {
+	defer cond.unpin()
+	if err := pinTensor("Where", "x", x); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Where", "y", y); err != nil {
+	defer x.unpin()
+	if err := pinTensor("Where", "y", y); err != nil {
 		return nil, err
 	}
+	defer y.unpin()
 	var out C.gt_out
 	if e := C.gt_where(&out, cond.ptr(), x.ptr(), y.ptr()); e != nil {
 		return nil, opError("Where", e, cond, x, y)
@@ -1084,12 +1158,14 @@ func Where(cond *Tensor, x *Tensor, y *Tensor) (*Tensor, error) {
 
 // MaskedFill returns self with value where mask is true.
 func (t *Tensor) MaskedFill(mask *Tensor, value float64) (*Tensor, error) {
-	if err := needTensor("MaskedFill", "self", t); err != nil {
+	if err := pinTensor("MaskedFill", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("MaskedFill", "mask", mask); err != nil {
+	defer t.unpin()
+	if err := pinTensor("MaskedFill", "mask", mask); err != nil {
 		return nil, err
 	}
+	defer mask.unpin()
 	var out C.gt_out
 	if e := C.gt_masked_fill(&out, t.ptr(), mask.ptr(), C.double(value)); e != nil {
 		return nil, opError("MaskedFill", e, t, mask)
@@ -1099,12 +1175,14 @@ func (t *Tensor) MaskedFill(mask *Tensor, value float64) (*Tensor, error) {
 
 // Matmul returns the matrix product with torch.matmul's broadcasting.
 func (t *Tensor) Matmul(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Matmul", "self", t); err != nil {
+	if err := pinTensor("Matmul", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Matmul", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Matmul", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_matmul(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Matmul", e, t, other)
@@ -1114,12 +1192,14 @@ func (t *Tensor) Matmul(other *Tensor) (*Tensor, error) {
 
 // Mm returns the product of two matrices.
 func (t *Tensor) Mm(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Mm", "self", t); err != nil {
+	if err := pinTensor("Mm", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Mm", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Mm", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_mm(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Mm", e, t, other)
@@ -1129,12 +1209,14 @@ func (t *Tensor) Mm(other *Tensor) (*Tensor, error) {
 
 // Bmm returns batched matrix products, [b n m] × [b m p].
 func (t *Tensor) Bmm(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Bmm", "self", t); err != nil {
+	if err := pinTensor("Bmm", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Bmm", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Bmm", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_bmm(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Bmm", e, t, other)
@@ -1146,10 +1228,11 @@ func (t *Tensor) Bmm(other *Tensor) (*Tensor, error) {
 func Einsum(equation string, operands []*Tensor) (*Tensor, error) {
 	equationC := C.CString(equation)
 	defer C.free(unsafe.Pointer(equationC))
-	operandsC, err := tensorList("Einsum", "operands", operands)
+	operandsC, err := pinTensorList("Einsum", "operands", operands, false)
 	if err != nil {
 		return nil, err
 	}
+	defer unpinTensors(operands)
 	var out C.gt_out
 	if e := C.gt_einsum(&out, equationC, sliceData(operandsC), C.int32_t(len(operandsC))); e != nil {
 		return nil, opError("Einsum", e, append([]*Tensor{}, operands...)...)
@@ -1159,15 +1242,18 @@ func Einsum(equation string, operands []*Tensor) (*Tensor, error) {
 
 // Linear returns self @ weight.T + bias.
 func (t *Tensor) Linear(weight *Tensor, bias *Tensor) (*Tensor, error) {
-	if err := needTensor("Linear", "self", t); err != nil {
+	if err := pinTensor("Linear", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Linear", "weight", weight); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Linear", "weight", weight); err != nil {
 		return nil, err
 	}
-	if err := optTensor("Linear", "bias", bias); err != nil {
+	defer weight.unpin()
+	if err := pinOptTensor("Linear", "bias", bias); err != nil {
 		return nil, err
 	}
+	defer bias.unpin()
 	var out C.gt_out
 	if e := C.gt_linear(&out, t.ptr(), weight.ptr(), bias.ptr()); e != nil {
 		return nil, opError("Linear", e, t, weight, bias)
@@ -1177,12 +1263,14 @@ func (t *Tensor) Linear(weight *Tensor, bias *Tensor) (*Tensor, error) {
 
 // Outer returns the outer product of two vectors.
 func (t *Tensor) Outer(other *Tensor) (*Tensor, error) {
-	if err := needTensor("Outer", "self", t); err != nil {
+	if err := pinTensor("Outer", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Outer", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Outer", "other", other); err != nil {
 		return nil, err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_outer(&out, t.ptr(), other.ptr()); e != nil {
 		return nil, opError("Outer", e, t, other)
@@ -1192,9 +1280,10 @@ func (t *Tensor) Outer(other *Tensor) (*Tensor, error) {
 
 // Softmax returns softmax along dim.
 func (t *Tensor) Softmax(dim int64) (*Tensor, error) {
-	if err := needTensor("Softmax", "self", t); err != nil {
+	if err := pinTensor("Softmax", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_softmax(&out, t.ptr(), C.int64_t(dim)); e != nil {
 		return nil, opError("Softmax", e, t)
@@ -1204,9 +1293,10 @@ func (t *Tensor) Softmax(dim int64) (*Tensor, error) {
 
 // LogSoftmax returns log-softmax along dim.
 func (t *Tensor) LogSoftmax(dim int64) (*Tensor, error) {
-	if err := needTensor("LogSoftmax", "self", t); err != nil {
+	if err := pinTensor("LogSoftmax", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_log_softmax(&out, t.ptr(), C.int64_t(dim)); e != nil {
 		return nil, opError("LogSoftmax", e, t)
@@ -1216,15 +1306,18 @@ func (t *Tensor) LogSoftmax(dim int64) (*Tensor, error) {
 
 // LayerNorm returns layer normalisation over the trailing normalizedShape dims.
 func (t *Tensor) LayerNorm(normalizedShape []int64, weight *Tensor, bias *Tensor, eps float64) (*Tensor, error) {
-	if err := needTensor("LayerNorm", "self", t); err != nil {
+	if err := pinTensor("LayerNorm", "self", t); err != nil {
 		return nil, err
 	}
-	if err := optTensor("LayerNorm", "weight", weight); err != nil {
+	defer t.unpin()
+	if err := pinOptTensor("LayerNorm", "weight", weight); err != nil {
 		return nil, err
 	}
-	if err := optTensor("LayerNorm", "bias", bias); err != nil {
+	defer weight.unpin()
+	if err := pinOptTensor("LayerNorm", "bias", bias); err != nil {
 		return nil, err
 	}
+	defer bias.unpin()
 	var out C.gt_out
 	if e := C.gt_layer_norm(&out, t.ptr(), cInts(normalizedShape), C.int32_t(len(normalizedShape)), weight.ptr(), bias.ptr(), C.double(eps)); e != nil {
 		return nil, opError("LayerNorm", e, t, weight, bias)
@@ -1234,12 +1327,14 @@ func (t *Tensor) LayerNorm(normalizedShape []int64, weight *Tensor, bias *Tensor
 
 // Embedding returns rows of weight picked by integer indices.
 func Embedding(weight *Tensor, indices *Tensor) (*Tensor, error) {
-	if err := needTensor("Embedding", "weight", weight); err != nil {
+	if err := pinTensor("Embedding", "weight", weight); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Embedding", "indices", indices); err != nil {
+	defer weight.unpin()
+	if err := pinTensor("Embedding", "indices", indices); err != nil {
 		return nil, err
 	}
+	defer indices.unpin()
 	var out C.gt_out
 	if e := C.gt_embedding(&out, weight.ptr(), indices.ptr()); e != nil {
 		return nil, opError("Embedding", e, weight, indices)
@@ -1249,12 +1344,14 @@ func Embedding(weight *Tensor, indices *Tensor) (*Tensor, error) {
 
 // CrossEntropy returns cross-entropy of logits self [N C] (or [N C d...]) against class targets; reduction is ReductionNone, ReductionMean or ReductionSum.
 func (t *Tensor) CrossEntropy(target *Tensor, reduction int64, ignoreIndex int64) (*Tensor, error) {
-	if err := needTensor("CrossEntropy", "self", t); err != nil {
+	if err := pinTensor("CrossEntropy", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("CrossEntropy", "target", target); err != nil {
+	defer t.unpin()
+	if err := pinTensor("CrossEntropy", "target", target); err != nil {
 		return nil, err
 	}
+	defer target.unpin()
 	var out C.gt_out
 	if e := C.gt_cross_entropy(&out, t.ptr(), target.ptr(), C.int64_t(reduction), C.int64_t(ignoreIndex)); e != nil {
 		return nil, opError("CrossEntropy", e, t, target)
@@ -1264,18 +1361,22 @@ func (t *Tensor) CrossEntropy(target *Tensor, reduction int64, ignoreIndex int64
 
 // ScaledDotProductAttention returns softmax(q kᵀ/√d + mask) v, fused where the torch version has a kernel; a bool mask marks allowed positions.
 func ScaledDotProductAttention(q *Tensor, k *Tensor, v *Tensor, mask *Tensor, causal bool) (*Tensor, error) {
-	if err := needTensor("ScaledDotProductAttention", "q", q); err != nil {
+	if err := pinTensor("ScaledDotProductAttention", "q", q); err != nil {
 		return nil, err
 	}
-	if err := needTensor("ScaledDotProductAttention", "k", k); err != nil {
+	defer q.unpin()
+	if err := pinTensor("ScaledDotProductAttention", "k", k); err != nil {
 		return nil, err
 	}
-	if err := needTensor("ScaledDotProductAttention", "v", v); err != nil {
+	defer k.unpin()
+	if err := pinTensor("ScaledDotProductAttention", "v", v); err != nil {
 		return nil, err
 	}
-	if err := optTensor("ScaledDotProductAttention", "mask", mask); err != nil {
+	defer v.unpin()
+	if err := pinOptTensor("ScaledDotProductAttention", "mask", mask); err != nil {
 		return nil, err
 	}
+	defer mask.unpin()
 	var out C.gt_out
 	if e := C.gt_scaled_dot_product_attention(&out, q.ptr(), k.ptr(), v.ptr(), mask.ptr(), cBool(causal)); e != nil {
 		return nil, opError("ScaledDotProductAttention", e, q, k, v, mask)
@@ -1285,9 +1386,10 @@ func ScaledDotProductAttention(q *Tensor, k *Tensor, v *Tensor, mask *Tensor, ca
 
 // Dropout returns zeroes elements with probability p and scales the rest when train.
 func (t *Tensor) Dropout(p float64, train bool) (*Tensor, error) {
-	if err := needTensor("Dropout", "self", t); err != nil {
+	if err := pinTensor("Dropout", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_dropout(&out, t.ptr(), C.double(p), cBool(train)); e != nil {
 		return nil, opError("Dropout", e, t)
@@ -1297,9 +1399,10 @@ func (t *Tensor) Dropout(p float64, train bool) (*Tensor, error) {
 
 // Topk returns the k largest (or smallest) values along dim and their int64 indices.
 func (t *Tensor) Topk(k int64, dim int64, largest bool, sorted bool) (*Tensor, *Tensor, error) {
-	if err := needTensor("Topk", "self", t); err != nil {
+	if err := pinTensor("Topk", "self", t); err != nil {
 		return nil, nil, err
 	}
+	defer t.unpin()
 	var out [2]C.gt_out
 	if e := C.gt_topk(&out[0], t.ptr(), C.int64_t(k), C.int64_t(dim), cBool(largest), cBool(sorted)); e != nil {
 		return nil, nil, opError("Topk", e, t)
@@ -1310,9 +1413,10 @@ func (t *Tensor) Topk(k int64, dim int64, largest bool, sorted bool) (*Tensor, *
 
 // Sort returns values sorted along dim and their int64 indices.
 func (t *Tensor) Sort(dim int64, descending bool) (*Tensor, *Tensor, error) {
-	if err := needTensor("Sort", "self", t); err != nil {
+	if err := pinTensor("Sort", "self", t); err != nil {
 		return nil, nil, err
 	}
+	defer t.unpin()
 	var out [2]C.gt_out
 	if e := C.gt_sort(&out[0], t.ptr(), C.int64_t(dim), cBool(descending)); e != nil {
 		return nil, nil, opError("Sort", e, t)
@@ -1323,9 +1427,10 @@ func (t *Tensor) Sort(dim int64, descending bool) (*Tensor, *Tensor, error) {
 
 // MaxDim returns the maximum along dim and its int64 index.
 func (t *Tensor) MaxDim(dim int64, keepdim bool) (*Tensor, *Tensor, error) {
-	if err := needTensor("MaxDim", "self", t); err != nil {
+	if err := pinTensor("MaxDim", "self", t); err != nil {
 		return nil, nil, err
 	}
+	defer t.unpin()
 	var out [2]C.gt_out
 	if e := C.gt_max_dim(&out[0], t.ptr(), C.int64_t(dim), cBool(keepdim)); e != nil {
 		return nil, nil, opError("MaxDim", e, t)
@@ -1336,9 +1441,10 @@ func (t *Tensor) MaxDim(dim int64, keepdim bool) (*Tensor, *Tensor, error) {
 
 // Argmax returns the int64 index of the maximum along dim.
 func (t *Tensor) Argmax(dim int64, keepdim bool) (*Tensor, error) {
-	if err := needTensor("Argmax", "self", t); err != nil {
+	if err := pinTensor("Argmax", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_argmax(&out, t.ptr(), C.int64_t(dim), cBool(keepdim)); e != nil {
 		return nil, opError("Argmax", e, t)
@@ -1348,9 +1454,10 @@ func (t *Tensor) Argmax(dim int64, keepdim bool) (*Tensor, error) {
 
 // Argmin returns the int64 index of the minimum along dim.
 func (t *Tensor) Argmin(dim int64, keepdim bool) (*Tensor, error) {
-	if err := needTensor("Argmin", "self", t); err != nil {
+	if err := pinTensor("Argmin", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_argmin(&out, t.ptr(), C.int64_t(dim), cBool(keepdim)); e != nil {
 		return nil, opError("Argmin", e, t)
@@ -1360,12 +1467,14 @@ func (t *Tensor) Argmin(dim int64, keepdim bool) (*Tensor, error) {
 
 // Gather returns self's elements picked along dim by index.
 func (t *Tensor) Gather(dim int64, index *Tensor) (*Tensor, error) {
-	if err := needTensor("Gather", "self", t); err != nil {
+	if err := pinTensor("Gather", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Gather", "index", index); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Gather", "index", index); err != nil {
 		return nil, err
 	}
+	defer index.unpin()
 	var out C.gt_out
 	if e := C.gt_gather(&out, t.ptr(), C.int64_t(dim), index.ptr()); e != nil {
 		return nil, opError("Gather", e, t, index)
@@ -1375,12 +1484,14 @@ func (t *Tensor) Gather(dim int64, index *Tensor) (*Tensor, error) {
 
 // IndexSelect returns the slices of self along dim listed by a 1-D index.
 func (t *Tensor) IndexSelect(dim int64, index *Tensor) (*Tensor, error) {
-	if err := needTensor("IndexSelect", "self", t); err != nil {
+	if err := pinTensor("IndexSelect", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("IndexSelect", "index", index); err != nil {
+	defer t.unpin()
+	if err := pinTensor("IndexSelect", "index", index); err != nil {
 		return nil, err
 	}
+	defer index.unpin()
 	var out C.gt_out
 	if e := C.gt_index_select(&out, t.ptr(), C.int64_t(dim), index.ptr()); e != nil {
 		return nil, opError("IndexSelect", e, t, index)
@@ -1390,9 +1501,10 @@ func (t *Tensor) IndexSelect(dim int64, index *Tensor) (*Tensor, error) {
 
 // Triu returns the upper triangle of the last two dims.
 func (t *Tensor) Triu(diagonal int64) (*Tensor, error) {
-	if err := needTensor("Triu", "self", t); err != nil {
+	if err := pinTensor("Triu", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_triu(&out, t.ptr(), C.int64_t(diagonal)); e != nil {
 		return nil, opError("Triu", e, t)
@@ -1402,9 +1514,10 @@ func (t *Tensor) Triu(diagonal int64) (*Tensor, error) {
 
 // Tril returns the lower triangle of the last two dims.
 func (t *Tensor) Tril(diagonal int64) (*Tensor, error) {
-	if err := needTensor("Tril", "self", t); err != nil {
+	if err := pinTensor("Tril", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_tril(&out, t.ptr(), C.int64_t(diagonal)); e != nil {
 		return nil, opError("Tril", e, t)
@@ -1414,9 +1527,10 @@ func (t *Tensor) Tril(diagonal int64) (*Tensor, error) {
 
 // Select returns the view at index along dim, which is removed.
 func (t *Tensor) Select(dim int64, index int64) (*Tensor, error) {
-	if err := needTensor("Select", "self", t); err != nil {
+	if err := pinTensor("Select", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_select(&out, t.ptr(), C.int64_t(dim), C.int64_t(index)); e != nil {
 		return nil, opError("Select", e, t)
@@ -1426,9 +1540,10 @@ func (t *Tensor) Select(dim int64, index int64) (*Tensor, error) {
 
 // Narrow returns the view of length elements from start along dim.
 func (t *Tensor) Narrow(dim int64, start int64, length int64) (*Tensor, error) {
-	if err := needTensor("Narrow", "self", t); err != nil {
+	if err := pinTensor("Narrow", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_narrow(&out, t.ptr(), C.int64_t(dim), C.int64_t(start), C.int64_t(length)); e != nil {
 		return nil, opError("Narrow", e, t)
@@ -1438,9 +1553,10 @@ func (t *Tensor) Narrow(dim int64, start int64, length int64) (*Tensor, error) {
 
 // Slice returns the view self[start:end:step] along dim.
 func (t *Tensor) Slice(dim int64, start int64, end int64, step int64) (*Tensor, error) {
-	if err := needTensor("Slice", "self", t); err != nil {
+	if err := pinTensor("Slice", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_slice(&out, t.ptr(), C.int64_t(dim), C.int64_t(start), C.int64_t(end), C.int64_t(step)); e != nil {
 		return nil, opError("Slice", e, t)
@@ -1450,9 +1566,10 @@ func (t *Tensor) Slice(dim int64, start int64, end int64, step int64) (*Tensor, 
 
 // Diagonal returns the view of the diagonal of dims dim1 and dim2 (above it for offset > 0, below for offset < 0), as a new last dim.
 func (t *Tensor) Diagonal(offset int64, dim1 int64, dim2 int64) (*Tensor, error) {
-	if err := needTensor("Diagonal", "self", t); err != nil {
+	if err := pinTensor("Diagonal", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_diagonal(&out, t.ptr(), C.int64_t(offset), C.int64_t(dim1), C.int64_t(dim2)); e != nil {
 		return nil, opError("Diagonal", e, t)
@@ -1462,12 +1579,14 @@ func (t *Tensor) Diagonal(offset int64, dim1 int64, dim2 int64) (*Tensor, error)
 
 // MaskedSelect returns the 1-D tensor of self's elements where the bool mask (broadcast with self) is true, in row-major order (torch's self[mask]).
 func (t *Tensor) MaskedSelect(mask *Tensor) (*Tensor, error) {
-	if err := needTensor("MaskedSelect", "self", t); err != nil {
+	if err := pinTensor("MaskedSelect", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("MaskedSelect", "mask", mask); err != nil {
+	defer t.unpin()
+	if err := pinTensor("MaskedSelect", "mask", mask); err != nil {
 		return nil, err
 	}
+	defer mask.unpin()
 	var out C.gt_out
 	if e := C.gt_masked_select(&out, t.ptr(), mask.ptr()); e != nil {
 		return nil, opError("MaskedSelect", e, t, mask)
@@ -1477,9 +1596,10 @@ func (t *Tensor) MaskedSelect(mask *Tensor) (*Tensor, error) {
 
 // Nonzero returns the int64 indices [n dim] of self's n nonzero (true) elements, in row-major order.
 func (t *Tensor) Nonzero() (*Tensor, error) {
-	if err := needTensor("Nonzero", "self", t); err != nil {
+	if err := pinTensor("Nonzero", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_nonzero(&out, t.ptr()); e != nil {
 		return nil, opError("Nonzero", e, t)
@@ -1489,9 +1609,10 @@ func (t *Tensor) Nonzero() (*Tensor, error) {
 
 // Argsort returns the int64 indices that sort self along dim.
 func (t *Tensor) Argsort(dim int64, descending bool) (*Tensor, error) {
-	if err := needTensor("Argsort", "self", t); err != nil {
+	if err := pinTensor("Argsort", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_argsort(&out, t.ptr(), C.int64_t(dim), cBool(descending)); e != nil {
 		return nil, opError("Argsort", e, t)
@@ -1501,15 +1622,18 @@ func (t *Tensor) Argsort(dim int64, descending bool) (*Tensor, error) {
 
 // Scatter returns a copy of self with src's elements written along dim where index says (torch.scatter; for dim 1, out[i][index[i][j]] = src[i][j]).
 func (t *Tensor) Scatter(dim int64, index *Tensor, src *Tensor) (*Tensor, error) {
-	if err := needTensor("Scatter", "self", t); err != nil {
+	if err := pinTensor("Scatter", "self", t); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Scatter", "index", index); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Scatter", "index", index); err != nil {
 		return nil, err
 	}
-	if err := needTensor("Scatter", "src", src); err != nil {
+	defer index.unpin()
+	if err := pinTensor("Scatter", "src", src); err != nil {
 		return nil, err
 	}
+	defer src.unpin()
 	var out C.gt_out
 	if e := C.gt_scatter(&out, t.ptr(), C.int64_t(dim), index.ptr(), src.ptr()); e != nil {
 		return nil, opError("Scatter", e, t, index, src)
@@ -1519,16 +1643,19 @@ func (t *Tensor) Scatter(dim int64, index *Tensor, src *Tensor) (*Tensor, error)
 
 // IndexPut returns a copy of self with values (broadcast) written at the positions the integer or bool indices pick, one per leading dim, nil for a whole dim (torch's self[indices] = values; added to what is there when accumulate).
 func (t *Tensor) IndexPut(indices []*Tensor, values *Tensor, accumulate bool) (*Tensor, error) {
-	if err := needTensor("IndexPut", "self", t); err != nil {
+	if err := pinTensor("IndexPut", "self", t); err != nil {
 		return nil, err
 	}
-	indicesC, err := optTensorList("IndexPut", "indices", indices)
+	defer t.unpin()
+	indicesC, err := pinTensorList("IndexPut", "indices", indices, true)
 	if err != nil {
 		return nil, err
 	}
-	if err := needTensor("IndexPut", "values", values); err != nil {
+	defer unpinTensors(indices)
+	if err := pinTensor("IndexPut", "values", values); err != nil {
 		return nil, err
 	}
+	defer values.unpin()
 	var out C.gt_out
 	if e := C.gt_index_put(&out, t.ptr(), sliceData(indicesC), C.int32_t(len(indicesC)), values.ptr(), cBool(accumulate)); e != nil {
 		return nil, opError("IndexPut", e, append([]*Tensor{t, values}, indices...)...)
@@ -1538,9 +1665,10 @@ func (t *Tensor) IndexPut(indices []*Tensor, values *Tensor, accumulate bool) (*
 
 // Reshape returns self with a new shape (a view when possible); one size may be -1.
 func (t *Tensor) Reshape(shape []int64) (*Tensor, error) {
-	if err := needTensor("Reshape", "self", t); err != nil {
+	if err := pinTensor("Reshape", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_reshape(&out, t.ptr(), cInts(shape), C.int32_t(len(shape))); e != nil {
 		return nil, opError("Reshape", e, t)
@@ -1550,9 +1678,10 @@ func (t *Tensor) Reshape(shape []int64) (*Tensor, error) {
 
 // View returns a view with a new shape; one size may be -1.
 func (t *Tensor) View(shape []int64) (*Tensor, error) {
-	if err := needTensor("View", "self", t); err != nil {
+	if err := pinTensor("View", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_view(&out, t.ptr(), cInts(shape), C.int32_t(len(shape))); e != nil {
 		return nil, opError("View", e, t)
@@ -1562,9 +1691,10 @@ func (t *Tensor) View(shape []int64) (*Tensor, error) {
 
 // Permute returns a view with the dims reordered.
 func (t *Tensor) Permute(dims []int64) (*Tensor, error) {
-	if err := needTensor("Permute", "self", t); err != nil {
+	if err := pinTensor("Permute", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_permute(&out, t.ptr(), cInts(dims), C.int32_t(len(dims))); e != nil {
 		return nil, opError("Permute", e, t)
@@ -1574,9 +1704,10 @@ func (t *Tensor) Permute(dims []int64) (*Tensor, error) {
 
 // Transpose returns a view with two dims swapped.
 func (t *Tensor) Transpose(dim0 int64, dim1 int64) (*Tensor, error) {
-	if err := needTensor("Transpose", "self", t); err != nil {
+	if err := pinTensor("Transpose", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_transpose(&out, t.ptr(), C.int64_t(dim0), C.int64_t(dim1)); e != nil {
 		return nil, opError("Transpose", e, t)
@@ -1586,9 +1717,10 @@ func (t *Tensor) Transpose(dim0 int64, dim1 int64) (*Tensor, error) {
 
 // Unsqueeze returns a view with a size-1 dim inserted at dim.
 func (t *Tensor) Unsqueeze(dim int64) (*Tensor, error) {
-	if err := needTensor("Unsqueeze", "self", t); err != nil {
+	if err := pinTensor("Unsqueeze", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_unsqueeze(&out, t.ptr(), C.int64_t(dim)); e != nil {
 		return nil, opError("Unsqueeze", e, t)
@@ -1598,9 +1730,10 @@ func (t *Tensor) Unsqueeze(dim int64) (*Tensor, error) {
 
 // Squeeze returns a view without dim, when its size is 1.
 func (t *Tensor) Squeeze(dim int64) (*Tensor, error) {
-	if err := needTensor("Squeeze", "self", t); err != nil {
+	if err := pinTensor("Squeeze", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_squeeze(&out, t.ptr(), C.int64_t(dim)); e != nil {
 		return nil, opError("Squeeze", e, t)
@@ -1610,9 +1743,10 @@ func (t *Tensor) Squeeze(dim int64) (*Tensor, error) {
 
 // SqueezeAll returns a view without any of its size-1 dims (torch's squeeze()).
 func (t *Tensor) SqueezeAll() (*Tensor, error) {
-	if err := needTensor("SqueezeAll", "self", t); err != nil {
+	if err := pinTensor("SqueezeAll", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_squeeze_all(&out, t.ptr()); e != nil {
 		return nil, opError("SqueezeAll", e, t)
@@ -1622,9 +1756,10 @@ func (t *Tensor) SqueezeAll() (*Tensor, error) {
 
 // Roll returns self shifted cyclically by shifts[i] along dims[i] (as one flat dim when dims is empty).
 func (t *Tensor) Roll(shifts []int64, dims []int64) (*Tensor, error) {
-	if err := needTensor("Roll", "self", t); err != nil {
+	if err := pinTensor("Roll", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_roll(&out, t.ptr(), cInts(shifts), C.int32_t(len(shifts)), cInts(dims), C.int32_t(len(dims))); e != nil {
 		return nil, opError("Roll", e, t)
@@ -1634,9 +1769,10 @@ func (t *Tensor) Roll(shifts []int64, dims []int64) (*Tensor, error) {
 
 // Expand returns a broadcast view; -1 keeps a size.
 func (t *Tensor) Expand(shape []int64) (*Tensor, error) {
-	if err := needTensor("Expand", "self", t); err != nil {
+	if err := pinTensor("Expand", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_expand(&out, t.ptr(), cInts(shape), C.int32_t(len(shape))); e != nil {
 		return nil, opError("Expand", e, t)
@@ -1646,9 +1782,10 @@ func (t *Tensor) Expand(shape []int64) (*Tensor, error) {
 
 // Flatten returns dims startDim..endDim merged into one.
 func (t *Tensor) Flatten(startDim int64, endDim int64) (*Tensor, error) {
-	if err := needTensor("Flatten", "self", t); err != nil {
+	if err := pinTensor("Flatten", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_flatten(&out, t.ptr(), C.int64_t(startDim), C.int64_t(endDim)); e != nil {
 		return nil, opError("Flatten", e, t)
@@ -1658,9 +1795,10 @@ func (t *Tensor) Flatten(startDim int64, endDim int64) (*Tensor, error) {
 
 // Repeat returns self tiled repeats times along each dim.
 func (t *Tensor) Repeat(repeats []int64) (*Tensor, error) {
-	if err := needTensor("Repeat", "self", t); err != nil {
+	if err := pinTensor("Repeat", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_repeat(&out, t.ptr(), cInts(repeats), C.int32_t(len(repeats))); e != nil {
 		return nil, opError("Repeat", e, t)
@@ -1670,9 +1808,10 @@ func (t *Tensor) Repeat(repeats []int64) (*Tensor, error) {
 
 // Flip returns self reversed along dims.
 func (t *Tensor) Flip(dims []int64) (*Tensor, error) {
-	if err := needTensor("Flip", "self", t); err != nil {
+	if err := pinTensor("Flip", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_flip(&out, t.ptr(), cInts(dims), C.int32_t(len(dims))); e != nil {
 		return nil, opError("Flip", e, t)
@@ -1682,10 +1821,11 @@ func (t *Tensor) Flip(dims []int64) (*Tensor, error) {
 
 // Cat returns the tensors concatenated along dim.
 func Cat(tensors []*Tensor, dim int64) (*Tensor, error) {
-	tensorsC, err := tensorList("Cat", "tensors", tensors)
+	tensorsC, err := pinTensorList("Cat", "tensors", tensors, false)
 	if err != nil {
 		return nil, err
 	}
+	defer unpinTensors(tensors)
 	var out C.gt_out
 	if e := C.gt_cat(&out, sliceData(tensorsC), C.int32_t(len(tensorsC)), C.int64_t(dim)); e != nil {
 		return nil, opError("Cat", e, append([]*Tensor{}, tensors...)...)
@@ -1695,10 +1835,11 @@ func Cat(tensors []*Tensor, dim int64) (*Tensor, error) {
 
 // Stack returns the tensors stacked along a new dim.
 func Stack(tensors []*Tensor, dim int64) (*Tensor, error) {
-	tensorsC, err := tensorList("Stack", "tensors", tensors)
+	tensorsC, err := pinTensorList("Stack", "tensors", tensors, false)
 	if err != nil {
 		return nil, err
 	}
+	defer unpinTensors(tensors)
 	var out C.gt_out
 	if e := C.gt_stack(&out, sliceData(tensorsC), C.int32_t(len(tensorsC)), C.int64_t(dim)); e != nil {
 		return nil, opError("Stack", e, append([]*Tensor{}, tensors...)...)
@@ -1708,9 +1849,10 @@ func Stack(tensors []*Tensor, dim int64) (*Tensor, error) {
 
 // Split returns views of self in pieces of size along dim (the last may be smaller).
 func (t *Tensor) Split(size int64, dim int64) ([]*Tensor, error) {
-	if err := needTensor("Split", "self", t); err != nil {
+	if err := pinTensor("Split", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var outs *C.gt_out
 	var n C.int32_t
 	if e := C.gt_split(&outs, &n, t.ptr(), C.int64_t(size), C.int64_t(dim)); e != nil {
@@ -1721,9 +1863,10 @@ func (t *Tensor) Split(size int64, dim int64) ([]*Tensor, error) {
 
 // SplitSizes returns views of self in pieces of the given sizes along dim.
 func (t *Tensor) SplitSizes(sizes []int64, dim int64) ([]*Tensor, error) {
-	if err := needTensor("SplitSizes", "self", t); err != nil {
+	if err := pinTensor("SplitSizes", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var outs *C.gt_out
 	var n C.int32_t
 	if e := C.gt_split_sizes(&outs, &n, t.ptr(), cInts(sizes), C.int32_t(len(sizes)), C.int64_t(dim)); e != nil {
@@ -1734,9 +1877,10 @@ func (t *Tensor) SplitSizes(sizes []int64, dim int64) ([]*Tensor, error) {
 
 // Chunk returns views of self in at most chunks equal pieces along dim.
 func (t *Tensor) Chunk(chunks int64, dim int64) ([]*Tensor, error) {
-	if err := needTensor("Chunk", "self", t); err != nil {
+	if err := pinTensor("Chunk", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var outs *C.gt_out
 	var n C.int32_t
 	if e := C.gt_chunk(&outs, &n, t.ptr(), C.int64_t(chunks), C.int64_t(dim)); e != nil {
@@ -1747,9 +1891,10 @@ func (t *Tensor) Chunk(chunks int64, dim int64) ([]*Tensor, error) {
 
 // Unbind returns the views at each index along dim.
 func (t *Tensor) Unbind(dim int64) ([]*Tensor, error) {
-	if err := needTensor("Unbind", "self", t); err != nil {
+	if err := pinTensor("Unbind", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var outs *C.gt_out
 	var n C.int32_t
 	if e := C.gt_unbind(&outs, &n, t.ptr(), C.int64_t(dim)); e != nil {
@@ -1760,9 +1905,10 @@ func (t *Tensor) Unbind(dim int64) ([]*Tensor, error) {
 
 // Sum returns the sum of all elements.
 func (t *Tensor) Sum() (*Tensor, error) {
-	if err := needTensor("Sum", "self", t); err != nil {
+	if err := pinTensor("Sum", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_sum(&out, t.ptr()); e != nil {
 		return nil, opError("Sum", e, t)
@@ -1772,9 +1918,10 @@ func (t *Tensor) Sum() (*Tensor, error) {
 
 // SumDims returns the sum along dims.
 func (t *Tensor) SumDims(dims []int64, keepdim bool) (*Tensor, error) {
-	if err := needTensor("SumDims", "self", t); err != nil {
+	if err := pinTensor("SumDims", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_sum_dims(&out, t.ptr(), cInts(dims), C.int32_t(len(dims)), cBool(keepdim)); e != nil {
 		return nil, opError("SumDims", e, t)
@@ -1784,9 +1931,10 @@ func (t *Tensor) SumDims(dims []int64, keepdim bool) (*Tensor, error) {
 
 // Mean returns the mean of all elements.
 func (t *Tensor) Mean() (*Tensor, error) {
-	if err := needTensor("Mean", "self", t); err != nil {
+	if err := pinTensor("Mean", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_mean(&out, t.ptr()); e != nil {
 		return nil, opError("Mean", e, t)
@@ -1796,9 +1944,10 @@ func (t *Tensor) Mean() (*Tensor, error) {
 
 // MeanDims returns the mean along dims.
 func (t *Tensor) MeanDims(dims []int64, keepdim bool) (*Tensor, error) {
-	if err := needTensor("MeanDims", "self", t); err != nil {
+	if err := pinTensor("MeanDims", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_mean_dims(&out, t.ptr(), cInts(dims), C.int32_t(len(dims)), cBool(keepdim)); e != nil {
 		return nil, opError("MeanDims", e, t)
@@ -1808,9 +1957,10 @@ func (t *Tensor) MeanDims(dims []int64, keepdim bool) (*Tensor, error) {
 
 // Max returns the maximum of all elements.
 func (t *Tensor) Max() (*Tensor, error) {
-	if err := needTensor("Max", "self", t); err != nil {
+	if err := pinTensor("Max", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_max(&out, t.ptr()); e != nil {
 		return nil, opError("Max", e, t)
@@ -1820,9 +1970,10 @@ func (t *Tensor) Max() (*Tensor, error) {
 
 // Min returns the minimum of all elements.
 func (t *Tensor) Min() (*Tensor, error) {
-	if err := needTensor("Min", "self", t); err != nil {
+	if err := pinTensor("Min", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_min(&out, t.ptr()); e != nil {
 		return nil, opError("Min", e, t)
@@ -1832,9 +1983,10 @@ func (t *Tensor) Min() (*Tensor, error) {
 
 // All returns a bool scalar: whether every element is true (nonzero).
 func (t *Tensor) All() (*Tensor, error) {
-	if err := needTensor("All", "self", t); err != nil {
+	if err := pinTensor("All", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_all(&out, t.ptr()); e != nil {
 		return nil, opError("All", e, t)
@@ -1844,9 +1996,10 @@ func (t *Tensor) All() (*Tensor, error) {
 
 // Any returns a bool scalar: whether any element is true (nonzero).
 func (t *Tensor) Any() (*Tensor, error) {
-	if err := needTensor("Any", "self", t); err != nil {
+	if err := pinTensor("Any", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_any(&out, t.ptr()); e != nil {
 		return nil, opError("Any", e, t)
@@ -1856,9 +2009,10 @@ func (t *Tensor) Any() (*Tensor, error) {
 
 // ProdDim returns the product along dim (integers promote to int64, as torch.prod).
 func (t *Tensor) ProdDim(dim int64, keepdim bool) (*Tensor, error) {
-	if err := needTensor("ProdDim", "self", t); err != nil {
+	if err := pinTensor("ProdDim", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_prod_dim(&out, t.ptr(), C.int64_t(dim), cBool(keepdim)); e != nil {
 		return nil, opError("ProdDim", e, t)
@@ -1868,9 +2022,10 @@ func (t *Tensor) ProdDim(dim int64, keepdim bool) (*Tensor, error) {
 
 // AllDim returns whether every element along dim is true (nonzero): bool, uint8 for uint8.
 func (t *Tensor) AllDim(dim int64, keepdim bool) (*Tensor, error) {
-	if err := needTensor("AllDim", "self", t); err != nil {
+	if err := pinTensor("AllDim", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_all_dim(&out, t.ptr(), C.int64_t(dim), cBool(keepdim)); e != nil {
 		return nil, opError("AllDim", e, t)
@@ -1880,9 +2035,10 @@ func (t *Tensor) AllDim(dim int64, keepdim bool) (*Tensor, error) {
 
 // AnyDim returns whether any element along dim is true (nonzero): bool, uint8 for uint8.
 func (t *Tensor) AnyDim(dim int64, keepdim bool) (*Tensor, error) {
-	if err := needTensor("AnyDim", "self", t); err != nil {
+	if err := pinTensor("AnyDim", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_any_dim(&out, t.ptr(), C.int64_t(dim), cBool(keepdim)); e != nil {
 		return nil, opError("AnyDim", e, t)
@@ -1892,9 +2048,10 @@ func (t *Tensor) AnyDim(dim int64, keepdim bool) (*Tensor, error) {
 
 // Amax returns the maximum along dims.
 func (t *Tensor) Amax(dims []int64, keepdim bool) (*Tensor, error) {
-	if err := needTensor("Amax", "self", t); err != nil {
+	if err := pinTensor("Amax", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_amax(&out, t.ptr(), cInts(dims), C.int32_t(len(dims)), cBool(keepdim)); e != nil {
 		return nil, opError("Amax", e, t)
@@ -1904,9 +2061,10 @@ func (t *Tensor) Amax(dims []int64, keepdim bool) (*Tensor, error) {
 
 // Amin returns the minimum along dims.
 func (t *Tensor) Amin(dims []int64, keepdim bool) (*Tensor, error) {
-	if err := needTensor("Amin", "self", t); err != nil {
+	if err := pinTensor("Amin", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_amin(&out, t.ptr(), cInts(dims), C.int32_t(len(dims)), cBool(keepdim)); e != nil {
 		return nil, opError("Amin", e, t)
@@ -1916,9 +2074,10 @@ func (t *Tensor) Amin(dims []int64, keepdim bool) (*Tensor, error) {
 
 // Var returns the variance along dims.
 func (t *Tensor) Var(dims []int64, unbiased bool, keepdim bool) (*Tensor, error) {
-	if err := needTensor("Var", "self", t); err != nil {
+	if err := pinTensor("Var", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_var(&out, t.ptr(), cInts(dims), C.int32_t(len(dims)), cBool(unbiased), cBool(keepdim)); e != nil {
 		return nil, opError("Var", e, t)
@@ -1928,9 +2087,10 @@ func (t *Tensor) Var(dims []int64, unbiased bool, keepdim bool) (*Tensor, error)
 
 // Std returns the standard deviation along dims.
 func (t *Tensor) Std(dims []int64, unbiased bool, keepdim bool) (*Tensor, error) {
-	if err := needTensor("Std", "self", t); err != nil {
+	if err := pinTensor("Std", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_std(&out, t.ptr(), cInts(dims), C.int32_t(len(dims)), cBool(unbiased), cBool(keepdim)); e != nil {
 		return nil, opError("Std", e, t)
@@ -1940,9 +2100,10 @@ func (t *Tensor) Std(dims []int64, unbiased bool, keepdim bool) (*Tensor, error)
 
 // Logsumexp returns log(sum(exp(self))) along dims, computed stably.
 func (t *Tensor) Logsumexp(dims []int64, keepdim bool) (*Tensor, error) {
-	if err := needTensor("Logsumexp", "self", t); err != nil {
+	if err := pinTensor("Logsumexp", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_logsumexp(&out, t.ptr(), cInts(dims), C.int32_t(len(dims)), cBool(keepdim)); e != nil {
 		return nil, opError("Logsumexp", e, t)
@@ -1952,9 +2113,10 @@ func (t *Tensor) Logsumexp(dims []int64, keepdim bool) (*Tensor, error) {
 
 // Cumsum returns the running sum along dim.
 func (t *Tensor) Cumsum(dim int64) (*Tensor, error) {
-	if err := needTensor("Cumsum", "self", t); err != nil {
+	if err := pinTensor("Cumsum", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_cumsum(&out, t.ptr(), C.int64_t(dim)); e != nil {
 		return nil, opError("Cumsum", e, t)
@@ -1964,9 +2126,10 @@ func (t *Tensor) Cumsum(dim int64) (*Tensor, error) {
 
 // VectorNorm returns the ord-norm along dims (all dims when dims is empty); ord 2 over a matrix's two dims is its Frobenius norm.
 func (t *Tensor) VectorNorm(ord float64, dims []int64, keepdim bool) (*Tensor, error) {
-	if err := needTensor("VectorNorm", "self", t); err != nil {
+	if err := pinTensor("VectorNorm", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_vector_norm(&out, t.ptr(), C.double(ord), cInts(dims), C.int32_t(len(dims)), cBool(keepdim)); e != nil {
 		return nil, opError("VectorNorm", e, t)
@@ -1976,9 +2139,10 @@ func (t *Tensor) VectorNorm(ord float64, dims []int64, keepdim bool) (*Tensor, e
 
 // Svd returns U, S, Vh with self = U diag(S) Vh, batched over leading dims.
 func (t *Tensor) Svd(fullMatrices bool) (*Tensor, *Tensor, *Tensor, error) {
-	if err := needTensor("Svd", "self", t); err != nil {
+	if err := pinTensor("Svd", "self", t); err != nil {
 		return nil, nil, nil, err
 	}
+	defer t.unpin()
 	var out [3]C.gt_out
 	if e := C.gt_svd(&out[0], t.ptr(), cBool(fullMatrices)); e != nil {
 		return nil, nil, nil, opError("Svd", e, t)
@@ -1989,9 +2153,10 @@ func (t *Tensor) Svd(fullMatrices bool) (*Tensor, *Tensor, *Tensor, error) {
 
 // Svdvals returns the singular values, descending.
 func (t *Tensor) Svdvals() (*Tensor, error) {
-	if err := needTensor("Svdvals", "self", t); err != nil {
+	if err := pinTensor("Svdvals", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_svdvals(&out, t.ptr()); e != nil {
 		return nil, opError("Svdvals", e, t)
@@ -2001,9 +2166,10 @@ func (t *Tensor) Svdvals() (*Tensor, error) {
 
 // Eigvals returns the real and imaginary parts of the eigenvalues of square matrices.
 func (t *Tensor) Eigvals() (*Tensor, *Tensor, error) {
-	if err := needTensor("Eigvals", "self", t); err != nil {
+	if err := pinTensor("Eigvals", "self", t); err != nil {
 		return nil, nil, err
 	}
+	defer t.unpin()
 	var out [2]C.gt_out
 	if e := C.gt_eigvals(&out[0], t.ptr()); e != nil {
 		return nil, nil, opError("Eigvals", e, t)
@@ -2014,9 +2180,10 @@ func (t *Tensor) Eigvals() (*Tensor, *Tensor, error) {
 
 // Eigh returns eigenvalues (ascending) and eigenvectors of symmetric matrices.
 func (t *Tensor) Eigh() (*Tensor, *Tensor, error) {
-	if err := needTensor("Eigh", "self", t); err != nil {
+	if err := pinTensor("Eigh", "self", t); err != nil {
 		return nil, nil, err
 	}
+	defer t.unpin()
 	var out [2]C.gt_out
 	if e := C.gt_eigh(&out[0], t.ptr()); e != nil {
 		return nil, nil, opError("Eigh", e, t)
@@ -2027,9 +2194,10 @@ func (t *Tensor) Eigh() (*Tensor, *Tensor, error) {
 
 // Qr returns Q and R with self = Q R; mode is "reduced", "complete" or "r".
 func (t *Tensor) Qr(mode string) (*Tensor, *Tensor, error) {
-	if err := needTensor("Qr", "self", t); err != nil {
+	if err := pinTensor("Qr", "self", t); err != nil {
 		return nil, nil, err
 	}
+	defer t.unpin()
 	modeC := C.CString(mode)
 	defer C.free(unsafe.Pointer(modeC))
 	var out [2]C.gt_out
@@ -2042,9 +2210,10 @@ func (t *Tensor) Qr(mode string) (*Tensor, *Tensor, error) {
 
 // Inv returns the inverse of square matrices.
 func (t *Tensor) Inv() (*Tensor, error) {
-	if err := needTensor("Inv", "self", t); err != nil {
+	if err := pinTensor("Inv", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_inv(&out, t.ptr()); e != nil {
 		return nil, opError("Inv", e, t)
@@ -2054,12 +2223,14 @@ func (t *Tensor) Inv() (*Tensor, error) {
 
 // Add_ works in place: self += other.
 func (t *Tensor) Add_(other *Tensor) error {
-	if err := needTensor("Add_", "self", t); err != nil {
+	if err := pinTensor("Add_", "self", t); err != nil {
 		return err
 	}
-	if err := needTensor("Add_", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Add_", "other", other); err != nil {
 		return err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_add_(&out, t.ptr(), other.ptr()); e != nil {
 		return opError("Add_", e, t, other)
@@ -2070,12 +2241,14 @@ func (t *Tensor) Add_(other *Tensor) error {
 
 // AddScaled_ works in place: self += alpha * other.
 func (t *Tensor) AddScaled_(other *Tensor, alpha float64) error {
-	if err := needTensor("AddScaled_", "self", t); err != nil {
+	if err := pinTensor("AddScaled_", "self", t); err != nil {
 		return err
 	}
-	if err := needTensor("AddScaled_", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("AddScaled_", "other", other); err != nil {
 		return err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_add_scaled_(&out, t.ptr(), other.ptr(), C.double(alpha)); e != nil {
 		return opError("AddScaled_", e, t, other)
@@ -2086,12 +2259,14 @@ func (t *Tensor) AddScaled_(other *Tensor, alpha float64) error {
 
 // Sub_ works in place: self -= other.
 func (t *Tensor) Sub_(other *Tensor) error {
-	if err := needTensor("Sub_", "self", t); err != nil {
+	if err := pinTensor("Sub_", "self", t); err != nil {
 		return err
 	}
-	if err := needTensor("Sub_", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Sub_", "other", other); err != nil {
 		return err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_sub_(&out, t.ptr(), other.ptr()); e != nil {
 		return opError("Sub_", e, t, other)
@@ -2102,12 +2277,14 @@ func (t *Tensor) Sub_(other *Tensor) error {
 
 // Mul_ works in place: self *= other.
 func (t *Tensor) Mul_(other *Tensor) error {
-	if err := needTensor("Mul_", "self", t); err != nil {
+	if err := pinTensor("Mul_", "self", t); err != nil {
 		return err
 	}
-	if err := needTensor("Mul_", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Mul_", "other", other); err != nil {
 		return err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_mul_(&out, t.ptr(), other.ptr()); e != nil {
 		return opError("Mul_", e, t, other)
@@ -2118,9 +2295,10 @@ func (t *Tensor) Mul_(other *Tensor) error {
 
 // MulScalar_ works in place: self *= other.
 func (t *Tensor) MulScalar_(other float64) error {
-	if err := needTensor("MulScalar_", "self", t); err != nil {
+	if err := pinTensor("MulScalar_", "self", t); err != nil {
 		return err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_mul_scalar_(&out, t.ptr(), C.double(other)); e != nil {
 		return opError("MulScalar_", e, t)
@@ -2131,12 +2309,14 @@ func (t *Tensor) MulScalar_(other float64) error {
 
 // Div_ works in place: self /= other.
 func (t *Tensor) Div_(other *Tensor) error {
-	if err := needTensor("Div_", "self", t); err != nil {
+	if err := pinTensor("Div_", "self", t); err != nil {
 		return err
 	}
-	if err := needTensor("Div_", "other", other); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Div_", "other", other); err != nil {
 		return err
 	}
+	defer other.unpin()
 	var out C.gt_out
 	if e := C.gt_div_(&out, t.ptr(), other.ptr()); e != nil {
 		return opError("Div_", e, t, other)
@@ -2147,15 +2327,18 @@ func (t *Tensor) Div_(other *Tensor) error {
 
 // Addcmul_ works in place: self += value * t1 * t2.
 func (t *Tensor) Addcmul_(t1 *Tensor, t2 *Tensor, value float64) error {
-	if err := needTensor("Addcmul_", "self", t); err != nil {
+	if err := pinTensor("Addcmul_", "self", t); err != nil {
 		return err
 	}
-	if err := needTensor("Addcmul_", "t1", t1); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Addcmul_", "t1", t1); err != nil {
 		return err
 	}
-	if err := needTensor("Addcmul_", "t2", t2); err != nil {
+	defer t1.unpin()
+	if err := pinTensor("Addcmul_", "t2", t2); err != nil {
 		return err
 	}
+	defer t2.unpin()
 	var out C.gt_out
 	if e := C.gt_addcmul_(&out, t.ptr(), t1.ptr(), t2.ptr(), C.double(value)); e != nil {
 		return opError("Addcmul_", e, t, t1, t2)
@@ -2166,15 +2349,18 @@ func (t *Tensor) Addcmul_(t1 *Tensor, t2 *Tensor, value float64) error {
 
 // Addcdiv_ works in place: self += value * t1 / t2.
 func (t *Tensor) Addcdiv_(t1 *Tensor, t2 *Tensor, value float64) error {
-	if err := needTensor("Addcdiv_", "self", t); err != nil {
+	if err := pinTensor("Addcdiv_", "self", t); err != nil {
 		return err
 	}
-	if err := needTensor("Addcdiv_", "t1", t1); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Addcdiv_", "t1", t1); err != nil {
 		return err
 	}
-	if err := needTensor("Addcdiv_", "t2", t2); err != nil {
+	defer t1.unpin()
+	if err := pinTensor("Addcdiv_", "t2", t2); err != nil {
 		return err
 	}
+	defer t2.unpin()
 	var out C.gt_out
 	if e := C.gt_addcdiv_(&out, t.ptr(), t1.ptr(), t2.ptr(), C.double(value)); e != nil {
 		return opError("Addcdiv_", e, t, t1, t2)
@@ -2185,12 +2371,14 @@ func (t *Tensor) Addcdiv_(t1 *Tensor, t2 *Tensor, value float64) error {
 
 // Lerp_ works in place: self += weight * (end - self).
 func (t *Tensor) Lerp_(end *Tensor, weight float64) error {
-	if err := needTensor("Lerp_", "self", t); err != nil {
+	if err := pinTensor("Lerp_", "self", t); err != nil {
 		return err
 	}
-	if err := needTensor("Lerp_", "end", end); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Lerp_", "end", end); err != nil {
 		return err
 	}
+	defer end.unpin()
 	var out C.gt_out
 	if e := C.gt_lerp_(&out, t.ptr(), end.ptr(), C.double(weight)); e != nil {
 		return opError("Lerp_", e, t, end)
@@ -2201,12 +2389,14 @@ func (t *Tensor) Lerp_(end *Tensor, weight float64) error {
 
 // Copy_ works in place: copies src (broadcast, converted, across devices) into self.
 func (t *Tensor) Copy_(src *Tensor) error {
-	if err := needTensor("Copy_", "self", t); err != nil {
+	if err := pinTensor("Copy_", "self", t); err != nil {
 		return err
 	}
-	if err := needTensor("Copy_", "src", src); err != nil {
+	defer t.unpin()
+	if err := pinTensor("Copy_", "src", src); err != nil {
 		return err
 	}
+	defer src.unpin()
 	var out C.gt_out
 	if e := C.gt_copy_(&out, t.ptr(), src.ptr()); e != nil {
 		return opError("Copy_", e, t, src)
@@ -2217,9 +2407,10 @@ func (t *Tensor) Copy_(src *Tensor) error {
 
 // Zero_ works in place: sets every element to 0.
 func (t *Tensor) Zero_() error {
-	if err := needTensor("Zero_", "self", t); err != nil {
+	if err := pinTensor("Zero_", "self", t); err != nil {
 		return err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_zero_(&out, t.ptr()); e != nil {
 		return opError("Zero_", e, t)
@@ -2230,9 +2421,10 @@ func (t *Tensor) Zero_() error {
 
 // Fill_ works in place: sets every element to value.
 func (t *Tensor) Fill_(value float64) error {
-	if err := needTensor("Fill_", "self", t); err != nil {
+	if err := pinTensor("Fill_", "self", t); err != nil {
 		return err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_fill_(&out, t.ptr(), C.double(value)); e != nil {
 		return opError("Fill_", e, t)
@@ -2243,12 +2435,14 @@ func (t *Tensor) Fill_(value float64) error {
 
 // MaskedFill_ works in place: sets value where mask is true.
 func (t *Tensor) MaskedFill_(mask *Tensor, value float64) error {
-	if err := needTensor("MaskedFill_", "self", t); err != nil {
+	if err := pinTensor("MaskedFill_", "self", t); err != nil {
 		return err
 	}
-	if err := needTensor("MaskedFill_", "mask", mask); err != nil {
+	defer t.unpin()
+	if err := pinTensor("MaskedFill_", "mask", mask); err != nil {
 		return err
 	}
+	defer mask.unpin()
 	var out C.gt_out
 	if e := C.gt_masked_fill_(&out, t.ptr(), mask.ptr(), C.double(value)); e != nil {
 		return opError("MaskedFill_", e, t, mask)
@@ -2259,9 +2453,10 @@ func (t *Tensor) MaskedFill_(mask *Tensor, value float64) error {
 
 // Clamp_ works in place: limits self to [min, max].
 func (t *Tensor) Clamp_(min float64, max float64) error {
-	if err := needTensor("Clamp_", "self", t); err != nil {
+	if err := pinTensor("Clamp_", "self", t); err != nil {
 		return err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_clamp_(&out, t.ptr(), C.double(min), C.double(max)); e != nil {
 		return opError("Clamp_", e, t)
@@ -2272,9 +2467,10 @@ func (t *Tensor) Clamp_(min float64, max float64) error {
 
 // SetRequiresGrad_ works in place: makes self a leaf that records (or stops recording) gradients.
 func (t *Tensor) SetRequiresGrad_(requiresGrad bool) error {
-	if err := needTensor("SetRequiresGrad_", "self", t); err != nil {
+	if err := pinTensor("SetRequiresGrad_", "self", t); err != nil {
 		return err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_set_requires_grad_(&out, t.ptr(), cBool(requiresGrad)); e != nil {
 		return opError("SetRequiresGrad_", e, t)
@@ -2285,12 +2481,14 @@ func (t *Tensor) SetRequiresGrad_(requiresGrad bool) error {
 
 // Backward accumulates gradients into the leaves; grad may be nil for a scalar.
 func (t *Tensor) Backward(grad *Tensor, retainGraph bool) error {
-	if err := needTensor("Backward", "self", t); err != nil {
+	if err := pinTensor("Backward", "self", t); err != nil {
 		return err
 	}
-	if err := optTensor("Backward", "grad", grad); err != nil {
+	defer t.unpin()
+	if err := pinOptTensor("Backward", "grad", grad); err != nil {
 		return err
 	}
+	defer grad.unpin()
 	if e := C.gt_backward(t.ptr(), grad.ptr(), cBool(retainGraph)); e != nil {
 		return opError("Backward", e, t, grad)
 	}
@@ -2299,9 +2497,10 @@ func (t *Tensor) Backward(grad *Tensor, retainGraph bool) error {
 
 // Grad returns the accumulated gradient, or nil when there is none.
 func (t *Tensor) Grad() (*Tensor, error) {
-	if err := needTensor("Grad", "self", t); err != nil {
+	if err := pinTensor("Grad", "self", t); err != nil {
 		return nil, err
 	}
+	defer t.unpin()
 	var out C.gt_out
 	if e := C.gt_grad(&out, t.ptr()); e != nil {
 		return nil, opError("Grad", e, t)
@@ -2311,9 +2510,10 @@ func (t *Tensor) Grad() (*Tensor, error) {
 
 // RetainGrad keeps the gradient of a non-leaf tensor at the next Backward.
 func (t *Tensor) RetainGrad() error {
-	if err := needTensor("RetainGrad", "self", t); err != nil {
+	if err := pinTensor("RetainGrad", "self", t); err != nil {
 		return err
 	}
+	defer t.unpin()
 	if e := C.gt_retain_grad(t.ptr()); e != nil {
 		return opError("RetainGrad", e, t)
 	}
@@ -2322,9 +2522,10 @@ func (t *Tensor) RetainGrad() error {
 
 // ZeroGrad drops the accumulated gradient.
 func (t *Tensor) ZeroGrad() error {
-	if err := needTensor("ZeroGrad", "self", t); err != nil {
+	if err := pinTensor("ZeroGrad", "self", t); err != nil {
 		return err
 	}
+	defer t.unpin()
 	if e := C.gt_zero_grad(t.ptr()); e != nil {
 		return opError("ZeroGrad", e, t)
 	}

@@ -4,17 +4,19 @@ import (
 	"fmt"
 	"runtime"
 	"sync/atomic"
-	"unsafe"
 )
 
 // Tensor is a handle to a libtorch tensor. Its shape, dtype and device are
 // known on the Go side, so asking for them costs no crossing.
 //
 // A Tensor must be freed: by Free, or by closing the Scope it belongs to.
-// Using it afterwards returns an error wrapping ErrFreed. Free and ops on
-// one tensor must not race.
+// Using it afterwards returns an error wrapping ErrFreed. Free may race
+// with ops on the tensor in other goroutines: an op that started before it
+// finishes on the tensor, whose handle goes when the last such op returns,
+// and one that starts after it returns ErrFreed. (In-place ops still must
+// not race with other uses of the tensor: they change its values and shape.)
 type Tensor struct {
-	p            atomic.Pointer[byte] // the C.gt_tensor; nil once freed
+	h            ref // the C.gt_tensor
 	cleanup      runtime.Cleanup
 	shape        []int64
 	dtype        DType
@@ -29,30 +31,31 @@ var gcFreed atomic.Int64
 // the garbage collector's safety net. Correct code keeps it at zero.
 func GCFreed() int64 { return gcFreed.Load() }
 
-// handle is the tensor's gt_tensor; nil once freed or for a nil Tensor.
-// cgo.go makes tensors and converts it (ptr) for the shim.
-func (t *Tensor) handle() unsafe.Pointer {
-	if t == nil {
-		return nil
-	}
-	return unsafe.Pointer(t.p.Load())
-}
-
-// Free releases the tensor's handle; the memory goes when nothing else
-// (a view, the autograd graph) refers to it. Free is idempotent and safe on
-// a nil Tensor.
+// Free releases the tensor's handle, at once or, while ops on it run in
+// other goroutines, when the last of them returns; the memory goes when
+// nothing else (a view, the autograd graph) refers to it. Free is
+// idempotent and safe on a nil Tensor.
 func (t *Tensor) Free() {
-	if t == nil {
+	if t == nil || !t.h.release() {
 		return
 	}
-	if p := t.p.Swap(nil); p != nil {
-		t.cleanup.Stop()
-		freeTensor(unsafe.Pointer(p))
+	t.cleanup.Stop()
+	t.h.drop(freeTensor)
+}
+
+// pin keeps t's handle alive for a call into the shim; it reports false
+// once t is freed. unpin ends it, and frees the handle when t was freed
+// during the call. cgo.go converts the pinned handle (ptr) for the shim.
+func (t *Tensor) pin() bool { return t.h.pin(freeTensor) }
+
+func (t *Tensor) unpin() {
+	if t != nil {
+		t.h.unpin(freeTensor)
 	}
 }
 
 // Freed reports whether Free was called (directly or by a Scope).
-func (t *Tensor) Freed() bool { return t.handle() == nil }
+func (t *Tensor) Freed() bool { return t == nil || t.h.released() }
 
 // Shape returns a copy of the sizes.
 func (t *Tensor) Shape() []int64 { return append([]int64(nil), t.shape...) }
@@ -85,7 +88,7 @@ func (t *Tensor) Scope() *Scope { return t.scope.Load() }
 
 func (t *Tensor) spec() string {
 	s := fmt.Sprintf("%s%v %s", t.dtype, t.shape, t.device)
-	if t.handle() == nil {
+	if t.Freed() {
 		s += " (freed)"
 	}
 	return s

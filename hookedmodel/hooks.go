@@ -42,9 +42,11 @@ func (d Direction) String() string {
 // take a handle of your own: act.MustAlias() shares its memory and lives
 // until the pass ends (it joins the pass's scope); keep that out of the
 // scope (act.Scope().Keep) to use it after the pass, and Free it then. A
-// freed act fails cleanly: ops on it return an error, and returning it from
-// a hook aborts the pass with one. Hand act to another goroutine only as an
-// alias: the pass may free act itself while that goroutine still runs.
+// freed act fails cleanly: ops on it return an error wrapping
+// gotch.ErrFreed, and returning it from a hook aborts the pass with one.
+// That holds in other goroutines too: act handed to one fails there once
+// the pass frees it (an op already running on it finishes first), never
+// crashes; hand over an alias to read act for longer.
 type HookFunc func(act *gotch.Tensor, name string) (*gotch.Tensor, error)
 
 // Filter selects hook points by name. Name, Names, Regexp and Match make

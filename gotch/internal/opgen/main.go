@@ -238,19 +238,15 @@ func goBody(o op) string {
 		switch a.kind {
 		case "t":
 			tensors = append(tensors, n)
-			pre = append(pre, fmt.Sprintf("if err := needTensor(%q, %q, %s); err != nil {\n%s\n}", o.name, a.name, n, ret("err")))
+			pre = append(pre, fmt.Sprintf("if err := pinTensor(%q, %q, %s); err != nil {\n%s\n}\ndefer %s.unpin()", o.name, a.name, n, ret("err"), n))
 			callArgs = append(callArgs, n+".ptr()")
 		case "t?":
 			tensors = append(tensors, n)
-			pre = append(pre, fmt.Sprintf("if err := optTensor(%q, %q, %s); err != nil {\n%s\n}", o.name, a.name, n, ret("err")))
+			pre = append(pre, fmt.Sprintf("if err := pinOptTensor(%q, %q, %s); err != nil {\n%s\n}\ndefer %s.unpin()", o.name, a.name, n, ret("err"), n))
 			callArgs = append(callArgs, n+".ptr()")
-		case "ts":
+		case "ts", "ts?":
 			lists = append(lists, n)
-			pre = append(pre, fmt.Sprintf("%sC, err := tensorList(%q, %q, %s)\nif err != nil {\n%s\n}", n, o.name, a.name, n, ret("err")))
-			callArgs = append(callArgs, fmt.Sprintf("sliceData(%sC), C.int32_t(len(%sC))", n, n))
-		case "ts?":
-			lists = append(lists, n)
-			pre = append(pre, fmt.Sprintf("%sC, err := optTensorList(%q, %q, %s)\nif err != nil {\n%s\n}", n, o.name, a.name, n, ret("err")))
+			pre = append(pre, fmt.Sprintf("%sC, err := pinTensorList(%q, %q, %s, %t)\nif err != nil {\n%s\n}\ndefer unpinTensors(%s)", n, o.name, a.name, n, a.kind == "ts?", ret("err"), n))
 			callArgs = append(callArgs, fmt.Sprintf("sliceData(%sC), C.int32_t(len(%sC))", n, n))
 		case "i":
 			callArgs = append(callArgs, "C.int64_t("+n+")")
@@ -268,7 +264,7 @@ func goBody(o op) string {
 			pre = append(pre, fmt.Sprintf("%sC := C.CString(%s)\ndefer C.free(unsafe.Pointer(%sC))", n, n, n))
 			callArgs = append(callArgs, n+"C")
 		case "g":
-			pre = append(pre, fmt.Sprintf("if err := needGenerator(%q, %s); err != nil {\n%s\n}", o.name, n, ret("err")))
+			pre = append(pre, fmt.Sprintf("if err := pinGenerator(%q, %s); err != nil {\n%s\n}\ndefer %s.unpin()", o.name, n, ret("err"), n))
 			callArgs = append(callArgs, n+".ptr()")
 		}
 	}
