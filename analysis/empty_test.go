@@ -122,6 +122,15 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 		}
 		return nil
 	}
+	// fm is a [8 8] factored matrix of zeros, of inner dim 1.
+	fm := func() *hookedmodel.FactoredMatrix {
+		f, err := hookedmodel.NewFactoredMatrix(e.s.Attach(gotch.MustZeros([]int64{8, 1}, gotch.Float, e.m.Device())),
+			e.s.Attach(gotch.MustZeros([]int64{1, 8}, gotch.Float, e.m.Device())))
+		if err != nil {
+			panic(err)
+		}
+		return f
+	}
 	empty := func() *Table { return NewTable([]string{"layer", "head"}, 0, 3) }
 	noModel := "nil model"
 
@@ -133,7 +142,12 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 		"BOS":             {{Input: "0", Call: func() error { return repeated(BOS(0)) }}},
 		"BaselineSamples": {{Input: "0", Call: func() error { return errOf(CompositionScores(ctx, e.m, BaselineSamples(0))) }, Want: "0 baseline samples"}},
 		"BatchSize":       {{Input: "0", Call: func() error { return repeated(BatchSize(0)) }, Want: "batch 0 must be positive"}},
-		"CleanCache":      {{Input: "nil (run the clean input)", Call: func() error { return patch(CleanCache(nil)) }}},
+		"BlockRows": {{Input: "0", Call: func() error {
+			f := fm()
+			defer f.Free()
+			return errOf(CircuitAccuracy(ctx, f, BlockRows(0)))
+		}, Want: "blocks of 0 rows"}},
+		"CleanCache": {{Input: "nil (run the clean input)", Call: func() error { return patch(CleanCache(nil)) }}},
 		"OnlyHeads": {{Input: "no heads (all of them)", Call: func() error {
 			t, err := DetectHead(ctx, e.m, tok(), pattern(), OnlyHeads())
 			if err == nil && t.Argmax() == nil {
@@ -183,6 +197,18 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 				return errOf(AttributionPatching(ctx, e.m, nil, nil, nil, []Sweep{ResidPre}))
 			}, Want: "no metric"},
 		},
+		"CircuitAccuracy": {
+			{Input: "nil matrix", Call: func() error { return errOf(CircuitAccuracy(ctx, nil)) }, Want: "want a non-empty square matrix [n n], got nil"},
+			{Input: "[2 0]·[0 2] (no rows)", Call: func() error {
+				f, err := hookedmodel.NewFactoredMatrix(e.s.Attach(gotch.MustZeros([]int64{0, 2}, gotch.Float, e.m.Device())),
+					e.s.Attach(gotch.MustZeros([]int64{2, 0}, gotch.Float, e.m.Device())))
+				if err != nil {
+					return err
+				}
+				defer f.Free()
+				return errOf(CircuitAccuracy(ctx, f))
+			}, Want: "want a non-empty square matrix [n n], got [0 0]"},
+		},
 		"Circuits": {
 			{Input: "nil model", Call: func() error { return errOf(Circuits(nil, HeadID{}, HeadID{}, 0)) }, Want: noModel},
 			{Input: "0 positions", Call: func() error {
@@ -205,6 +231,10 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 			{Input: "tokens [0 5]", Call: func() error { return errOf(DetectHead(ctx, e.m, zeros(0, 5), pattern())) }, Want: "batch > 0 and pos > 0"},
 		},
 		"FixedPattern": {{Input: "nil", Call: func() error { return errOf(DetectHead(ctx, e.m, tok(), FixedPattern(nil))) }, Want: "got 0 rows"}},
+		"FullOVCircuit": {
+			{Input: "nil model", Call: func() error { return errOf(FullOVCircuit(nil, HeadID{})) }, Want: noModel},
+			{Input: "zero head", Call: func() error { f, err := FullOVCircuit(e.m, HeadID{}); f.Free(); return err }},
+		},
 		"Induction": {
 			{Input: "nil model", Call: func() error { return errOf(Induction(ctx, nil)) }, Want: noModel},
 			{Input: "nil option", Call: func() error { return errOf(Induction(ctx, e.m, nil)) }},
