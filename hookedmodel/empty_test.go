@@ -607,11 +607,29 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 			{Input: `"" (BOS)`, Call: func() error { return shapeIs("[1 1]")(e.m.ToTokens([]string{""})) }},
 			{Input: `"" without BOS`, Call: func() error { return shapeIs("[1 0]")(e.m.ToTokens([]string{""}, noBOS)) }},
 		},
-		"HookedTransformer.StateDict": {{Input: "(none)", Call: func() error {
-			_, s, err := e.m.StateDict()
-			s.Close()
-			return err
+		"HookedTransformer.StateDict": {
+			{Input: "(none)", Call: func() error {
+				_, s, err := e.m.StateDict()
+				s.Close()
+				return err
+			}},
+			{Input: "nil model", Call: func() error { return errOf2((*HookedTransformer)(nil).StateDict()) }, Want: "state dict: nil model"},
+		},
+		"HookedTransformer.LoadStateDict": {
+			{Input: "nil", Call: func() error { return e.m.LoadStateDict(nil) }, Want: "the state dict is empty"},
+			{Input: "nil model", Call: func() error { return (*HookedTransformer)(nil).LoadStateDict(nil) }, Want: "load state dict: nil model"},
+		},
+		"HookedTransformer.LoadStateDictFile": {{Input: `""`, Call: func() error { return e.m.LoadStateDictFile("") }, Want: "no path"}},
+		"HookedTransformer.SaveStateDict":     {{Input: `""`, Call: func() error { return e.m.SaveStateDict("") }, Want: "save state dict: no path"}},
+		"HookedTransformer.String": {{Input: "nil model", Call: func() error {
+			if s := (*HookedTransformer)(nil).String(); s != "HookedTransformer()" {
+				return fmt.Errorf("got %q, want \"HookedTransformer()\"", s)
+			}
+			return nil
 		}}},
+		"Strict": {{Input: "false with an empty state dict", Call: func() error {
+			return e.m.LoadStateDict(map[string]*gotch.Tensor{}, Strict(false))
+		}, Want: "the state dict is empty"}},
 		"HookedTransformer.QK": {{Input: "(none)", Call: func() error { return freeFM(e.m.QK()) }}},
 		"HookedTransformer.OV": {{Input: "(none)", Call: func() error { return freeFM(e.m.OV()) }}},
 
@@ -680,3 +698,5 @@ func lenIs(got, want int64) error {
 	}
 	return nil
 }
+
+func errOf2[T, U any](_ T, _ U, err error) error { return err }

@@ -11,10 +11,9 @@ import (
 	"io/fs"
 	"maps"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 
+	"github.com/golens/golens/hookedmodel/safefile"
 	"github.com/nlpodyssey/safetensors"
 )
 
@@ -142,13 +141,10 @@ func readAt(r io.ReaderAt, b []byte, off int64) error {
 }
 
 // WriteSafetensors writes tensors to a safetensors file at path, with
-// metadata (our model config, say) in its header. The file is replaced only
-// once it is complete, and only if it is a regular file: a directory, a
-// symbolic link or a device at path is refused (DESIGN §10).
-func WriteSafetensors(path string, tensors []*Tensor, metadata map[string]string) (err error) {
-	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
-		return fmt.Errorf("write safetensors %q: not a regular file (%s); only regular files are replaced", path, fi.Mode().Type())
-	}
+// metadata (our model config, say) in its header, through safefile.Write:
+// the file is replaced only once it is complete, and only if it is a
+// regular file (or a link to one).
+func WriteSafetensors(path string, tensors []*Tensor, metadata map[string]string) error {
 	views := make(map[string]stView, len(tensors))
 	for _, t := range tensors {
 		if err := t.validate(); err != nil {
@@ -160,32 +156,17 @@ func WriteSafetensors(path string, tensors []*Tensor, metadata map[string]string
 		dt, _ := safetensors.ParseDType(string(t.DType)) // validate has checked it
 		views[t.Name] = stView{t, dt}
 	}
-
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write safetensors: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("write safetensors %q: %w", path, err)
+	err := safefile.Write(path, 0o644, func(f io.Writer) error {
+		w := bufio.NewWriter(f)
+		if err := safetensors.SerializeToWriter(views, metadata, w); err != nil {
+			return err
 		}
-	}()
-	w := bufio.NewWriter(f)
-	if err := safetensors.SerializeToWriter(views, metadata, w); err != nil {
-		return err
+		return w.Flush()
+	})
+	if err != nil {
+		return fmt.Errorf("write safetensors %q: %w", path, err)
 	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return nil
 }
 
 // stView presents a Tensor to the safetensors writer. The library's own

@@ -381,6 +381,43 @@ func TestWriteSafetensorsErrors(t *testing.T) {
 	}
 }
 
+// TestWriteSafetensorsReplacesOnlyRegularFiles: a directory, a device or
+// a link to one at the path is refused and left as it is; a regular file
+// is replaced, through a link to it too (the link stays).
+func TestWriteSafetensorsReplacesOnlyRegularFiles(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target.safetensors")
+	if err := os.WriteFile(target, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link, toNull := filepath.Join(dir, "link"), filepath.Join(dir, "null")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(os.DevNull, toNull); err != nil {
+		t.Fatal(err)
+	}
+	one := []*Tensor{{Name: "a", DType: U8, Shape: []int64{1}, Data: []byte{1}}}
+	for _, c := range []struct{ path, want string }{
+		{dir, "it is a directory, not a regular file"},
+		{os.DevNull, "it is a character device, not a regular file"},
+		{toNull, "it is a character device, not a regular file"},
+	} {
+		checkErr(t, WriteSafetensors(c.path, one, nil), []string{"write safetensors", c.path, c.want})
+	}
+	if err := WriteSafetensors(link, one, nil); err != nil {
+		t.Fatalf("write through a link to a regular file: %v", err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v", err)
+	}
+	if ck, err := Open(target); err != nil {
+		t.Errorf("the link's target is not the new file: %v", err)
+	} else {
+		ck.Close()
+	}
+}
+
 func checkErr(t *testing.T, err error, want []string) {
 	t.Helper()
 	if err == nil {
