@@ -231,6 +231,16 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 		return f
 	}
 
+	// fmIs checks a FactoredMatrix result's shape, and frees it.
+	fmIs := func(want string) func(*FactoredMatrix, error) error {
+		return func(f *FactoredMatrix, err error) error {
+			if err == nil && fmt.Sprint(f.Shape()) != want {
+				err = fmt.Errorf("shape %v, want %s", f.Shape(), want)
+			}
+			return freeFM(f, err)
+		}
+	}
+
 	return map[string][]C{
 		// Options, applied where they are read.
 		"AttentionMask": {
@@ -503,8 +513,12 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 			u.Free()
 			return shapeIs("[0]")(s, err)
 		}}},
-		"FactoredMatrix.T":    {{Input: "inner dim 0", Call: func() error { f := fm(); defer f.Free(); return freeFM(f.T()) }}},
-		"FactoredMatrix.Free": {{Input: "nil matrix", Call: func() error { (*FactoredMatrix)(nil).Free(); return nil }}},
+		"FactoredMatrix.Rows":     {{Input: "no index (no rows)", Call: func() error { f := fm(); defer f.Free(); return fmIs("[0 2]")(f.Rows()) }}},
+		"FactoredMatrix.Cols":     {{Input: "no index (no columns)", Call: func() error { f := fm(); defer f.Free(); return fmIs("[2 0]")(f.Cols()) }}},
+		"FactoredMatrix.RowRange": {{Input: "0, 0 (no rows)", Call: func() error { f := fm(); defer f.Free(); return fmIs("[0 2]")(f.RowRange(0, 0)) }}},
+		"FactoredMatrix.ColRange": {{Input: "0, 0 (no columns)", Call: func() error { f := fm(); defer f.Free(); return fmIs("[2 0]")(f.ColRange(0, 0)) }}},
+		"FactoredMatrix.T":        {{Input: "inner dim 0", Call: func() error { f := fm(); defer f.Free(); return freeFM(f.T()) }}},
+		"FactoredMatrix.Free":     {{Input: "nil matrix", Call: func() error { (*FactoredMatrix)(nil).Free(); return nil }}},
 
 		// HookedTransformer.
 		"HookedTransformer.AddHook": {
