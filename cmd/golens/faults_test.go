@@ -257,6 +257,20 @@ func truncate(name string) func(*testing.T, string) {
 	}
 }
 
+// flipLast flips a bit of a file's last byte: a damaged tensor.
+func flipLast(name string) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		p := filepath.Join(dir, name)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)-1] ^= 0x10
+		os.Remove(p) // a new inode: the fixture's hard link stays whole
+		os.WriteFile(p, b, 0o644)
+	}
+}
+
 // fixtureDir is the fixture of the running TestFaults, for truncate.
 var fixtureDir string
 
@@ -346,6 +360,7 @@ var faults = []fault{
 	{"model: weights garbage", write("hf/pytorch_model.bin", "not a zip"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "pytorch_model.bin", nil},
 	{"model: weights empty", write("hf/pytorch_model.bin", ""), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "pytorch_model.bin", nil},
 	{"model: golens checkpoint truncated", truncate("model.safetensors"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors", nil},
+	{"model: golens checkpoint bit flipped", flipLast("model.safetensors"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "fails its checksum", nil},
 	{"model: golens checkpoint empty", write("model.safetensors", ""), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors", nil},
 	{"model: safetensors header garbage", write("model.safetensors", "\x10\x00\x00\x00\x00\x00\x00\x00{{{{{{{{{{{{{{{{"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors", nil},
 	{"model: safetensors header size a lie", write("model.safetensors", "\xff\xff\xff\xff\xff\xff\x00\x00{}"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors", nil},

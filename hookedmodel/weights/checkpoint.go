@@ -164,6 +164,7 @@ func (c *Checkpoint) openFile(file string) (map[string]*entry, error) {
 	if strings.HasSuffix(file, ".safetensors") {
 		entries, meta, err := readSafetensors(file, r, size)
 		maps.Copy(c.metadata, meta)
+		delete(c.metadata, ChecksumKey) // checked here, of no use to callers
 		return entries, err
 	}
 	return readTorch(file, r, size)

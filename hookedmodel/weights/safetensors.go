@@ -54,6 +54,17 @@ func readSafetensors(path string, r io.ReaderAt, size int64) (map[string]*entry,
 	if end != dataLen {
 		return nil, nil, fmt.Errorf("safetensors %q: the header's tensors end at data byte %d, but the file holds %d data bytes", path, end, dataLen)
 	}
+	sums, err := checksums(meta.Metadata())
+	if err != nil {
+		return nil, nil, fmt.Errorf("safetensors %q: %w", path, err)
+	}
+	for key, want := range sums {
+		e, ok := entries[key]
+		if !ok {
+			return nil, nil, fmt.Errorf("safetensors %q: metadata %s lists %q, which the file does not hold (the header is damaged)", path, ChecksumKey, key)
+		}
+		e.read = checked(e.read, want)
+	}
 	return entries, meta.Metadata(), nil
 }
 
@@ -156,7 +167,11 @@ func WriteSafetensors(path string, tensors []*Tensor, metadata map[string]string
 		dt, _ := safetensors.ParseDType(string(t.DType)) // validate has checked it
 		views[t.Name] = stView{t, dt}
 	}
-	err := safefile.Write(path, 0o644, func(f io.Writer) error {
+	metadata, err := withChecksums(metadata, tensors)
+	if err != nil {
+		return fmt.Errorf("write safetensors %q: %w", path, err)
+	}
+	err = safefile.Write(path, 0o644, func(f io.Writer) error {
 		w := bufio.NewWriter(f)
 		if err := safetensors.SerializeToWriter(views, metadata, w); err != nil {
 			return err
