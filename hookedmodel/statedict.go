@@ -85,7 +85,9 @@ func (m *HookedTransformer) LoadStateDict(sd map[string]*gotch.Tensor, opts ...S
 func (m *HookedTransformer) loadStateDict(sd map[string]*gotch.Tensor, opts []StateDictOption) error {
 	var o stateDictOptions
 	for _, f := range opts {
-		f(&o)
+		if f != nil {
+			f(&o)
+		}
 	}
 	if len(sd) == 0 {
 		return errors.New("the state dict is empty")

@@ -412,6 +412,10 @@ func TestLoadStateDictErrors(t *testing.T) {
 	if err := m.LoadStateDict(sd); err != nil {
 		t.Errorf("[0 0] mask: %v", err)
 	}
+	// A nil option is no option (it panicked).
+	if err := m.LoadStateDict(good(), nil); err != nil {
+		t.Errorf("a nil option: %v", err)
+	}
 }
 
 // TestStateDictFileErrors: bad paths and files give errors that say what
