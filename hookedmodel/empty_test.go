@@ -635,6 +635,7 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 		},
 		"HookedTransformer.LoadStateDictFile": {{Input: `""`, Call: func() error { return e.m.LoadStateDictFile("") }, Want: "no path"}},
 		"HookedTransformer.SaveStateDict":     {{Input: `""`, Call: func() error { return e.m.SaveStateDict("") }, Want: "save state dict: no path"}},
+		"HookedTransformer.To": {{Input: "nil model", Call: func() error { return (*HookedTransformer)(nil).To(gotch.CPU) }, Want: "to: nil model"}},
 		"HookedTransformer.String": {{Input: "nil model", Call: func() error {
 			if s := (*HookedTransformer)(nil).String(); s != "HookedTransformer()" {
 				return fmt.Errorf("got %q, want \"HookedTransformer()\"", s)
