@@ -401,6 +401,22 @@ var faults = []fault{
 	{"flag: names bad regexp", nil, []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--names", "(", "--out", "$D/c.safetensors"}, "--names", nil},
 	{"flag: names match nothing", nil, []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--names", "zzz", "--out", "$D/c.safetensors"}, "zzz", nil},
 
+	// Outputs: only regular files are created or replaced.
+	{"out: cache to /dev/null", nil, []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--out", "/dev/null"}, "/dev/null: it is a character device", nil},
+	{"out: cache to /dev/full", nil, []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--out", "/dev/full"}, "/dev/full: it is a character device", nil},
+	{"out: cache to a folder", nil, []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--out", "$D/hf"}, "it is a directory", nil},
+	{"out: cache to a FIFO", fifoAt("c.safetensors"), []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--out", "$D/c.safetensors"}, "it is a named pipe (FIFO)", nil},
+	{"out: cache to a link to /dev/null", linkAt("c.safetensors", "/dev/null"), []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--out", "$D/c.safetensors"}, "character device", nil},
+	{"out: cache to a dangling link", linkAt("c.safetensors", "/nonexistent/x"), []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--out", "$D/c.safetensors"}, "symbolic link to a missing file", nil},
+	{"out: cache into a missing folder", nil, []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--out", "$D/nodir/c.safetensors"}, "nodir", nil},
+	{"out: ablate to /dev/null", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "0.0", "--out", "/dev/null"}, "/dev/null: it is a character device", nil},
+	{"out: ablate to a FIFO", fifoAt("a.safetensors"), []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "0.0", "--out", "$D/a.safetensors"}, "it is a named pipe (FIFO)", nil},
+	{"out: ablate to a folder", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "0.0", "--out", "$D/hf"}, "it is a directory", nil},
+	{"out: analyze into a file", nil, []string{"analyze", "--model", "$D/model.safetensors", "--prompt", "The cat sat", "--seq-len", "10", "--out", "$D/text.txt"}, "text.txt", nil},
+	{"out: analyze into /dev/null", nil, []string{"analyze", "--model", "$D/model.safetensors", "--prompt", "The cat sat", "--seq-len", "10", "--out", "/dev/null"}, "/dev/null", nil},
+	{"out: demo into a file", nil, []string{"demo", "--out", "$D/text.txt"}, "text.txt", nil},
+	{"out: train into /dev/null", nil, []string{"train", "--config", "$D/train.json", "--out", "/dev/null"}, "not a directory", nil},
+
 	// tokenize.
 	{"tokenize: unknown model", nil, []string{"tokenize", "--model", "bert", "--text", "x"}, "no tokenizer known", nil},
 	{"tokenize: file /dev/zero", nil, []string{"tokenize", "--model", "gpt2", "--file", "/dev/zero"}, "character device", nil},
