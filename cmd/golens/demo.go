@@ -20,6 +20,7 @@ import (
 
 func newDemoCmd() *cobra.Command {
 	var out, device, model string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Find the induction circuit of the shipped 2-layer model and write a report (no download)",
@@ -30,6 +31,9 @@ func newDemoCmd() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
+			if err := checkReportDir(out, force); err != nil {
+				return err
+			}
 			b, err := backend.Resolve(device)
 			if err != nil {
 				return err
@@ -52,17 +56,11 @@ func newDemoCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := rep.Save(out); err != nil {
-				return err
-			}
-			js, err := json.MarshalIndent(struct {
+			summary := struct {
 				*analysis.Summary
 				Demo *demoSummary `json:"demo"`
-			}{s, d}, "", " ")
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(out, "summary.json"), js, 0o644); err != nil {
+			}{s, d}
+			if err := writeReport(out, rep, summary); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -76,6 +74,7 @@ func newDemoCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "golens-demo", "the report folder")
+	cmd.Flags().BoolVar(&force, "force", false, "write into a non-empty --out that holds no golens report")
 	cmd.Flags().StringVar(&device, "device", "auto", "auto, cpu, cuda, cuda:N or mps")
 	cmd.Flags().StringVar(&model, "model", "", "a shipped model's name, or a checkpoint of golens train to use instead of the shipped induction-2l (a retrained one); its curves come from metrics.jsonl beside it")
 	return cmd

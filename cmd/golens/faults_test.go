@@ -207,6 +207,7 @@ func write(name, content string) func(*testing.T, string) {
 	return func(t *testing.T, dir string) {
 		p := filepath.Join(dir, name)
 		os.Remove(p)
+		os.MkdirAll(filepath.Dir(p), 0o755)
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -414,7 +415,9 @@ var faults = []fault{
 	{"out: ablate to a folder", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "0.0", "--out", "$D/hf"}, "it is a directory", nil},
 	{"out: analyze into a file", nil, []string{"analyze", "--model", "$D/model.safetensors", "--prompt", "The cat sat", "--seq-len", "10", "--out", "$D/text.txt"}, "text.txt", nil},
 	{"out: analyze into /dev/null", nil, []string{"analyze", "--model", "$D/model.safetensors", "--prompt", "The cat sat", "--seq-len", "10", "--out", "/dev/null"}, "/dev/null", nil},
-	{"out: demo into a file", nil, []string{"demo", "--out", "$D/text.txt"}, "text.txt", nil},
+	{"out: demo into a file", nil, []string{"demo", "--out", "$D/text.txt"}, "text.txt: it is not a directory", nil},
+	{"out: demo into a folder of other files", nil, []string{"demo", "--out", "$D/hf"}, "holds no golens report: pass --force", nil},
+	{"out: demo into a folder with another index.html", write("site/index.html", "<html>my site</html>"), []string{"demo", "--out", "$D/site"}, "holds no golens report", nil},
 	{"out: train into /dev/null", nil, []string{"train", "--config", "$D/train.json", "--out", "/dev/null"}, "not a directory", nil},
 
 	// tokenize.
@@ -582,5 +585,27 @@ func TestTrainInterrupted(t *testing.T) {
 	stdout, _, err := runCLI(t, 5*time.Minute, args...)
 	if err != nil || !strings.Contains(stdout, "trained 3000 steps") {
 		t.Errorf("resuming: %v\n%s", err, stdout)
+	}
+}
+
+// A report folder golens wrote is golens's to write again; a folder of
+// other things takes --force, and keeps what was in it.
+func TestReportFolderOwnership(t *testing.T) {
+	dir := t.TempDir()
+	for range 2 {
+		if out, err := golens(t, "demo", "--out", dir, "--device", testDevice()); err != nil {
+			t.Fatalf("demo into its own report folder: %v\n%s", err, out)
+		}
+	}
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "notes.txt"), []byte("mine"), 0o644)
+	if out, err := golens(t, "demo", "--out", other, "--force", "--device", testDevice()); err != nil {
+		t.Fatalf("demo --force: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(other, "notes.txt")); string(b) != "mine" {
+		t.Error("demo --force touched a file not its own")
+	}
+	if _, err := os.Stat(filepath.Join(other, "index.html")); err != nil {
+		t.Errorf("demo --force wrote no report: %v", err)
 	}
 }
