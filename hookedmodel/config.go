@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 
 	"github.com/golens/golens/hookedmodel/safefile"
@@ -155,6 +156,39 @@ func isGPT2Tokenizer(name string) bool {
 
 func gpt2VocabSize() int { return tokenizer.GPT2().VocabSize() }
 
+// tokenizer is the tokenizer a model of c has: GPT-2's, the one golens
+// has, when tokenizer_name names it or d_vocab is its size; else nil.
+func (c *Config) tokenizer() *tokenizer.Tokenizer {
+	if t := tokenizer.GPT2(); isGPT2Tokenizer(c.TokenizerName) || c.DVocab == t.VocabSize() {
+		return t
+	}
+	return nil
+}
+
+// fieldChange is one exported field of Config that differs between two
+// configs: its index, JSON name and both values.
+type fieldChange struct {
+	index    int
+	name     string
+	now, was reflect.Value
+}
+
+// changedFields lists the exported fields of now that differ from was.
+func changedFields(now, was Config) []fieldChange {
+	var out []fieldChange
+	a, b := reflect.ValueOf(now), reflect.ValueOf(was)
+	t := a.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() || reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		out = append(out, fieldChange{i, name, a.Field(i), b.Field(i)})
+	}
+	return out
+}
+
 // unsetDefaults lists the fields of a Config not made by DefaultConfig or
 // JSON that sit at a zero value TransformerLens's default differs from.
 func (c *Config) unsetDefaults() []string {
@@ -195,14 +229,24 @@ func (c *Config) Init() error {
 			return err
 		}
 	}
+	// -1 (TransformerLens's default) asks for d_model / d_head; so does Go's
+	// zero in a Config{...} literal, which cannot say -1 by omission.
+	if c.NHeads == -1 || c.NHeads == 0 && !c.defaulted {
+		if c.NHeads = c.DModel / c.DHead; c.NHeads == 0 {
+			return fmt.Errorf("n_heads: d_model %d / d_head %d makes no head; set n_heads", c.DModel, c.DHead)
+		}
+	}
 	if c.NHeads <= 0 {
-		c.NHeads = c.DModel / c.DHead
+		return fmt.Errorf("n_heads must be positive (or -1 for d_model / d_head), got %d", c.NHeads)
 	}
 	if c.ModelName == "" {
 		c.ModelName = "custom"
 	}
-	if c.Eps == 0 {
+	if c.Eps == 0 && !c.defaulted {
 		c.Eps = 1e-5
+	}
+	if !(c.Eps > 0) || math.IsInf(c.Eps, 1) {
+		return fmt.Errorf("eps must be a positive number (the LayerNorm epsilon, default 1e-5), got %g", c.Eps)
 	}
 	if c.DType == "" {
 		c.DType = "float32"
@@ -214,8 +258,14 @@ func (c *Config) Init() error {
 		c.PositionalEmbeddingType = "standard"
 	}
 	if !c.AttnOnly {
-		if c.DMLP <= 0 {
+		if c.DMLP < 0 {
+			return fmt.Errorf("d_mlp must be positive (or 0 for 4 d_model), got %d", c.DMLP)
+		}
+		if c.DMLP == 0 && c.DModel <= math.MaxInt/4 {
 			c.DMLP = 4 * c.DModel
+		}
+		if c.DMLP == 0 {
+			return fmt.Errorf("d_mlp: 4 d_model overflows (d_model %d)", c.DModel)
 		}
 		if c.ActFn == "" {
 			return fmt.Errorf("act_fn must be set unless attn_only (relu, gelu, gelu_new, gelu_fast, silu or solu_ln)")
@@ -242,10 +292,16 @@ func (c *Config) Init() error {
 	if c.DVocab <= 0 {
 		return fmt.Errorf("d_vocab must be set (got %d), or tokenizer_name to a tokenizer whose size it takes", c.DVocab)
 	}
-	if c.DVocabOut <= 0 {
+	if c.DVocabOut == -1 || c.DVocabOut == 0 {
 		c.DVocabOut = c.DVocab
 	}
-	if c.InitializerRange < 0 || c.InitializerRange == 0 {
+	if c.DVocabOut <= 0 {
+		return fmt.Errorf("d_vocab_out must be positive (or -1 for d_vocab), got %d", c.DVocabOut)
+	}
+	if math.IsNaN(c.InitializerRange) || math.IsInf(c.InitializerRange, 0) {
+		return fmt.Errorf("initializer_range must be a number (or -1 for 0.8/sqrt(d_model)), got %g", c.InitializerRange)
+	}
+	if c.InitializerRange <= 0 {
 		c.InitializerRange = 0.8 / math.Sqrt(float64(c.DModel))
 	}
 	switch c.NormalizationType {
@@ -261,6 +317,15 @@ func (c *Config) Init() error {
 	if c.AttentionDir != "causal" && c.AttentionDir != "bidirectional" {
 		return fmt.Errorf("attention_dir %q is not supported (want causal or bidirectional)", c.AttentionDir)
 	}
+	switch {
+	case c.RotaryDim < 0:
+		return fmt.Errorf("rotary_dim must not be negative, got %d", c.RotaryDim)
+	case c.RotaryDim > 0:
+		// TransformerLens reads it only for rotary positional embeddings.
+		return fmt.Errorf("rotary_dim %d: rotary positional embeddings are not supported yet by golens (positional_embedding_type is standard or shortformer)", c.RotaryDim)
+	case c.NKeyValueHeads < 0:
+		return fmt.Errorf("n_key_value_heads must not be negative, got %d", c.NKeyValueHeads)
+	}
 	for _, f := range []struct {
 		on   bool
 		name string
@@ -272,9 +337,26 @@ func (c *Config) Init() error {
 	if _, err := c.dtype(); err != nil {
 		return err
 	}
-	c.NParams = int64(c.NLayers) * int64(c.DModel) * int64(c.DHead) * int64(c.NHeads) * 4
+	attn, ok := product(c.NLayers, c.DModel, c.DHead, c.NHeads, 4)
+	mlp, okMLP := int64(0), true
 	if !c.AttnOnly {
-		c.NParams += int64(c.NLayers) * int64(c.DModel) * int64(c.DMLP) * 2
+		mlp, okMLP = product(c.NLayers, c.DModel, c.DMLP, 2)
 	}
+	if !ok || !okMLP || attn > math.MaxInt64-mlp {
+		return fmt.Errorf("the sizes make more than 2^63 weights (n_layers %d, d_model %d, n_heads %d, d_head %d, d_mlp %d)", c.NLayers, c.DModel, c.NHeads, c.DHead, c.DMLP)
+	}
+	c.NParams = attn + mlp
 	return nil
+}
+
+// product multiplies positive sizes; false when it overflows int64.
+func product(sizes ...int) (int64, bool) {
+	p := int64(1)
+	for _, v := range sizes {
+		if int64(v) > math.MaxInt64/p {
+			return 0, false
+		}
+		p *= int64(v)
+	}
+	return p, true
 }

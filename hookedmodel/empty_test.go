@@ -49,6 +49,7 @@ func TestExportedHaveEmptyCases(t *testing.T) {
 // empty, each with the reason. Those whose receiver can be nil or zero also
 // have a case calling them so.
 var emptyExempt = map[string]string{
+	"AllowNonFinite":               "an option without arguments",
 	"ApplyLN":                      "an option without arguments",
 	"DefaultConfig":                "no input",
 	"Greedy":                       "an option without arguments",
@@ -413,6 +414,7 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 				vh.Free()
 			})
 		}}},
+		"TokenizerOf": {{Input: `""`, Call: func() error { return errOf(TokenizerOf("")) }, Want: `no tokenizer known for model ""`}},
 		"WriteSafetensors": {
 			{Input: `"", no tensors`, Call: func() error { return WriteSafetensors("", nil, nil, nil) }, Want: "write safetensors: empty path"},
 			{Input: "a name without its tensor", Call: func() error {
@@ -635,7 +637,7 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 		},
 		"HookedTransformer.LoadStateDictFile": {{Input: `""`, Call: func() error { return e.m.LoadStateDictFile("") }, Want: "no path"}},
 		"HookedTransformer.SaveStateDict":     {{Input: `""`, Call: func() error { return e.m.SaveStateDict("") }, Want: "save state dict: no path"}},
-		"HookedTransformer.To": {{Input: "nil model", Call: func() error { return (*HookedTransformer)(nil).To(gotch.CPU) }, Want: "to: nil model"}},
+		"HookedTransformer.To":                {{Input: "nil model", Call: func() error { return (*HookedTransformer)(nil).To(gotch.CPU) }, Want: "to: nil model"}},
 		"HookedTransformer.String": {{Input: "nil model", Call: func() error {
 			if s := (*HookedTransformer)(nil).String(); s != "HookedTransformer()" {
 				return fmt.Errorf("got %q, want \"HookedTransformer()\"", s)

@@ -9,13 +9,16 @@ import (
 	"os"
 	pathpkg "path"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel/hub"
 	"github.com/golens/golens/hookedmodel/safefile"
+	"github.com/golens/golens/hookedmodel/tokenizer"
 	"github.com/golens/golens/hookedmodel/weights"
 )
 
@@ -41,6 +44,15 @@ func WithConfig(edit func(*Config)) Option {
 // WithHub passes options to the Hugging Face hub client (endpoint, cache
 // directory, token, progress output).
 func WithHub(opts ...hub.Option) Option { return func(o *options) { o.hub = append(o.hub, opts...) } }
+
+// ErrNonFinite is wrapped by the loaders' error for a weight holding a NaN
+// or an infinity, which would make every loss NaN.
+var ErrNonFinite = errors.New("not finite")
+
+// AllowNonFinite loads weights that hold NaN or infinite values, which the
+// loaders otherwise refuse with ErrNonFinite (to study a broken checkpoint,
+// say).
+func AllowNonFinite() Option { return func(o *options) { o.allowNonFinite = true } }
 
 // knownModels maps TransformerLens's names to Hugging Face repositories.
 var knownModels = map[string][]string{
@@ -106,10 +118,83 @@ func LoadFS(ctx context.Context, fsys fs.FS, name string, opts ...Option) (*Hook
 // loadCheckpoint builds the model ck holds, read from path in fsys (nil:
 // the operating system's files).
 func loadCheckpoint(ck *weights.Checkpoint, fsys fs.FS, path string, o options) (*HookedTransformer, error) {
-	if cfgJSON, ok := ck.Metadata()[golensConfigKey]; ok {
-		return loadGolens(ck, cfgJSON, o)
+	cfg, err := checkpointConfig(ck, fsys, path)
+	if err != nil {
+		return nil, err
 	}
-	return loadHF(ck, fsys, path, o)
+	if _, ok := ck.Metadata()[golensConfigKey]; ok {
+		return loadGolens(ck, cfg, o)
+	}
+	return loadHF(ck, cfg, o)
+}
+
+// checkpointConfig is the config of the checkpoint ck at path in fsys
+// (nil: the operating system's files), validated: a golens checkpoint's
+// header's, or that of the config.json beside a Hugging Face checkpoint.
+func checkpointConfig(ck *weights.Checkpoint, fsys fs.FS, path string) (Config, error) {
+	cfgJSON, ok := ck.Metadata()[golensConfigKey]
+	if !ok {
+		return hfConfig(fsys, path)
+	}
+	var cfg Config
+	err := json.Unmarshal([]byte(cfgJSON), &cfg)
+	if err == nil {
+		err = cfg.Init()
+	}
+	if err != nil {
+		return Config{}, fmt.Errorf("config in the checkpoint header: %w", err)
+	}
+	return cfg, nil
+}
+
+// hfConfig reads the config.json of the Hugging Face checkpoint at path
+// (its folder, or a weights file in it) in fsys (nil: the operating
+// system's files).
+func hfConfig(fsys fs.FS, path string) (Config, error) {
+	if fsys == nil {
+		dir := path
+		if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+			dir = filepath.Dir(path)
+		}
+		return gpt2Config(nil, dir, checkpointName(filepath.ToSlash(dir)))
+	}
+	dir := path
+	if fi, err := fs.Stat(fsys, path); err == nil && !fi.IsDir() {
+		dir = pathpkg.Dir(path)
+	}
+	return gpt2Config(fsys, dir, checkpointName(dir))
+}
+
+// TokenizerOf returns the tokenizer a model loaded from model gets,
+// reading only its config (neither its weights nor the network): model is
+// a checkpoint path, as Load takes, or a known name (gpt2, gpt2-medium,
+// ...). A model with none is an error saying so: golens has GPT-2's
+// tokenizer only, and a model whose vocabulary is not GPT-2's has none.
+func TokenizerOf(model string) (*tokenizer.Tokenizer, error) {
+	fi, err := os.Stat(model)
+	if err != nil {
+		if _, ok := knownModels[model]; ok || isGPT2Tokenizer(model) {
+			return tokenizer.GPT2(), nil
+		}
+		return nil, fmt.Errorf("no tokenizer known for model %q: no such file or directory, and not a known model name (golens has GPT-2's tokenizer: gpt2 names it)", model)
+	}
+	var cfg Config
+	if fi.IsDir() {
+		cfg, err = hfConfig(nil, model)
+	} else {
+		var ck *weights.Checkpoint
+		if ck, err = weights.Open(model); err == nil {
+			cfg, err = checkpointConfig(ck, nil, model)
+			ck.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer of %q: %w", model, err)
+	}
+	if t := cfg.tokenizer(); t != nil {
+		return t, nil
+	}
+	return nil, fmt.Errorf("model %q has no tokenizer: its vocabulary has %d tokens, not GPT-2's %d, and GPT-2's is the only tokenizer golens has; its inputs are token ids", model, cfg.DVocab, gpt2VocabSize())
 }
 
 // locate finds the checkpoint: a path as given, else a known name through
@@ -120,7 +205,10 @@ func locate(ctx context.Context, model string, o options) (string, error) {
 	}
 	repos, ok := knownModels[model]
 	if !ok {
-		if looksLikePath(model) || !strings.Contains(model, "/") {
+		if looksLikePath(model) {
+			return "", fmt.Errorf("no such file or directory: %s", missingPart(model))
+		}
+		if !strings.Contains(model, "/") {
 			return "", fmt.Errorf("no such file or directory, and not a known model name (known: %s)", strings.Join(knownNames(), ", "))
 		}
 		repos = []string{model}
@@ -135,6 +223,9 @@ func locate(ctx context.Context, model string, o options) (string, error) {
 	// Python finds the same cache.
 	dir, err := hub.Resolve(ctx, repos[0], want, o.hub...)
 	if err != nil {
+		if !ok { // "org/name" may be a mistyped local path as well
+			return "", fmt.Errorf("no such file or directory, and as a hub repository: %w", err)
+		}
 		return "", err
 	}
 	return shards(ctx, repos[0], dir, o)
@@ -169,9 +260,36 @@ func shards(ctx context.Context, repo, dir string, o options) (string, error) {
 	return dir, nil
 }
 
-// looksLikePath tells a missing file from a hub repository "org/name".
+// looksLikePath tells a missing file from a hub repository "org/name": an
+// absolute or dotted path, more than two parts, an extension, or a first
+// part that is a local folder (the hub is never asked for "models/foo"
+// when ./models exists).
 func looksLikePath(s string) bool {
-	return strings.HasPrefix(s, "/") || strings.HasPrefix(s, ".") || strings.Count(s, "/") > 1 || filepath.Ext(s) != ""
+	if strings.HasPrefix(s, "/") || strings.HasPrefix(s, ".") || strings.Count(s, "/") > 1 || filepath.Ext(s) != "" {
+		return true
+	}
+	org, _, ok := strings.Cut(s, "/")
+	fi, err := os.Stat(org)
+	return ok && err == nil && fi.IsDir()
+}
+
+// missingPart says which part of path does not exist: the first missing
+// element below the deepest folder that does.
+func missingPart(path string) string {
+	clean := filepath.Clean(path)
+	for p := clean; ; {
+		parent := filepath.Dir(p)
+		if parent == p {
+			return fmt.Sprintf("%q does not exist", clean)
+		}
+		if fi, err := os.Stat(parent); err == nil {
+			if !fi.IsDir() {
+				return fmt.Sprintf("%q is a file, not a folder", parent)
+			}
+			return fmt.Sprintf("%q has no %q", parent, filepath.Base(p))
+		}
+		p = parent
+	}
 }
 
 func knownNames() []string {
@@ -194,7 +312,7 @@ type hfGPT2Config struct {
 	NInner        *int     `json:"n_inner"`
 	VocabSize     int      `json:"vocab_size"`
 	Activation    string   `json:"activation_function"`
-	Eps           float64  `json:"layer_norm_epsilon"`
+	Eps           *float64 `json:"layer_norm_epsilon"` // absent: 1e-5, GPT2Config's default
 	ScaleByIdx    bool     `json:"scale_attn_by_inverse_layer_idx"`
 	ScaleWeights  *bool    `json:"scale_attn_weights"` // absent: true, GPT2Config's default
 	ReorderUpcast bool     `json:"reorder_and_upcast_attn"`
@@ -224,8 +342,25 @@ func gpt2Config(fsys fs.FS, dir, name string) (Config, error) {
 	if hf.ModelType != "gpt2" {
 		return Config{}, fmt.Errorf("%s: model_type %q is not supported yet (golens loads gpt2-family checkpoints)", path, hf.ModelType)
 	}
-	if hf.NHead <= 0 || hf.NEmbd%hf.NHead != 0 {
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"n_layer", hf.NLayer}, {"n_embd", hf.NEmbd}, {"n_head", hf.NHead}, {"n_positions", hf.NPositions}, {"vocab_size", hf.VocabSize}} {
+		if f.v <= 0 {
+			return Config{}, fmt.Errorf("%s: %s must be positive, got %d", path, f.key, f.v)
+		}
+	}
+	if hf.NEmbd%hf.NHead != 0 {
 		return Config{}, fmt.Errorf("%s: n_embd %d is not a multiple of n_head %d", path, hf.NEmbd, hf.NHead)
+	}
+	if hf.NInner != nil && *hf.NInner <= 0 {
+		return Config{}, fmt.Errorf("%s: n_inner must be positive or null (4 n_embd), got %d", path, *hf.NInner)
+	}
+	eps := 1e-5
+	if hf.Eps != nil {
+		if eps = *hf.Eps; !(eps > 0) {
+			return Config{}, fmt.Errorf("%s: layer_norm_epsilon must be positive, got %g", path, eps)
+		}
 	}
 	c := DefaultConfig()
 	c.ModelName = name
@@ -235,7 +370,7 @@ func gpt2Config(fsys fs.FS, dir, name string) (Config, error) {
 	if hf.NInner != nil {
 		c.DMLP = *hf.NInner
 	}
-	c.NCtx, c.DVocab, c.ActFn, c.Eps = hf.NPositions, hf.VocabSize, hf.Activation, hf.Eps
+	c.NCtx, c.DVocab, c.ActFn, c.Eps = hf.NPositions, hf.VocabSize, hf.Activation, eps
 	if hf.VocabSize >= gpt2VocabSize() {
 		// config.json does not name the tokenizer; a GPT-2-family
 		// checkpoint with GPT-2's vocabulary is taken to use GPT-2's.
@@ -245,8 +380,8 @@ func gpt2Config(fsys fs.FS, dir, name string) (Config, error) {
 	// GPT2Attention divides the scores by sqrt(d_head) only when
 	// scale_attn_weights is set; TransformerLens's use_attn_scale.
 	c.UseAttnScale = hf.ScaleWeights == nil || *hf.ScaleWeights
-	if c.Eps == 0 {
-		c.Eps = 1e-5
+	if err := c.Init(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }
@@ -266,46 +401,90 @@ func checkpointName(dir string) string {
 	return pathpkg.Base(dir)
 }
 
-func loadHF(ck *weights.Checkpoint, fsys fs.FS, path string, o options) (*HookedTransformer, error) {
-	var cfg Config
-	var err error
-	if fsys == nil {
-		dir := path
-		if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
-			dir = filepath.Dir(path)
-		}
-		cfg, err = gpt2Config(nil, dir, checkpointName(filepath.ToSlash(dir)))
-	} else {
-		dir := path
-		if fi, err := fs.Stat(fsys, path); err == nil && !fi.IsDir() {
-			dir = pathpkg.Dir(path)
-		}
-		cfg, err = gpt2Config(fsys, dir, checkpointName(dir))
-	}
-	if err != nil {
-		return nil, err
-	}
+func loadHF(ck *weights.Checkpoint, cfg Config, o options) (*HookedTransformer, error) {
 	m, err := buildWith(cfg, o)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.fill(ck, gpt2Table(m, ck)); err != nil {
+	if err := m.fill(ck, gpt2Table(m, ck), o); err != nil {
 		m.Free()
 		return nil, err
 	}
 	return m.finish(o)
 }
 
+// buildWith builds the model of a checkpoint's config cfg (validated) after
+// the caller's edits (WithConfig, WithDType), each of which takes effect or
+// is an error (see checkEdit).
 func buildWith(cfg Config, o options) (*HookedTransformer, error) {
+	edited := cfg
 	for _, e := range o.edits {
 		if e != nil {
-			e(&cfg)
+			e(&edited)
 		}
 	}
 	if o.dtype != "" {
-		cfg.DType = o.dtype
+		edited.DType = o.dtype
 	}
-	return build(cfg, o.device)
+	for _, f := range changedFields(edited, cfg) {
+		if err := checkEdit(cfg, f); err != nil {
+			return nil, fmt.Errorf("config edit %s=%s: %w", f.name, jsonValue(f.now), err)
+		}
+	}
+	m, err := build(edited, o.device)
+	if err != nil {
+		return nil, fmt.Errorf("config edits: %w", err)
+	}
+	return m, nil
+}
+
+// checkEdit says why the loaded model's config cfg cannot take the change
+// f, or nil when it can: the checkpoint's weights fix every field their
+// names or shapes depend on; seed and initializer_range only shape the
+// weights New draws; n_params is derived. The rest (hook switches, eps,
+// act_fn between activations without weights, dtype, labels, ...) apply.
+func checkEdit(cfg Config, f fieldChange) error {
+	one := cfg
+	reflect.ValueOf(&one).Elem().Field(f.index).Set(f.now)
+	switch f.name {
+	case "n_params":
+		return fmt.Errorf("n_params is derived from the other fields (%d here) and cannot be set", cfg.NParams)
+	case "seed", "initializer_range":
+		return fmt.Errorf("%s only affects the weights New initialises; a loaded model's weights come from its checkpoint", f.name)
+	}
+	if err := one.Init(); err != nil {
+		return err
+	}
+	was := weightShapes(cfg)
+	if f.name == "n_layers" || !slices.Equal(weightShapes(one), was) {
+		return fmt.Errorf("the checkpoint's weights fix %s at %s; it cannot change on a loaded model", f.name, jsonValue(f.was))
+	}
+	return nil
+}
+
+// weightShapes lists the names and shapes of the weights a model of the
+// valid config c has, for one block (every block has the same) so that a
+// config claiming many layers costs nothing.
+func weightShapes(c Config) []string {
+	c.NLayers = 1
+	m, err := build(c, gotch.CPU) // no tensors yet: only the structure
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var ws []string
+	for _, p := range m.params() {
+		ws = append(ws, fmt.Sprint(p.name, p.shape))
+	}
+	return ws
+}
+
+// jsonValue is v as JSON: as --set and config files spell it.
+func jsonValue(v reflect.Value) string {
+	b, err := json.Marshal(v.Interface())
+	if err != nil {
+		return fmt.Sprint(v.Interface())
+	}
+	return string(b)
 }
 
 // finish attaches the tokenizer, processes the weights and makes the
@@ -384,9 +563,10 @@ var wdtypes = map[weights.DType]gotch.DType{
 }
 
 // fill reads every weight of table from ck, checking each key's presence
-// and shape, and that the checkpoint holds nothing the config cannot
-// place (which means the two disagree).
-func (m *HookedTransformer) fill(ck *weights.Checkpoint, table []source) error {
+// and shape, that the checkpoint holds nothing the config cannot place
+// (which means the two disagree), and unless o allows it that each weight
+// is finite.
+func (m *HookedTransformer) fill(ck *weights.Checkpoint, table []source, o options) error {
 	used := map[string]bool{}
 	for _, src := range table {
 		if src.key != "" {
@@ -399,7 +579,7 @@ func (m *HookedTransformer) fill(ck *weights.Checkpoint, table []source) error {
 	var extra []string
 	for _, k := range ck.Keys() {
 		if !used[k] && !ignoredKey(k) {
-			extra = append(extra, k)
+			extra = append(extra, strconv.Quote(k))
 		}
 	}
 	if len(extra) > 0 {
@@ -410,7 +590,7 @@ func (m *HookedTransformer) fill(ck *weights.Checkpoint, table []source) error {
 		return fmt.Errorf("the checkpoint has weights the config does not account for: %s", strings.Join(extra, ", "))
 	}
 	for _, src := range table {
-		t, err := m.readWeight(ck, src)
+		t, err := m.readWeight(ck, src, o.allowNonFinite)
 		if err != nil {
 			return err
 		}
@@ -419,7 +599,10 @@ func (m *HookedTransformer) fill(ck *weights.Checkpoint, table []source) error {
 	return nil
 }
 
-func (m *HookedTransformer) readWeight(ck *weights.Checkpoint, src source) (out *gotch.Tensor, err error) {
+// readWeight reads src onto the model's device in its dtype. Unless
+// allowNonFinite, a weight holding NaN or an infinity there is an error
+// wrapping ErrNonFinite: one isfinite-all reduction per weight.
+func (m *HookedTransformer) readWeight(ck *weights.Checkpoint, src source, allowNonFinite bool) (out *gotch.Tensor, err error) {
 	if src.key == "" {
 		return gotch.Zeros(src.shape, m.dtype, m.device)
 	}
@@ -429,19 +612,35 @@ func (m *HookedTransformer) readWeight(ck *weights.Checkpoint, src source) (out 
 	}
 	dt, ok := wdtypes[w.DType]
 	if !ok || !dt.IsFloat() {
-		return nil, fmt.Errorf("weight %s has dtype %s; want a floating-point type", src.key, w.DType)
+		return nil, fmt.Errorf("weight %q has dtype %s; want a floating-point type", src.key, w.DType)
 	}
 	s := gotch.NewScope()
 	defer s.Close()
+	var notFinite error
 	err = gotch.Try(func() {
-		t := s.Attach(must(gotch.FromBytes(w.Data, w.Shape, dt, gotch.CPU)))
+		stored := s.Attach(must(gotch.FromBytes(w.Data, w.Shape, dt, gotch.CPU)))
+		t := stored
 		if src.transpose {
 			t = t.MustTranspose(0, 1)
 		}
-		out = s.Keep(t.MustTo(m.dtype).MustToDevice(m.device, false).MustContiguous().MustClone())
+		t = t.MustTo(m.dtype).MustToDevice(m.device, false).MustContiguous().MustClone()
+		if allowNonFinite || t.MustIsFinite().MustAll().MustItem() != 0 {
+			out = s.Keep(t)
+			return
+		}
+		nan := stored.MustIsNan().MustSum().MustItem()
+		inf := float64(stored.Numel()) - nan - stored.MustIsFinite().MustSum().MustItem()
+		if nan+inf == 0 { // finite as stored: the conversion overflowed
+			notFinite = fmt.Errorf("weight %q (%s) overflows %s: %w", src.key, w.DType, m.dtype, ErrNonFinite)
+		} else {
+			notFinite = fmt.Errorf("weight %q holds %.0f NaN and %.0f infinite values of %d: %w", src.key, nan, inf, stored.Numel(), ErrNonFinite)
+		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("weight %s: %w", src.key, err)
+		return nil, fmt.Errorf("weight %q: %w", src.key, err)
+	}
+	if notFinite != nil {
+		return nil, notFinite
 	}
 	return out, nil
 }
@@ -515,11 +714,7 @@ func wdtypeOf(d gotch.DType) weights.DType {
 	return ""
 }
 
-func loadGolens(ck *weights.Checkpoint, cfgJSON string, o options) (*HookedTransformer, error) {
-	var cfg Config
-	if err := json.Unmarshal([]byte(cfgJSON), &cfg); err != nil {
-		return nil, fmt.Errorf("config in the checkpoint header: %w", err)
-	}
+func loadGolens(ck *weights.Checkpoint, cfg Config, o options) (*HookedTransformer, error) {
 	var processed ProcessingRecord // checkpoints before the record: none known
 	if pj, ok := ck.Metadata()[golensProcessingKey]; ok {
 		if err := json.Unmarshal([]byte(pj), &processed); err != nil {
@@ -534,7 +729,7 @@ func loadGolens(ck *weights.Checkpoint, cfgJSON string, o options) (*HookedTrans
 	for _, p := range m.params() {
 		table = append(table, source{dst: p.ptr, key: p.name, shape: p.shape})
 	}
-	if err := m.fill(ck, table); err != nil {
+	if err := m.fill(ck, table, o); err != nil {
 		m.Free()
 		return nil, err
 	}

@@ -102,7 +102,7 @@ func (c *Config) dtype() (gotch.DType, error) {
 	}
 	d, err := gotch.ParseDType(s)
 	if err != nil || !d.IsFloat() {
-		return 0, fmt.Errorf("dtype %q is not a floating-point type golens runs models in", c.DType)
+		return 0, fmt.Errorf("dtype %q is not a floating-point type golens runs models in (want float32, float64, float16 or bfloat16)", c.DType)
 	}
 	return d, nil
 }

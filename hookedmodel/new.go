@@ -17,6 +17,8 @@ type options struct {
 	processing *Processing
 	edits      []func(*Config)
 	hub        []hub.Option
+	// allowNonFinite loads weights holding NaN or infinities.
+	allowNonFinite bool
 }
 
 func collect(opts []Option) options {

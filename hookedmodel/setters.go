@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-
-	"github.com/golens/golens/hookedmodel/tokenizer"
 )
 
 // The model is built from its config: the components copy what they need
@@ -88,15 +86,8 @@ func (m *HookedTransformer) checkConfig() error {
 		return nil
 	}
 	var changed []string
-	got, want := reflect.ValueOf(m.Cfg), reflect.ValueOf(m.cfg)
-	t := got.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if !f.IsExported() || reflect.DeepEqual(got.Field(i).Interface(), want.Field(i).Interface()) {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		changed = append(changed, fmt.Sprintf("%s (%v, was %v)", name, show(got.Field(i)), show(want.Field(i))))
+	for _, f := range changedFields(m.Cfg, m.cfg) {
+		changed = append(changed, fmt.Sprintf("%s (%v, was %v)", f.name, show(f.now), show(f.was)))
 	}
 	return fmt.Errorf("the model's Cfg was changed after the model was built: %s; Cfg is read-only "+
 		"(the model does not follow it): switch hook points with SetUseAttnResult, SetUseSplitQKVInput, "+
@@ -120,7 +111,7 @@ func show(v reflect.Value) any {
 // attachTokenizer gives the model GPT-2's tokenizer, the one golens has,
 // when tokenizer_name names it or d_vocab is its size.
 func (m *HookedTransformer) attachTokenizer() {
-	if t := tokenizer.GPT2(); isGPT2Tokenizer(m.cfg.TokenizerName) || m.cfg.DVocab == t.VocabSize() {
+	if t := m.cfg.tokenizer(); t != nil {
 		m.Tokenizer = t
 	}
 }

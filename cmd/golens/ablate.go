@@ -53,8 +53,8 @@ func newAblateCmd() *cobra.Command {
 			defer clean.Free()
 			ref := clean.Tokens
 			if refFile != "" {
-				rf := inputFlags{tokensFile: refFile}
-				if ref, err = rf.tokens(m.Device()); err != nil {
+				rf := inputFlags{tokensFile: refFile, truncate: in.truncate}
+				if ref, err = rf.tokens(m); err != nil {
 					return fmt.Errorf("--reference-tokens-file: %w", err)
 				}
 				defer ref.Free()

@@ -28,6 +28,9 @@ func newAnalyzeCmd() *cobra.Command {
 			"a PNG per figure and summary.json.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := atLeast("seq-len", seqLen, 1); err != nil {
+				return err
+			}
 			m, err := mf.load(cmd)
 			if err != nil {
 				return err
@@ -44,7 +47,7 @@ func newAnalyzeCmd() *cobra.Command {
 	mf.register(cmd)
 	in.register(cmd, false)
 	cmd.Flags().StringVar(&out, "out", "", "the report folder")
-	cmd.Flags().IntVar(&seqLen, "seq-len", 20, "random tokens per repeat for the induction measurements")
+	cmd.Flags().IntVar(&seqLen, "seq-len", 20, "random tokens per repeat for the induction measurements (at least 1; 1+2·seq-len must fit the model's n_ctx)")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "seed of the random tokens")
 	cmd.MarkFlagRequired("out")
 	return cmd
@@ -56,13 +59,7 @@ func analyzePrompt(m *hookedmodel.HookedTransformer, in *inputFlags, seqLen int,
 	if !in.given() {
 		return analysis.RepeatedTokens(m, analysis.BatchSize(1), analysis.SeqLen(seqLen), analysis.WithSeed(seed))
 	}
-	var rows *gotch.Tensor
-	var err error
-	if in.tokensFile == "" {
-		rows, err = m.ToTokens([]string{in.prompt})
-	} else {
-		rows, err = in.tokens(m.Device())
-	}
+	rows, err := in.tokens(m)
 	if err != nil {
 		return nil, err
 	}

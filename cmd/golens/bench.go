@@ -9,6 +9,7 @@ import (
 
 	"github.com/golens/golens/backend"
 	"github.com/golens/golens/bench"
+	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel/safefile"
 	"github.com/spf13/cobra"
 )
@@ -32,6 +33,9 @@ checked on a small input against the float64 reference, then timed
 the format bench/HARNESS.md fixes for golens and its peers.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := firstError(atLeast("reps", reps, 1), atLeast("warmup", warmup, 0), atLeast("new-tokens", newTokens, 1)); err != nil {
+				return err
+			}
 			g := bench.Grid{Shapes: shapes, Workloads: workloads, DTypes: dtypes}
 			if len(g.DTypes) == 0 {
 				g.DTypes = []string{"float32"}
@@ -65,21 +69,43 @@ the format bench/HARNESS.md fixes for golens and its peers.`,
 				if err != nil {
 					return err
 				}
+				for _, d := range g.DTypes {
+					dt, err := gotch.ParseDType(d)
+					if err != nil {
+						return fmt.Errorf("--dtype: %w", err)
+					}
+					if err := dtypeRuns(b, dt); err != nil {
+						return fmt.Errorf("--dtype %s: %w", d, err)
+					}
+				}
 				g.Device = b.Device()
 			}
 			var rows []bench.Row
+			total, failed := 0, 0
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			err = bench.Run(cmd.Context(), g, func(r bench.Row) error {
+				total++
+				if r.Status != bench.OK {
+					failed++
+				}
 				if asJSON {
 					return enc.Encode(r)
 				}
 				rows = append(rows, r)
 				return nil
 			}, bench.Reps(reps), bench.Warmup(warmup), bench.NewTokens(newTokens), bench.Progress(cmd.ErrOrStderr()))
-			if err != nil || asJSON {
+			if err != nil {
 				return err
 			}
-			return printRows(cmd, rows)
+			if !asJSON {
+				if err := printRows(cmd, rows); err != nil {
+					return err
+				}
+			}
+			if failed > 0 { // after every row: a failed row is a result too
+				return fmt.Errorf("bench: %d of %d rows failed (status ERROR or WRONG)", failed, total)
+			}
+			return nil
 		},
 	}
 	fl := cmd.Flags()
@@ -90,9 +116,9 @@ the format bench/HARNESS.md fixes for golens and its peers.`,
 	fl.StringSliceVar(&dtypes, "dtype", nil, "float32, float16, bfloat16, comma-separated (default float32; with --model one, default the checkpoint's)")
 	fl.StringSliceVar(&batches, "batch", []string{"1"}, "batch sizes, comma-separated")
 	fl.StringSliceVar(&seqs, "seq", []string{"32"}, "sequence lengths, comma-separated (every batch × every seq)")
-	fl.IntVar(&reps, "reps", 5, "timed repetitions per row")
-	fl.IntVar(&warmup, "warmup", 2, "untimed repetitions before them")
-	fl.IntVar(&newTokens, "new-tokens", 16, "tokens the generation workloads add")
+	fl.IntVar(&reps, "reps", 5, "timed repetitions per row (at least 1)")
+	fl.IntVar(&warmup, "warmup", 2, "untimed repetitions before them (0 or more)")
+	fl.IntVar(&newTokens, "new-tokens", 16, "tokens the generation workloads add (at least 1)")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object per row")
 	cmd.AddCommand(newBenchTableCmd())
 	return cmd

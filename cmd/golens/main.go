@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
+	"unicode"
 
 	"github.com/golens/golens/gotch"
 	"github.com/spf13/cobra"
@@ -83,7 +86,30 @@ func main() {
 // gotch.ErrNoCgo's message alone, which says how to get a build that works.
 func errorLine(err error) string {
 	if errors.Is(err, gotch.ErrNoCgo) {
-		return gotch.ErrNoCgo.Error()
+		return oneLine(gotch.ErrNoCgo.Error())
 	}
-	return "golens: " + err.Error()
+	return "golens: " + oneLine(err.Error())
+}
+
+// oneLine joins the lines of msg (errors.Join puts each error on its own)
+// with "; " and escapes the other control and bidirectional-override
+// characters, Go-quoted, so that what a file or a flag held can neither
+// break the one line nor move the cursor, recolour or rewrite the terminal.
+func oneLine(msg string) string {
+	var lines []string
+	for l := range strings.Lines(msg) {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	var b strings.Builder
+	for _, r := range strings.Join(lines, "; ") {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

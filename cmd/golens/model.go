@@ -3,38 +3,44 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/golens/golens/backend"
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel"
 	"github.com/golens/golens/hookedmodel/safefile"
+	"github.com/golens/golens/hookedmodel/tokenizer"
 	"github.com/golens/golens/models"
 	"github.com/spf13/cobra"
 )
 
 // modelFlags are the flags of every command that loads a model.
 type modelFlags struct {
-	model        string
-	device       string
-	dtype        string
-	noProcessing bool
-	set          []string
+	model          string
+	device         string
+	dtype          string
+	noProcessing   bool
+	allowNonFinite bool
+	set            []string
 }
 
 func (f *modelFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.model, "model", "", "checkpoint directory or file, a model shipped in golens ("+strings.Join(models.Names(), ", ")+"), or a known name (gpt2, gpt2-medium, ...)")
 	fl.StringVar(&f.device, "device", "auto", "auto, cpu, cuda, cuda:N or mps")
-	fl.StringVar(&f.dtype, "dtype", "", "float32 (default), float16, bfloat16 or float64")
+	fl.StringVar(&f.dtype, "dtype", "", "float32 (default), float16, bfloat16 or float64, as the device supports")
 	fl.BoolVar(&f.noProcessing, "no-processing", false, "load the weights as they are (from_pretrained_no_processing)")
-	fl.StringSliceVar(&f.set, "set", nil, "config overrides key=value[,key=value], e.g. use_attn_result=true")
+	fl.BoolVar(&f.allowNonFinite, "allow-nonfinite", false, "load weights holding NaN or infinite values (refused otherwise)")
+	fl.StringSliceVar(&f.set, "set", nil, "config overrides key=value[,key=value], e.g. use_attn_result=true; one the loaded weights cannot take is an error")
 	cmd.MarkFlagRequired("model")
 }
 
-// load resolves the device and loads the model with the flags' options.
+// load resolves the device and loads the model with the flags' options,
+// in a dtype the device runs.
 func (f *modelFlags) load(cmd *cobra.Command) (*hookedmodel.HookedTransformer, error) {
 	b, err := backend.Resolve(f.device)
 	if err != nil {
@@ -48,14 +54,49 @@ func (f *modelFlags) load(cmd *cobra.Command) (*hookedmodel.HookedTransformer, e
 	if f.dtype != "" {
 		d, err := gotch.ParseDType(f.dtype)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--dtype: %w", err)
+		}
+		if err := dtypeRuns(b, d); err != nil {
+			return nil, fmt.Errorf("--dtype %s: %w", f.dtype, err)
 		}
 		opts = append(opts, hookedmodel.WithDType(d.String()))
 	}
 	if f.noProcessing {
 		opts = append(opts, hookedmodel.NoProcessing())
 	}
-	return loadModel(cmd.Context(), f.model, opts...)
+	if f.allowNonFinite {
+		opts = append(opts, hookedmodel.AllowNonFinite())
+	}
+	m, err := loadModel(cmd.Context(), f.model, opts...)
+	if errors.Is(err, hookedmodel.ErrNonFinite) {
+		return nil, fmt.Errorf("%w (--allow-nonfinite loads it anyway)", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if f.dtype == "" { // the checkpoint's own dtype
+		if err := dtypeRuns(b, m.DType()); err != nil {
+			m.Free()
+			return nil, fmt.Errorf("the model's dtype: %w; choose another with --dtype", err)
+		}
+	}
+	return m, nil
+}
+
+// dtypeRuns says why the device b cannot run a forward pass in dt (libtorch
+// 1.13 has no float16 matmul on the CPU, for one), naming the dtypes it can.
+func dtypeRuns(b *backend.Backend, dt gotch.DType) error {
+	err := b.Supports(dt)
+	if err == nil {
+		return nil
+	}
+	var runs []string
+	for _, s := range b.Capabilities().DTypes {
+		if s.Full() {
+			runs = append(runs, s.DType.String())
+		}
+	}
+	return fmt.Errorf("%w; %s runs %s", err, b.Device(), strings.Join(runs, ", "))
 }
 
 // loadModel loads what --model names: a checkpoint directory or file, a
@@ -72,63 +113,113 @@ func loadModel(ctx context.Context, name string, opts ...hookedmodel.Option) (*h
 	return m, err
 }
 
-// configEdits turns --set key=value pairs into a config edit, checking
-// each key against the config's JSON names and each value's type.
+// configEdits turns --set key=value pairs into a config edit. Every field
+// of hookedmodel.Config is a key, by its JSON name; each value is checked
+// against its field's type here, and against the model when it loads
+// (which refuses a change its weights cannot take, saying why).
 func configEdits(pairs []string) (func(*hookedmodel.Config), error) {
-	fields := map[string]json.RawMessage{}
-	probe, _ := json.Marshal(hookedmodel.DefaultConfig())
-	json.Unmarshal(probe, &fields)
-	set := map[string]json.RawMessage{}
+	type setting struct {
+		index int
+		value reflect.Value
+	}
+	var set []setting
 	for _, kv := range pairs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
 			return nil, fmt.Errorf("--set %q: want key=value", kv)
 		}
-		if _, known := fields[k]; !known {
-			return nil, fmt.Errorf("--set: unknown config field %q", k)
+		f, ok := configField(k)
+		if !ok {
+			return nil, fmt.Errorf("--set: unknown config field %q (the fields: %s)", k, strings.Join(configKeys(), ", "))
 		}
-		raw := json.RawMessage(v)
-		if !json.Valid(raw) {
-			raw, _ = json.Marshal(v) // a bare word is a string
+		val, err := parseSetting(f.Type, v)
+		if err != nil {
+			return nil, fmt.Errorf("--set %s=%q: %w", k, v, err)
 		}
-		set[k] = raw
+		set = append(set, setting{f.Index[0], val})
 	}
-	// Check the values now, so a bad one fails before a model loads.
-	probeCfg := hookedmodel.DefaultConfig()
-	if err := applySet(&probeCfg, set); err != nil {
-		return nil, fmt.Errorf("--set: %w", err)
-	}
-	return func(c *hookedmodel.Config) { applySet(c, set) }, nil
+	return func(c *hookedmodel.Config) {
+		for _, s := range set {
+			reflect.ValueOf(c).Elem().Field(s.index).Set(s.value)
+		}
+	}, nil
 }
 
-// applySet overwrites c's fields named by their JSON keys.
-func applySet(c *hookedmodel.Config, set map[string]json.RawMessage) error {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return err
+// configKeys are the JSON names of hookedmodel.Config's fields: the keys
+// --set takes.
+func configKeys() []string {
+	var keys []string
+	t := reflect.TypeFor[hookedmodel.Config]()
+	for i := range t.NumField() {
+		if name := jsonName(t.Field(i)); name != "" {
+			keys = append(keys, name)
+		}
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
+	return keys
+}
+
+// configField is the field of hookedmodel.Config whose JSON name is key.
+func configField(key string) (reflect.StructField, bool) {
+	t := reflect.TypeFor[hookedmodel.Config]()
+	for i := range t.NumField() {
+		if f := t.Field(i); jsonName(f) == key {
+			return f, true
+		}
 	}
-	for k, v := range set {
-		m[k] = v
+	return reflect.StructField{}, false
+}
+
+func jsonName(f reflect.StructField) string {
+	if !f.IsExported() {
+		return ""
 	}
-	if b, err = json.Marshal(m); err != nil {
-		return err
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	return name
+}
+
+// parseSetting reads a --set value as JSON of type t: a bare word is a
+// string, and null (Python's None) is "" for a string and nil for a
+// pointer, as in TransformerLens's configs.
+func parseSetting(t reflect.Type, v string) (reflect.Value, error) {
+	val := reflect.New(t)
+	switch {
+	case t.Kind() == reflect.String:
+		if v == "null" {
+			return val.Elem(), nil
+		}
+		if json.Unmarshal([]byte(v), val.Interface()) != nil { // not a quoted JSON string
+			val.Elem().SetString(v)
+		}
+		return val.Elem(), nil
+	case v == "null" && t.Kind() == reflect.Pointer:
+		return val.Elem(), nil
 	}
-	return json.Unmarshal(b, c)
+	if v != "null" && json.Unmarshal([]byte(v), val.Interface()) == nil {
+		return val.Elem(), nil
+	}
+	switch k := t.Kind(); {
+	case k == reflect.Bool:
+		return val, errors.New("want true or false")
+	case k == reflect.Pointer:
+		return val, errors.New("want a whole number or null")
+	case k == reflect.Float64:
+		return val, errors.New("want a finite number")
+	default:
+		return val, errors.New("want a whole number")
+	}
 }
 
 // inputFlags choose what a command runs the model on.
 type inputFlags struct {
 	prompt     string
 	tokensFile string
+	truncate   bool
 }
 
 func (f *inputFlags) register(cmd *cobra.Command, required bool) {
 	cmd.Flags().StringVar(&f.prompt, "prompt", "", "text to run on (tokenized with BOS first)")
 	cmd.Flags().StringVar(&f.tokensFile, "tokens-file", "", "JSON file: an array of equal-length arrays of token ids")
+	cmd.Flags().BoolVar(&f.truncate, "truncate", false, "keep the first n_ctx tokens of a longer input, as TransformerLens's to_tokens(truncate=True) does (a longer input is an error without it)")
 	if required {
 		cmd.MarkFlagsOneRequired("prompt", "tokens-file")
 	}
@@ -137,39 +228,71 @@ func (f *inputFlags) register(cmd *cobra.Command, required bool) {
 
 func (f *inputFlags) given() bool { return f.prompt != "" || f.tokensFile != "" }
 
-// input returns the model input and a function that frees it.
-func (f *inputFlags) input(dev gotch.Device) (hookedmodel.Input, func(), error) {
-	if f.tokensFile == "" {
-		return hookedmodel.Text(f.prompt), func() {}, nil
+// rows is the input as token ids, one row per sequence, and the flag that
+// gave it: the prompt tokenized as TransformerLens's to_tokens does (BOS
+// first unless the config's default_prepend_bos is off), or the tokens
+// file's rows; never cut to the model's context.
+func (f *inputFlags) rows(m *hookedmodel.HookedTransformer) ([][]int64, string, error) {
+	if f.tokensFile != "" {
+		rows, err := readTokensFile(f.tokensFile)
+		return rows, "--tokens-file", err
 	}
-	t, err := f.tokens(dev)
-	if err != nil {
-		return nil, nil, err
+	if m.Tokenizer == nil {
+		return nil, "", fmt.Errorf("--prompt: model %s has no tokenizer: its inputs are token ids", m.Cfg.ModelName)
 	}
-	return hookedmodel.Tokens(t), t.Free, nil
+	rows, _, err := m.Tokenizer.ToTokens([]string{f.prompt}, tokenizer.PrependBOS(m.Cfg.DefaultPrependBOS))
+	return rows, "--prompt", err
 }
 
-// tokens reads the tokens file into a [batch pos] tensor on dev.
-func (f *inputFlags) tokens(dev gotch.Device) (*gotch.Tensor, error) {
-	b, err := safefile.Read(f.tokensFile, safefile.TokensLimit)
+// tokens is the input as a [batch pos] tensor on the model's device; one
+// longer than the model's context is an error unless --truncate, which
+// keeps each row's first n_ctx tokens.
+func (f *inputFlags) tokens(m *hookedmodel.HookedTransformer) (*gotch.Tensor, error) {
+	rows, flag, err := f.rows(m)
+	if err != nil {
+		return nil, err
+	}
+	if n, nCtx := len(rows[0]), m.Cfg.NCtx; n > nCtx {
+		if !f.truncate {
+			return nil, fmt.Errorf("%s: %d tokens exceed the model's context of n_ctx=%d (--truncate keeps the first %d)", flag, n, nCtx, nCtx)
+		}
+		for i := range rows {
+			rows[i] = rows[i][:nCtx]
+		}
+	}
+	return tensorOf(rows, m.Device())
+}
+
+// tensorOf makes a [len(rows) len(rows[0])] tensor of equally long rows on
+// dev.
+func tensorOf(rows [][]int64, dev gotch.Device) (*gotch.Tensor, error) {
+	flat := make([]int64, 0, len(rows)*len(rows[0]))
+	for _, r := range rows {
+		flat = append(flat, r...)
+	}
+	return gotch.FromSlice(flat, []int64{int64(len(rows)), int64(len(rows[0]))}, dev)
+}
+
+// readTokensFile reads a tokens file: a JSON array of equally long arrays
+// of token ids.
+func readTokensFile(path string) ([][]int64, error) {
+	b, err := safefile.Read(path, safefile.TokensLimit)
 	if err != nil {
 		return nil, err
 	}
 	var rows [][]int64
 	if err := json.Unmarshal(b, &rows); err != nil {
-		return nil, fmt.Errorf("%s: want a JSON array of arrays of token ids: %w", f.tokensFile, err)
+		return nil, fmt.Errorf("%q: want a JSON array of arrays of token ids: %w", path, err)
 	}
 	if len(rows) == 0 || len(rows[0]) == 0 {
-		return nil, fmt.Errorf("%s: no tokens", f.tokensFile)
+		return nil, fmt.Errorf("%q: no tokens", path)
 	}
-	flat := make([]int64, 0, len(rows)*len(rows[0]))
 	for i, r := range rows {
 		if len(r) != len(rows[0]) {
-			return nil, fmt.Errorf("%s: row %d has %d tokens, row 0 has %d (rows must be equally long)", f.tokensFile, i, len(r), len(rows[0]))
+			return nil, fmt.Errorf("%q: row %d has %d tokens, row 0 has %d (rows must be equally long)", path, i, len(r), len(rows[0]))
 		}
-		flat = append(flat, r...)
 	}
-	return gotch.FromSlice(flat, []int64{int64(len(rows)), int64(len(rows[0]))}, dev)
+	return rows, nil
 }
 
 // loadWithInput loads the model and reads the input onto its device; done
@@ -179,10 +302,10 @@ func loadWithInput(cmd *cobra.Command, mf *modelFlags, in *inputFlags) (*hookedm
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	input, free, err := in.input(m.Device())
+	t, err := in.tokens(m)
 	if err != nil {
 		m.Free()
 		return nil, nil, nil, err
 	}
-	return m, input, func() { free(); m.Free() }, nil
+	return m, hookedmodel.Tokens(t), func() { t.Free(); m.Free() }, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel"
@@ -20,6 +21,9 @@ func newRunCmd() *cobra.Command {
 		Short: "Run a model: the loss and the most likely next tokens",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := atLeast("top", topK, 1); err != nil {
+				return err
+			}
 			m, input, done, err := loadWithInput(cmd, &mf, &in)
 			if err != nil {
 				return err
@@ -67,7 +71,7 @@ type runResult struct {
 	Model  string       `json:"model"`
 	Device string       `json:"device"`
 	Tokens [][]int64    `json:"tokens"`
-	Loss   float64      `json:"loss"`
+	Loss   number       `json:"loss"`
 	Next   [][]nextProb `json:"next"` // per row: the most likely tokens after the last position
 	// StrTokens are the tokens as strings, per row (absent for a model
 	// without a tokenizer, whose tokens are only ids).
@@ -81,15 +85,25 @@ type runResult struct {
 }
 
 type nextProb struct {
-	Token int64   `json:"token"`
-	Str   string  `json:"str,omitempty"`
-	Prob  float64 `json:"prob"`
+	Token int64  `json:"token"`
+	Str   string `json:"str,omitempty"`
+	Prob  number `json:"prob"`
 }
 
-func summarize(m *hookedmodel.HookedTransformer, out *hookedmodel.Output, k int, allPositions bool) (res runResult, err error) {
-	if k < 1 {
-		return res, fmt.Errorf("--top %d: want at least 1", k)
+// number is a float64 that JSON encodes as null when it is NaN or
+// infinite (JSON has no such numbers), so --json prints what a model with
+// non-finite weights (--allow-nonfinite) computes instead of failing.
+type number float64
+
+func (x number) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+		return []byte("null"), nil
 	}
+	return json.Marshal(float64(x))
+}
+
+// summarize reads the loss and the k (at least 1) most likely next tokens.
+func summarize(m *hookedmodel.HookedTransformer, out *hookedmodel.Output, k int, allPositions bool) (res runResult, err error) {
 	res = runResult{Model: m.Cfg.ModelName, Device: m.Device().String(), Processing: m.Processing().Steps}
 	tokenStr := func(id int64) string {
 		if m.Tokenizer == nil {
@@ -101,7 +115,7 @@ func summarize(m *hookedmodel.HookedTransformer, out *hookedmodel.Output, k int,
 	s := gotch.NewScope()
 	defer s.Close()
 	err = gotch.Try(func() {
-		res.Loss = out.Loss.MustItem()
+		res.Loss = number(out.Loss.MustItem())
 		res.Tokens = rows(gotch.MustToSlice[int64](out.Tokens), out.Tokens.Size(1))
 		if m.Tokenizer != nil {
 			for _, r := range res.Tokens {
@@ -126,7 +140,7 @@ func summarize(m *hookedmodel.HookedTransformer, out *hookedmodel.Output, k int,
 				var preds []nextProb
 				for i := range nk {
 					j := (b*np+q)*nk + i
-					preds = append(preds, nextProb{Token: id[j], Str: tokenStr(id[j]), Prob: p[j]})
+					preds = append(preds, nextProb{Token: id[j], Str: tokenStr(id[j]), Prob: number(p[j])})
 				}
 				perPos = append(perPos, preds)
 			}

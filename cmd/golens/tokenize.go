@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/golens/golens/hookedmodel"
 	"github.com/golens/golens/hookedmodel/safefile"
 	"github.com/golens/golens/hookedmodel/tokenizer"
 	"github.com/golens/golens/models"
@@ -139,27 +139,11 @@ func tokenizeJSONL(path string, w io.Writer, encode func(string) any) error {
 	return sc.Err()
 }
 
-// tokenizerFor finds a model's tokenizer without loading its weights:
-// golens supports the GPT-2 family, whose tokenizer is built in.
+// tokenizerFor finds the tokenizer a model loads with, without loading its
+// weights: hookedmodel.TokenizerOf, or none for a shipped model.
 func tokenizerFor(model string) (*tokenizer.Tokenizer, error) {
-	if strings.HasPrefix(model, "gpt2") || model == "distilgpt2" {
-		return tokenizer.GPT2(), nil
-	}
-	cfgPath := model
-	if fi, err := os.Stat(model); err == nil && fi.IsDir() {
-		cfgPath = filepath.Join(model, "config.json")
-	}
-	b, err := safefile.Read(cfgPath, safefile.JSONLimit)
-	if err == nil {
-		var c struct {
-			ModelType string `json:"model_type"`
-		}
-		if json.Unmarshal(b, &c) == nil && c.ModelType == "gpt2" {
-			return tokenizer.GPT2(), nil
-		}
-	}
-	if models.Has(model) {
+	if _, err := os.Stat(model); err != nil && models.Has(model) {
 		return nil, fmt.Errorf("the shipped model %q has no tokenizer: its inputs are token ids (give them with --tokens-file)", model)
 	}
-	return nil, fmt.Errorf("no tokenizer known for model %q (golens has GPT-2's built in: use --model gpt2)", model)
+	return hookedmodel.TokenizerOf(model)
 }
