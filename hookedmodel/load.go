@@ -36,7 +36,12 @@ func WithProcessing(pr Processing) Option { return func(o *options) { o.processi
 func NoProcessing() Option { return WithProcessing(Processing{}) }
 
 // WithConfig edits the config before the model is built, e.g. to switch
-// on optional hook points (use_attn_result, use_split_qkv_input, ...).
+// on optional hook points (use_attn_result, use_split_qkv_input, ...), as
+// from_pretrained's config overrides do. Every edit takes effect or the
+// loader fails naming the field: a field the checkpoint's weights fix (a
+// size, attn_only, normalization_type, act_fn to or from solu_ln, ...),
+// one only New reads (seed, initializer_range) and n_params, which is
+// derived, cannot change on a loaded model.
 func WithConfig(edit func(*Config)) Option {
 	return func(o *options) { o.edits = append(o.edits, edit) }
 }
