@@ -162,7 +162,7 @@ func configKeys() []string {
 func configField(key string) (reflect.StructField, bool) {
 	t := reflect.TypeFor[hookedmodel.Config]()
 	for i := range t.NumField() {
-		if f := t.Field(i); jsonName(f) == key {
+		if f := t.Field(i); key != "" && jsonName(f) == key { // "" is an unexported field's
 			return f, true
 		}
 	}
