@@ -48,7 +48,7 @@ func TestShippedModelByName(t *testing.T) {
 		want string
 	}{
 		{[]string{"run", "--model", "induction-3l", "--prompt", "x"}, "shipped in golens: induction-2l"},
-		{[]string{"demo", "--model", "induction-3l", "--out", dir}, "shipped in golens: induction-2l"},
+		{[]string{"demo", "--model", "induction-3l", "--out", filepath.Join(dir, "demo3")}, "shipped in golens: induction-2l"},
 		{[]string{"tokenize", "--model", "induction-2l", "--text", "x"}, `shipped model "induction-2l" has no tokenizer`},
 		// generate loads it by name, then needs a tokenizer for its prompt.
 		{[]string{"generate", "--model", "induction-2l", "--prompt", "x"}, "model induction-2l has no tokenizer"},
