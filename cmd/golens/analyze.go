@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/golens/golens/analysis"
@@ -19,6 +17,7 @@ func newAnalyzeCmd() *cobra.Command {
 	var out string
 	var seqLen int
 	var seed uint64
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "analyze",
 		Short: "Run the circuits workflow and write a report: DIR/index.html, PNGs and summary.json",
@@ -28,7 +27,10 @@ func newAnalyzeCmd() *cobra.Command {
 			"a PNG per figure and summary.json.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := atLeast("seq-len", seqLen, 1); err != nil {
+			if err := atLeast("seq-len", seqLen, 1); err != nil && cmd.Flags().Changed("seq-len") {
+				return err
+			}
+			if err := checkReportDir(out, force); err != nil {
 				return err
 			}
 			m, err := mf.load(cmd)
@@ -36,6 +38,9 @@ func newAnalyzeCmd() *cobra.Command {
 				return err
 			}
 			defer m.Free()
+			if !cmd.Flags().Changed("seq-len") {
+				seqLen = max(1, min(20, (m.Cfg.NCtx-1)/2)) // [BOS, seq, seq] fits the context
+			}
 			prompt, err := analyzePrompt(m, &in, seqLen, seed)
 			if err != nil {
 				return err
@@ -47,7 +52,8 @@ func newAnalyzeCmd() *cobra.Command {
 	mf.register(cmd)
 	in.register(cmd, false)
 	cmd.Flags().StringVar(&out, "out", "", "the report folder")
-	cmd.Flags().IntVar(&seqLen, "seq-len", 20, "random tokens per repeat for the induction measurements (at least 1; 1+2·seq-len must fit the model's n_ctx)")
+	cmd.Flags().IntVar(&seqLen, "seq-len", 20, "random tokens per repeat for the induction measurements (at least 1; 1+2·seq-len must fit the model's n_ctx; by default 20, or as many as fit)")
+	cmd.Flags().BoolVar(&force, "force", false, "write into a non-empty --out that holds no golens report")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "seed of the random tokens")
 	cmd.MarkFlagRequired("out")
 	return cmd
@@ -74,14 +80,7 @@ func analyzeTo(cmd *cobra.Command, m *hookedmodel.HookedTransformer, prompt *got
 	if err != nil {
 		return err
 	}
-	if err := rep.Save(dir); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(s, "", " ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "summary.json"), b, 0o644); err != nil {
+	if err := writeReport(dir, rep, s); err != nil {
 		return err
 	}
 	printSummary(cmd.OutOrStdout(), s)

@@ -413,8 +413,9 @@ var faults = []fault{
 	{"out: ablate to /dev/null", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "0.0", "--out", "/dev/null"}, "/dev/null: it is a character device", nil},
 	{"out: ablate to a FIFO", fifoAt("a.safetensors"), []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "0.0", "--out", "$D/a.safetensors"}, "it is a named pipe (FIFO)", nil},
 	{"out: ablate to a folder", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "0.0", "--out", "$D/hf"}, "it is a directory", nil},
-	{"out: analyze into a file", nil, []string{"analyze", "--model", "$D/model.safetensors", "--prompt", "The cat sat", "--seq-len", "10", "--out", "$D/text.txt"}, "text.txt", nil},
-	{"out: analyze into /dev/null", nil, []string{"analyze", "--model", "$D/model.safetensors", "--prompt", "The cat sat", "--seq-len", "10", "--out", "/dev/null"}, "/dev/null", nil},
+	{"out: analyze into a file", nil, []string{"analyze", "--model", "$D/model.safetensors", "--prompt", "The cat sat", "--out", "$D/text.txt"}, "text.txt: it is not a directory", nil},
+	{"out: analyze into /dev/null", nil, []string{"analyze", "--model", "$D/model.safetensors", "--prompt", "The cat sat", "--out", "/dev/null"}, "/dev/null: it is not a directory", nil},
+	{"out: analyze into a folder of other files", nil, []string{"analyze", "--model", "$D/model.safetensors", "--prompt", "The cat sat", "--out", "$D/hf"}, "holds no golens report: pass --force", nil},
 	{"out: demo into a file", nil, []string{"demo", "--out", "$D/text.txt"}, "text.txt: it is not a directory", nil},
 	{"out: demo into a folder of other files", nil, []string{"demo", "--out", "$D/hf"}, "holds no golens report: pass --force", nil},
 	{"out: demo into a folder with another index.html", write("site/index.html", "<html>my site</html>"), []string{"demo", "--out", "$D/site"}, "holds no golens report", nil},
@@ -595,6 +596,14 @@ func TestReportFolderOwnership(t *testing.T) {
 	for range 2 {
 		if out, err := golens(t, "demo", "--out", dir, "--device", testDevice()); err != nil {
 			t.Fatalf("demo into its own report folder: %v\n%s", err, out)
+		}
+	}
+	// analyze too, on a model whose n_ctx of 32 fits 15 tokens per repeat,
+	// not the default 20 (that failed when no --seq-len was given).
+	model := tinyGPT2(t)
+	for range 2 {
+		if out, err := golens(t, "analyze", "--model", model, "--prompt", "The cat sat", "--out", dir, "--device", testDevice()); err != nil {
+			t.Fatalf("analyze into a report folder: %v\n%s", err, out)
 		}
 	}
 	other := t.TempDir()
