@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +21,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/golens/golens/gotch"
+	"github.com/golens/golens/hookedmodel"
 )
 
 // asCLI makes the test binary run as golens itself, so the fault suite
@@ -272,6 +277,41 @@ func flipLast(name string) func(*testing.T, string) {
 	}
 }
 
+// nanModel saves the fixture's model with a NaN in one weight as name.
+func nanModel(name string) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		m, err := hookedmodel.Load(context.Background(), filepath.Join(dir, "model.safetensors"), hookedmodel.AllowNonFinite())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Free()
+		if err := gotch.Try(func() { m.Blocks[1].Attn.BO.MustNarrow(0, 3, 1).MustFill_(math.NaN()) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Save(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// evilPickle writes a pickle whose loading would run a shell command
+// (os.system) that creates dir/pwned: a reader that executed it would
+// leave that file behind, which the suite catches.
+func evilPickle(name string) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		cmd := "touch " + filepath.Join(dir, "pwned")
+		var b bytes.Buffer
+		b.WriteString("\x80\x02cos\nsystem\nq\x00X")
+		binary.Write(&b, binary.LittleEndian, uint32(len(cmd)))
+		b.WriteString(cmd)
+		b.WriteString("q\x01\x85q\x02Rq\x03.")
+		os.Remove(filepath.Join(dir, name))
+		if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // fixtureDir is the fixture of the running TestFaults, for truncate.
 var fixtureDir string
 
@@ -362,6 +402,8 @@ var faults = []fault{
 	{"model: weights empty", write("hf/pytorch_model.bin", ""), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "pytorch_model.bin", nil},
 	{"model: golens checkpoint truncated", truncate("model.safetensors"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors", nil},
 	{"model: golens checkpoint bit flipped", flipLast("model.safetensors"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "fails its checksum", nil},
+	{"model: NaN in a weight", nanModel("nan.safetensors"), []string{"run", "--model", "$D/nan.safetensors", "--prompt", "x"}, "--allow-nonfinite", nil},
+	{"model: a pickle that runs a command", evilPickle("hf/pytorch_model.bin"), []string{"run", "--model", "$D/hf", "--prompt", "x"}, "pytorch_model.bin", nil},
 	{"model: golens checkpoint empty", write("model.safetensors", ""), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors", nil},
 	{"model: safetensors header garbage", write("model.safetensors", "\x10\x00\x00\x00\x00\x00\x00\x00{{{{{{{{{{{{{{{{"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors", nil},
 	{"model: safetensors header size a lie", write("model.safetensors", "\xff\xff\xff\xff\xff\xff\x00\x00{}"), []string{"run", "--model", "$D/model.safetensors", "--prompt", "x"}, "model.safetensors", nil},
