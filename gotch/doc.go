@@ -13,9 +13,10 @@
 // them with Try, so library callers always get an error.
 //
 // Memory is owned explicitly. A tensor holds libtorch memory, possibly on a
-// GPU, that Go's garbage collector cannot see, so call Free when done, or
-// create tensors inside a Scope and Close it: an op's result belongs to the
-// scope of its first tensor operand that has one. A finalizer frees a
+// GPU, that Go's garbage collector cannot see. The rule: a tensor made from
+// a tensor of a Scope joins that scope and is freed when it closes (the
+// newest scope, when operands belong to several); every other tensor you
+// make is yours to Free. A finalizer frees a
 // forgotten tensor as a last resort and counts it (GCFreed), so tests can
 // prove that nothing relied on it. Freeing a tensor (or closing its scope)
 // while other goroutines run ops on it is safe: each op holds the tensor's

@@ -1,21 +1,30 @@
 package gotch
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
-// Scope owns tensors and frees them together, like a ggml context: create
-// one per forward pass (or per layer, with Child), Keep what must outlive
-// it, and Close it on every exit path with defer.
+// Scope owns tensors and frees them together, like a ggml context: open
+// one for a piece of work, bring tensors in (Attach what you own, Borrow
+// what you do not), and Close it on every exit path with defer.
 //
-// An op's result belongs to the scope of its first tensor operand that has
-// one; a tensor made from nothing (Zeros, FromSlice) belongs to none until
-// Attach. Scopes are safe for concurrent use, and a tensor may move between
-// scopes while other goroutines read it.
+// The rule: a tensor made from a tensor of a scope joins that scope and is
+// freed when it closes; every other tensor you make is yours to Free. When
+// an op's operands belong to several scopes its result joins the newest of
+// them, so the result lands in the same place whatever the operand order.
+// Keep takes a tensor out (to the parent of a Child, else to you). Scopes
+// are safe for concurrent use, and a tensor may move between scopes while
+// other goroutines read it.
 type Scope struct {
 	mu     sync.Mutex
 	parent *Scope
 	owned  []*Tensor
 	closed bool
+	seq    uint64 // creation order: the newest of several scopes owns a result
 }
+
+var scopeSeq atomic.Uint64
 
 // A tensor's t.scope is s exactly when t is in s.owned. Both change only
 // under s.mu, and a tensor joins a scope only by a compare-and-swap from
@@ -23,10 +32,10 @@ type Scope struct {
 // (which would free it twice) or in none while a scope believes it owns it.
 
 // NewScope returns an empty scope.
-func NewScope() *Scope { return &Scope{} }
+func NewScope() *Scope { return &Scope{seq: scopeSeq.Add(1)} }
 
 // Child returns a scope whose kept tensors move to s.
-func (s *Scope) Child() *Scope { return &Scope{parent: s} }
+func (s *Scope) Child() *Scope { return &Scope{parent: s, seq: scopeSeq.Add(1)} }
 
 // add makes s own t if t has no scope. It reports false when t already has
 // one or s is closed; t then stays where it was, rather than leak into a
@@ -124,16 +133,17 @@ func (s *Scope) Close() {
 	}
 }
 
-// scopeOf is the scope an op's result joins: that of its first operand
-// that has one.
+// scopeOf is the scope an op's result joins: the newest of its operands'
+// scopes, or none.
 func scopeOf(operands ...*Tensor) *Scope {
+	var newest *Scope
 	for _, t := range operands {
 		if t == nil {
 			continue
 		}
-		if s := t.scope.Load(); s != nil {
-			return s
+		if s := t.scope.Load(); s != nil && (newest == nil || s.seq > newest.seq) {
+			newest = s
 		}
 	}
-	return nil
+	return newest
 }

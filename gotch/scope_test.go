@@ -31,7 +31,9 @@ func wantScope(t *testing.T, what string, x *gotch.Tensor, s *gotch.Scope) {
 	}
 }
 
-func TestScopeResultsJoinFirstScopedOperand(t *testing.T) {
+// An op's result joins the newest of its operands' scopes (s2 here),
+// whatever their order; a result of unscoped operands is the caller's.
+func TestScopeResultsJoinNewestScope(t *testing.T) {
 	gotchtest.CheckLeaks(t)
 	dev := gotchtest.Device(t)
 	s1, s2 := gotch.NewScope(), gotch.NewScope()
@@ -41,9 +43,10 @@ func TestScopeResultsJoinFirstScopedOperand(t *testing.T) {
 	defer free.Free()
 	a, b := scoped(s1, dev), scoped(s2, dev)
 
-	wantScope(t, "a+b", a.MustAdd(b), s1)
+	wantScope(t, "a+b", a.MustAdd(b), s2)
 	wantScope(t, "b+a", b.MustAdd(a), s2)
-	wantScope(t, "free+b", free.MustAdd(b), s2) // the first operand has none
+	wantScope(t, "free+b", free.MustAdd(b), s2)
+	wantScope(t, "b+free", b.MustAdd(free), s2)
 	wantScope(t, "layer_norm(free, weight a)", free.MustLayerNorm([]int64{2, 3}, a, nil, 1e-5), s1)
 	wantScope(t, "view of a", a.MustView([]int64{3, 2}), s1)
 	vals, idx := b.MustTopk(1, 1, true, true)
@@ -58,12 +61,12 @@ func TestScopeResultsJoinFirstScopedOperand(t *testing.T) {
 	// An in-place op makes no new tensor and moves none.
 	a.MustMulScalar_(2)
 	wantScope(t, "a after in-place", a, s1)
-	if got, want := s1.Len(), 1+1+1+1+2; got != want {
+	if got, want := s1.Len(), 1+1+1+2; got != want {
 		t.Errorf("s1 owns %d tensors, want %d", got, want)
 	}
 	// The elements of a tensor list are operands too.
 	wantScope(t, "cat(free, b, a)", gotch.MustCat([]*gotch.Tensor{free, b, a}, 0), s2)
-	wantScope(t, "stack(a, b)", gotch.MustStack([]*gotch.Tensor{a, b}, 0), s1)
+	wantScope(t, "stack(a, b)", gotch.MustStack([]*gotch.Tensor{a, b}, 0), s2)
 	wantScope(t, "einsum(free, a)", gotch.MustEinsum("ij,kj->ik", []*gotch.Tensor{free, a}), s1)
 }
 

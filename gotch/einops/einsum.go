@@ -27,7 +27,7 @@ const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 //
 // The result is a new handle that the caller frees (it may share memory
 // with an operand where torch.einsum returns a view); the operands are
-// never freed. It joins the Scope of the first operand that has one.
+// never freed. It joins the newest Scope among the operands', as any op's result.
 func Einsum(pattern string, operands ...*gotch.Tensor) (*gotch.Tensor, error) {
 	fail := func(err error) error {
 		args := []string{fmt.Sprintf("%q", pattern)}
