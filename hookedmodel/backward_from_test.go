@@ -30,16 +30,18 @@ func TestBackwardFrom(t *testing.T) {
 	defer cache.Free()
 	defer out.Free()
 	const b, p, v = 1, 3, 7
-	metric := out.Logits.MustSelect(0, b).MustSelect(0, p).MustSelect(0, v) // in the output's scope
+	s := gotch.NewScope() // ops on the output's logits are the test's
+	defer s.Close()
+	metric := borrow(s, out.Logits).MustSelect(0, b).MustSelect(0, p).MustSelect(0, v)
 	if err := out.BackwardFrom(metric); err != nil {
 		t.Fatal(err)
 	}
 	grad := gotchtest.Values(t, cache.MustGet(point+"_grad")) // [batch pos d_model]
-	sd, s, err := m.StateDict()
+	sd, sdScope, err := m.StateDict()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer sdScope.Close()
 	wU := gotchtest.Values(t, sd["unembed.W_U"]) // [d_model d_vocab]
 	d := cfg.DModel
 	want := make([]float64, len(grad))
@@ -54,7 +56,7 @@ func TestBackwardFrom(t *testing.T) {
 		want   string
 	}{
 		{"nil", func(*Output) *gotch.Tensor { return nil }, "scalar"},
-		{"not a scalar", func(o *Output) *gotch.Tensor { return o.Logits.MustSelect(0, 0) }, "scalar"},
+		{"not a scalar", func(o *Output) *gotch.Tensor { return borrow(s, o.Logits).MustSelect(0, 0) }, "scalar"},
 	} {
 		o, err := m.RunWithHooks(ctx, Tokens(tok), []Hook{BwdHook(Name(point), func(*gotch.Tensor, string) (*gotch.Tensor, error) { return nil, nil })})
 		if err != nil {

@@ -23,7 +23,8 @@ import (
 // the stack it is a view of the weights themselves, sharing their memory
 // (as TransformerLens's are its parameters): a write into it changes the
 // model, and when the model's weights record gradients so does the view.
-// The views belong to the model: do not free them. They are valid until
+// The views are lent: they belong to the model (do not free them) and are
+// in no scope, so ops on them make tensors that are yours. They are valid until
 // the weights change (Process, SetRequiresGrad) or the model is freed;
 // ask again afterwards. m.Block(l) is m.Blocks[l] with an error, not a
 // panic, for a layer out of range.

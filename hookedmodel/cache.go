@@ -12,10 +12,11 @@ import (
 )
 
 // ActivationCache holds activations by their TransformerLens names, like
-// TransformerLens's ActivationCache. It owns its tensors: call Free when
-// done with it.
+// TransformerLens's ActivationCache. It owns its tensors (handles in no
+// scope) and lends them: Get's results stay the cache's, and ops on them
+// make tensors that are yours. Free the cache when done with it; to keep
+// an activation beyond that, take an alias (t.MustAlias(), yours to free).
 type ActivationCache struct {
-	s      *gotch.Scope
 	acts   map[string]*gotch.Tensor
 	order  []string
 	filter Filter
@@ -50,7 +51,7 @@ func (m *HookedTransformer) newCache(f Filter, o cacheOptions) *ActivationCache 
 	if f == nil {
 		f = func(string) bool { return true }
 	}
-	return &ActivationCache{s: gotch.NewScope(), acts: map[string]*gotch.Tensor{}, filter: f, userFilter: user, opts: o, model: m}
+	return &ActivationCache{acts: map[string]*gotch.Tensor{}, filter: f, userFilter: user, opts: o, model: m}
 }
 
 func (c *ActivationCache) wants(name string) bool { return c != nil && c.filter(name) }
@@ -60,7 +61,8 @@ func (c *ActivationCache) wantsGrad(name string) bool {
 }
 
 // store keeps a detached alias of x (no copy), or a copy on the cache
-// device, sliced as the options say.
+// device, sliced as the options say: a handle of the cache's own, in no
+// scope (the steps to it stay in x's).
 func (c *ActivationCache) store(name string, x *gotch.Tensor) {
 	base := strings.TrimSuffix(name, "_grad")
 	if !c.wants(base) {
@@ -86,7 +88,7 @@ func (c *ActivationCache) store(name string, x *gotch.Tensor) {
 			c.pending = &from
 		}
 	}
-	c.s.Attach(t)
+	unscoped(t)
 	if old, ok := c.acts[name]; ok {
 		old.Free() // a point that fires twice keeps its last value, as in TransformerLens
 	} else {
@@ -136,8 +138,9 @@ func slicePos(t *gotch.Tensor, dim int64, ps PosSlice) *gotch.Tensor {
 // cache["scale", 1, "ln1"] read them (see GetActName): Get("pattern", 0),
 // Get("scale", 1, "ln1"). A negative layer counts from the end, as in
 // TransformerLens: Get("resid_post", -1) is the last block's. Arguments
-// that make no hook-point name are an error naming them. The tensor stays
-// owned by the cache.
+// that make no hook-point name are an error naming them. The tensor is
+// lent: it stays the cache's (do not free it) and is valid until the cache
+// is freed; ops on it are yours.
 func (c *ActivationCache) Get(name string, args ...any) (*gotch.Tensor, error) {
 	if len(args) == 0 {
 		if t, ok := c.acts[name]; ok {
@@ -206,7 +209,7 @@ func (c *ActivationCache) To(dev gotch.Device) error {
 			if old.Device() == dev {
 				continue
 			}
-			c.acts[k] = c.s.Attach(old.MustToDevice(dev, false))
+			c.acts[k] = old.MustToDevice(dev, false)
 			old.Free()
 		}
 	})
@@ -215,11 +218,12 @@ func (c *ActivationCache) To(dev gotch.Device) error {
 // Free releases every cached tensor; the cache is empty afterwards. Nil
 // and zero caches hold nothing to free.
 func (c *ActivationCache) Free() {
-	if c == nil || c.s == nil {
+	if c == nil {
 		return
 	}
-	c.s.Close()
-	c.s = gotch.NewScope()
+	for _, t := range c.acts {
+		t.Free()
+	}
 	c.acts = map[string]*gotch.Tensor{}
 	c.order = nil
 }

@@ -180,8 +180,10 @@ func TestRunWithCacheOptions(t *testing.T) {
 
 	t.Run("RemoveBatchDim", func(t *testing.T) {
 		_, c := cacheRun(t, m, Tokens(one), RemoveBatchDim())
+		s := gotch.NewScope() // ops on the cache's tensors are the test's
+		defer s.Close()
 		for _, k := range c.Keys() {
-			x, ref := c.MustGet(k), oneCache.MustGet(k)
+			x, ref := c.MustGet(k), borrow(s, oneCache.MustGet(k))
 			if !slices.Equal(x.Shape(), ref.Shape()[1:]) {
 				t.Errorf("%s: shape %v, want %v without its batch dimension", k, x.Shape(), ref.Shape())
 				continue
@@ -248,14 +250,15 @@ func TestRunWithCacheOptions(t *testing.T) {
 			{"blocks.1.attn.hook_pattern", []int64{4, 6}, 2}, // the last query's pattern over every key
 			{"blocks.0.attn.hook_attn_scores", []int64{4, 6}, 2},
 		} {
+			s := gotch.NewScope()
 			x := c.MustGet(tc.name)
-			ref := oneCache.MustGet(tc.name).MustSelect(0, 0).MustSelect(tc.dim-1, 5)
+			ref := borrow(s, oneCache.MustGet(tc.name)).MustSelect(0, 0).MustSelect(tc.dim-1, 5)
 			if !slices.Equal(x.Shape(), tc.shape) {
 				t.Errorf("%s: shape %v, want %v", tc.name, x.Shape(), tc.shape)
 			} else {
 				sameValues(t, tc.name, x, ref, 1e-6)
 			}
-			ref.Free()
+			s.Close()
 		}
 	})
 

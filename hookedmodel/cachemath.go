@@ -407,7 +407,6 @@ func (c *ActivationCache) ComputeHeadResults() error {
 		return err
 	}
 	for i, name := range names {
-		c.s.Attach(results[i])
 		c.acts[name] = results[i]
 		c.order = append(c.order, name)
 	}

@@ -36,6 +36,13 @@
 // checkpoints keep it. The tokenizer (package tokenizer) is GPT-2's byte-level BPE, built
 // in and offline.
 //
-// Tensors returned to the caller (Output, ActivationCache, StateDict's
-// views, the model itself) are freed with their Free or Close.
+// Ownership follows gotch's rule: a tensor made from a tensor of a
+// gotch.Scope joins that scope and is freed when it closes; every other
+// tensor you make is yours to Free. What golens lends you (a hook's act,
+// an Output's fields, an ActivationCache's entries, weight views such as
+// W_Q()) stays golens's and is in no scope, so ops on it make tensors that
+// are yours, which outlive the lender's Free; take an alias (MustAlias) of
+// a lent tensor to keep it beyond its lender. Output, ActivationCache,
+// KVCache, FactoredMatrix and the model are freed with their Free,
+// StateDict's views by closing the scope it returns.
 package hookedmodel

@@ -31,7 +31,7 @@ func TestLowPrecisionDTypes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ref.Free()
-			low, err := Load(context.Background(), "testdata/gpt2-tiny-bin", OnDevice(dev), WithDType(tc.dtype))
+			low, err := Load(context.Background(), "testdata/gpt2-tiny-bin", OnDevice(dev), WithDType(tc.dtype.String()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,8 +61,9 @@ func TestLowPrecisionDTypes(t *testing.T) {
 			if got := cache.MustGet("resid_pre", 1).DType(); got != tc.dtype {
 				t.Errorf("resid_pre dtype %s, want the model's %s", got, tc.dtype)
 			}
-			lp := out.Logits.MustTo(gotch.Float).MustLogSoftmax(-1)
-			defer lp.Free()
+			s := gotch.NewScope() // ops on the output's logits are the test's
+			defer s.Close()
+			lp := borrow(s, out.Logits).MustTo(gotch.Float).MustLogSoftmax(-1)
 			gotchtest.Close(t, "log-probs", gotchtest.Values(t, lp), logProbs(t, ref, tok), tc.tol)
 			gotchtest.Close(t, "fused path log-probs", logProbs(t, low, tok), logProbs(t, ref, tok), tc.tol)
 		})

@@ -32,7 +32,7 @@ func ExampleHookedTransformer_RunWithCache() {
 		log.Fatal(err)
 	}
 	defer out.Free()
-	defer cache.Free() // the cache owns its tensors
+	defer cache.Free() // the cache owns its tensors and lends them
 
 	pattern := cache.MustGet("blocks.0.attn.hook_pattern") // or cache.MustGet("pattern", 0)
 	fmt.Println("pattern:", pattern.Shape())               // [batch head query key]
@@ -54,13 +54,17 @@ func ExampleHookedTransformer_RunWithHooks() {
 	// Zero-ablate head 2 of layer 0: hook_z is [batch pos head d_head].
 	ablate := hookedmodel.FwdHook(hookedmodel.Name("blocks.0.attn.hook_z"),
 		func(z *gotch.Tensor, name string) (*gotch.Tensor, error) {
-			z.MustSelect(2, 2).MustZero_() // in place; ops on z are freed with the pass
-			return nil, nil                // nil: keep the (edited) activation
+			head := z.MustSelect(2, 2) // a view of z: ops on z are the hook's, to free
+			defer head.Free()
+			head.MustZero_() // in place: the activation changes
+			return nil, nil  // nil: keep the (edited) activation
 		})
 	// Per-call hooks run in order: this one sees the ablated activation.
 	check := hookedmodel.FwdHook(hookedmodel.Name("blocks.0.attn.hook_z"),
 		func(z *gotch.Tensor, name string) (*gotch.Tensor, error) {
-			fmt.Printf("%s head 2 after ablation: %g\n", name, z.MustSelect(2, 2).MustAbs().MustSum().MustItem())
+			s := gotch.NewScope() // or a scope for the hook's ops, freed together
+			defer s.Close()
+			fmt.Printf("%s head 2 after ablation: %g\n", name, s.Attach(z.MustAlias()).MustSelect(2, 2).MustAbs().MustSum().MustItem())
 			return nil, nil
 		})
 	ablated, err := m.RunWithHooks(ctx, hookedmodel.Tokens(tokens), []hookedmodel.Hook{ablate, check})
@@ -83,8 +87,9 @@ func ExampleHookedTransformer_RunWithHooks() {
 	// logits changed: true
 }
 
-// A hook gets its activation for the call only: the pass frees it as soon
-// as it is done with it. To read it at a later hook point, keep an alias.
+// A hook gets its activation for the call only: the pass frees it when the
+// hook returns. To read it later, keep an alias: act.MustAlias() is yours.
+// Returning it from a hook hands it to the pass, which frees it.
 func ExampleHookFunc() {
 	m := tinyModel()
 	defer m.Free()
@@ -95,7 +100,7 @@ func ExampleHookFunc() {
 	var resid0 *gotch.Tensor
 	keep := hookedmodel.FwdHook(hookedmodel.Name("blocks.0.hook_resid_pre"),
 		func(act *gotch.Tensor, _ string) (*gotch.Tensor, error) {
-			resid0 = act.MustAlias() // shares act's memory, lives until the pass ends
+			resid0 = act.MustAlias() // shares act's memory; yours until handed over
 			return nil, nil
 		})
 	skip := hookedmodel.FwdHook(hookedmodel.Name("blocks.1.hook_resid_pre"),

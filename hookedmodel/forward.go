@@ -62,28 +62,32 @@ func AttentionMask(mask *gotch.Tensor) RunOption { return func(o *runOptions) { 
 // residual stream (StartAtLayer).
 func LossTokens(t *gotch.Tensor) RunOption { return func(o *runOptions) { o.lossTokens = t } }
 
-// Output is what a pass returns. It owns its tensors: Free it when done.
+// Output is what a pass returns. It owns its tensors and lends them: they
+// are in no scope, so ops on them (out.Logits.MustArgmax(-1, false)) make
+// tensors that are yours and outlive Free. Free it when done; to keep a
+// field beyond that, take an alias (out.Logits.MustAlias(), yours to free).
 type Output struct {
 	Logits   *gotch.Tensor // [batch pos d_vocab_out]; nil unless asked for
 	Loss     *gotch.Tensor // a scalar, or [batch pos-1] with LossPerToken
 	Residual *gotch.Tensor // [batch pos d_model] with StopAtLayer
 	Tokens   *gotch.Tensor // [batch pos] int64, the tokens the pass ran on
 
-	keep *gotch.Tensor // the padding mask the pass used, or nil
-	s    *gotch.Scope
-	p    *pass // kept when gradients were asked for, for Backward
+	padMask *gotch.Tensor // the padding mask the pass used, or nil
+	p       *pass         // kept when gradients were asked for, for Backward
 }
 
-// Free releases the output's tensors (and the pass kept for Backward).
-// Nil and zero outputs hold nothing to free.
+// Free releases the output's tensors (and the pass kept for Backward). It
+// is idempotent; nil and zero outputs hold nothing to free.
 func (o *Output) Free() {
-	if o == nil || o.s == nil {
+	if o == nil {
 		return
+	}
+	for _, t := range []*gotch.Tensor{o.Logits, o.Loss, o.Residual, o.Tokens, o.padMask} {
+		t.Free()
 	}
 	if o.p != nil {
 		o.p.s.Close()
 	}
-	o.s.Close()
 }
 
 // Forward runs the model on in and returns what Return asks for. It runs
@@ -136,7 +140,7 @@ func (m *HookedTransformer) run(ctx context.Context, in Input, hooks []Hook, cac
 	}
 	// res, not the named result, which an error return has already set to
 	// nil when the deferred cleanup runs.
-	res := &Output{s: gotch.NewScope()}
+	res := &Output{}
 	defer func() {
 		if err != nil {
 			res.Free()
@@ -187,13 +191,13 @@ func (m *HookedTransformer) run(ctx context.Context, in Input, hooks []Hook, cac
 		resid = m.Blocks[l].forward(p, resid, pos, keep, o.pastKV.layer(l))
 	}
 	if tokens != nil {
-		res.Tokens = res.s.Attach(tokens.MustAlias())
+		res.Tokens = unscoped(tokens.MustAlias())
 	}
 	if keep != nil {
-		res.keep = res.s.Attach(keep.MustAlias())
+		res.padMask = unscoped(keep.MustAlias())
 	}
 	if stop < n {
-		res.Residual = res.s.Attach(resid.MustAlias())
+		res.Residual = unscoped(resid.MustAlias())
 		return res, nil
 	}
 	if o.ret == ReturnNone {
@@ -201,7 +205,7 @@ func (m *HookedTransformer) run(ctx context.Context, in Input, hooks []Hook, cac
 	}
 	logits := m.unembed(p, resid)
 	if o.ret == ReturnLogits || o.ret == ReturnBoth {
-		res.Logits = res.s.Attach(logits.MustAlias())
+		res.Logits = unscoped(logits.MustAlias())
 	}
 	if o.ret == ReturnLoss || o.ret == ReturnBoth {
 		lt := tokens
@@ -216,7 +220,7 @@ func (m *HookedTransformer) run(ctx context.Context, in Input, hooks []Hook, cac
 		if lt == nil {
 			return nil, fmt.Errorf("a loss needs tokens: pass LossTokens when starting from a residual stream")
 		}
-		res.Loss = res.s.Attach(lmLoss(logits, lt, keep, o.perToken).MustAlias())
+		res.Loss = unscoped(lmLoss(logits, lt, keep, o.perToken).MustAlias())
 	}
 	return res, nil
 }

@@ -120,10 +120,10 @@ func (g *generation) run(ctx context.Context, in Input) ([][]int64, error) {
 		return nil, err
 	}
 	g.rows, err = rowsOf(out.Tokens)
-	if out.keep != nil {
+	if out.padMask != nil {
 		s := gotch.NewScope()
 		defer s.Close()
-		g.keep = s.Attach(out.keep.MustAlias()) // outlives out
+		g.keep = s.Attach(out.padMask.MustAlias()) // outlives out
 	}
 	finished := make([]bool, len(g.rows))
 	for step := 0; err == nil && step < g.o.maxNew; step++ {

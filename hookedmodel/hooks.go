@@ -29,24 +29,30 @@ func (d Direction) String() string {
 // hook, its gradient) on the model's device and the hook point's name (a
 // Bwd hook's too, without "_grad"); LayerOf(name) is the hook point's
 // layer, as TransformerLens's hook.layer(). It may modify act in place, or
-// return a replacement of the same shape, dtype and device; nil keeps act.
-// A replacement the hook made (by ops on act, or from nothing) is owned by
-// the pass from then on and freed when it ends; one that another scope owns
-// (an activation from another run's cache, say) stays its owner's, and the
-// pass uses it without taking it. An error (or a
-// panic) aborts the pass with an error that names the hook point.
+// return a replacement of the same shape, dtype and device; nil (or act)
+// keeps act. An error (or a panic) aborts the pass with an error that names
+// the hook point.
 //
-// act is the pass's and valid during the call only: the pass frees it as
-// soon as it is done with it, as PyTorch frees an activation nobody
-// references. To read it later (at a later hook point, or after the pass),
-// take a handle of your own: act.MustAlias() shares its memory and lives
-// until the pass ends (it joins the pass's scope); keep that out of the
-// scope (act.Scope().Keep) to use it after the pass, and Free it then. A
-// freed act fails cleanly: ops on it return an error wrapping
-// gotch.ErrFreed, and returning it from a hook aborts the pass with one.
-// That holds in other goroutines too: act handed to one fails there once
-// the pass frees it (an op already running on it finishes first), never
-// crashes; hand over an alias to read act for longer.
+// act is lent, as everything golens lends: a handle in no scope, valid
+// during the call (the pass frees it when the hook returns). In-place edits
+// of it change the activation. Ops on it make tensors that are yours, as
+// ops on any tensor of no scope do: free them, or make them in a scope of
+// the hook's own (s := gotch.NewScope(); defer s.Close(); x :=
+// s.Attach(act.MustAlias())). To keep act beyond the call, at a later hook
+// point or after the pass, take act.MustAlias(): a handle of the same
+// memory that is yours; Free it when done.
+//
+// A replacement you own (in no scope: made by ops on act, or from nothing)
+// is handed to the pass, which frees it when the pass ends. One in a scope
+// of yours is borrowed: the pass never frees it. To return a tensor golens
+// lends you (another run's cache entry, an Output's field), return an alias
+// of it (cached.MustAlias()), which is yours to hand over.
+//
+// A freed act fails cleanly: ops on it return an error wrapping
+// gotch.ErrFreed, and returning it from a later hook aborts the pass with
+// one. That holds in other goroutines too: act handed to one fails there
+// once the hook returns (an op already running on it finishes first),
+// never crashes; hand over an alias to read it for longer.
 type HookFunc func(act *gotch.Tensor, name string) (*gotch.Tensor, error)
 
 // Filter selects hook points by name. Name, Names, Regexp and Match make

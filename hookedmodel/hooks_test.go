@@ -43,7 +43,9 @@ func forwardValues(t *testing.T, m *HookedTransformer, in Input, hooks []Hook, o
 // place, as a TransformerLens hook does with act[:, :, h] = 0.
 func zeroHead(h int64) HookFunc {
 	return func(act *gotch.Tensor, _ string) (*gotch.Tensor, error) {
-		act.MustSelect(2, h).MustZero_()
+		head := act.MustSelect(2, h) // a view of act, the hook's to free
+		defer head.Free()
+		head.MustZero_()
 		return nil, nil
 	}
 }
@@ -92,7 +94,9 @@ func TestHookEditsMatchReference(t *testing.T) {
 			func(act *gotch.Tensor, _ string) (*gotch.Tensor, error) { act.MustZero_(); return nil, nil }, refScale(0)},
 		{"zero head 2 of the pattern in place", 2, "blocks.1.attn.hook_pattern",
 			func(act *gotch.Tensor, _ string) (*gotch.Tensor, error) {
-				act.MustSelect(1, 2).MustZero_()
+				head := act.MustSelect(1, 2)
+				defer head.Free()
+				head.MustZero_()
 				return nil, nil
 			},
 			func(x reference.Tensor) { // [batch head query key]
@@ -456,8 +460,9 @@ func TestRegisteredHooks(t *testing.T) {
 }
 
 // TestHookPatchingFromCache is activation patching as TransformerLens users
-// write it: a hook returns the activation a clean run cached. The cache
-// keeps its tensors.
+// write it: a hook returns the activation a clean run cached, as an alias of
+// its own (the cache lends its tensors; the pass takes what a hook returns
+// unscoped). The cache keeps its tensors.
 func TestHookPatchingFromCache(t *testing.T) {
 	gotchtest.CheckLeaks(t)
 	cfg := smallConfig()
@@ -479,13 +484,13 @@ func TestHookPatchingFromCache(t *testing.T) {
 	// Patching the whole residual stream entering layer 1 gives the clean
 	// logits, twice in a row from the same cache.
 	patch := FwdHook(Name("blocks.1.hook_resid_pre"), func(_ *gotch.Tensor, name string) (*gotch.Tensor, error) {
-		return cleanCache.Get(name)
+		return cleanCache.MustGet(name).Alias()
 	})
 	for i := range 2 {
 		got := forwardValues(t, m, Tokens(corrupt), []Hook{patch})
 		gotchtest.Close(t, fmt.Sprintf("patched logits, run %d", i), got, want, 1e-5)
 	}
-	if x := cleanCache.MustGet("blocks.1.hook_resid_pre"); x.Freed() || x.Scope() == nil {
+	if x := cleanCache.MustGet("blocks.1.hook_resid_pre"); x.Freed() {
 		t.Errorf("the patch took the cache's tensor: %s", x)
 	}
 }

@@ -4,7 +4,8 @@ import "github.com/golens/golens/gotch"
 
 // KVCache holds every layer's keys and values of the positions seen so
 // far, so that generation runs each new token alone (TransformerLens's
-// HookedTransformerKeyValueCache). It owns its tensors: Free it when done.
+// HookedTransformerKeyValueCache). It owns its tensors, in no scope, and
+// lends none: Free it when done.
 type KVCache struct {
 	entries []*kvEntry
 	keep    *gotch.Tensor // [batch past] which past positions are real tokens, or nil
@@ -73,7 +74,7 @@ func (e *kvEntry) append(p *pass, k, v *gotch.Tensor) (*gotch.Tensor, *gotch.Ten
 	e.v.Free()
 	// The cache keeps its own handles (detached: generation needs no
 	// gradients through the past); the pass keeps using k and v.
-	e.k, e.v = p.s.Keep(k.MustDetach()), p.s.Keep(v.MustDetach())
+	e.k, e.v = unscoped(k.MustDetach()), unscoped(v.MustDetach())
 	return k, v
 }
 
@@ -92,6 +93,6 @@ func (c *KVCache) extendKeep(p *pass, keep *gotch.Tensor, batch, n int64, dev go
 	}
 	full := gotch.MustCat([]*gotch.Tensor{past, keep}, 1)
 	c.keep.Free()
-	c.keep = p.s.Keep(full.MustAlias())
+	c.keep = unscoped(full.MustAlias())
 	return full
 }

@@ -22,9 +22,11 @@ import (
 // W_E, W_Q, W_O, W_in, ... give TransformerLens's weight properties,
 // stacked over layers (W_Q is [n_layers n_heads d_model d_head]), and QK
 // and OV the circuits as FactoredMatrix. The stacked tensors are made on
-// first use and belong to the model: do not free them. They are detached
-// copies, valid until the weights change (Process, SetRequiresGrad) or
-// the model is freed; the next call makes them afresh. Writing into
+// first use and lent, as the weights themselves (WE, WU, ...) are: they
+// belong to the model (do not free them), are in no scope, and ops on them
+// make tensors that are yours. They are detached copies, valid until the
+// weights change (Process, SetRequiresGrad) or the model is freed; the
+// next call makes them afresh. Writing into
 // StateDict's views in place does not reach copies made before.
 type HookedTransformer struct {
 	// Cfg is the model's config, to read. It is read-only: the model is
@@ -39,9 +41,12 @@ type HookedTransformer struct {
 	WE      *gotch.Tensor // [d_vocab d_model]
 	WPos    *gotch.Tensor // [n_ctx d_model]
 	Blocks  []*Block
-	LnFinal *LayerNorm    // nil without normalization
-	WU      *gotch.Tensor // [d_vocab_out d_model], nn.Linear-shaped; W_U() is its [d_model d_vocab_out] view
-	BU      *gotch.Tensor // [d_vocab_out]
+	LnFinal *LayerNorm // nil without normalization
+	// WU is W_U transposed, [d_vocab_out d_model]: nn.Linear-shaped, as
+	// the unembedding's GEMM reads it. W_U() is TransformerLens's [d_model
+	// d_vocab_out], a view of it.
+	WU *gotch.Tensor
+	BU *gotch.Tensor // [d_vocab_out]
 
 	cfg       Config // what the model was built from (see checkConfig)
 	device    gotch.Device

@@ -134,25 +134,7 @@ func (p *pass) keep(x *gotch.Tensor) {
 func (p *pass) at(name string, x *gotch.Tensor) *gotch.Tensor {
 	p.yield.Yield()
 	for _, fn := range p.fwd[name] {
-		r, err := callHook(fn, x, name)
-		if err == nil && r != nil {
-			err = sameKind(r, x)
-		}
-		if err != nil {
-			if r != nil && r != x && r.Scope() == nil {
-				r.Free()
-			}
-			panic(&HookError{Point: name, Err: err})
-		}
-		if r != nil && r != x {
-			if r.Scope() == nil {
-				p.s.Attach(r) // made by the hook from nothing: the pass frees it when it ends
-			}
-			// The pass works on a handle of its own and releases only that:
-			// r may be an activation still in use, a cached one from another
-			// scope, or returned again at a later hook point.
-			x = borrow(p.s, r)
-		}
+		x = p.hook(fn, name, x)
 	}
 	p.cache.store(name, x)
 	if (len(p.bwd[name]) > 0 || p.cache.wantsGrad(name)) && x.RequiresGrad() {
@@ -161,6 +143,34 @@ func (p *pass) at(name string, x *gotch.Tensor) *gotch.Tensor {
 		p.keep(x)
 	}
 	return x
+}
+
+// hook runs fn on a lent alias of x (see HookFunc), freed when fn returns,
+// and returns what the pass goes on with: x, or fn's replacement. A
+// replacement fn owned (unscoped) is the pass's from then on; one in a
+// scope of the user's is borrowed. Either way the pass works on a handle of
+// its own and releases only that: the replacement may be returned again
+// at a later hook point.
+func (p *pass) hook(fn HookFunc, name string, x *gotch.Tensor) *gotch.Tensor {
+	act := unscoped(x.MustAlias())
+	defer act.Free()
+	r, err := callHook(fn, act, name)
+	if r == act {
+		r = nil // act itself: x goes on
+	}
+	if err == nil && r != nil {
+		err = sameKind(r, x)
+	}
+	if r != nil && r.Scope() == nil {
+		p.s.Attach(r) // handed over: the pass frees it when it ends, on error too
+	}
+	if err != nil {
+		panic(&HookError{Point: name, Err: err})
+	}
+	if r == nil {
+		return x
+	}
+	return borrow(p.s, r)
 }
 
 // callHook runs a user hook, turning its panic into an error.
@@ -204,13 +214,25 @@ func (p *pass) runBackward() error {
 		}
 		p.s.Attach(grad)
 		for _, fn := range p.bwd[g.name] {
-			if _, err := callHook(fn, grad, g.name); err != nil {
+			if err := p.bwdHook(fn, g.name, grad); err != nil {
 				return &HookError{Point: g.name + " (bwd)", Err: err}
 			}
 		}
 		p.cache.store(g.name+"_grad", grad)
 	}
 	return nil
+}
+
+// bwdHook runs fn on a lent alias of grad, as hook does; what it returns
+// is ignored, and freed when it owned it.
+func (p *pass) bwdHook(fn HookFunc, name string, grad *gotch.Tensor) error {
+	act := unscoped(grad.MustAlias())
+	defer act.Free()
+	r, err := callHook(fn, act, name)
+	if r != act && r != nil && r.Scope() == nil {
+		r.Free()
+	}
+	return err
 }
 
 // recoverPass turns a panic raised inside a pass into the entry point's

@@ -13,11 +13,13 @@ import (
 
 // A pass frees its intermediates as soon as it is done with them (see
 // pass.release), the activations hooks see included: a hook that wants one
-// later takes an alias (HookFunc). Here a hook on every point keeps an
-// alias of what it sees, and at each point checks that everything kept so
-// far is still alive and unchanged (equal to RunWithCache's values, which
-// take the same explicit paths), on every path of the forward pass.
-func TestHookAliasesLiveUntilPassEnds(t *testing.T) {
+// later takes an alias (HookFunc), which is its own. Here a hook on every
+// point keeps an alias of what it sees, and at each point checks that
+// everything kept so far is still alive and unchanged (equal to
+// RunWithCache's values, which take the same explicit paths), on every path
+// of the forward pass; the aliases outlive the pass, until the test frees
+// them.
+func TestHookAliasesOutliveThePass(t *testing.T) {
 	cases := []struct {
 		name string
 		edit func(*Config)
@@ -65,13 +67,19 @@ func TestHookAliasesLiveUntilPassEnds(t *testing.T) {
 			}
 			keepAll := FwdHook(Match(func(string) bool { return true }), func(act *gotch.Tensor, name string) (*gotch.Tensor, error) {
 				check(name)
-				if _, again := seen[name]; !again { // split q/k/v inputs run ln1 three times
+				old, again := seen[name] // split q/k/v inputs run ln1 three times
+				if !again {
 					order = append(order, name)
 				}
+				old.Free()
 				seen[name] = act.MustAlias()
 				return nil, nil
 			})
 			got := forwardValues(t, m, Tokens(tok), []Hook{keepAll}, opts...)
+			check("the end of the pass")
+			for _, x := range seen {
+				x.Free()
+			}
 			if len(seen) != len(m.HookNames()) {
 				t.Errorf("the hook ran at %d points, the model has %d", len(seen), len(m.HookNames()))
 			}
@@ -80,9 +88,10 @@ func TestHookAliasesLiveUntilPassEnds(t *testing.T) {
 	}
 }
 
-// A hook that keeps act itself, not an alias, finds it freed once the pass
-// is done with it: an op on it is an error, not a crash, and returning it
-// at a later hook point aborts the pass with an error naming that point.
+// A hook that keeps act itself, not an alias, finds it freed once the call
+// returns (act is lent for the call): an op on it is an error, not a crash,
+// and returning it at a later hook point aborts the pass with an error
+// naming that point.
 func TestHookKeptActivationIsFreedCleanly(t *testing.T) {
 	gotchtest.CheckLeaks(t)
 	m := editedModel(t, nil, 7)
@@ -128,10 +137,10 @@ func TestHookKeptActivationIsFreedCleanly(t *testing.T) {
 	out.Free()
 }
 
-// A hook may return a tensor the pass still uses elsewhere, the same alias
-// at several hook points, or one tensor of its own at several points: the
-// pass works on handles of its own, so each gives the logits of returning
-// a fresh copy each time.
+// A hook may return the same alias of an activation, or one tensor of its
+// own, at several hook points: the pass takes it at the first and works on
+// handles of its own, so each gives the logits of returning a fresh copy
+// each time.
 func TestHookReturnsReusedTensors(t *testing.T) {
 	gotchtest.CheckLeaks(t)
 	m := editedModel(t, nil, 7)
@@ -139,15 +148,15 @@ func TestHookReturnsReusedTensors(t *testing.T) {
 	_, tok := randomTokens(t, 1, 5, m.Cfg.DVocab, 8)
 	defer tok.Free()
 	const src = "blocks.0.hook_resid_pre"
-	// run keeps keep(act) at src and returns give(kept) at each target.
-	run := func(t *testing.T, targets []string, keep func(*gotch.Tensor) *gotch.Tensor, give func(*gotch.Tensor) *gotch.Tensor) []float64 {
+	// run keeps keep(act) at src and returns give(kept) at each later point.
+	run := func(t *testing.T, keep func(*gotch.Tensor) *gotch.Tensor, give func(*gotch.Tensor) *gotch.Tensor) []float64 {
 		t.Helper()
 		var kept *gotch.Tensor
 		hooks := []Hook{FwdHook(Name(src), func(act *gotch.Tensor, _ string) (*gotch.Tensor, error) {
 			kept = keep(act)
 			return nil, nil
 		})}
-		for _, name := range targets {
+		for _, name := range []string{"blocks.0.hook_resid_mid", "blocks.1.hook_resid_pre", "blocks.1.hook_resid_mid"} {
 			hooks = append(hooks, FwdHook(Name(name), func(*gotch.Tensor, string) (*gotch.Tensor, error) { return give(kept), nil }))
 		}
 		return forwardValues(t, m, Tokens(tok), hooks)
@@ -160,21 +169,17 @@ func TestHookReturnsReusedTensors(t *testing.T) {
 		}
 		return gotch.MustFromSlice(vals, shape, gotch.CPU)
 	}
-	later := []string{"blocks.0.hook_resid_mid", "blocks.1.hook_resid_pre", "blocks.1.hook_resid_mid"}
 	for _, tc := range []struct {
-		name    string
-		targets []string
-		keep    func(*gotch.Tensor) *gotch.Tensor
+		name string
+		keep func(*gotch.Tensor) *gotch.Tensor
 	}{
-		// act is valid while the pass uses it: at resid_mid of the same block
-		{"the activation itself, still in use", later[:1], func(act *gotch.Tensor) *gotch.Tensor { return act }},
-		{"one alias", later, func(act *gotch.Tensor) *gotch.Tensor { return act.MustAlias() }},
-		{"one tensor of the hook's own", later, copyOf},
+		{"one alias", func(act *gotch.Tensor) *gotch.Tensor { return act.MustAlias() }},
+		{"one tensor of the hook's own", copyOf},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			want := run(t, tc.targets, func(act *gotch.Tensor) *gotch.Tensor { copyOf(act).Free(); return nil },
+			want := run(t, func(act *gotch.Tensor) *gotch.Tensor { copyOf(act).Free(); return nil },
 				func(*gotch.Tensor) *gotch.Tensor { return copyOf(nil) })
-			got := run(t, tc.targets, tc.keep, func(kept *gotch.Tensor) *gotch.Tensor { return kept })
+			got := run(t, tc.keep, func(kept *gotch.Tensor) *gotch.Tensor { return kept })
 			gotchtest.Close(t, "logits", got, want, 1e-6)
 		})
 	}

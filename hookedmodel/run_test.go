@@ -469,7 +469,9 @@ func TestBackward(t *testing.T) {
 		// d loss / d resid[b, p, d] by central differences.
 		loss := func(b, p, d int64, eps float64) float64 {
 			nudge := FwdHook(Name(point), func(act *gotch.Tensor, _ string) (*gotch.Tensor, error) {
-				e := act.MustSelect(0, b).MustSelect(0, p).MustSelect(0, d)
+				s := gotch.NewScope() // the hook's ops on act land in it
+				defer s.Close()
+				e := s.Attach(act.MustAlias()).MustSelect(0, b).MustSelect(0, p).MustSelect(0, d)
 				e.MustFill_(e.MustItem() + eps)
 				return nil, nil
 			})

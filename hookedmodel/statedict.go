@@ -16,8 +16,10 @@ import (
 // StateDict returns every weight under its TransformerLens name and in its
 // TransformerLens shape (embed.W_E, blocks.0.attn.W_Q [n_heads d_model
 // d_head], blocks.0.mlp.W_in [d_model d_mlp], unembed.W_U [d_model
-// d_vocab_out], ...). The tensors are views of the model's weights, in a
-// new scope that the caller closes; writing into them changes the model.
+// d_vocab_out], ...). The tensors are views of the model's weights, given
+// to the caller in a new scope that the caller closes (not lent: ops on
+// them join that scope, by gotch's rule, and go when it closes); writing
+// into them in place changes the model.
 // TransformerLens's state_dict() also holds each attention layer's
 // buffers, mask and IGNORE; SaveStateDict writes them.
 func (m *HookedTransformer) StateDict() (map[string]*gotch.Tensor, *gotch.Scope, error) {

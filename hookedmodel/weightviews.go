@@ -8,9 +8,10 @@ import (
 )
 
 // TransformerLens's weight properties, stacked over layers because
-// circuit analysis reads every layer at once. Ownership and lifetime are
-// in HookedTransformer's doc; the stacks are made under NoGrad, so
-// gradients flow through the model's own weights, not through them.
+// circuit analysis reads every layer at once. They are lent: ownership and
+// lifetime are in HookedTransformer's doc. The stacks are made under
+// NoGrad, so gradients flow through the model's own weights, not through
+// them.
 
 // W_E is the token embedding [d_vocab d_model].
 func (m *HookedTransformer) W_E() (*gotch.Tensor, error) { return m.WE, nil }
@@ -18,7 +19,7 @@ func (m *HookedTransformer) W_E() (*gotch.Tensor, error) { return m.WE, nil }
 // W_pos is the positional embedding [n_ctx d_model].
 func (m *HookedTransformer) W_pos() (*gotch.Tensor, error) { return m.WPos, nil }
 
-// W_U is the unembedding [d_model d_vocab_out], a view of WU.
+// W_U is the unembedding [d_model d_vocab_out]: WU transposed, a view.
 func (m *HookedTransformer) W_U() (*gotch.Tensor, error) {
 	return m.weightViews.get("W_U", func(s *gotch.Scope) *gotch.Tensor { return borrow(s, m.WU).MustTranspose(0, 1) })
 }

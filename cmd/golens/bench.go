@@ -9,6 +9,7 @@ import (
 
 	"github.com/golens/golens/backend"
 	"github.com/golens/golens/bench"
+	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel/safefile"
 	"github.com/spf13/cobra"
 )
@@ -69,9 +70,9 @@ the format bench/HARNESS.md fixes for golens and its peers.`,
 					return err
 				}
 				for _, d := range g.DTypes {
-					dt, err := parseDType(d)
+					dt, err := gotch.ParseDType(d)
 					if err != nil {
-						return err
+						return fmt.Errorf("--dtype: %w", err)
 					}
 					if err := dtypeRuns(b, dt); err != nil {
 						return fmt.Errorf("--dtype %s: %w", d, err)
@@ -92,7 +93,7 @@ the format bench/HARNESS.md fixes for golens and its peers.`,
 				}
 				rows = append(rows, r)
 				return nil
-			}, bench.Reps(reps), bench.Warmup(warmup), bench.NewTokens(newTokens), bench.WithProgress(cmd.ErrOrStderr()))
+			}, bench.Reps(reps), bench.Warmup(warmup), bench.NewTokens(newTokens), bench.Progress(cmd.ErrOrStderr()))
 			if err != nil {
 				return err
 			}
