@@ -161,14 +161,20 @@ type Ablation struct {
 	names  []string
 }
 
+// ablationOptions are the options NewAblation reads.
+const ablationOptions = optReference | optSeed
+
 // NewAblation prepares the ablation of comps. Mean and resample ablation
 // run the model once on the Reference tokens. No components give an
 // ablation without hooks. Options: Reference, WithSeed.
 func NewAblation(ctx context.Context, m *hookedmodel.HookedTransformer, mode AblationMode, comps []Component, opts ...Option) (*Ablation, error) {
+	o, err := collect("NewAblation", opts, ablationOptions)
+	if err != nil {
+		return nil, err
+	}
 	if m == nil {
 		return nil, fmt.Errorf("ablation: nil model")
 	}
-	o := collect(opts)
 	a := &Ablation{mode: mode, comps: comps, seed: o.seed, s: gotch.NewScope(), byName: map[string][]Component{}}
 	for _, c := range comps {
 		if err := c.check(m); err != nil {
@@ -306,10 +312,13 @@ type HeadAblation struct {
 // WithMetric's metric. Options: Reference and WithSeed (mean and resample
 // ablation), WithMetric, WithProgress.
 func AblationTable(ctx context.Context, m *hookedmodel.HookedTransformer, tokens *gotch.Tensor, mode AblationMode, opts ...Option) (*HeadAblation, error) {
+	o, err := collect("AblationTable", opts, ablationOptions|optMetric|optProgress)
+	if err != nil {
+		return nil, err
+	}
 	if m == nil {
 		return nil, fmt.Errorf("ablation table: nil model")
 	}
-	o := collect(opts)
 	nl, nh := len(m.Blocks), m.Cfg.NHeads
 	var heads []Component
 	for l := range nl {
@@ -317,7 +326,7 @@ func AblationTable(ctx context.Context, m *hookedmodel.HookedTransformer, tokens
 			heads = append(heads, Head(l, h))
 		}
 	}
-	a, err := NewAblation(ctx, m, mode, heads, opts...)
+	a, err := NewAblation(ctx, m, mode, heads, only(opts, ablationOptions)...)
 	if err != nil {
 		return nil, err
 	}

@@ -65,7 +65,10 @@ func FullOVCircuit(m *hookedmodel.HookedTransformer, h HeadID) (*hookedmodel.Fac
 // and its error comes back wrapped. Options: TopK, BlockRows,
 // WithProgress.
 func CircuitAccuracy(ctx context.Context, f *hookedmodel.FactoredMatrix, opts ...Option) (float64, error) {
-	o := collect(opts)
+	o, err := collect("CircuitAccuracy", opts, optTopK|optBlockRows|optProgress)
+	if err != nil {
+		return 0, err
+	}
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("circuit accuracy: %w", err)
 	}
@@ -93,7 +96,7 @@ func CircuitAccuracy(ctx context.Context, f *hookedmodel.FactoredMatrix, opts ..
 	defer s.Close()
 	var a, b *gotch.Tensor // [n mdim], [mdim n]
 	finite := true
-	err := gotch.Try(func() {
+	err = gotch.Try(func() {
 		a, b = must(s.Borrow(f.A())), must(s.Borrow(f.B()))
 		if d := a.DType(); d == gotch.Half || d == gotch.BFloat16 {
 			a, b = a.MustTo(gotch.Float), b.MustTo(gotch.Float)

@@ -44,6 +44,9 @@ func productNorm2(x factored, i int64, y factored) *gotch.Tensor {
 	return left.MustMul(right).MustSumDims([]int64{-2, -1}, false)
 }
 
+// compositionOptions are the options CompositionScores reads.
+const compositionOptions = optBaselineSamples | optSeed
+
 // CompositionScores computes the Q-, K- and V-composition scores of Elhage
 // et al. between every head and every head of a later layer: ‖W_A W_B‖_F /
 // (‖W_A‖_F ‖W_B‖_F) with W_A the earlier head's OV circuit W_V W_O and W_B
@@ -54,10 +57,13 @@ func productNorm2(x factored, i int64, y factored) *gotch.Tensor {
 // formed (hookedmodel's FactoredMatrix.MulFactored would make a [d_model
 // d_head] factor per pair). Options: BaselineSamples, WithSeed.
 func CompositionScores(ctx context.Context, m *hookedmodel.HookedTransformer, opts ...Option) (*CompositionResult, error) {
+	o, err := collect("CompositionScores", opts, compositionOptions)
+	if err != nil {
+		return nil, err
+	}
 	if m == nil {
 		return nil, fmt.Errorf("composition scores: nil model")
 	}
-	o := collect(opts)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("composition scores: %w", err)
 	}

@@ -165,10 +165,13 @@ func checkPattern(p [][]float64, n int) error {
 // mean of the rows' scores. Options: ExcludeBOS, ExcludeCurrentToken,
 // WithErrorMeasure, OnlyHeads.
 func DetectHead(ctx context.Context, m *hookedmodel.HookedTransformer, tokens *gotch.Tensor, pattern Pattern, opts ...Option) (*Table, error) {
+	o, err := collect("DetectHead", opts, optExcludeBOS|optExcludeCurrent|optErrorMeasure|optOnlyHeads)
+	if err != nil {
+		return nil, err
+	}
 	if m == nil {
 		return nil, fmt.Errorf("detect head: nil model")
 	}
-	o := collect(opts)
 	if pattern == nil {
 		return nil, fmt.Errorf("detect head: no pattern")
 	}

@@ -41,10 +41,13 @@ type LogitAttributionResult struct {
 // ApplyLnToStack) for the LayerNorm scale. Options: AtPosition (default the
 // last).
 func LogitAttribution(ctx context.Context, m *hookedmodel.HookedTransformer, tokens *gotch.Tensor, correct, incorrect []int64, opts ...Option) (*LogitAttributionResult, error) {
+	o, err := collect("LogitAttribution", opts, optAtPosition)
+	if err != nil {
+		return nil, err
+	}
 	if m == nil {
 		return nil, fmt.Errorf("logit attribution: nil model")
 	}
-	o := collect(opts)
 	if tokens == nil || tokens.Dim() != 2 {
 		return nil, fmt.Errorf("logit attribution: tokens must be [batch pos], got %v", tokens.Spec())
 	}

@@ -14,9 +14,15 @@ import (
 // [batch 1+2·seq_len] int64 on the model's device. The caller frees it.
 // Options: SeqLen, BatchSize, BOS, TokenRange, WithSeed.
 func RepeatedTokens(m *hookedmodel.HookedTransformer, opts ...Option) (*gotch.Tensor, error) {
-	o := collect(opts)
+	o, err := collect("RepeatedTokens", opts, repeatedOptions)
+	if err != nil {
+		return nil, err
+	}
 	return repeatedTokens(m, &o)
 }
+
+// repeatedOptions are the options RepeatedTokens and Induction read.
+const repeatedOptions = optSeqLen | optBatchSize | optBOS | optTokenRange | optSeed
 
 func repeatedTokens(m *hookedmodel.HookedTransformer, o *options) (tok *gotch.Tensor, err error) {
 	if m == nil {
@@ -91,7 +97,10 @@ type InductionResult struct {
 // (RepeatedTokens) and measures the per-token loss on each repeat and each
 // head's induction score. Options: those of RepeatedTokens.
 func Induction(ctx context.Context, m *hookedmodel.HookedTransformer, opts ...Option) (*InductionResult, error) {
-	o := collect(opts)
+	o, err := collect("Induction", opts, repeatedOptions)
+	if err != nil {
+		return nil, err
+	}
 	tok, err := repeatedTokens(m, &o)
 	if err != nil {
 		return nil, fmt.Errorf("induction: %w", err)

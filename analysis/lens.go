@@ -28,10 +28,13 @@ type LogitLensResult struct {
 // ln_final would if the model ended there) and the unembedding, on tokens
 // [batch pos]. It uses hookedmodel's AccumulatedResid. Options: TopK.
 func LogitLens(ctx context.Context, m *hookedmodel.HookedTransformer, tokens *gotch.Tensor, opts ...Option) (*LogitLensResult, error) {
+	o, err := collect("LogitLens", opts, optTopK)
+	if err != nil {
+		return nil, err
+	}
 	if m == nil {
 		return nil, fmt.Errorf("logit lens: nil model")
 	}
-	o := collect(opts)
 	if tokens == nil || tokens.Dim() != 2 || tokens.Size(1) < 2 {
 		return nil, fmt.Errorf("logit lens: tokens must be [batch pos] with at least two positions, got %v", tokens.Spec())
 	}

@@ -119,10 +119,13 @@ func (r *PatchingResult) Normalized() *Table {
 // corrupted are [batch pos] of the same shape. Options: CleanCache (a
 // clean run's cache to reuse), WithProgress.
 func ActivationPatching(ctx context.Context, m *hookedmodel.HookedTransformer, clean, corrupted *gotch.Tensor, metric Metric, sweep Sweep, opts ...Option) (*PatchingResult, error) {
+	o, err := collect("ActivationPatching", opts, optCleanCache|optProgress)
+	if err != nil {
+		return nil, err
+	}
 	if m == nil {
 		return nil, fmt.Errorf("activation patching: nil model")
 	}
-	o := collect(opts)
 	sp, err := sweep.spec(m)
 	if err != nil {
 		return nil, fmt.Errorf("activation patching: %w", err)
@@ -230,8 +233,11 @@ type Attribution struct {
 // linear approximation (Nanda's attribution patching), from one clean run
 // with a cache, one corrupted run with a cache and one backward pass of
 // the metric from the corrupted logits (Output.BackwardFrom). It reads no
-// options yet.
+// options yet: any is an error.
 func AttributionPatching(ctx context.Context, m *hookedmodel.HookedTransformer, clean, corrupted *gotch.Tensor, metric Metric, sweepList []Sweep, opts ...Option) (*Attribution, error) {
+	if _, err := collect("AttributionPatching", opts, 0); err != nil {
+		return nil, err
+	}
 	if m == nil {
 		return nil, fmt.Errorf("attribution patching: nil model")
 	}

@@ -158,14 +158,32 @@ func pyRepr(s string) string {
 // Options: TopK (default 10, as test_prompt's), PrependBOS,
 // PrependSpaceToAnswer.
 func TestPrompt(ctx context.Context, m *hookedmodel.HookedTransformer, prompt, answer string, opts ...Option) (*PromptTest, error) {
-	return TestPromptAnswers(ctx, m, prompt, []string{answer}, opts...)
+	o, err := collect("TestPrompt", opts, promptOptions)
+	if err != nil {
+		return nil, err
+	}
+	return testPromptText(ctx, m, prompt, []string{answer}, o)
 }
+
+// promptOptions are the options TestPrompt and TestPromptAnswers read.
+const promptOptions = optTopK | optPrependBOS | optAnswerSpace
 
 // TestPromptAnswers is TestPrompt with a list of answers, as test_prompt
 // takes one: with a single answer it is TestPrompt; with several, the
 // first token of each is ranked at the prompt's last position (the rest of
-// each answer is shown in Alternatives but not tested).
+// each answer is shown in Alternatives but not tested). Options: those of
+// TestPrompt.
 func TestPromptAnswers(ctx context.Context, m *hookedmodel.HookedTransformer, prompt string, answers []string, opts ...Option) (*PromptTest, error) {
+	o, err := collect("TestPromptAnswers", opts, promptOptions)
+	if err != nil {
+		return nil, err
+	}
+	return testPromptText(ctx, m, prompt, answers, o)
+}
+
+// testPromptText tokenizes prompt and answers as TestPrompt says, and
+// tests them.
+func testPromptText(ctx context.Context, m *hookedmodel.HookedTransformer, prompt string, answers []string, o options) (*PromptTest, error) {
 	if m == nil {
 		return nil, fmt.Errorf("test prompt: nil model")
 	}
@@ -175,7 +193,6 @@ func TestPromptAnswers(ctx context.Context, m *hookedmodel.HookedTransformer, pr
 	if len(answers) == 0 {
 		return nil, fmt.Errorf("test prompt: no answers")
 	}
-	o := collect(opts)
 	var run []hookedmodel.RunOption
 	if o.prependBOS != nil {
 		run = append(run, hookedmodel.PrependBOS(*o.prependBOS))
@@ -209,10 +226,14 @@ func idsOf(m *hookedmodel.HookedTransformer, text string, opts ...hookedmodel.Ru
 // TestPromptTokens is TestPrompt on token ids: prompt (with BOS if the
 // model expects one: nothing is prepended) and answer. Options: TopK.
 func TestPromptTokens(ctx context.Context, m *hookedmodel.HookedTransformer, prompt, answer []int64, opts ...Option) (*PromptTest, error) {
+	o, err := collect("TestPromptTokens", opts, optTopK)
+	if err != nil {
+		return nil, err
+	}
 	if m == nil {
 		return nil, fmt.Errorf("test prompt: nil model")
 	}
-	return testPrompt(ctx, m, prompt, [][]int64{answer}, collect(opts))
+	return testPrompt(ctx, m, prompt, [][]int64{answer}, o)
 }
 
 // testPrompt ranks one answer token by token after prompt, or, given

@@ -66,8 +66,13 @@ type Labelled struct {
 // zero-ablation table and a logit lens) and, on repeated random tokens,
 // the induction scores and losses; with the composition scores from the
 // weights. It returns the summary and a report of it. Options: those of
-// Induction (SeqLen, BatchSize, WithSeed) and WithProgress.
+// Induction (SeqLen, BatchSize, BOS, TokenRange, WithSeed), those of
+// CompositionScores (BaselineSamples, WithSeed) and WithProgress for the
+// ablation table; each step is handed those it reads.
 func Workflow(ctx context.Context, m *hookedmodel.HookedTransformer, prompt *gotch.Tensor, opts ...Option) (*Summary, *report.Report, error) {
+	if _, err := collect("Workflow", opts, repeatedOptions|compositionOptions|optProgress); err != nil {
+		return nil, nil, err
+	}
 	if m == nil {
 		return nil, nil, fmt.Errorf("workflow: nil model")
 	}
@@ -135,7 +140,7 @@ func (w *workflow) detectors(ctx context.Context, _ []Option) error {
 }
 
 func (w *workflow) induction(ctx context.Context, opts []Option) error {
-	ind, err := Induction(ctx, w.m, opts...)
+	ind, err := Induction(ctx, w.m, only(opts, repeatedOptions)...)
 	if err != nil {
 		return err
 	}
@@ -155,7 +160,7 @@ func (w *workflow) induction(ctx context.Context, opts []Option) error {
 }
 
 func (w *workflow) composition(ctx context.Context, opts []Option) error {
-	c, err := CompositionScores(ctx, w.m, opts...)
+	c, err := CompositionScores(ctx, w.m, only(opts, compositionOptions)...)
 	if err != nil {
 		return err
 	}
@@ -188,7 +193,7 @@ func (w *workflow) pairHeatmap(title string, t *Table) report.Heatmap {
 	return report.Heatmap{Title: title, XLabel: "later head", YLabel: "earlier head", XTicks: ticks, YTicks: ticks, Values: vals, Scale: report.ScaleSequential}
 }
 
-func (w *workflow) attribution(ctx context.Context, opts []Option) error {
+func (w *workflow) attribution(ctx context.Context, _ []Option) error {
 	out, err := w.m.Forward(ctx, hookedmodel.Tokens(w.prompt))
 	if err != nil {
 		return err
@@ -235,7 +240,7 @@ func (w *workflow) attribution(ctx context.Context, opts []Option) error {
 }
 
 func (w *workflow) ablation(ctx context.Context, opts []Option) error {
-	a, err := AblationTable(ctx, w.m, w.prompt, ZeroAblation, opts...)
+	a, err := AblationTable(ctx, w.m, w.prompt, ZeroAblation, only(opts, optProgress)...)
 	if err != nil {
 		return err
 	}
@@ -245,8 +250,8 @@ func (w *workflow) ablation(ctx context.Context, opts []Option) error {
 	return nil
 }
 
-func (w *workflow) lens(ctx context.Context, opts []Option) error {
-	ll, err := LogitLens(ctx, w.m, w.prompt, opts...)
+func (w *workflow) lens(ctx context.Context, _ []Option) error {
+	ll, err := LogitLens(ctx, w.m, w.prompt)
 	if err != nil {
 		return err
 	}

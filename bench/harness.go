@@ -55,8 +55,9 @@ func Warmup(n int) Option { return func(o *options) { o.warmup = max(n, 0) } }
 // NewTokens sets how many tokens the generation workloads add (default 16).
 func NewTokens(n int) Option { return func(o *options) { o.newTokens = max(n, 1) } }
 
-// Progress writes a line per row to w as the rows start.
-func Progress(w io.Writer) Option { return func(o *options) { o.progress = w } }
+// WithProgress writes a line per row to w as the rows start; nil, the
+// default, writes none.
+func WithProgress(w io.Writer) Option { return func(o *options) { o.progress = w } }
 
 // env is one model of the grid and what its checks need.
 type env struct {
@@ -82,7 +83,7 @@ func (e *env) free() {
 // that fails is an ERROR row, not an error: Run returns an error only for
 // a bad grid, a cancelled context or an error from emit.
 func Run(ctx context.Context, g Grid, emit func(Row) error, opts ...Option) error {
-	o := options{reps: 5, warmup: 2, newTokens: 16, progress: io.Discard, seed: 1}
+	o := options{reps: 5, warmup: 2, newTokens: 16, seed: 1}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -106,11 +107,12 @@ func Run(ctx context.Context, g Grid, emit func(Row) error, opts ...Option) erro
 			return err
 		}
 		for _, dt := range g.DTypes {
-			if _, err := gotch.ParseDType(dt); err != nil {
+			d, err := gotch.ParseDType(dt)
+			if err != nil {
 				return err
 			}
 			newEnv := func() (*env, error) {
-				m, err := hookedmodel.New(sh.Config, hookedmodel.OnDevice(g.Device), hookedmodel.WithDType(dt), hookedmodel.WithSeed(o.seed))
+				m, err := hookedmodel.New(sh.Config, hookedmodel.OnDevice(g.Device), hookedmodel.WithDType(d), hookedmodel.WithSeed(o.seed))
 				return &env{m: m, dtype: dt, owned: true}, err
 			}
 			if err := runModel(ctx, sh.Name, dt, newEnv, g, ws, emit, &o); err != nil {
@@ -132,7 +134,9 @@ func runModel(ctx context.Context, shape, dtype string, newEnv func() (*env, err
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			fmt.Fprintf(o.progress, "bench: golens %s %s %s %s on %s\n", shape, w.name, size, dtype, g.Device)
+			if o.progress != nil {
+				fmt.Fprintf(o.progress, "bench: golens %s %s %s %s on %s\n", shape, w.name, size, dtype, g.Device)
+			}
 			row := newRow(shape, w, size, dtype, g.Device, o)
 			if err != nil {
 				row.fail(fmt.Errorf("model: %w", err))

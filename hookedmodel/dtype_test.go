@@ -31,7 +31,7 @@ func TestLowPrecisionDTypes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ref.Free()
-			low, err := Load(context.Background(), "testdata/gpt2-tiny-bin", OnDevice(dev), WithDType(tc.dtype.String()))
+			low, err := Load(context.Background(), "testdata/gpt2-tiny-bin", OnDevice(dev), WithDType(tc.dtype))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -361,8 +361,12 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 		"TopK":       {{Input: "0 (unset)", Call: generate(TopK(0))}},
 		"TopP":       {{Input: "0 (unset)", Call: generate(TopP(0))}},
 		"WithConfig": {{Input: "nil edit", Call: load(WithConfig(nil))}},
-		"WithDType":  {{Input: `""`, Call: load(WithDType(""))}},
-		"WithHub":    {{Input: "no options", Call: load(WithHub())}, {Input: "nil option", Call: load(WithHub(nil))}},
+		"WithDType": {
+			{Input: "0 (float32)", Call: load(WithDType(0))},
+			{Input: "int64", Call: load(WithDType(gotch.Int64)), Want: `dtype "int64" is not a floating-point type`},
+			{Input: "DType(99)", Call: load(WithDType(99)), Want: `dtype "DType(99)" is not a floating-point type`},
+		},
+		"WithHub": {{Input: "no options", Call: load(WithHub())}, {Input: "nil option", Call: load(WithHub(nil))}},
 		"WithKVCache": {
 			{Input: "nil (none)", Call: func() error { return logitsOnly(e.m.Forward(ctx, Tokens(ids(64)), WithKVCache(nil))) }},
 			{Input: "zero KVCache", Call: func() error { return forward(WithKVCache(&KVCache{})) }, Want: "the key-value cache has 0 layers"},
@@ -406,14 +410,20 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 			}, Want: "factors must be matrices"},
 			{Input: "[2 0], [0 2]", Call: func() error { f := fm(); defer f.Free(); return shapeIs("[2 2]")(f.AB()) }},
 		},
-		"FactoredSVD": {{Input: "[2 0], [0 2]", Call: func() error {
-			return gotch.Try(func() {
-				u, s, vh := FactoredSVD(zeros(gotch.Float, 2, 0), zeros(gotch.Float, 0, 2))
+		"FactoredSVD": {
+			{Input: "nil, nil", Call: func() error { _, _, _, err := FactoredSVD(nil, nil); return err }, Want: "got nil and nil"},
+			{Input: "[2 3], [2 3]", Call: func() error {
+				_, _, _, err := FactoredSVD(zeros(gotch.Float, 2, 3), zeros(gotch.Float, 2, 3))
+				return err
+			}, Want: "got [2 3] and [2 3]"},
+			{Input: "[2 0], [0 2]", Call: func() error {
+				u, s, vh, err := FactoredSVD(zeros(gotch.Float, 2, 0), zeros(gotch.Float, 0, 2))
 				u.Free()
 				s.Free()
 				vh.Free()
-			})
-		}}},
+				return err
+			}},
+		},
 		"TokenizerOf": {{Input: `""`, Call: func() error { return errOf(TokenizerOf("")) }, Want: `no tokenizer known for model ""`}},
 		"WriteSafetensors": {
 			{Input: `"", no tensors`, Call: func() error { return WriteSafetensors("", nil, nil, nil) }, Want: "write safetensors: empty path"},

@@ -110,7 +110,7 @@ func (f *FactoredMatrix) T() (*FactoredMatrix, error) {
 // FactoredMatrix.Vh holds. 16-bit factors give float32 results.
 func (f *FactoredMatrix) SVD() (u, s, vh *gotch.Tensor, err error) {
 	out, err := f.apply("SVD", nil, func(a, b *gotch.Tensor, _ []*gotch.Tensor) []*gotch.Tensor {
-		u, s, vh := FactoredSVD(a, b)
+		u, s, vh := factoredSVD(a, b)
 		return []*gotch.Tensor{u, s, vh}
 	})
 	if err != nil {
@@ -174,7 +174,7 @@ func (f *FactoredMatrix) Corner(k int64) (*gotch.Tensor, error) {
 // product with its orthonormal left factor U removed.
 func (f *FactoredMatrix) CollapseL() (*gotch.Tensor, error) {
 	return f.one("CollapseL", nil, func(a, b *gotch.Tensor, _ []*gotch.Tensor) *gotch.Tensor {
-		_, s, vh := FactoredSVD(a, b)
+		_, s, vh := factoredSVD(a, b)
 		return vh.MustMul(s.MustUnsqueeze(-1))
 	})
 }
@@ -183,7 +183,7 @@ func (f *FactoredMatrix) CollapseL() (*gotch.Tensor, error) {
 // product with its orthonormal right factor Vh removed.
 func (f *FactoredMatrix) CollapseR() (*gotch.Tensor, error) {
 	return f.one("CollapseR", nil, func(a, b *gotch.Tensor, _ []*gotch.Tensor) *gotch.Tensor {
-		u, s, _ := FactoredSVD(a, b)
+		u, s, _ := factoredSVD(a, b)
 		return u.MustMul(s.MustUnsqueeze(-2))
 	})
 }
@@ -388,9 +388,25 @@ func (f *FactoredMatrix) along(op string, ax matrixAxis, extra []*gotch.Tensor, 
 // [... r n'], batched over leading dims) computed from the factors: the
 // SVD of the small middle Sa Vha Ub Sb, as TransformerLens's
 // FactoredMatrix.svd does. 16-bit factors are taken in float32, which
-// LAPACK needs. Like a Must op it panics on error, and its results land in
-// the scope of a (or b).
-func FactoredSVD(a, b *gotch.Tensor) (u, s, vh *gotch.Tensor) {
+// LAPACK needs. The results are new and the caller's to free, as a
+// FactoredMatrix's are; the intermediates are freed.
+func FactoredSVD(a, b *gotch.Tensor) (u, s, vh *gotch.Tensor, err error) {
+	if a == nil || b == nil || a.Dim() < 2 || b.Dim() < 2 || a.Size(-1) != b.Size(-2) {
+		return nil, nil, nil, fmt.Errorf("factored SVD: factors must be matrices [... n r] and [... r n'], got %s and %s", shapeOf(a), shapeOf(b))
+	}
+	out, err := runScoped([]*gotch.Tensor{a, b}, func(in []*gotch.Tensor) []*gotch.Tensor {
+		u, s, vh := factoredSVD(in[0], in[1])
+		return []*gotch.Tensor{u, s, vh}
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("factored SVD of %v and %v: %w", a.Shape(), b.Shape(), err)
+	}
+	return out[0], out[1], out[2], nil
+}
+
+// factoredSVD is FactoredSVD for code under gotch.Try: it panics on error
+// and its intermediates join the factors' scope.
+func factoredSVD(a, b *gotch.Tensor) (u, s, vh *gotch.Tensor) {
 	ua, sa, vha := forLinalg(a).MustSvd(false)
 	ub, sb, vhb := forLinalg(b).MustSvd(false)
 	middle := sa.MustUnsqueeze(-1).MustMul(vha).MustMatmul(ub).MustMul(sb.MustUnsqueeze(-2))
@@ -401,7 +417,7 @@ func FactoredSVD(a, b *gotch.Tensor) (u, s, vh *gotch.Tensor) {
 // evenFactors refactors the product A B ([... n r] × [... r n']) as U√S,
 // √S Vh from its SVD, computed through the factors without forming A B.
 func evenFactors(a, b *gotch.Tensor) (*gotch.Tensor, *gotch.Tensor) {
-	u, s, vh := FactoredSVD(a, b)
+	u, s, vh := factoredSVD(a, b)
 	root := s.MustSqrt()
 	return u.MustMul(root.MustUnsqueeze(-2)), vh.MustMul(root.MustUnsqueeze(-1))
 }

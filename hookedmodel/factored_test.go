@@ -184,6 +184,29 @@ func TestFactoredMatrixSVDHalf(t *testing.T) {
 	gotchtest.Close(t, "S of bfloat16 factors", gotchtest.Values(t, s), want, 2e-2)
 }
 
+// FactoredSVD of raw factors is the matrix's SVD; its results are the
+// caller's and its intermediates are freed, not left in the factors' scope.
+func TestFactoredSVD(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	e := newFMEnv(t, 6)
+	a, b := e.randn(2, 6, 3), e.randn(2, 3, 5)
+	before := e.s.Len()
+	u, s, vh := e.keep3(FactoredSVD(a, b))
+	if got := e.s.Len() - before; got != 3 {
+		t.Errorf("the factors' scope gained %d tensors, want only the 3 results", got)
+	}
+	e.close("U diag(S) Vh", u.MustMul(s.MustUnsqueeze(-2)).MustMatmul(vh), a.MustMatmul(b))
+	if _, _, _, err := FactoredSVD(a, a); err == nil || !strings.Contains(err.Error(), "got [2 6 3] and [2 6 3]") {
+		t.Errorf("FactoredSVD of [2 6 3] and [2 6 3]: err %v, want one naming both shapes", err)
+	}
+}
+
+// keep3 is keep for the three results of an SVD.
+func (e *fmEnv) keep3(u, s, vh *gotch.Tensor, err error) (*gotch.Tensor, *gotch.Tensor, *gotch.Tensor) {
+	e.t.Helper()
+	return e.keep(u, err), e.keep(s, err), e.keep(vh, err)
+}
+
 func TestFactoredMatrixEigenvalues(t *testing.T) {
 	cases := []struct {
 		name           string

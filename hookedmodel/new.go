@@ -13,7 +13,7 @@ type Option func(*options)
 type options struct {
 	device     gotch.Device
 	seed       uint64
-	dtype      string
+	dtype      string // the config's name of WithDType's dtype, or ""
 	processing *Processing
 	edits      []func(*Config)
 	hub        []hub.Option
@@ -37,8 +37,10 @@ func OnDevice(dev gotch.Device) Option { return func(o *options) { o.device = de
 // WithSeed seeds weight initialisation (default 0).
 func WithSeed(seed uint64) Option { return func(o *options) { o.seed = seed } }
 
-// WithDType overrides the config's dtype ("float32", "float16", ...).
-func WithDType(dtype string) Option { return func(o *options) { o.dtype = dtype } }
+// WithDType overrides the config's dtype: the weights and passes run in d
+// (gotch.Float, Half, BFloat16 or Double), and the config's dtype field
+// says so in TransformerLens's name ("float16", ...).
+func WithDType(d gotch.DType) Option { return func(o *options) { o.dtype = d.String() } }
 
 // New builds a model of cfg with weights initialised as TransformerLens's
 // "gpt2" init mode does: every W_ normal with standard deviation

@@ -239,7 +239,7 @@ func TestStateDictRoundTrip(t *testing.T) {
 				t.Errorf("after LoadStateDict: relative error %g, want identical logits", gotchtest.RelErr(got, want))
 			}
 
-			wide, err := New(cfg, OnDevice(gotchtest.Device(t)), WithDType("float64"))
+			wide, err := New(cfg, OnDevice(gotchtest.Device(t)), WithDType(gotch.Double))
 			if err != nil {
 				t.Fatal(err)
 			}

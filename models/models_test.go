@@ -48,7 +48,7 @@ func TestShippedConfigReproducesTheRun(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	got := map[int]float64{}
-	_, err = train.Run(ctx, cfg, t.TempDir(), train.Progress(nil), train.OnDevice(gotchtest.Device(t)),
+	_, err = train.Run(ctx, cfg, t.TempDir(), train.WithProgress(nil), train.OnDevice(gotchtest.Device(t)),
 		train.OnRecord(func(r train.Record) {
 			if r.Kind == "train" {
 				got[r.Step] = r.Loss

@@ -653,7 +653,7 @@ func Example_walkthrough8Training() {
 		}
 	}
 	res, err := train.Run(context.Background(), train.Config{Model: mc, Train: tc, Data: data}, dir,
-		train.OnDevice(testDevice()), train.OnRecord(keep), train.Progress(nil))
+		train.OnDevice(testDevice()), train.OnRecord(keep), train.WithProgress(nil))
 	if err != nil {
 		log.Fatal(err)
 	}

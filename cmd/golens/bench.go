@@ -9,7 +9,6 @@ import (
 
 	"github.com/golens/golens/backend"
 	"github.com/golens/golens/bench"
-	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel/safefile"
 	"github.com/spf13/cobra"
 )
@@ -70,9 +69,9 @@ the format bench/HARNESS.md fixes for golens and its peers.`,
 					return err
 				}
 				for _, d := range g.DTypes {
-					dt, err := gotch.ParseDType(d)
+					dt, err := parseDType(d)
 					if err != nil {
-						return fmt.Errorf("--dtype: %w", err)
+						return err
 					}
 					if err := dtypeRuns(b, dt); err != nil {
 						return fmt.Errorf("--dtype %s: %w", d, err)
@@ -93,7 +92,7 @@ the format bench/HARNESS.md fixes for golens and its peers.`,
 				}
 				rows = append(rows, r)
 				return nil
-			}, bench.Reps(reps), bench.Warmup(warmup), bench.NewTokens(newTokens), bench.Progress(cmd.ErrOrStderr()))
+			}, bench.Reps(reps), bench.Warmup(warmup), bench.NewTokens(newTokens), bench.WithProgress(cmd.ErrOrStderr()))
 			if err != nil {
 				return err
 			}

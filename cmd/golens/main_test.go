@@ -151,7 +151,8 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"bench", "--shape", "gpt5"}, `unknown shape "gpt5"`},
 		{[]string{"bench", "--workload", "dance"}, `unknown workload "dance"`},
 		{[]string{"bench", "--seq", "0"}, `--seq "0"`},
-		{[]string{"bench", "--dtype", "float7"}, "float7"},
+		{[]string{"bench", "--dtype", "float7"}, `--dtype "float7": want float32, float64, float16 or bfloat16`},
+		{[]string{"run", "--model", model, "--prompt", "x", "--dtype", "int64"}, `--dtype "int64": want float32, float64, float16 or bfloat16`},
 		{[]string{"bench", "--model", model, "--shape", "toy"}, "not both"},
 		{[]string{"bench", "table", ragged}, "line 1"},
 		// Inputs that are not regular files: refused at once, not read without end.

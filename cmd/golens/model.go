@@ -52,14 +52,14 @@ func (f *modelFlags) load(cmd *cobra.Command) (*hookedmodel.HookedTransformer, e
 	}
 	opts := []hookedmodel.Option{hookedmodel.OnDevice(b.Device()), hookedmodel.WithConfig(edit)}
 	if f.dtype != "" {
-		d, err := gotch.ParseDType(f.dtype)
+		d, err := parseDType(f.dtype)
 		if err != nil {
-			return nil, fmt.Errorf("--dtype: %w", err)
+			return nil, err
 		}
 		if err := dtypeRuns(b, d); err != nil {
 			return nil, fmt.Errorf("--dtype %s: %w", f.dtype, err)
 		}
-		opts = append(opts, hookedmodel.WithDType(d.String()))
+		opts = append(opts, hookedmodel.WithDType(d))
 	}
 	if f.noProcessing {
 		opts = append(opts, hookedmodel.NoProcessing())
@@ -81,6 +81,16 @@ func (f *modelFlags) load(cmd *cobra.Command) (*hookedmodel.HookedTransformer, e
 		}
 	}
 	return m, nil
+}
+
+// parseDType is the --dtype value s as a gotch.DType: torch's name of a
+// floating-point type (or an alias gotch.ParseDType knows).
+func parseDType(s string) (gotch.DType, error) {
+	d, err := gotch.ParseDType(s)
+	if err != nil || !d.IsFloat() {
+		return 0, fmt.Errorf("--dtype %q: want float32, float64, float16 or bfloat16", s)
+	}
+	return d, nil
 }
 
 // dtypeRuns says why the device b cannot run a forward pass in dt (libtorch

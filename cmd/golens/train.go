@@ -40,7 +40,7 @@ func newTrainCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := []train.Option{train.OnDevice(b.Device()), train.Progress(cmd.ErrOrStderr()),
+			opts := []train.Option{train.OnDevice(b.Device()), train.WithProgress(cmd.ErrOrStderr()),
 				train.HeadScore("induction", inductionScores), train.HeadScore("previous_token", previousTokenScores)}
 			if force {
 				opts = append(opts, train.Force())

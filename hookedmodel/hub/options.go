@@ -74,8 +74,8 @@ func WithCacheDir(dir string) Option {
 	}
 }
 
-// WithProgress sets where download progress bars go (default os.Stderr);
-// nil shows none.
+// WithProgress draws download progress bars on w (default os.Stderr); nil
+// draws none.
 func WithProgress(w io.Writer) Option { return func(c *config) { c.progress = w } }
 
 // WithHTTPClient sets the client for hub requests (default

@@ -24,7 +24,7 @@ func ExampleRun() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(out)
-	res, err := train.Run(context.Background(), cfg, out, train.Progress(nil))
+	res, err := train.Run(context.Background(), cfg, out, train.WithProgress(nil))
 	if err != nil {
 		log.Fatal(err)
 	}

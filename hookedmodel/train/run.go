@@ -63,9 +63,9 @@ func BLASThreads(n int) Option { return func(o *options) { o.blasThreads = n } }
 // OnDevice trains on dev (default the CPU).
 func OnDevice(dev gotch.Device) Option { return func(o *options) { o.device = dev } }
 
-// Progress draws the progress bar (step, loss, tokens/s) on w (default
+// WithProgress draws the progress bar (step, loss, tokens/s) on w (default
 // os.Stderr); nil draws none.
-func Progress(w io.Writer) Option { return func(o *options) { o.progress = w } }
+func WithProgress(w io.Writer) Option { return func(o *options) { o.progress = w } }
 
 // HeadScore adds a per-head score to every evaluation, under name.
 func HeadScore(name string, fn HeadScoreFunc) Option {

@@ -37,7 +37,7 @@ func tinyConfig(steps int) Config {
 func runRecords(t *testing.T, ctx context.Context, cfg Config, dir string, opts ...Option) (*Result, []Record, error) {
 	t.Helper()
 	var recs []Record
-	opts = append([]Option{Progress(nil), OnRecord(func(r Record) { recs = append(recs, r) })}, opts...)
+	opts = append([]Option{WithProgress(nil), OnRecord(func(r Record) { recs = append(recs, r) })}, opts...)
 	res, err := Run(ctx, cfg, dir, opts...)
 	return res, recs, err
 }
@@ -294,10 +294,10 @@ func sameTensors(t *testing.T, a, b string) {
 	}
 }
 
-func TestProgress(t *testing.T) {
+func TestWithProgress(t *testing.T) {
 	gotchtest.CheckLeaks(t)
 	var buf bytes.Buffer
-	if _, err := Run(context.Background(), tinyConfig(3), t.TempDir(), Progress(&buf)); err != nil {
+	if _, err := Run(context.Background(), tinyConfig(3), t.TempDir(), WithProgress(&buf)); err != nil {
 		t.Fatal(err)
 	}
 	if out := buf.String(); !strings.Contains(out, "3/3") || !strings.Contains(out, "tok/s") || !strings.Contains(out, "loss ") {
