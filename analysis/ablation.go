@@ -217,8 +217,7 @@ func NewAblation(ctx context.Context, m *hookedmodel.HookedTransformer, mode Abl
 	a.means = map[string]*gotch.Tensor{}
 	err = gotch.Try(func() {
 		for _, n := range a.names {
-			act := a.s.Attach(must(cache.MustGet(n).Alias()))
-			a.means[n] = act.MustMeanDims([]int64{0, 1}, false)
+			a.means[n] = must(a.s.Borrow(cache.MustGet(n))).MustMeanDims([]int64{0, 1}, false)
 		}
 	})
 	if err != nil {
@@ -255,12 +254,12 @@ func (a *Ablation) hook(name string, comps []Component) hookedmodel.Hook {
 		err = gotch.Try(func() {
 			s := gotch.NewScope()
 			defer s.Close()
-			r = act.MustClone() // the pass's, as the replacement
-			dst := s.Attach(must(r.Alias()))
+			r = act.MustClone() // ours, handed to the pass as the replacement
+			dst := must(s.Borrow(r))
 			var src *gotch.Tensor
 			switch a.mode {
 			case MeanAblation:
-				src = s.Attach(must(a.means[name].Alias())).MustTo(act.DType())
+				src = must(s.Borrow(a.means[name])).MustTo(act.DType())
 			case ResampleAblation:
 				src = a.resampled(s, name, act)
 			}
@@ -283,7 +282,7 @@ func (a *Ablation) hook(name string, comps []Component) hookedmodel.Hook {
 // resampled is, for each row of act, the reference activation at a row
 // drawn at random (the same draws for every pass).
 func (a *Ablation) resampled(s *gotch.Scope, name string, act *gotch.Tensor) *gotch.Tensor {
-	ref := s.Attach(must(a.cache.MustGet(name).Alias()))
+	ref := must(s.Borrow(a.cache.MustGet(name)))
 	if ref.Size(1) != act.Size(1) {
 		panic(fmt.Errorf("resample ablation: the reference has %d positions, the input %d", ref.Size(1), act.Size(1)))
 	}

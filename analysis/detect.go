@@ -184,7 +184,7 @@ func DetectHead(ctx context.Context, m *hookedmodel.HookedTransformer, tokens *g
 	if tokens.Dim() == 1 { // [pos]: a batch of one
 		s := gotch.NewScope()
 		defer s.Close()
-		if err := gotch.Try(func() { tokens = s.Attach(must(tokens.Alias())).MustUnsqueeze(0) }); err != nil {
+		if err := gotch.Try(func() { tokens = must(s.Borrow(tokens)).MustUnsqueeze(0) }); err != nil {
 			return nil, err
 		}
 	}

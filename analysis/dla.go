@@ -91,7 +91,7 @@ func LogitAttribution(ctx context.Context, m *hookedmodel.HookedTransformer, tok
 	at := hookedmodel.Positions(hookedmodel.PosSlice{Start: int64(pos), Single: true})
 	err = gotch.Try(func() {
 		dev := out.Logits.Device()
-		logits := s.Attach(must(out.Logits.Alias())).MustSelect(1, int64(pos)).MustTo(gotch.Double) // [batch d_vocab]
+		logits := must(s.Borrow(out.Logits)).MustSelect(1, int64(pos)).MustTo(gotch.Double) // [batch d_vocab]
 		total := gatherRows(logits, correct)
 		// The answers' directions in the normalised stream [batch d_model],
 		// and the constant the LayerNorm bias and b_U add [batch].
@@ -138,8 +138,8 @@ func LogitAttribution(ctx context.Context, m *hookedmodel.HookedTransformer, tok
 			if err := ctx.Err(); err != nil {
 				panic(err)
 			}
-			pattern := s.Attach(must(cache.MustGet("pattern", l).Alias())).MustSelect(2, int64(pos)) // [batch head key]
-			v := s.Attach(must(cache.MustGet("v", l).Alias()))                                       // [batch key head d_head]
+			pattern := must(s.Borrow(cache.MustGet("pattern", l))).MustSelect(2, int64(pos)) // [batch head key]
+			v := must(s.Borrow(cache.MustGet("v", l)))                                       // [batch key head d_head]
 			wO := sd[fmt.Sprintf("blocks.%d.attn.W_O", l)].MustToDevice(v.Device(), false).MustTo(v.DType())
 			// The write of each head from each source position:
 			// [head key batch d_model], flattened into components.

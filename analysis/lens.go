@@ -72,7 +72,7 @@ func LogitLens(ctx context.Context, m *hookedmodel.HookedTransformer, tokens *go
 		bU := sd["unembed.b_U"].MustToDevice(stack.Device(), false).MustTo(stack.DType())
 		logProbs := stack.MustMatmul(wU).MustAdd(bU).MustTo(gotch.Double).MustLogSoftmax(-1) // [layer batch pos d_vocab]
 
-		tok := s.Attach(must(out.Tokens.Alias())).MustToDevice(stack.Device(), false)
+		tok := must(s.Borrow(out.Tokens)).MustToDevice(stack.Device(), false)
 		nlab := int64(len(labels))
 		next := tok.MustNarrow(1, 1, int64(n-1)).MustUnsqueeze(0).MustUnsqueeze(-1).MustExpand([]int64{nlab, int64(b), int64(n - 1), 1})
 		lp := logProbs.MustNarrow(2, 0, int64(n-1)).MustGather(-1, next).MustSqueeze(-1)

@@ -10,9 +10,11 @@ import (
 // tensor, as TransformerLens's patching_metric does: a logit difference,
 // the log-probability of the answers. Activation patching reads its value;
 // attribution patching also differentiates it, so build it from logits
-// with tensor ops. Results of ops on logits belong to logits' scope; a
-// tensor a metric makes from nothing (an index, say) it frees or attaches
-// to logits.Scope() itself.
+// with tensor ops. The analyses call it with logits in a scope of theirs,
+// so what it makes from logits is freed with that scope; what it makes
+// from other tensors (an index, the tokens) it frees itself. LogitDiff and
+// NextTokenLogProb work in a Child of logits' scope and Keep their result,
+// so it lands where an op's on logits would and nothing else is left.
 type Metric func(logits *gotch.Tensor) (*gotch.Tensor, error)
 
 // LogitDiff is the metric of the logit of correct[b] minus that of
@@ -30,12 +32,14 @@ func LogitDiff(pos int, correct, incorrect []int64) Metric {
 			return nil, fmt.Errorf("logit diff: %d correct and %d incorrect tokens", len(correct), len(incorrect))
 		}
 		err = gotch.Try(func() {
-			at := selectPos(logits, pos) // [batch d_vocab]
+			s := logits.Scope().Child() // keeps into logits' scope, or to the caller
+			defer s.Close()
+			at := selectPos(must(s.Borrow(logits)), pos) // [batch d_vocab]
 			m = gatherRows(at, correct)
 			if incorrect != nil {
 				m = m.MustSub(gatherRows(at, incorrect))
 			}
-			m = m.MustMean()
+			m = s.Keep(m.MustMean())
 		})
 		return m, err
 	}
@@ -60,16 +64,16 @@ func NextTokenLogProb(tokens *gotch.Tensor, from, to int) Metric {
 			if from < 0 || end > int(n)-1 || from >= end {
 				panic(fmt.Errorf("next-token log-prob: positions [%d, %d) are not within the %d predictions", from, end, n-1))
 			}
-			s := gotch.NewScope()
+			s := logits.Scope().Child() // keeps into logits' scope, or to the caller
 			defer s.Close()
-			tok := s.Attach(must(tokens.Alias()))
+			lg, tok := must(s.Borrow(logits)), must(s.Borrow(tokens))
 			if !equalShape(tok.Shape(), logits.Shape()[:2]) {
 				panic(fmt.Errorf("next-token log-prob: tokens %v do not match logits %v", tok.Shape(), logits.Shape()))
 			}
 			k := int64(end - from)
-			next := tok.MustNarrow(1, int64(from)+1, k).MustToDevice(logits.Device(), false).MustTo(gotch.Int64).MustUnsqueeze(-1)
-			lp := logits.MustNarrow(1, int64(from), k).MustLogSoftmax(-1)
-			m = lp.MustGather(-1, next).MustMean()
+			next := tok.MustNarrow(1, int64(from)+1, k).MustToDevice(lg.Device(), false).MustTo(gotch.Int64).MustUnsqueeze(-1) // [batch k 1]
+			lp := lg.MustNarrow(1, int64(from), k).MustLogSoftmax(-1)                                                          // [batch k d_vocab]
+			m = s.Keep(lp.MustGather(-1, next).MustMean())
 		})
 		return m, err
 	}

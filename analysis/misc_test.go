@@ -171,3 +171,51 @@ func TestAnalysisInputErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsLandWhereAnOpWould: LogitDiff's and NextTokenLogProb's result
+// joins logits' scope, or is the caller's when logits has none, and
+// nothing else they make is left.
+func TestMetricsLandWhereAnOpWould(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	dev := gotchtest.Device(t)
+	tokens := gotch.MustFromSlice([]int64{1, 2, 3, 4, 3, 2}, []int64{2, 3}, dev)
+	defer tokens.Free()
+	vals := make([]float32, 2*3*5)
+	for i := range vals {
+		vals[i] = float32(i%7) - 3
+	}
+	logits := gotch.MustFromSlice(vals, []int64{2, 3, 5}, dev)
+	defer logits.Free()
+	for name, mt := range map[string]Metric{
+		"LogitDiff":        LogitDiff(-1, []int64{1, 2}, []int64{3, 4}),
+		"NextTokenLogProb": NextTokenLogProb(tokens, 0, 0),
+	} {
+		t.Run(name, func(t *testing.T) {
+			live := gotch.LiveHandles()
+			v, err := mt(logits) // unscoped logits: the result is ours
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Scope() != nil || gotch.LiveHandles() != live+1 {
+				t.Errorf("on unscoped logits: result in %p, %d handles left, want the result alone, unscoped", v.Scope(), gotch.LiveHandles()-live)
+			}
+			v.Free()
+
+			s := gotch.NewScope()
+			lg, err := s.Borrow(logits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err = mt(lg); err != nil {
+				t.Fatal(err)
+			}
+			if v.Scope() != s || s.Len() != 2 {
+				t.Errorf("on logits of a scope: result in %p, want %p; the scope holds %d, want logits and the result", v.Scope(), s, s.Len())
+			}
+			s.Close()
+			if n := gotch.LiveHandles() - live; n != 0 {
+				t.Errorf("%d handles left after the scope closed", n)
+			}
+		})
+	}
+}

@@ -192,8 +192,8 @@ func patchHook(clean *gotch.Tensor, dims, index []int) hookedmodel.HookFunc {
 			s := gotch.NewScope()
 			defer s.Close()
 			r = act.MustClone()
-			dst := s.Attach(must(r.Alias()))
-			src := s.Attach(must(clean.Alias())).MustToDevice(act.Device(), false).MustTo(act.DType())
+			dst := must(s.Borrow(r))
+			src := must(s.Borrow(clean)).MustToDevice(act.Device(), false).MustTo(act.DType())
 			for i, d := range dims {
 				dst = dst.MustNarrow(int64(d), int64(index[i]), 1)
 				src = src.MustNarrow(int64(d), int64(index[i]), 1)
@@ -311,7 +311,7 @@ func AttributionPatching(ctx context.Context, m *hookedmodel.HookedTransformer, 
 				if err != nil {
 					continue // the metric does not depend on it
 				}
-				a := s.Attach(must(cleanCache.MustGet(name).Alias())).MustSub(cache.MustGet(name))
+				a := must(s.Borrow(cleanCache.MustGet(name))).MustSub(cache.MustGet(name))
 				prod := a.MustMul(grad).MustTo(gotch.Double)
 				var sum []int64
 				for d := range prod.Dim() {

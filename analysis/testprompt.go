@@ -338,7 +338,7 @@ func logitRows(ctx context.Context, m *hookedmodel.HookedTransformer, seq []int6
 	err = gotch.Try(func() {
 		s := gotch.NewScope()
 		defer s.Close()
-		l, _ := s.Borrow(out.Logits)
+		l := must(s.Borrow(out.Logits)) // [1 pos d_vocab]
 		logits = must(gotch.ToSlice[float64](l.MustSelect(0, 0).MustNarrow(0, int64(from), int64(n)).MustTo(gotch.Double)))
 	})
 	return logits, err

@@ -201,14 +201,11 @@ func (w *workflow) attribution(ctx context.Context, _ []Option) error {
 	var top int64
 	var logit float64
 	err = gotch.Try(func() {
-		last := out.Logits.MustSelect(1, out.Logits.Size(1)-1).MustSelect(0, 0)
-		defer last.Free()
-		idx := last.MustArgmax(0, false)
-		defer idx.Free()
-		top = int64(idx.MustItem())
-		v := last.MustSelect(0, top)
-		defer v.Free()
-		logit = v.MustItem()
+		s := gotch.NewScope()
+		defer s.Close()
+		last := must(s.Borrow(out.Logits)).MustSelect(1, out.Logits.Size(1)-1).MustSelect(0, 0) // [d_vocab]
+		top = int64(last.MustArgmax(0, false).MustItem())
+		logit = last.MustSelect(0, top).MustItem()
 	})
 	out.Free()
 	if err != nil {

@@ -1125,8 +1125,8 @@ func TestCatStack(t *testing.T) {
 }
 
 // TestListOperandScope: the result of an op whose tensors come in a list
-// (Cat, Stack, Einsum) joins the scope of its first operand that has one,
-// as the Scope documentation promises for every op.
+// (Cat, Stack, Einsum) joins its operands' scope (the newest, when they
+// have several), as the Scope documentation promises for every op.
 func TestListOperandScope(t *testing.T) {
 	gotchtest.CheckLeaks(t)
 	e := newEnv(t)

@@ -112,9 +112,11 @@ func Example_walkthrough1ModelAndTokens() {
 	fmt.Printf("loss: %.2f\n", out.Loss.MustItem())
 
 	// The top prediction after each position, right when it is the next
-	// token (the second copy's first token cannot be known). Ops on out's
-	// tensors are freed with out.
-	pred := gotch.MustToSlice[int64](out.Logits.MustArgmax(-1, false)) // [batch pos], batch 1
+	// token (the second copy's first token cannot be known). out lends its
+	// logits: what we make from them is ours, and outlives out.
+	best := out.Logits.MustArgmax(-1, false) // [batch pos], batch 1
+	defer best.Free()
+	pred := gotch.MustToSlice[int64](best)
 	right := func(from, to int) (n int) {
 		for p := from; p < to; p++ {
 			if pred[p] == seq[p+1] {
@@ -272,8 +274,14 @@ func Example_walkthrough4Induction() {
 		log.Fatal(err)
 	}
 	defer out.Free()
+	s := gotch.NewScope()
+	defer s.Close()
+	loss, err := s.Borrow(out.Loss) // a handle in s, so what we make from it is freed with s
+	if err != nil {
+		log.Fatal(err)
+	}
 	mean := func(from, to int64) float64 {
-		return out.Loss.MustNarrow(1, from, to-from).MustMean().MustItem()
+		return loss.MustNarrow(1, from, to-from).MustMean().MustItem()
 	}
 	fmt.Printf("loss: first copy %.2f (ln 64 = %.2f), second copy %.2f\n", mean(0, seqLen), math.Log(64), mean(seqLen, 2*seqLen))
 
@@ -284,8 +292,14 @@ func Example_walkthrough4Induction() {
 	isPattern := func(name string) bool { return strings.HasSuffix(name, "attn.hook_pattern") }
 	score := func(pattern *gotch.Tensor, name string) (*gotch.Tensor, error) {
 		layer, _ := hookedmodel.LayerOf(name)
+		s := gotch.NewScope() // pattern is lent for the call: what we make from it dies with s
+		defer s.Close()
+		p, err := s.Borrow(pattern)
+		if err != nil {
+			return nil, err
+		}
 		return nil, gotch.Try(func() {
-			stripe := pattern.MustDiagonal(-(seqLen - 1), 2, 3) // [batch head pos]
+			stripe := p.MustDiagonal(-(seqLen - 1), 2, 3) // [batch head pos]
 			for h, v := range gotch.MustToSlice[float64](stripe.MustMeanDims([]int64{0, 2}, false)) {
 				scores.Set(v, layer, h)
 			}
@@ -437,11 +451,16 @@ func Example_walkthrough6Ablation() {
 		return out.Loss.MustItem()
 	}
 
-	// A Go hook zeroes head 0.2's output z [batch pos head d_head], for
-	// this call only.
+	// A Go hook zeroes head 0.2's output z [batch pos head d_head] in
+	// place, for this call only; the view of the head is ours to free.
 	zero := hookedmodel.FwdHook(hookedmodel.Name("blocks.0.attn.hook_z"),
 		func(z *gotch.Tensor, _ string) (*gotch.Tensor, error) {
-			return nil, gotch.Try(func() { z.MustSelect(2, 2).MustZero_() })
+			head, err := z.Select(2, 2)
+			if err != nil {
+				return nil, err
+			}
+			defer head.Free()
+			return nil, head.Zero_()
 		})
 	base := loss()
 	fmt.Printf("loss %.2f; zeroing L0H2 adds %.2f\n", base, loss(zero)-base)

@@ -90,7 +90,9 @@ func newAblateCmd() *cobra.Command {
 			}
 			var before, after float64
 			if err := gotch.Try(func() {
-				before, after = clean.Loss.MustMean().MustItem(), ablated.Loss.MustMean().MustItem()
+				s := gotch.NewScope() // for the means: ops on the outputs' lent losses are ours
+				defer s.Close()
+				before, after = s.Attach(clean.Loss.MustMean()).MustItem(), s.Attach(ablated.Loss.MustMean()).MustItem()
 			}); err != nil {
 				return err
 			}

@@ -285,7 +285,11 @@ func nanModel(name string) func(*testing.T, string) {
 			t.Fatal(err)
 		}
 		defer m.Free()
-		if err := gotch.Try(func() { m.Blocks[1].Attn.BO.MustNarrow(0, 3, 1).MustFill_(math.NaN()) }); err != nil {
+		if err := gotch.Try(func() {
+			b := m.Blocks[1].Attn.BO.MustNarrow(0, 3, 1) // a view of the weight, ours to free
+			defer b.Free()
+			b.MustFill_(math.NaN())
+		}); err != nil {
 			t.Fatal(err)
 		}
 		if err := m.Save(filepath.Join(dir, name)); err != nil {
