@@ -105,64 +105,61 @@ func (a *Attention) free() {
 	*v = attnViews{}
 }
 
-// project computes q, k or v [batch pos head d_head] from input [batch pos
-// d_model], or from per-head inputs [batch pos head d_model] (split qkv
-// input, attn_in).
-func (a *Attention) project(p *pass, i int, in *gotch.Tensor) *gotch.Tensor {
-	var out *gotch.Tensor
-	if in.Dim() == 4 {
-		prod := gotch.MustEinsum("bphm,hmd->bphd", []*gotch.Tensor{in, a.views.wHead[i]})
-		out = prod.MustAdd(a.views.bHead[i])
-		p.release(prod)
-	} else {
-		lin := in.MustLinear(a.views.w[i], a.views.b[i])
-		out = lin.MustView([]int64{in.Size(0), in.Size(1), a.nHeads, a.dHead})
-		p.release(lin)
-	}
-	return out
+// attnIn is the attention's input: what queries, keys and values read,
+// [batch pos d_model] or per head [batch pos head d_model] (split q/k/v
+// input, attn_in). one says that the three are one tensor [batch pos
+// d_model], which one fused GEMM projects.
+type attnIn struct {
+	q, k, v *gotch.Tensor
+	one     bool
 }
 
-// forward attends from qIn to kIn/vIn. keep marks, per batch row, the key
-// positions that are real tokens ([batch key_pos] bool), or is nil. past
-// holds the keys and values of earlier positions when generating. It
-// releases what it made but its result.
-func (a *Attention) forward(p *pass, qIn, kIn, vIn, keep *gotch.Tensor, past *kvEntry) *gotch.Tensor {
-	var q, k, v, qkv *gotch.Tensor
-	if qIn == kIn && kIn == vIn && qIn.Dim() == 3 {
-		b, pos := qIn.Size(0), qIn.Size(1)
-		lin := qIn.MustLinear(a.WQKV, a.BQKV)
-		qkv = lin.MustView([]int64{b, pos, 3, a.nHeads, a.dHead})
-		p.release(lin)
-		q, k, v = qkv.MustSelect(2, 0), qkv.MustSelect(2, 1), qkv.MustSelect(2, 2)
-	} else {
-		q, k, v = a.project(p, 0, qIn), a.project(p, 1, kIn), a.project(p, 2, vIn)
-	}
+// forward attends from in.q to in.k and in.v. padMask marks, per batch
+// row, the key positions that are real tokens ([batch key_pos] bool), or
+// is nil. past holds the keys and values of earlier positions when
+// generating.
+func (a *Attention) forward(p *pass, in attnIn, padMask *gotch.Tensor, past *kvEntry) *gotch.Tensor {
+	s := p.scope()
+	defer s.Close()
+	q, k, v := a.project(s, in) // [batch pos head d_head]
 	q, k, v = p.at(a.hooks.q, q), p.at(a.hooks.k, k), p.at(a.hooks.v, v)
-	offset := int64(0)
-	k0, v0 := k, v
+	offset := past.len()
 	if past != nil {
-		offset = past.len()
-		k, v = past.append(p, k, v)
+		k, v = past.append(k, v) // [batch key head d_head]: the cached positions, then these
 	}
-	qh := q.MustPermute([]int64{0, 2, 1, 3}) // [batch head query d_head]
-	kh := k.MustPermute([]int64{0, 2, 1, 3}) // [batch head key d_head]
-	vh := v.MustPermute([]int64{0, 2, 1, 3})
-
-	var zh *gotch.Tensor // [batch head query d_head]
-	if a.fusable(p, keep, offset) {
+	qh, kh, vh := byHead(q), byHead(k), byHead(v) // [batch head pos d_head]
+	var zh *gotch.Tensor                          // [batch head query d_head]
+	if a.fusable(p, padMask, offset) {
 		zh = gotch.MustScaledDotProductAttention(qh, kh, vh, nil, a.causal)
 	} else {
-		pattern := a.pattern(p, qh, kh, keep, offset)
-		zh = pattern.MustMatmul(vh)
-		p.release(pattern)
+		zh = a.pattern(p, qh, kh, padMask, offset).MustMatmul(vh)
 	}
-	p.release(qkv, q, k, v, k0, v0, qh, kh, vh)
 	z := p.at(a.hooks.z, zh.MustPermute([]int64{0, 2, 1, 3})) // [batch query head d_head]
-	p.release(zh)
-	out := a.output(p, z)
-	p.release(z)
-	return out
+	return s.Keep(a.output(p, z))                             // [batch query d_model]
 }
+
+// project computes q, k and v [batch pos head d_head]: with one fused GEMM
+// when they read one tensor, else each from its own input.
+func (a *Attention) project(s *callScope, in attnIn) (q, k, v *gotch.Tensor) {
+	if in.one {
+		x := s.in(in.q)
+		qkv := x.MustLinear(a.WQKV, a.BQKV).MustView([]int64{x.Size(0), x.Size(1), 3, a.nHeads, a.dHead}) // [batch pos 3 head d_head]
+		return qkv.MustSelect(2, 0), qkv.MustSelect(2, 1), qkv.MustSelect(2, 2)
+	}
+	return a.projectOne(0, s.in(in.q)), a.projectOne(1, s.in(in.k)), a.projectOne(2, s.in(in.v))
+}
+
+// projectOne computes q, k or v (i = 0, 1, 2) [batch pos head d_head] from x
+// [batch pos d_model], or from per-head x [batch pos head d_model].
+func (a *Attention) projectOne(i int, x *gotch.Tensor) *gotch.Tensor {
+	if x.Dim() == 4 {
+		return gotch.MustEinsum("bphm,hmd->bphd", []*gotch.Tensor{x, a.views.wHead[i]}).MustAdd(a.views.bHead[i])
+	}
+	return x.MustLinear(a.views.w[i], a.views.b[i]).MustView([]int64{x.Size(0), x.Size(1), a.nHeads, a.dHead})
+}
+
+// byHead is x [batch pos head d_head] as [batch head pos d_head].
+func byHead(x *gotch.Tensor) *gotch.Tensor { return x.MustPermute([]int64{0, 2, 1, 3}) }
 
 // fusable reports whether the fused kernel (scaled_dot_product_attention)
 // may stand in for the explicit path: nobody observes scores or pattern,
@@ -179,86 +176,68 @@ func (a *Attention) forward(p *pass, qIn, kIn, vIn, keep *gotch.Tensor, past *kv
 // relative on logits and on metrics computed from them
 // (TestFusedAttentionMatchesExplicit, the patching tests): observing a
 // pattern, which forces the explicit path, may move results by that much.
-func (a *Attention) fusable(p *pass, keep *gotch.Tensor, offset int64) bool {
+func (a *Attention) fusable(p *pass, padMask *gotch.Tensor, offset int64) bool {
 	return !p.wants(a.hooks.scores) && !p.wants(a.hooks.pattern) &&
-		keep == nil && offset == 0 && a.attnScale == math.Sqrt(float64(a.dHead)) && !a.upcast
+		padMask == nil && offset == 0 && a.attnScale == math.Sqrt(float64(a.dHead)) && !a.upcast
 }
 
-// pattern computes the attention pattern [batch head query key]; it
-// releases what it made but its result.
-func (a *Attention) pattern(p *pass, qh, kh, keep *gotch.Tensor, offset int64) *gotch.Tensor {
+// pattern is the attention pattern [batch head query key]: the softmax of
+// the scaled scores q·k, with later keys (causal) and padding masked out.
+func (a *Attention) pattern(p *pass, qh, kh, padMask *gotch.Tensor, offset int64) *gotch.Tensor {
+	s := p.scope()
+	defer s.Close()
+	qh, kh = s.in(qh), s.in(kh)
 	dtype := qh.DType()
-	var made [6]*gotch.Tensor
 	if dtype == gotch.Half || dtype == gotch.BFloat16 {
 		// scores in float32, as TransformerLens does (and as Hugging Face's
 		// reorder_and_upcast_attn asks)
 		qh, kh = qh.MustTo(gotch.Float), kh.MustTo(gotch.Float)
-		made[0], made[1] = qh, kh
 	}
-	kt := kh.MustTranspose(-2, -1)
-	prod := qh.MustMatmul(kt)
-	scores := prod.MustDivScalar(a.attnScale)
-	made[2], made[3] = kt, prod
-	if mask := a.blocked(p, scores, keep, offset); mask != nil {
-		scaled := scores
-		scores = scores.MustMaskedFill(mask, math.Inf(-1))
-		made[4], made[5] = scaled, mask
+	scores := qh.MustMatmul(kh.MustTranspose(-2, -1)).MustDivScalar(a.attnScale) // [batch head query key]
+	if mask := a.blocked(s, scores, padMask, offset); mask != nil {
+		scores.MustMaskedFill_(mask, math.Inf(-1)) // in place: a pattern-sized copy fewer
 	}
-	p.release(made[:]...)
 	scores = p.at(a.hooks.scores, scores)
 	pattern := scores.MustSoftmax(-1)
-	p.release(scores)
-	if keep != nil {
-		// A padding query sees no key at all; its NaN row becomes zeros.
-		nan := pattern.MustIsNan()
-		filled := pattern.MustMaskedFill(nan, 0)
-		p.release(nan, pattern)
-		pattern = filled
+	if padMask != nil {
+		pattern = pattern.MustMaskedFill(pattern.MustIsNan(), 0) // a padding query sees no key: its NaN row becomes zeros
 	}
 	pattern = p.at(a.hooks.pattern, pattern)
-	out := pattern.MustTo(dtype)
-	p.release(pattern)
-	return out
+	if pattern.DType() != dtype {
+		pattern = pattern.MustTo(dtype)
+	}
+	return s.Keep(pattern)
 }
 
 // blocked is the mask of the scores to ignore: later keys under causal
-// attention, and padding keys; nil when nothing is masked.
-func (a *Attention) blocked(p *pass, scores, keep *gotch.Tensor, offset int64) *gotch.Tensor {
+// attention [query key], and padding keys [batch 1 1 key]; nil when
+// nothing is masked.
+func (a *Attention) blocked(s *callScope, scores, padMask *gotch.Tensor, offset int64) *gotch.Tensor {
 	nq, nk := scores.Size(-2), scores.Size(-1)
-	var mask *gotch.Tensor
+	var later, pad *gotch.Tensor
 	if a.causal {
 		// key j is later than query i when j > i + offset
-		ones := p.s.Attach(gotch.MustOnes([]int64{nq, nk}, gotch.Bool, scores.Device()))
-		mask = ones.MustTriu(offset + 1)
-		p.release(ones)
+		later = s.Attach(gotch.MustOnes([]int64{nq, nk}, gotch.Bool, scores.Device())).MustTriu(offset + 1)
 	}
-	if keep != nil {
-		not := keep.MustLogicalNot()
-		pad := not.MustView([]int64{keep.Size(0), 1, 1, nk})
-		p.release(not)
-		if mask == nil {
-			return pad
-		}
-		both := mask.MustLogicalOr(pad)
-		p.release(mask, pad)
-		return both
+	if padMask != nil {
+		pad = s.in(padMask).MustLogicalNot().MustView([]int64{padMask.Size(0), 1, 1, nk})
 	}
-	return mask
+	switch {
+	case later == nil:
+		return pad
+	case pad == nil:
+		return later
+	}
+	return later.MustLogicalOr(pad)
 }
 
 // output maps z [batch pos head d_head] to the residual stream, through
-// the per-head results when use_attn_result asks for them.
+// the per-head results [batch pos head d_model] when use_attn_result asks
+// for them.
 func (a *Attention) output(p *pass, z *gotch.Tensor) *gotch.Tensor {
-	b, pos := z.Size(0), z.Size(1)
 	if !a.useResult {
-		flat := z.MustReshape([]int64{b, pos, a.nHeads * a.dHead})
-		out := flat.MustLinear(a.WO, a.BO)
-		p.release(flat)
-		return out
+		return z.MustReshape([]int64{z.Size(0), z.Size(1), a.nHeads * a.dHead}).MustLinear(a.WO, a.BO)
 	}
 	result := p.at(a.hooks.result, gotch.MustEinsum("bphd,hdm->bphm", []*gotch.Tensor{z, a.views.wOHead}))
-	sum := result.MustSumDims([]int64{2}, false)
-	out := sum.MustAdd(a.BO)
-	p.release(result, sum)
-	return out
+	return result.MustSumDims([]int64{2}, false).MustAdd(a.BO)
 }

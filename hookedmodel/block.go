@@ -18,7 +18,7 @@ type Block struct {
 
 // blockFlags are the config switches the block reads, fixed when it is
 // built.
-type blockFlags struct{ attnIn, splitQKV, mlpIn, shortformer bool }
+type blockFlags struct{ attnIn, splitQKV, mlpIn bool }
 
 type blockHooks struct{ residPre, attnIn, qIn, kIn, vIn, attnOut, residMid, mlpIn, mlpOut, residPost string }
 
@@ -28,7 +28,7 @@ func newBlock(cfg *Config, l int) *Block {
 	b := &Block{
 		Attn:   newAttention(cfg, prefix+".attn", l),
 		nHeads: int64(cfg.NHeads),
-		flags:  blockFlags{cfg.UseAttnIn, cfg.UseSplitQKVIn, cfg.UseHookMLPIn, cfg.PositionalEmbeddingType == "shortformer"},
+		flags:  blockFlags{cfg.UseAttnIn, cfg.UseSplitQKVIn, cfg.UseHookMLPIn},
 		hooks:  blockHooks{h("resid_pre"), h("attn_in"), h("q_input"), h("k_input"), h("v_input"), h("attn_out"), h("resid_mid"), h("mlp_in"), h("mlp_out"), h("resid_post")},
 	}
 	if cfg.NormalizationType != "" {
@@ -71,72 +71,80 @@ func (b *Block) hookNames() []string {
 	return append(names, append(b.MLP.hookNames(), h.mlpOut, h.residPost)...)
 }
 
-// forward maps resid [batch pos d_model] to the next layer's residual
-// stream. pos [batch pos d_model] is the shortformer positional embedding
-// added to the query and key inputs, or nil. It releases what it made and
-// its input resid once done with them (pos stays the caller's).
-func (b *Block) forward(p *pass, resid, pos, keep *gotch.Tensor, past *kvEntry) *gotch.Tensor {
-	h := &b.hooks
-	in := resid
-	resid = p.at(h.residPre, resid)
-
-	qIn, kIn, vIn := resid, resid, resid
-	if b.flags.attnIn {
-		attnIn := p.at(h.attnIn, b.perHead(resid))
-		qIn, kIn, vIn = attnIn, attnIn, attnIn
-	}
-	if b.flags.splitQKV {
-		qIn, kIn, vIn = p.at(h.qIn, b.perHead(resid)), p.at(h.kIn, b.perHead(resid)), p.at(h.vIn, b.perHead(resid))
-	}
-	// The attention's inputs at each step, resid aside, to release after it.
-	var made [9]*gotch.Tensor
-	made[0], made[1], made[2] = qIn, kIn, vIn
-	// LayerNorm once when the three inputs are one tensor: the same values
-	// TransformerLens gets by normalising it three times.
-	qIn = norm(p, b.Ln1, qIn)
-	if kIn != vIn {
-		kIn, vIn = norm(p, b.Ln1, kIn), norm(p, b.Ln1, vIn)
-	} else {
-		kIn, vIn = qIn, qIn
-	}
-	made[3], made[4], made[5] = qIn, kIn, vIn
-	if pos != nil {
-		if qIn.Dim() == 4 {
-			pos = pos.MustUnsqueeze(2)
-			made[8] = pos
-		}
-		qIn, kIn = qIn.MustAdd(pos), kIn.MustAdd(pos)
-		made[6], made[7] = qIn, kIn
-	}
-	attnOut := p.at(h.attnOut, b.Attn.forward(p, qIn, kIn, vIn, keep, past))
-	releaseBut(p, resid, made[:]...)
+// forward maps the residual stream resid [batch pos d_model] to the next
+// layer's, as nanoGPT's Block does:
+//
+//	resid = resid + attn(ln1(resid))    hook_resid_mid (hook_resid_post in attention-only models)
+//	resid = resid + mlp(ln2(resid))     hook_resid_post
+//
+// Each step takes its input over: it frees it, with everything else it
+// made, when it ends. pos [batch pos d_model] is the shortformer
+// positional embedding, added to the query and key inputs, or nil.
+func (b *Block) forward(p *pass, resid, pos, padMask *gotch.Tensor, past *kvEntry) *gotch.Tensor {
+	resid = b.attend(p, resid, pos, padMask, past)
 	if b.MLP == nil {
-		out := p.at(h.residPost, resid.MustAdd(attnOut))
-		p.release(attnOut, resid, in)
-		return out
+		return resid
 	}
-
-	mid := p.at(h.residMid, resid.MustAdd(attnOut))
-	p.release(attnOut, resid, in)
-	mlpIn := mid
-	if b.flags.mlpIn {
-		mlpIn = p.at(h.mlpIn, mid.MustClone())
-	}
-	normed := norm(p, b.Ln2, mlpIn)
-	mlpOut := p.at(h.mlpOut, b.MLP.forward(p, normed))
-	releaseBut(p, mid, mlpIn, normed)
-	out := p.at(h.residPost, mid.MustAdd(mlpOut))
-	p.release(mlpOut, mid)
-	return out
+	return b.feedForward(p, resid)
 }
 
-// releaseBut releases xs except but (which they may include).
-func releaseBut(p *pass, but *gotch.Tensor, xs ...*gotch.Tensor) {
-	for _, x := range xs {
-		if x != but {
-			p.release(x)
-		}
+// attend is the block's attention step.
+func (b *Block) attend(p *pass, resid, pos, padMask *gotch.Tensor, past *kvEntry) *gotch.Tensor {
+	s := p.scope()
+	defer s.Close()
+	h := &b.hooks
+	resid = p.at(h.residPre, s.Attach(resid))                                                   // [batch pos d_model]
+	attnOut := p.at(h.attnOut, b.Attn.forward(p, b.attnInput(p, s, resid, pos), padMask, past)) // [batch pos d_model]
+	next := h.residMid
+	if b.MLP == nil {
+		next = h.residPost
 	}
+	return s.Keep(p.at(next, resid.MustAdd(attnOut)))
+}
+
+// feedForward is the block's MLP step.
+func (b *Block) feedForward(p *pass, resid *gotch.Tensor) *gotch.Tensor {
+	s := p.scope()
+	defer s.Close()
+	h := &b.hooks
+	resid = s.Attach(resid) // [batch pos d_model]
+	mlpIn := resid
+	if b.flags.mlpIn {
+		mlpIn = p.at(h.mlpIn, resid.MustClone())
+	}
+	mlpOut := p.at(h.mlpOut, b.MLP.forward(p, norm(p, b.Ln2, mlpIn))) // [batch pos d_model]
+	return s.Keep(p.at(h.residPost, resid.MustAdd(mlpOut)))
+}
+
+// attnInput is what the attention reads: ln1(resid), one tensor for
+// queries, keys and values. With attn_in, ln1 of a per-head copy of resid
+// [batch pos head d_model] for all three (normalised once: the values
+// TransformerLens gets normalising it three times); with split q/k/v input,
+// which wins over attn_in as in TransformerLens, three per-head copies,
+// each through its hook and ln1. Shortformer positions are added to the
+// query and key inputs.
+func (b *Block) attnInput(p *pass, s *callScope, resid, pos *gotch.Tensor) attnIn {
+	h := &b.hooks
+	x := resid
+	if b.flags.attnIn {
+		x = p.at(h.attnIn, b.perHead(resid))
+	}
+	var in attnIn
+	if b.flags.splitQKV {
+		q, k, v := p.at(h.qIn, b.perHead(resid)), p.at(h.kIn, b.perHead(resid)), p.at(h.vIn, b.perHead(resid))
+		in = attnIn{q: norm(p, b.Ln1, q), k: norm(p, b.Ln1, k), v: norm(p, b.Ln1, v)}
+	} else {
+		x = norm(p, b.Ln1, x)
+		in = attnIn{q: x, k: x, v: x, one: !b.flags.attnIn}
+	}
+	if pos != nil {
+		pos = s.in(pos)
+		if in.q.Dim() == 4 {
+			pos = pos.MustUnsqueeze(2) // [batch pos 1 d_model]: the same for every head
+		}
+		in = attnIn{q: in.q.MustAdd(pos), k: in.k.MustAdd(pos), v: in.v}
+	}
+	return in
 }
 
 // perHead repeats x [batch pos d_model] along a new head dimension [batch

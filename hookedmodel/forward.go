@@ -28,7 +28,7 @@ type runOptions struct {
 	perToken    bool
 	startAt     int
 	stopAt      int // a block index; -1 runs them all
-	keep        *gotch.Tensor
+	padMask     *gotch.Tensor
 	lossTokens  *gotch.Tensor
 	names       Filter
 	cache       cacheOptions
@@ -56,7 +56,7 @@ func StopAtLayer(l int) RunOption { return func(o *runOptions) { o.stopAt = l } 
 // AttentionMask gives, per batch row, which positions are real tokens
 // ([batch pos], 1 or true for a token, 0 for padding). Text inputs get one
 // when they are padded on the left.
-func AttentionMask(mask *gotch.Tensor) RunOption { return func(o *runOptions) { o.keep = mask } }
+func AttentionMask(mask *gotch.Tensor) RunOption { return func(o *runOptions) { o.padMask = mask } }
 
 // LossTokens gives the tokens the loss compares with when the input is a
 // residual stream (StartAtLayer).
@@ -152,7 +152,7 @@ func (m *HookedTransformer) run(ctx context.Context, in Input, hooks []Hook, cac
 	}()
 	defer recoverPass(&err)
 
-	tokens, keep, resid, err := m.inputs(p, in, &o)
+	tokens, padMask, resid, err := m.inputs(p, in, &o)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +177,7 @@ func (m *HookedTransformer) run(ctx context.Context, in Input, hooks []Hook, cac
 	}
 	var pos *gotch.Tensor // shortformer positions, added to queries and keys only
 	if resid == nil {
-		resid, pos = m.embed(p, tokens, keep, o.pastKV)
+		resid, pos = m.embed(p, tokens, padMask, o.pastKV)
 	}
 	if p.grad {
 		// Gradients flow from the loss back to every hook point, whatever the
@@ -188,13 +188,13 @@ func (m *HookedTransformer) run(ctx context.Context, in Input, hooks []Hook, cac
 	}
 	for l := o.startAt; l < stop; l++ {
 		p.check()
-		resid = m.Blocks[l].forward(p, resid, pos, keep, o.pastKV.layer(l))
+		resid = m.Blocks[l].forward(p, resid, pos, padMask, o.pastKV.layer(l))
 	}
 	if tokens != nil {
 		res.Tokens = unscoped(tokens.MustAlias())
 	}
-	if keep != nil {
-		res.padMask = unscoped(keep.MustAlias())
+	if padMask != nil {
+		res.padMask = unscoped(padMask.MustAlias())
 	}
 	if stop < n {
 		res.Residual = unscoped(resid.MustAlias())
@@ -220,57 +220,55 @@ func (m *HookedTransformer) run(ctx context.Context, in Input, hooks []Hook, cac
 		if lt == nil {
 			return nil, fmt.Errorf("a loss needs tokens: pass LossTokens when starting from a residual stream")
 		}
-		res.Loss = unscoped(lmLoss(logits, lt, keep, o.perToken).MustAlias())
+		res.Loss = unscoped(lmLoss(p, logits, lt, padMask, o.perToken))
 	}
 	return res, nil
 }
 
-// embed computes the residual stream entering block 0, and the positional
-// embedding for shortformer models (nil otherwise).
-func (m *HookedTransformer) embed(p *pass, tokens, keep *gotch.Tensor, past *KVCache) (resid, pos *gotch.Tensor) {
+// embed is the residual stream entering block 0 [batch pos d_model],
+// W_E[tokens] + W_pos[positions]; for shortformer models W_E[tokens], with
+// the positional embedding apart (pos, added to queries and keys only).
+func (m *HookedTransformer) embed(p *pass, tokens, padMask *gotch.Tensor, past *KVCache) (resid, pos *gotch.Tensor) {
+	s := p.scope()
+	defer s.Close()
+	tokens = s.in(tokens)
 	if m.Cfg.UseHookTokens {
 		tokens = p.at(m.hooksTop.tokens, tokens)
 	}
-	we := borrow(p.s, m.WE)
-	embed := p.at(m.hooksTop.embed, p.gradRoot(gotch.MustEmbedding(we, tokens))) // [batch pos d_model]
-	pos = p.at(m.hooksTop.posEmbed, p.gradRoot(m.posEmbed(p, tokens, keep, past.Len())))
+	embed := p.at(m.hooksTop.embed, p.gradRoot(gotch.MustEmbedding(m.WE, tokens)))          // [batch pos d_model]
+	pos = p.at(m.hooksTop.posEmbed, p.gradRoot(m.posEmbed(s, tokens, padMask, past.Len()))) // [batch pos d_model]
 	if m.Cfg.PositionalEmbeddingType == "shortformer" {
-		return embed, pos
+		return s.Keep(embed), s.Keep(pos)
 	}
-	resid = embed.MustAdd(pos)
-	p.release(embed, pos)
-	return resid, nil
+	return s.Keep(embed.MustAdd(pos)), nil
 }
 
 // posEmbed is W_pos at each token's position [batch pos d_model]. With a
 // padding mask, positions count real tokens only and padding gets zeros,
 // as TransformerLens does.
-func (m *HookedTransformer) posEmbed(p *pass, tokens, keep *gotch.Tensor, offset int64) *gotch.Tensor {
+func (m *HookedTransformer) posEmbed(s *callScope, tokens, padMask *gotch.Tensor, offset int64) *gotch.Tensor {
 	b, n := tokens.Size(0), tokens.Size(1)
-	wpos := borrow(p.s, m.WPos)
-	if keep == nil {
+	if padMask == nil {
 		if offset+n > int64(m.Cfg.NCtx) {
 			panic(fmt.Errorf("%d positions exceed the model's context of n_ctx=%d", offset+n, m.Cfg.NCtx))
 		}
 		// A copy, never a view of W_pos (which Contiguous gives for a batch
 		// of one): a hook may edit hook_pos_embed in place.
-		return wpos.MustNarrow(0, offset, n).MustUnsqueeze(0).MustExpand([]int64{b, n, -1}).MustClone()
+		return s.in(m.WPos).MustNarrow(0, offset, n).MustUnsqueeze(0).MustExpand([]int64{b, n, -1}).MustClone()
 	}
-	ids := keep.MustTo(gotch.Int64).MustCumsum(1).MustSubScalar(1).MustClamp(0, float64(m.Cfg.NCtx-1))
-	ids = ids.MustNarrow(1, offset, n) // [batch pos]
-	pos := gotch.MustEmbedding(wpos, ids)
-	pad := keep.MustNarrow(1, offset, n).MustLogicalNot().MustUnsqueeze(-1)
-	return pos.MustMaskedFill(pad, 0)
+	padMask = s.in(padMask)
+	// each token's position among the real ones [batch pos]
+	ids := padMask.MustTo(gotch.Int64).MustCumsum(1).MustSubScalar(1).MustClamp(0, float64(m.Cfg.NCtx-1)).MustNarrow(1, offset, n)
+	pad := padMask.MustNarrow(1, offset, n).MustLogicalNot().MustUnsqueeze(-1) // [batch pos 1]
+	return gotch.MustEmbedding(m.WPos, ids).MustMaskedFill(pad, 0)
 }
 
 // unembed maps the final residual stream to logits [batch pos d_vocab_out].
 func (m *HookedTransformer) unembed(p *pass, resid *gotch.Tensor) *gotch.Tensor {
-	x := norm(p, m.LnFinal, resid)
-	logits := x.MustLinear(m.WU, m.BU)
-	if x != resid {
-		p.release(x)
-	}
-	return logits
+	s := p.scope()
+	defer s.Close()
+	x := norm(p, m.LnFinal, s.in(resid))
+	return s.Keep(x.MustLinear(m.WU, m.BU)) // x W_U + b_U, as nn.Linear with WU = W_Uᵀ
 }
 
 // lmLoss is TransformerLens's lm_cross_entropy_loss: the negative
@@ -278,24 +276,26 @@ func (m *HookedTransformer) unembed(p *pass, resid *gotch.Tensor) *gotch.Tensor 
 // mean (over real tokens when a padding mask is given: a position counts
 // when both it and the next token are real, as TransformerLens's
 // next_token_mask says).
-func lmLoss(logits, tokens, keep *gotch.Tensor, perToken bool) *gotch.Tensor {
+func lmLoss(p *pass, logits, tokens, padMask *gotch.Tensor, perToken bool) *gotch.Tensor {
+	s := p.scope()
+	defer s.Close()
 	n := logits.Size(1)
-	logProbs := logits.MustLogSoftmax(-1).MustNarrow(1, 0, n-1)
-	next := tokens.MustNarrow(1, 1, n-1).MustUnsqueeze(-1)
-	nll := logProbs.MustGather(-1, next).MustSqueeze(-1).MustNeg() // [batch pos-1]
-	if keep != nil {
-		keep = keep.MustTo(gotch.Bool)
-		mask := keep.MustNarrow(1, 0, n-1).MustLogicalAnd(keep.MustNarrow(1, 1, n-1)).MustTo(nll.DType())
-		nll = nll.MustMul(mask)
+	logProbs := s.in(logits).MustLogSoftmax(-1).MustNarrow(1, 0, n-1) // [batch pos-1 d_vocab_out]
+	next := s.in(tokens).MustNarrow(1, 1, n-1).MustUnsqueeze(-1)      // [batch pos-1 1]
+	nll := logProbs.MustGather(-1, next).MustSqueeze(-1).MustNeg()    // [batch pos-1]
+	if padMask == nil {
 		if perToken {
-			return nll
+			return s.Keep(nll)
 		}
-		return nll.MustSum().MustDiv(mask.MustSum())
+		return s.Keep(nll.MustMean())
 	}
+	token := s.in(padMask).MustTo(gotch.Bool)                                                             // [batch pos]
+	counts := token.MustNarrow(1, 0, n-1).MustLogicalAnd(token.MustNarrow(1, 1, n-1)).MustTo(nll.DType()) // [batch pos-1]
+	nll = nll.MustMul(counts)
 	if perToken {
-		return nll
+		return s.Keep(nll)
 	}
-	return nll.MustMean()
+	return s.Keep(nll.MustSum().MustDiv(counts.MustSum()))
 }
 
 // Backward back-propagates the loss through the pass, fires its Bwd hooks

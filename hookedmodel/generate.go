@@ -106,12 +106,12 @@ func (m *HookedTransformer) Generate(ctx context.Context, in Input, opts ...GenO
 }
 
 type generation struct {
-	m    *HookedTransformer
-	o    *genOptions
-	gen  *gotch.Generator
-	kv   *KVCache
-	rows [][]int64     // every sequence so far
-	keep *gotch.Tensor // padding mask over rows, or nil
+	m       *HookedTransformer
+	o       *genOptions
+	gen     *gotch.Generator
+	kv      *KVCache
+	rows    [][]int64     // every sequence so far
+	padMask *gotch.Tensor // padding mask over rows, or nil
 }
 
 func (g *generation) run(ctx context.Context, in Input) ([][]int64, error) {
@@ -123,7 +123,7 @@ func (g *generation) run(ctx context.Context, in Input) ([][]int64, error) {
 	if out.padMask != nil {
 		s := gotch.NewScope()
 		defer s.Close()
-		g.keep = s.Attach(out.padMask.MustAlias()) // outlives out
+		g.padMask = s.Attach(out.padMask.MustAlias()) // outlives out
 	}
 	finished := make([]bool, len(g.rows))
 	for step := 0; err == nil && step < g.o.maxNew; step++ {
@@ -184,12 +184,12 @@ func (g *generation) step(ctx context.Context, next []int64) (*Output, error) {
 	}
 	defer t.Free()
 	opts := []RunOption{}
-	if g.keep != nil {
+	if g.padMask != nil {
 		// New tokens are real: extend the padding mask with ones.
 		s := gotch.NewScope()
 		defer s.Close()
-		ones := s.Attach(gotch.MustOnes([]int64{int64(len(g.rows)), int64(len(g.rows[0])) - g.keep.Size(1)}, gotch.Bool, g.m.device))
-		opts = append(opts, AttentionMask(s.Attach(gotch.MustCat([]*gotch.Tensor{g.keep, ones}, 1))))
+		ones := s.Attach(gotch.MustOnes([]int64{int64(len(g.rows)), int64(len(g.rows[0])) - g.padMask.Size(1)}, gotch.Bool, g.m.device))
+		opts = append(opts, AttentionMask(s.Attach(gotch.MustCat([]*gotch.Tensor{g.padMask, ones}, 1))))
 	}
 	return g.pass(ctx, Tokens(t), opts...)
 }

@@ -25,14 +25,14 @@ func Residual(t *gotch.Tensor) Input { return residualInput{t} }
 
 // inputs turns in into the pass's tokens (or starting residual stream) and
 // padding mask, on the model's device and inside the pass's scope.
-func (m *HookedTransformer) inputs(p *pass, in Input, o *runOptions) (tokens, keep, resid *gotch.Tensor, err error) {
+func (m *HookedTransformer) inputs(p *pass, in Input, o *runOptions) (tokens, padMask, resid *gotch.Tensor, err error) {
 	switch in := in.(type) {
 	case tokensInput:
 		tokens, err = m.checkTokens(p, in.t)
 	case residualInput:
 		resid, err = m.checkResidual(p, in.t, o.startAt)
 	case textInput:
-		tokens, keep, err = m.textTokens(p, in, o)
+		tokens, padMask, err = m.textTokens(p, in, o)
 	case nil:
 		err = fmt.Errorf("no input")
 	default:
@@ -51,8 +51,8 @@ func (m *HookedTransformer) inputs(p *pass, in Input, o *runOptions) (tokens, ke
 			return nil, nil, nil, fmt.Errorf("%d positions exceed the model's context of n_ctx=%d", n, m.Cfg.NCtx)
 		}
 	}
-	if o.keep != nil {
-		if keep, err = m.checkMask(p, o.keep, tokens, resid, o.pastKV.Len()); err != nil {
+	if o.padMask != nil {
+		if padMask, err = m.checkMask(p, o.padMask, tokens, resid, o.pastKV.Len()); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -60,12 +60,12 @@ func (m *HookedTransformer) inputs(p *pass, in Input, o *runOptions) (tokens, ke
 		if len(o.pastKV.entries) != len(m.Blocks) {
 			return nil, nil, nil, fmt.Errorf("the key-value cache has %d layers, the model %d", len(o.pastKV.entries), len(m.Blocks))
 		}
-		if keep != nil && keep.Size(1) != tokens.Size(1) {
-			keep = keep.MustNarrow(1, o.pastKV.Len(), tokens.Size(1)) // the mask covered past and new positions
+		if padMask != nil && padMask.Size(1) != tokens.Size(1) {
+			padMask = padMask.MustNarrow(1, o.pastKV.Len(), tokens.Size(1)) // the mask covered past and new positions
 		}
-		keep = o.pastKV.extendKeep(p, keep, tokens.Size(0), tokens.Size(1), m.device)
+		padMask = o.pastKV.extendPadMask(p, padMask, tokens.Size(0), tokens.Size(1), m.device)
 	}
-	return tokens, keep, resid, nil
+	return tokens, padMask, resid, nil
 }
 
 func (m *HookedTransformer) checkTokens(p *pass, t *gotch.Tensor) (*gotch.Tensor, error) {

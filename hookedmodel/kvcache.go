@@ -8,7 +8,7 @@ import "github.com/golens/golens/gotch"
 // lends none: Free it when done.
 type KVCache struct {
 	entries []*kvEntry
-	keep    *gotch.Tensor // [batch past] which past positions are real tokens, or nil
+	padMask *gotch.Tensor // [batch past] which past positions are real tokens, or nil
 }
 
 type kvEntry struct {
@@ -52,20 +52,21 @@ func (c *KVCache) Free() {
 		e.v.Free()
 		*e = kvEntry{}
 	}
-	c.keep.Free()
-	c.keep = nil
+	c.padMask.Free()
+	c.padMask = nil
 }
 
 func (e *kvEntry) len() int64 {
-	if e.k == nil {
+	if e == nil || e.k == nil {
 		return 0
 	}
 	return e.k.Size(1)
 }
 
 // append adds this pass's keys and values [batch pos head d_head] after the
-// cached ones and returns the whole sequence, for this pass to use.
-func (e *kvEntry) append(p *pass, k, v *gotch.Tensor) (*gotch.Tensor, *gotch.Tensor) {
+// cached ones and returns the whole sequence, in k's scope, for this pass to
+// use.
+func (e *kvEntry) append(k, v *gotch.Tensor) (*gotch.Tensor, *gotch.Tensor) {
 	if e.k != nil {
 		k = gotch.MustCat([]*gotch.Tensor{e.k, k}, 1)
 		v = gotch.MustCat([]*gotch.Tensor{e.v, v}, 1)
@@ -78,21 +79,22 @@ func (e *kvEntry) append(p *pass, k, v *gotch.Tensor) (*gotch.Tensor, *gotch.Ten
 	return k, v
 }
 
-// extendKeep records which of the new positions are real tokens and
-// returns the mask over all positions, or nil when there is no padding.
-func (c *KVCache) extendKeep(p *pass, keep *gotch.Tensor, batch, n int64, dev gotch.Device) *gotch.Tensor {
-	if c.keep == nil && keep == nil {
+// extendPadMask records which of the new positions are real tokens and
+// returns the mask over all positions, in the pass's scope, or nil when
+// there is no padding.
+func (c *KVCache) extendPadMask(p *pass, padMask *gotch.Tensor, batch, n int64, dev gotch.Device) *gotch.Tensor {
+	if c.padMask == nil && padMask == nil {
 		return nil
 	}
-	past := c.keep
+	past := c.padMask
 	if past == nil {
 		past = p.s.Attach(gotch.MustOnes([]int64{batch, c.Len()}, gotch.Bool, dev))
 	}
-	if keep == nil {
-		keep = p.s.Attach(gotch.MustOnes([]int64{batch, n}, gotch.Bool, dev))
+	if padMask == nil {
+		padMask = p.s.Attach(gotch.MustOnes([]int64{batch, n}, gotch.Bool, dev))
 	}
-	full := gotch.MustCat([]*gotch.Tensor{past, keep}, 1)
-	c.keep.Free()
-	c.keep = unscoped(full.MustAlias())
+	full := gotch.MustCat([]*gotch.Tensor{past, padMask}, 1)
+	c.padMask.Free()
+	c.padMask = unscoped(full.MustAlias())
 	return full
 }

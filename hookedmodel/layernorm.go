@@ -29,39 +29,29 @@ func (ln *LayerNorm) hookNames() []string { return []string{ln.hookScale, ln.hoo
 
 // forward normalises x [... length]. When nobody observes the scale or the
 // normalised value it takes ATen's fused layer_norm, which computes the
-// same thing. It releases what it made but its result.
+// same thing.
 func (ln *LayerNorm) forward(p *pass, x *gotch.Tensor) *gotch.Tensor {
+	s := p.scope()
+	defer s.Close()
+	x = s.in(x)
 	dtype := x.DType()
 	low := dtype == gotch.Half || dtype == gotch.BFloat16
 	if !low && !p.wants(ln.hookScale) && !p.wants(ln.hookNorm) {
-		return x.MustLayerNorm([]int64{x.Size(-1)}, ln.W, ln.B, ln.eps)
+		return s.Keep(x.MustLayerNorm([]int64{x.Size(-1)}, ln.W, ln.B, ln.eps))
 	}
-	xf := x
 	if low {
-		xf = x.MustTo(gotch.Float) // normalise in float32, as TransformerLens does
+		x = x.MustTo(gotch.Float) // normalise in float32, as TransformerLens does
 	}
-	mean := xf.MustMeanDims([]int64{-1}, true)
-	centred := xf.MustSub(mean)
-	sq := centred.MustPowScalar(2)
-	msq := sq.MustMeanDims([]int64{-1}, true)
-	v := msq.MustAddScalar(ln.eps)
-	scale := p.at(ln.hookScale, v.MustSqrt())
-	out := centred.MustDiv(scale)
-	p.release(mean, sq, msq, v, centred, scale)
-	if xf != x {
-		p.release(xf)
-	}
+	x = x.MustSub(x.MustMeanDims([]int64{-1}, true))                                // x - mean(x)
+	msq := x.MustPowScalar(2).MustMeanDims([]int64{-1}, true).MustAddScalar(ln.eps) // mean(x²) + eps [... 1]
+	scale := p.at(ln.hookScale, msq.MustSqrt())                                     // [... 1]
+	out := x.MustDiv(scale)
 	if ln.W != nil {
-		scaled := out.MustMul(ln.W)
-		affine := scaled.MustAdd(ln.B)
-		p.release(scaled, out)
-		out = affine
+		out = out.MustMul(ln.W).MustAdd(ln.B)
 	}
 	out = p.at(ln.hookNorm, out)
 	if low {
-		lowOut := out.MustTo(dtype)
-		p.release(out)
-		out = lowOut
+		out = out.MustTo(dtype)
 	}
-	return out
+	return s.Keep(out)
 }

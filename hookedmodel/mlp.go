@@ -11,7 +11,7 @@ type MLP struct {
 	WOut *gotch.Tensor // [d_model d_mlp]
 	BOut *gotch.Tensor // [d_model]
 
-	act      func(*pass, *gotch.Tensor) *gotch.Tensor
+	act      func(*gotch.Tensor) *gotch.Tensor
 	ln       *LayerNorm // solu_ln's LayerNorm after the activation, else nil
 	hookPre  string
 	hookMid  string
@@ -23,20 +23,15 @@ func newMLP(cfg *Config, prefix string) *MLP {
 	m := &MLP{hookPre: prefix + ".hook_pre", hookMid: prefix + ".hook_mid", hookPost: prefix + ".hook_post"}
 	switch cfg.ActFn {
 	case "relu":
-		m.act = func(_ *pass, x *gotch.Tensor) *gotch.Tensor { return x.MustRelu() }
+		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustRelu() }
 	case "gelu":
-		m.act = func(_ *pass, x *gotch.Tensor) *gotch.Tensor { return x.MustGelu("none") }
+		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustGelu("none") }
 	case "gelu_new", "gelu_fast": // the same tanh approximation, written two ways in Python
-		m.act = func(_ *pass, x *gotch.Tensor) *gotch.Tensor { return x.MustGelu("tanh") }
+		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustGelu("tanh") }
 	case "silu":
-		m.act = func(_ *pass, x *gotch.Tensor) *gotch.Tensor { return x.MustSilu() }
+		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustSilu() }
 	case "solu_ln":
-		m.act = func(p *pass, x *gotch.Tensor) *gotch.Tensor {
-			sm := x.MustSoftmax(-1)
-			out := x.MustMul(sm)
-			p.release(sm)
-			return out
-		}
+		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustMul(x.MustSoftmax(-1)) }
 		m.ln = newLayerNorm(prefix+".ln", cfg.Eps)
 	}
 	return m
@@ -50,18 +45,15 @@ func (m *MLP) hookNames() []string {
 }
 
 // forward maps x [batch pos d_model] to the MLP's output [batch pos
-// d_model]; it releases what it made but its result.
+// d_model].
 func (m *MLP) forward(p *pass, x *gotch.Tensor) *gotch.Tensor {
-	pre := p.at(m.hookPre, x.MustLinear(m.WIn, m.BIn)) // [batch pos d_mlp]
-	var post *gotch.Tensor
-	if m.ln != nil {
-		mid := p.at(m.hookMid, m.act(p, pre))
-		post = p.at(m.hookPost, m.ln.forward(p, mid))
-		p.release(mid)
-	} else {
-		post = p.at(m.hookPost, m.act(p, pre))
+	s := p.scope()
+	defer s.Close()
+	pre := p.at(m.hookPre, s.in(x).MustLinear(m.WIn, m.BIn)) // [batch pos d_mlp]
+	post := m.act(pre)
+	if m.ln != nil { // solu_ln: the activation, then a LayerNorm
+		post = m.ln.forward(p, p.at(m.hookMid, post))
 	}
-	out := post.MustLinear(m.WOut, m.BOut)
-	p.release(pre, post)
-	return out
+	post = p.at(m.hookPost, post)                  // [batch pos d_mlp]
+	return s.Keep(post.MustLinear(m.WOut, m.BOut)) // [batch pos d_model]
 }

@@ -19,23 +19,28 @@ type HookError struct {
 func (e *HookError) Error() string { return fmt.Sprintf("hook at %s: %v", e.Point, e.Err) }
 func (e *HookError) Unwrap() error { return e.Err }
 
-// pass is the state of one forward call: the scope that owns its
-// intermediates, the hooks resolved per hook point, and the cache. Nothing
-// in it is shared with other calls, so concurrent passes on one model never
-// see each other's hooks.
+// pass is the state of one forward call: its scopes, the hooks resolved per
+// hook point, and the cache. Nothing in it is shared with other calls, so
+// concurrent passes on one model never see each other's hooks.
+//
+// s owns what lives as long as the pass (its inputs, what Backward reads);
+// each component call opens a scope of its own (scope) for its
+// intermediates, which go when it returns, so a pass holds little more
+// than the activations it is working on, as a forward pass in C++ or
+// PyTorch does: a gpt2-small 4×512 forward that kept every intermediate
+// until it ended raised the peak resident memory by 1,812 MB, against
+// 379 MB freeing them as they were done with (bench/RESULTS.md).
 type pass struct {
 	ctx   context.Context
 	s     *gotch.Scope
+	cur   *gotch.Scope // the innermost open scope: the current component call's, else s
 	fwd   map[string][]HookFunc
 	bwd   map[string][]HookFunc
 	cache *ActivationCache
 	grad  bool // a Bwd hook or the cache wants gradients: Backward will run
-	// grads holds, in forward order, the activations whose gradients a Bwd
-	// hook or the cache wants after Backward.
+	// grads holds, in forward order, handles in s of the activations whose
+	// gradients a Bwd hook or the cache wants after Backward.
 	grads []gradPoint
-	// kept holds the activations whose gradient is wanted: Backward reads
-	// them after the pass, so release leaves them to the pass's scope.
-	kept map[*gotch.Tensor]bool
 	// yield keeps the pass's goroutine on a fresh scheduler time slice
 	// (see gotch.Yielder); every hook point offers a yield.
 	yield gotch.Yielder
@@ -67,7 +72,8 @@ func (m *HookedTransformer) newPass(ctx context.Context, perCall []Hook, cache *
 			return nil, err
 		}
 	}
-	p := &pass{ctx: ctx, s: gotch.NewScope(), fwd: map[string][]HookFunc{}, bwd: map[string][]HookFunc{}, cache: cache}
+	s := gotch.NewScope()
+	p := &pass{ctx: ctx, s: s, cur: s, fwd: map[string][]HookFunc{}, bwd: map[string][]HookFunc{}, cache: cache}
 	for _, name := range m.hookNames {
 		for _, h := range hooks {
 			if !h.Filter(name) {
@@ -104,30 +110,31 @@ func (p *pass) wants(name string) bool {
 	return len(p.fwd[name]) > 0 || len(p.bwd[name]) > 0 || p.cache.wants(name)
 }
 
-// release frees intermediates the pass has finished with, unless kept
-// (nil and repeated tensors are fine). A pass's tensors would otherwise all
-// stay allocated until it ends; freed as they are done with, their memory
-// serves the next ops, as in a forward pass in C++ or PyTorch, instead of
-// the pass taking (and on Linux faulting in) fresh memory for every op.
-// A view's memory lives on while its base or another view is alive; the
-// cache, and a hook that took an alias, hold handles of their own. What a
-// hook has seen is released like the rest (see HookFunc): keeping every
-// activation a no-op hook saw until the pass ended made RunWithHooks 4-7%
-// slower than Forward on gpt2-small, for memory nobody used.
-func (p *pass) release(xs ...*gotch.Tensor) {
-	for _, x := range xs {
-		if x != nil && !p.kept[x] {
-			x.Free()
-		}
-	}
+// callScope is the scope of one component call (pass.scope).
+type callScope struct {
+	*gotch.Scope
+	p      *pass
+	caller *gotch.Scope
 }
 
-func (p *pass) keep(x *gotch.Tensor) {
-	if p.kept == nil {
-		p.kept = map[*gotch.Tensor]bool{}
-	}
-	p.kept[x] = true
+// scope opens the scope of a component call, a child of the caller's: what
+// the call makes lands in it (bring its inputs in with in), it returns its
+// output with Keep, which moves it to the caller's scope, and everything
+// else goes when it closes (with defer, on panics too).
+func (p *pass) scope() *callScope {
+	c := &callScope{Scope: p.cur.Child(), p: p, caller: p.cur}
+	p.cur = c.Scope
+	return c
 }
+
+// Close frees what the call made and did not keep.
+func (c *callScope) Close() {
+	c.p.cur = c.caller
+	c.Scope.Close()
+}
+
+// in is a handle of t in the call's scope, so that ops on it land there.
+func (c *callScope) in(t *gotch.Tensor) *gotch.Tensor { return borrow(c.Scope, t) }
 
 // at is a hook point: x flows through the hooks on name, into the cache,
 // and on. It panics with a *HookError, which the entry point recovers.
@@ -139,8 +146,9 @@ func (p *pass) at(name string, x *gotch.Tensor) *gotch.Tensor {
 	p.cache.store(name, x)
 	if (len(p.bwd[name]) > 0 || p.cache.wantsGrad(name)) && x.RequiresGrad() {
 		x.MustRetainGrad()
-		p.grads = append(p.grads, gradPoint{name, x})
-		p.keep(x)
+		// A handle of the pass's own (the same tensor): Backward reads the
+		// gradient after the component that made x has freed its handles.
+		p.grads = append(p.grads, gradPoint{name, p.s.Attach(x.MustAlias())})
 	}
 	return x
 }
@@ -148,9 +156,9 @@ func (p *pass) at(name string, x *gotch.Tensor) *gotch.Tensor {
 // hook runs fn on a lent alias of x (see HookFunc), freed when fn returns,
 // and returns what the pass goes on with: x, or fn's replacement. A
 // replacement fn owned (unscoped) is the pass's from then on; one in a
-// scope of the user's is borrowed. Either way the pass works on a handle of
-// its own and releases only that: the replacement may be returned again
-// at a later hook point.
+// scope of the user's is borrowed. Either way the component goes on with a
+// handle in its own scope, which it frees when it ends: the replacement
+// may be returned again at a later hook point.
 func (p *pass) hook(fn HookFunc, name string, x *gotch.Tensor) *gotch.Tensor {
 	act := unscoped(x.MustAlias())
 	defer act.Free()
@@ -170,7 +178,7 @@ func (p *pass) hook(fn HookFunc, name string, x *gotch.Tensor) *gotch.Tensor {
 	if r == nil {
 		return x
 	}
-	return borrow(p.s, r)
+	return borrow(p.cur, r)
 }
 
 // callHook runs a user hook, turning its panic into an error.

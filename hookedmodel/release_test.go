@@ -3,6 +3,7 @@ package hookedmodel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -12,7 +13,7 @@ import (
 )
 
 // A pass frees its intermediates as soon as it is done with them (see
-// pass.release), the activations hooks see included: a hook that wants one
+// pass.scope), the activations hooks see included: a hook that wants one
 // later takes an alias (HookFunc), which is its own. Here a hook on every
 // point keeps an alias of what it sees, and at each point checks that
 // everything kept so far is still alive and unchanged (equal to
@@ -84,6 +85,62 @@ func TestHookAliasesOutliveThePass(t *testing.T) {
 				t.Errorf("the hook ran at %d points, the model has %d", len(seen), len(m.HookNames()))
 			}
 			gotchtest.Close(t, "logits with hooks", got, want, 1e-6)
+		})
+	}
+}
+
+// Each component call frees what it made when it returns, so nothing
+// piles up from layer to layer: the live handles entering every block
+// after the first are the same, on the fused paths (only resid_pre
+// observed) and on the explicit ones (every hook point observed).
+func TestNothingPilesUpOverLayers(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		mask [][]int64
+	}{
+		{"gpt2-like", nil, nil},
+		{"padded", nil, [][]int64{{0, 0, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1}}},
+		{"every optional hook", func(c *Config) {
+			c.UseAttnResult, c.UseSplitQKVIn, c.UseHookMLPIn, c.UseAttnIn = true, true, true, true
+		}, nil},
+		{"attn_in", func(c *Config) { c.UseAttnIn = true }, nil},
+		{"attn-only shortformer LNPre", func(c *Config) {
+			c.AttnOnly, c.PositionalEmbeddingType, c.NormalizationType = true, "shortformer", "LNPre"
+		}, nil},
+		{"solu_ln", func(c *Config) { c.ActFn = "solu_ln" }, nil},
+		{"relu no normalization", func(c *Config) { c.ActFn, c.NormalizationType = "relu", "" }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gotchtest.CheckLeaks(t)
+			m := editedModel(t, func(c *Config) {
+				c.NLayers = 5
+				if tc.edit != nil {
+					tc.edit(c)
+				}
+			}, 7)
+			defer m.Free()
+			_, tok := randomTokens(t, 2, 7, m.Cfg.DVocab, 8)
+			defer tok.Free()
+			opts := maskOpts(t, tc.mask)
+			for _, observe := range []string{"resid_pre", "everything"} {
+				live := map[string]int64{}
+				hook := FwdHook(Match(func(string) bool { return true }), func(_ *gotch.Tensor, name string) (*gotch.Tensor, error) {
+					if strings.HasSuffix(name, "hook_resid_pre") {
+						live[name] = gotch.LiveHandles()
+					}
+					return nil, nil
+				})
+				if observe == "resid_pre" {
+					hook.Filter = Match(func(name string) bool { return strings.HasSuffix(name, "hook_resid_pre") })
+				}
+				forwardValues(t, m, Tokens(tok), []Hook{hook}, opts...)
+				for l := 2; l < 5; l++ {
+					if got, want := live[fmt.Sprintf("blocks.%d.hook_resid_pre", l)], live["blocks.1.hook_resid_pre"]; got != want {
+						t.Errorf("observing %s: %d live handles entering block %d, %d entering block 1", observe, got, l, want)
+					}
+				}
+			}
 		})
 	}
 }

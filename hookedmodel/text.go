@@ -40,7 +40,7 @@ func (m *HookedTransformer) tokenizeOptions(o *runOptions) []tokenizer.Option {
 // textTokens tokenizes the texts. Like TransformerLens, only left padding
 // produces a padding mask: right padding sits after every real token, where
 // causal attention never looks.
-func (m *HookedTransformer) textTokens(p *pass, in textInput, o *runOptions) (tokens, keep *gotch.Tensor, err error) {
+func (m *HookedTransformer) textTokens(p *pass, in textInput, o *runOptions) (tokens, padMask *gotch.Tensor, err error) {
 	if m.Tokenizer == nil {
 		return nil, nil, fmt.Errorf("the model has no tokenizer: pass Tokens instead of Text")
 	}
@@ -58,12 +58,12 @@ func (m *HookedTransformer) textTokens(p *pass, in textInput, o *runOptions) (to
 		return nil, nil, fmt.Errorf("text input: the texts make no tokens")
 	}
 	if o.paddingSide == "left" {
-		if keep, err = m.fromRows(p, mask); err != nil {
+		if padMask, err = m.fromRows(p, mask); err != nil {
 			return nil, nil, err
 		}
-		keep = keep.MustTo(gotch.Bool)
+		padMask = padMask.MustTo(gotch.Bool)
 	}
-	return tokens, keep, nil
+	return tokens, padMask, nil
 }
 
 // fromRows makes a [len(rows) len(rows[0])] int64 tensor on the model's
