@@ -87,8 +87,10 @@ ensure_openblas() {
 torch_cxx() {
   local name=$1 out=$2 stamp; shift 2
   torch_env
-  stamp=$( { cat "$@" "$CSRC"/*.h "$ROOT/bench/cpp/"*.h 2>/dev/null; echo "$TORCH_ENV $TORCH_CXXFLAGS $TORCH_LDLIBS ${CXX:-g++}"; } |
-           sha256sum | cut -c1-16)
+  # The sources (the arguments that are files, the shim's and the floor's
+  # C++) and how they are compiled: a change to any rebuilds.
+  stamp=$( { for f in "$@" "$CSRC"/*.h "$CSRC"/*.cpp "$ROOT/bench/cpp/"*.h; do [ -f "$f" ] && cat "$f"; done
+             echo "$* $TORCH_ENV $TORCH_CXXFLAGS $TORCH_LDLIBS ${CXX:-g++}"; } | sha256sum | cut -c1-16)
   [ -f "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ] && return 0
   say "compiling $name"
   mkdir -p "$(dirname "$out")"
@@ -202,7 +204,10 @@ cmd_gpu_bundle() {
   done
   (cd "$ROOT" && "${go_prebuilt[@]}" build -tags golens_prebuilt -trimpath -ldflags='-s -w' -o "$out/bin/golens" ./cmd/golens)
   (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/bin/golens-env" ./cmd/golens-env)
-  gzip -6 "$out"/bin/* # to travel within 64 MiB; run.sh unpacks them
+  # Compressed to travel within 64 MiB: xz (50 MiB; gzip's 68 MiB no longer
+  # fits), or gzip where there is no xz (the lanes' root filesystems, whose
+  # bundle does not travel); run.sh unpacks either.
+  if command -v xz >/dev/null; then xz -T0 -6 "$out"/bin/*; else gzip -6 "$out"/bin/*; fi
   say "wrote $out ($(du -sh "$out" | cut -f1)); on the GPU machine: bash run.sh OUTDIR"
 }
 

@@ -27,12 +27,14 @@ elif [ -d "$HERE/../../build/gpu-bundle/bin" ]; then BUNDLE=$(cd "$HERE/../../bu
 else echo "run.sh: no bundle next to me; run ./build.sh gpu-bundle first" >&2; exit 2; fi
 
 DEADLINE=$((SECONDS + 8 * 60 - 20))
-# the binaries travel gzipped
-for z in "$BUNDLE"/bin/*.gz; do
+# the binaries travel compressed (xz, or gzip from a machine without xz);
+# python3's lzma and gzip unpack them where the tools are missing
+for z in "$BUNDLE"/bin/*.xz "$BUNDLE"/bin/*.gz; do
   [ -e "$z" ] || continue
-  gunzip -f "$z" 2>/dev/null || ${PYTHON:-python3} -c 'import gzip, os, shutil, sys; src = sys.argv[1]
-with gzip.open(src) as i, open(src[:-3], "wb") as o: shutil.copyfileobj(i, o)
-os.chmod(src[:-3], 0o755); os.remove(src)' "$z"
+  case $z in *.xz) tool="xz -d -f" mod=lzma ;; *) tool="gunzip -f" mod=gzip ;; esac
+  $tool "$z" 2>/dev/null || ${PYTHON:-python3} -c "import $mod as z, os, shutil, sys; src = sys.argv[1]
+with z.open(src) as i, open(src[:-3], 'wb') as o: shutil.copyfileobj(i, o)
+os.chmod(src[:-3], 0o755); os.remove(src)" "$z"
 done
 DEVICE=cuda
 [ -n "${GOLENS_GPU_DRYRUN:-}" ] && DEVICE=cpu
@@ -74,7 +76,10 @@ for bin in "$BUNDLE"/bin/*.test; do
   if [ "$left" -lt 20 ]; then log "out of time before $name"; rows+=("$name|SKIPPED (time)|0|0|0|0"); continue; fi
   pkgdir="$BUNDLE/pkg/${name//_//}"; mkdir -p "$pkgdir" # holds its testdata
   start=$SECONDS
-  (cd "$pkgdir" && GOLENS_TEST_DEVICE=$DEVICE timeout "$left" "$bin" -test.v -test.count=1 -test.timeout "${left}s") >"$OUT/$name.log" 2>&1
+  # The CLI's fault suite (160 golens processes on bad input) checks what
+  # no device changes; the lanes and CI run it, the GPU's minutes go elsewhere.
+  skip='^$'; [ "$name" = cmd_golens ] && skip='^(TestFaults|TestTrainInterrupted|TestReportFolderOwnership)$'
+  (cd "$pkgdir" && GOLENS_TEST_DEVICE=$DEVICE timeout "$left" "$bin" -test.v -test.count=1 -test.skip "$skip" -test.timeout "${left}s") >"$OUT/$name.log" 2>&1
   rc=$?
   pass=$(grep -c -- '^--- PASS' "$OUT/$name.log"); fail=$(grep -c -- '^--- FAIL' "$OUT/$name.log"); skip=$(grep -c -- '^--- SKIP' "$OUT/$name.log")
   status=PASS; [ "$rc" -ne 0 ] && status="FAIL (exit $rc)" && total_fail=$((total_fail + 1))

@@ -119,7 +119,8 @@ func TestTokenizeStr(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--text", "Hello world", "--json"}, "[50256,15496,995]\n"}, // unchanged without --str
+		{[]string{"--text", "Hello world", "--json"}, `{"ids":[50256,15496,995],"str_tokens":["<|endoftext|>","Hello"," world"]}` + "\n"},
+		{[]string{"--jsonl", jsonl}, "[50256,15496,995]\n"}, // bare ids, as batch scripts read them
 		{[]string{"--text", "Hello world", "--str"}, `"<|endoftext|>" "Hello" " world"` + "\n"},
 		{[]string{"--text", "Hello world", "--str", "--json"}, `{"ids":[50256,15496,995],"str_tokens":["<|endoftext|>","Hello"," world"]}` + "\n"},
 		{[]string{"--text", "Hello world", "--str", "--json", "--no-bos"}, `{"ids":[15496,995],"str_tokens":["Hello"," world"]}` + "\n"},

@@ -38,13 +38,12 @@ func newTokenizeCmd() *cobra.Command {
 			}
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			defer w.Flush()
-			// --json and --jsonl print bare arrays of ids, which scripts
-			// read; --str adds the string tokens by printing objects
-			// {"ids": [...], "str_tokens": [...]} instead, so that contract
-			// holds without the flag.
+			// --json prints {"ids": [...], "str_tokens": [...]}; --jsonl
+			// prints a bare array of ids per line, which batch scripts read,
+			// and the same objects with --str.
 			record := func(s string) any {
 				ids := encode(s)
-				if !withStr {
+				if jsonl != "" && !withStr {
 					return ids
 				}
 				return tokenized{IDs: ids, StrTokens: strTokens(tok, ids)}
@@ -89,8 +88,8 @@ func newTokenizeCmd() *cobra.Command {
 	fl.StringVar(&file, "file", "", "a file whose whole content to tokenize")
 	fl.StringVar(&jsonl, "jsonl", "", `a file of JSON objects {"text": ...}, one per line`)
 	fl.BoolVar(&noBOS, "no-bos", false, "do not prepend the BOS token")
-	fl.BoolVar(&asJSON, "json", false, "print a JSON array")
-	fl.BoolVar(&withStr, "str", false, `print the string tokens: quoted on one line, or with --json and --jsonl an object {"ids": [...], "str_tokens": [...]}`)
+	fl.BoolVar(&asJSON, "json", false, `print a JSON object {"ids": [...], "str_tokens": [...]}`)
+	fl.BoolVar(&withStr, "str", false, `print the string tokens: quoted on one line, or with --jsonl an object {"ids": [...], "str_tokens": [...]} per line`)
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagsOneRequired("text", "file", "jsonl")
 	cmd.MarkFlagsMutuallyExclusive("text", "file", "jsonl")

@@ -165,10 +165,11 @@ func TestInputLongerThanContext(t *testing.T) {
 	model := tinyGPT2(t) // n_ctx 32
 	dev := testDevice()
 	prompt := strings.TrimSpace(strings.Repeat("one two three ", 20)) // BOS and 60 tokens
-	var full [][]int
-	if err := json.Unmarshal([]byte("["+mustRun(t, "tokenize", "--model", "gpt2", "--text", prompt, "--json")+"]"), &full); err != nil {
+	var tokenized struct{ IDs []int }
+	if err := json.Unmarshal([]byte(mustRun(t, "tokenize", "--model", "gpt2", "--text", prompt, "--json")), &tokenized); err != nil {
 		t.Fatal(err)
 	}
+	full := [][]int{tokenized.IDs}
 	tokens := filepath.Join(t.TempDir(), "long.json")
 	long, _ := json.Marshal([][]int{full[0][:40], full[0][1:41]})
 	os.WriteFile(tokens, long, 0o644)
