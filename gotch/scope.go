@@ -34,7 +34,8 @@ var scopeSeq atomic.Uint64
 // NewScope returns an empty scope.
 func NewScope() *Scope { return &Scope{seq: scopeSeq.Add(1)} }
 
-// Child returns a scope whose kept tensors move to s.
+// Child returns a scope whose kept tensors move to s; the Child of a nil
+// scope is a new top-level one (its kept tensors become the caller's).
 func (s *Scope) Child() *Scope { return &Scope{parent: s, seq: scopeSeq.Add(1)} }
 
 // add makes s own t if t has no scope. It reports false when t already has

@@ -37,8 +37,8 @@ func (d Direction) String() string {
 // during the call (the pass frees it when the hook returns). In-place edits
 // of it change the activation. Ops on it make tensors that are yours, as
 // ops on any tensor of no scope do: free them, or make them in a scope of
-// the hook's own (s := gotch.NewScope(); defer s.Close(); x :=
-// s.Attach(act.MustAlias())). To keep act beyond the call, at a later hook
+// the hook's own (s := gotch.NewScope(); defer s.Close(); x, err :=
+// s.Borrow(act)). To keep act beyond the call, at a later hook
 // point or after the pass, take act.MustAlias(): a handle of the same
 // memory that is yours; Free it when done.
 //
