@@ -1,6 +1,7 @@
 package hookedmodel
 
 import (
+	"github.com/golens/golens/gotch/gotchtest"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -60,7 +61,7 @@ func readAPI(t *testing.T, dir string) goAPI {
 			case *ast.FuncDecl:
 				name := d.Name.Name
 				if d.Recv != nil {
-					recv := recvType(d.Recv.List[0].Type)
+					recv := gotchtest.ReceiverName(d.Recv.List[0].Type)
 					if !ast.IsExported(recv) {
 						continue
 					}
@@ -106,24 +107,6 @@ func readAPI(t *testing.T, dir string) goAPI {
 		}
 	}
 	return api
-}
-
-// recvType is the name of a receiver's type: T of T, *T, T[P] or *T[P].
-func recvType(e ast.Expr) string {
-	for {
-		switch x := e.(type) {
-		case *ast.StarExpr:
-			e = x.X
-		case *ast.IndexExpr:
-			e = x.X
-		case *ast.IndexListExpr:
-			e = x.X
-		case *ast.Ident:
-			return x.Name
-		default:
-			return ""
-		}
-	}
 }
 
 // funcSig is a function's signature as the page writes it: its name, type

@@ -110,7 +110,7 @@ func ExportedFuncs(tb testing.TB, dir string) []string {
 			}
 			name := fd.Name.Name
 			if fd.Recv != nil {
-				recv := recvName(fd.Recv.List[0].Type)
+				recv := ReceiverName(fd.Recv.List[0].Type)
 				if !ast.IsExported(recv) {
 					continue
 				}
@@ -123,8 +123,9 @@ func ExportedFuncs(tb testing.TB, dir string) []string {
 	return slices.Compact(names)
 }
 
-// recvName is the name of a receiver's type: T of T, *T, T[P] or *T[P].
-func recvName(e ast.Expr) string {
+// ReceiverName is the name of a method receiver's type: T of T, *T, T[P]
+// or *T[P] ("" for anything else).
+func ReceiverName(e ast.Expr) string {
 	for {
 		switch x := e.(type) {
 		case *ast.StarExpr:
