@@ -69,6 +69,9 @@ func build(cfg Config, dev gotch.Device) (*HookedTransformer, error) {
 	if err := cfg.Init(); err != nil {
 		return nil, err
 	}
+	if err := cfg.unbuilt(); err != nil {
+		return nil, err
+	}
 	dtype, err := cfg.dtype()
 	if err != nil {
 		return nil, err
@@ -233,4 +236,23 @@ func (m *HookedTransformer) SetRequiresGrad(on bool) error {
 		}
 		m.prepare() // views made before the change do not record gradients
 	})
+}
+
+// unbuilt refuses the config fields Init accepts whose components are not
+// built yet.
+func (c *Config) unbuilt() error {
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{
+		{c.NormalizationType == "RMS" || c.NormalizationType == "RMSPre" || c.FinalRMS, "RMS normalization"},
+		{c.GatedMLP, "gated_mlp"}, {c.ParallelAttnMLP, "parallel_attn_mlp"},
+		{c.PositionalEmbeddingType == "rotary", "rotary positional embeddings"},
+		{c.kvHeads() != c.NHeads, "n_key_value_heads"},
+	} {
+		if f.on {
+			return fmt.Errorf("%s: not built yet by golens", f.name)
+		}
+	}
+	return nil
 }
