@@ -512,16 +512,30 @@ func (c *ActivationCache) applyLN(s *gotch.Scope, stack *gotch.Tensor, layer int
 	if *o.hasBatchDim {
 		stack = sliceEnd(stack, 1-stack.Dim(), o.batch) // dimension 1
 	}
+	ln := m.LnFinal
+	if layer < n {
+		ln = m.Blocks[layer].Ln1
+	}
+	if o.recomputeLN && layer == n && ln.rms {
+		// RMSNorm's scale of each component alone, no centring; w after
+		// the scale, as the norm applies it
+		scaled := stack.MustDiv(stack.MustPowScalar(2).MustMeanDims([]int64{-1}, true).MustAddScalar(ln.eps).MustSqrt())
+		if ln.W != nil {
+			scaled = scaled.MustMul(weightLike(s, ln.W, stack))
+		}
+		return scaled
+	}
 	if o.recomputeLN && layer == n {
-		ln := m.LnFinal
 		var w, b *gotch.Tensor
 		if ln.W != nil {
 			w, b = weightLike(s, ln.W, stack), weightLike(s, ln.B, stack)
 		}
 		return stack.MustLayerNorm([]int64{stack.Size(-1)}, w, b, ln.eps)
 	}
-	// LN and LNPre, the only normalizations golens has, both centre.
-	stack = stack.MustSub(stack.MustMeanDims([]int64{-1}, true))
+	// LN and LNPre centre; RMSNorm and RMSPre do not.
+	if !ln.rms {
+		stack = stack.MustSub(stack.MustMeanDims([]int64{-1}, true))
+	}
 	name := blockHook(layer, "ln1.hook_scale")
 	switch {
 	case layer == n:

@@ -10,6 +10,8 @@ type MLP struct {
 	BIn  *gotch.Tensor // [d_mlp]
 	WOut *gotch.Tensor // [d_model d_mlp]
 	BOut *gotch.Tensor // [d_model]
+	// WGate is a gated MLP's gate weights [d_mlp d_model], nil otherwise.
+	WGate *gotch.Tensor
 
 	act      func(*gotch.Tensor) *gotch.Tensor
 	ln       *LayerNorm // solu_ln's LayerNorm after the activation, else nil
@@ -32,7 +34,7 @@ func newMLP(cfg *Config, prefix string) *MLP {
 		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustSilu() }
 	case "solu_ln":
 		m.act = func(x *gotch.Tensor) *gotch.Tensor { return x.MustMul(x.MustSoftmax(-1)) }
-		m.ln = newLayerNorm(prefix+".ln", cfg.Eps)
+		m.ln = newLayerNorm(prefix+".ln", cfg.Eps, cfg.NormalizationType == "LN")
 	}
 	return m
 }

@@ -80,9 +80,7 @@ func build(cfg Config, dev gotch.Device) (*HookedTransformer, error) {
 	for l := range cfg.NLayers {
 		m.Blocks = append(m.Blocks, newBlock(&m.Cfg, l))
 	}
-	if cfg.NormalizationType != "" {
-		m.LnFinal = newLayerNorm("ln_final", cfg.Eps)
-	}
+	m.LnFinal = newNorm(finalNorm(&cfg), "ln_final", cfg.Eps)
 	m.listHookNames()
 	return m, nil
 }
@@ -150,8 +148,11 @@ func (m *HookedTransformer) params() []param {
 	dm, hd, dv := int64(c.DModel), int64(c.NHeads*c.DHead), int64(c.DVocab)
 	ps := []param{{"embed.W_E", &m.WE, []int64{dv, dm}, initNormal}, {"pos_embed.W_pos", &m.WPos, []int64{int64(c.NCtx), dm}, initNormal}}
 	ln := func(prefix string, l *LayerNorm, n int64) {
-		if l != nil && c.NormalizationType == "LN" {
-			ps = append(ps, param{prefix + ".w", &l.W, []int64{n}, initOnes}, param{prefix + ".b", &l.B, []int64{n}, initZeros})
+		if l != nil && l.affine {
+			ps = append(ps, param{prefix + ".w", &l.W, []int64{n}, initOnes})
+			if !l.rms {
+				ps = append(ps, param{prefix + ".b", &l.B, []int64{n}, initZeros})
+			}
 		}
 	}
 	for l, b := range m.Blocks {
@@ -245,7 +246,6 @@ func (c *Config) unbuilt() error {
 		on   bool
 		name string
 	}{
-		{c.NormalizationType == "RMS" || c.NormalizationType == "RMSPre" || c.FinalRMS, "RMS normalization"},
 		{c.GatedMLP, "gated_mlp"}, {c.ParallelAttnMLP, "parallel_attn_mlp"},
 		{c.PositionalEmbeddingType == "rotary", "rotary positional embeddings"},
 		{c.kvHeads() != c.NHeads, "n_key_value_heads"},
@@ -255,4 +255,16 @@ func (c *Config) unbuilt() error {
 		}
 	}
 	return nil
+}
+
+// finalNorm is ln_final's normalization_type: the blocks', or with
+// final_rms an RMSNorm (RMSPre where the blocks' norms have no weights).
+func finalNorm(c *Config) string {
+	switch {
+	case !c.FinalRMS || c.NormalizationType == "":
+		return c.NormalizationType
+	case c.NormalizationType == "LN" || c.NormalizationType == "RMS":
+		return "RMS"
+	}
+	return "RMSPre"
 }

@@ -75,10 +75,14 @@ func (m *HookedTransformer) tlTree() *tlModule {
 		switch {
 		case ln == nil:
 			return &tlModule{name: name, class: "Identity"}
-		case c.NormalizationType != "LN":
-			return &tlModule{name: name, class: "LayerNormPre", children: hooks(ln.hookNames()...)}
+		case !ln.affine:
+			return &tlModule{name: name, class: ln.tlClass(), children: hooks(ln.hookNames()...)}
+		case ln.rms:
+			return &tlModule{name: name, class: ln.tlClass(), children: hooks(ln.hookNames()...), params: []tlParam{
+				{"w", []int64{length}, weight(&ln.W)},
+			}}
 		}
-		return &tlModule{name: name, class: "LayerNorm", children: hooks(ln.hookNames()...), params: []tlParam{
+		return &tlModule{name: name, class: ln.tlClass(), children: hooks(ln.hookNames()...), params: []tlParam{
 			{"w", []int64{length}, weight(&ln.W)}, {"b", []int64{length}, weight(&ln.B)},
 		}}
 	}
