@@ -11,9 +11,10 @@ type Block struct {
 	Ln2  *LayerNorm // nil without normalization or in attention-only models
 	MLP  *MLP       // nil in attention-only models
 
-	nHeads int64
-	flags  blockFlags
-	hooks  blockHooks
+	nHeads   int64
+	parallel bool // parallel_attn_mlp: attention and MLP both read resid_pre
+	flags    blockFlags
+	hooks    blockHooks
 }
 
 // blockFlags are the config switches the block reads, fixed when it is
@@ -26,10 +27,11 @@ func newBlock(cfg *Config, l int) *Block {
 	prefix := "blocks." + itoa(l)
 	h := func(n string) string { return prefix + ".hook_" + n }
 	b := &Block{
-		Attn:   newAttention(cfg, prefix+".attn", l),
-		nHeads: int64(cfg.NHeads),
-		flags:  blockFlags{cfg.UseAttnIn, cfg.UseSplitQKVIn, cfg.UseHookMLPIn},
-		hooks:  blockHooks{h("resid_pre"), h("attn_in"), h("q_input"), h("k_input"), h("v_input"), h("attn_out"), h("resid_mid"), h("mlp_in"), h("mlp_out"), h("resid_post")},
+		Attn:     newAttention(cfg, prefix+".attn", l),
+		nHeads:   int64(cfg.NHeads),
+		parallel: cfg.ParallelAttnMLP,
+		flags:    blockFlags{cfg.UseAttnIn, cfg.UseSplitQKVIn, cfg.UseHookMLPIn},
+		hooks:    blockHooks{h("resid_pre"), h("attn_in"), h("q_input"), h("k_input"), h("v_input"), h("attn_out"), h("resid_mid"), h("mlp_in"), h("mlp_out"), h("resid_post")},
 	}
 	b.Ln1 = newNorm(cfg.NormalizationType, prefix+".ln1", cfg.Eps)
 	if !cfg.AttnOnly {
@@ -57,7 +59,9 @@ func (b *Block) hookNames() []string {
 	if b.MLP == nil {
 		return append(names, h.residPost)
 	}
-	names = append(names, h.residMid)
+	if !b.parallel {
+		names = append(names, h.residMid)
+	}
 	if b.flags.mlpIn {
 		names = append(names, h.mlpIn)
 	}
@@ -77,6 +81,9 @@ func (b *Block) hookNames() []string {
 // made, when it ends. pos [batch pos d_model] is the shortformer
 // positional embedding, added to the query and key inputs, or nil.
 func (b *Block) forward(p *pass, resid, pos, padMask *gotch.Tensor, past *kvEntry) *gotch.Tensor {
+	if b.parallel {
+		return b.attendAndFeedForward(p, resid, pos, padMask, past)
+	}
 	resid = b.attend(p, resid, pos, padMask, past)
 	if b.MLP == nil {
 		return resid
@@ -96,6 +103,25 @@ func (b *Block) attend(p *pass, resid, pos, padMask *gotch.Tensor, past *kvEntry
 		next = h.residPost
 	}
 	return s.Keep(p.at(next, resid.MustAdd(attnOut)))
+}
+
+// attendAndFeedForward is a parallel_attn_mlp block (GPT-NeoX's
+// use_parallel_residual, GPT-J): attention and MLP both read resid_pre,
+// through ln1 and ln2, and there is no hook_resid_mid:
+//
+//	resid = resid + attn(ln1(resid)) + mlp(ln2(resid))    hook_resid_post
+func (b *Block) attendAndFeedForward(p *pass, resid, pos, padMask *gotch.Tensor, past *kvEntry) *gotch.Tensor {
+	s := p.scope()
+	defer s.Close()
+	h := &b.hooks
+	resid = p.at(h.residPre, s.Attach(resid))                                                   // [batch pos d_model]
+	attnOut := p.at(h.attnOut, b.Attn.forward(p, b.attnInput(p, s, resid, pos), padMask, past)) // [batch pos d_model]
+	mlpIn := resid
+	if b.flags.mlpIn {
+		mlpIn = p.at(h.mlpIn, resid.MustClone())
+	}
+	mlpOut := p.at(h.mlpOut, b.MLP.forward(p, norm(p, b.Ln2, mlpIn))) // [batch pos d_model]
+	return s.Keep(p.at(h.residPost, resid.MustAdd(attnOut).MustAdd(mlpOut)))
 }
 
 // feedForward is the block's MLP step.

@@ -128,6 +128,15 @@ func (p *MLP) W_out() (*gotch.Tensor, error) {
 	return p.view("W_out", func(p *MLP) *gotch.Tensor { return p.views.wOut })
 }
 
+// W_gate is a gated MLP's gate weights [d_model d_mlp], a view of WGate
+// (transposed).
+func (p *MLP) W_gate() (*gotch.Tensor, error) {
+	if p != nil && !p.gated {
+		return nil, fmt.Errorf("mlp.W_gate: the MLP is not gated (gated_mlp is off)")
+	}
+	return p.view("W_gate", func(p *MLP) *gotch.Tensor { return p.views.wGate })
+}
+
 // B_in is the block's MLP input bias [d_mlp]: BIn itself.
 func (p *MLP) B_in() (*gotch.Tensor, error) {
 	return p.view("b_in", func(p *MLP) *gotch.Tensor { return p.BIn })
@@ -140,7 +149,7 @@ func (p *MLP) B_out() (*gotch.Tensor, error) {
 
 // mlpViews are TransformerLens's [in out] views of the MLP's nn.Linear
 // [out in] weights, made by prepare.
-type mlpViews struct{ wIn, wOut *gotch.Tensor }
+type mlpViews struct{ wIn, wOut, wGate *gotch.Tensor }
 
 // prepare (re)makes the weight views after the weights change.
 func (p *MLP) prepare() {
@@ -149,11 +158,19 @@ func (p *MLP) prepare() {
 	defer s.Close()
 	wIn := borrow(s, p.WIn).MustTranspose(0, 1)
 	wOut := borrow(s, p.WOut).MustTranspose(0, 1)
-	p.views = mlpViews{s.Keep(wIn), s.Keep(wOut)}
+	var wGate *gotch.Tensor
+	if p.gated {
+		wGate = borrow(s, p.WGate).MustTranspose(0, 1)
+	}
+	p.views = mlpViews{s.Keep(wIn), s.Keep(wOut), nil}
+	if wGate != nil {
+		p.views.wGate = s.Keep(wGate)
+	}
 }
 
 func (p *MLP) free() {
 	p.views.wIn.Free()
 	p.views.wOut.Free()
+	p.views.wGate.Free()
 	p.views = mlpViews{}
 }

@@ -125,6 +125,7 @@ var emptyExempt = map[string]string{
 	"MLP.B_in":                     "a weight getter; a nil MLP (attention-only) is an error (case)",
 	"MLP.B_out":                    "a weight getter; a nil MLP (attention-only) is an error (case)",
 	"MLP.W_in":                     "a weight getter; a nil MLP (attention-only) is an error (case)",
+	"MLP.W_gate":                   "a weight getter; a nil MLP (attention-only) is an error (case)",
 	"MLP.W_out":                    "a weight getter; a nil MLP (attention-only) is an error (case)",
 }
 
@@ -663,6 +664,7 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 		// Types with a zero or nil value a caller can hold.
 		"Attention.W_Q": {{Input: "nil layer", Call: func() error { return errOf((*Attention)(nil).W_Q()) }, Want: "attn.W_Q: no attention layer"}},
 		"MLP.W_in":      {{Input: "nil MLP", Call: func() error { return errOf((*MLP)(nil).W_in()) }, Want: "mlp.W_in: an attention-only model has no MLP"}},
+		"MLP.W_gate":    {{Input: "nil MLP", Call: func() error { return errOf((*MLP)(nil).W_gate()) }, Want: "mlp.W_gate: an attention-only model has no MLP"}},
 		"Config.Init":   {{Input: "zero Config", Call: func() error { return (&Config{}).Init() }, Want: "use_attn_scale"}},
 		"Config.UnmarshalJSON": {
 			{Input: "nil", Call: func() error { return (&Config{}).UnmarshalJSON(nil) }, Want: "JSON"},

@@ -166,7 +166,11 @@ func (m *HookedTransformer) params() []param {
 			f := int64(c.DMLP)
 			ln(pre+"ln2", b.Ln2, dm)
 			ps = append(ps,
-				param{pre + "mlp.W_in", &mlp.WIn, []int64{f, dm}, initNormal}, param{pre + "mlp.b_in", &mlp.BIn, []int64{f}, initZeros},
+				param{pre + "mlp.W_in", &mlp.WIn, []int64{f, dm}, initNormal}, param{pre + "mlp.b_in", &mlp.BIn, []int64{f}, initZeros})
+			if mlp.gated {
+				ps = append(ps, param{pre + "mlp.W_gate", &mlp.WGate, []int64{f, dm}, initNormal})
+			}
+			ps = append(ps,
 				param{pre + "mlp.W_out", &mlp.WOut, []int64{dm, f}, initNormal}, param{pre + "mlp.b_out", &mlp.BOut, []int64{dm}, initZeros})
 			ln(pre+"mlp.ln", mlp.ln, f)
 		}
@@ -246,7 +250,6 @@ func (c *Config) unbuilt() error {
 		on   bool
 		name string
 	}{
-		{c.GatedMLP, "gated_mlp"}, {c.ParallelAttnMLP, "parallel_attn_mlp"},
 		{c.PositionalEmbeddingType == "rotary", "rotary positional embeddings"},
 		{c.kvHeads() != c.NHeads, "n_key_value_heads"},
 	} {

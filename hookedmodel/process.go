@@ -148,6 +148,8 @@ func (m *HookedTransformer) plan(pr Processing) []processingStep {
 		foldSkip = "the model has no LayerNorm"
 	case shortformer:
 		foldSkip = "shortformer positions are added to ln1's output before W_Q and W_K, so ln1's weights cannot be folded into them exactly; the LayerNorms keep their weights"
+	case c.GatedMLP && c.NormalizationType == "LN":
+		foldSkip = "gated_mlp: ln2's bias reaches W_gate, which has no bias to fold it into; the LayerNorms keep their weights"
 	case rms:
 		foldNote = "RMSNorm weights folded; the readers of an RMSNorm are not centred (RMSNorm does not remove the mean)"
 	}

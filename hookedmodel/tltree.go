@@ -133,10 +133,17 @@ func (m *HookedTransformer) tlTree() *tlModule {
 				{"W_in", []int64{dm, f}, linear(&p.WIn)}, {"b_in", []int64{f}, weight(&p.BIn)},
 				{"W_out", []int64{f, dm}, linear(&p.WOut)}, {"b_out", []int64{dm}, weight(&p.BOut)},
 			}}
+			if p.gated {
+				mlp.class = "GatedMLP"
+				mlp.params = append(mlp.params, tlParam{"W_gate", []int64{dm, f}, linear(&p.WGate)})
+			}
 			if p.ln != nil { // solu_ln: hook_mid and ln come first
 				mlp.children = []*tlModule{hook(p.hookMid), norm("ln", p.ln, f)}
 			}
 			mlp.children = append(mlp.children, hooks(p.hookPre, p.hookPost)...)
+			if p.gated {
+				mlp.children = append(mlp.children, hook(p.hookPreLin))
+			}
 			block.children = append(block.children, mlp)
 		}
 		if b.flags.attnIn {
@@ -153,7 +160,7 @@ func (m *HookedTransformer) tlTree() *tlModule {
 			block.children = append(block.children, hook(h.mlpOut))
 		}
 		block.children = append(block.children, hook(h.residPre))
-		if b.MLP != nil {
+		if b.MLP != nil && !b.parallel {
 			block.children = append(block.children, hook(h.residMid))
 		}
 		block.children = append(block.children, hook(h.residPost))
