@@ -21,6 +21,7 @@ type Attention struct {
 	upcast        bool    // reorder_and_upcast_attn in a float16/bfloat16 model: scores only on the explicit float32 path
 	causal        bool
 	useResult     bool
+	rotary        *rotary // rotary positions on q and k, or nil
 	hooks         attnHooks
 	views         attnViews
 }
@@ -34,7 +35,7 @@ type attnViews struct {
 	wOHead *gotch.Tensor    // W_O as [n_heads d_head d_model]
 }
 
-type attnHooks struct{ q, k, v, scores, pattern, z, result string }
+type attnHooks struct{ q, k, v, rotQ, rotK, scores, pattern, z, result string }
 
 func newAttention(cfg *Config, prefix string, layer int) *Attention {
 	a := &Attention{
@@ -43,6 +44,7 @@ func newAttention(cfg *Config, prefix string, layer int) *Attention {
 		attnScale: 1,
 		causal:    cfg.AttentionDir == "causal",
 		useResult: cfg.UseAttnResult,
+		rotary:    newRotary(cfg),
 	}
 	if cfg.UseAttnScale {
 		a.attnScale = math.Sqrt(float64(cfg.DHead))
@@ -62,12 +64,16 @@ func newAttention(cfg *Config, prefix string, layer int) *Attention {
 		a.upcast = cfg.ReorderUpcastAttn
 	}
 	h := func(n string) string { return prefix + ".hook_" + n }
-	a.hooks = attnHooks{h("q"), h("k"), h("v"), h("attn_scores"), h("pattern"), h("z"), h("result")}
+	a.hooks = attnHooks{h("q"), h("k"), h("v"), h("rot_q"), h("rot_k"), h("attn_scores"), h("pattern"), h("z"), h("result")}
 	return a
 }
 
 func (a *Attention) hookNames() []string {
-	n := []string{a.hooks.q, a.hooks.k, a.hooks.v, a.hooks.scores, a.hooks.pattern, a.hooks.z}
+	n := []string{a.hooks.q, a.hooks.k, a.hooks.v}
+	if a.rotary != nil {
+		n = append(n, a.hooks.rotQ, a.hooks.rotK)
+	}
+	n = append(n, a.hooks.scores, a.hooks.pattern, a.hooks.z)
 	if a.useResult {
 		n = append(n, a.hooks.result)
 	}
@@ -126,6 +132,13 @@ func (a *Attention) forward(p *pass, in attnIn, padMask *gotch.Tensor, past *kvE
 	offset := past.len()
 	if past != nil {
 		k, v = past.append(k, v) // [batch key head d_head]: the cached positions, then these
+	}
+	if a.rotary != nil {
+		// As TransformerLens does, the cache holds keys before rotation and
+		// the pass rotates them all: hook_rot_k covers the cached positions.
+		qIDs, kIDs := a.rotary.positions(s, padMask, offset, q.Size(1), k.Size(1), q.Device())
+		q = p.at(a.hooks.rotQ, a.rotary.apply(s, q, qIDs)) // [batch pos head d_head]
+		k = p.at(a.hooks.rotK, a.rotary.apply(s, k, kIDs)) // [batch key head d_head]
 	}
 	qh, kh, vh := byHead(q), byHead(k), byHead(v) // [batch head pos d_head]
 	var zh *gotch.Tensor                          // [batch head query d_head]

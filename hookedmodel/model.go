@@ -92,7 +92,10 @@ func (m *HookedTransformer) listHookNames() {
 	if m.cfg.UseHookTokens {
 		m.hookNames = append(m.hookNames, m.hooksTop.tokens)
 	}
-	m.hookNames = append(m.hookNames, m.hooksTop.embed, m.hooksTop.posEmbed)
+	m.hookNames = append(m.hookNames, m.hooksTop.embed)
+	if m.cfg.PositionalEmbeddingType != "rotary" {
+		m.hookNames = append(m.hookNames, m.hooksTop.posEmbed)
+	}
 	for _, b := range m.Blocks {
 		m.hookNames = append(m.hookNames, b.hookNames()...)
 	}
@@ -146,7 +149,10 @@ const (
 func (m *HookedTransformer) params() []param {
 	c := &m.Cfg
 	dm, hd, dv := int64(c.DModel), int64(c.NHeads*c.DHead), int64(c.DVocab)
-	ps := []param{{"embed.W_E", &m.WE, []int64{dv, dm}, initNormal}, {"pos_embed.W_pos", &m.WPos, []int64{int64(c.NCtx), dm}, initNormal}}
+	ps := []param{{"embed.W_E", &m.WE, []int64{dv, dm}, initNormal}}
+	if c.PositionalEmbeddingType != "rotary" {
+		ps = append(ps, param{"pos_embed.W_pos", &m.WPos, []int64{int64(c.NCtx), dm}, initNormal})
+	}
 	ln := func(prefix string, l *LayerNorm, n int64) {
 		if l != nil && l.affine {
 			ps = append(ps, param{prefix + ".w", &l.W, []int64{n}, initOnes})
@@ -250,7 +256,6 @@ func (c *Config) unbuilt() error {
 		on   bool
 		name string
 	}{
-		{c.PositionalEmbeddingType == "rotary", "rotary positional embeddings"},
 		{c.kvHeads() != c.NHeads, "n_key_value_heads"},
 	} {
 		if f.on {

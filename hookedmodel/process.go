@@ -166,10 +166,14 @@ func (m *HookedTransformer) plan(pr Processing) []processingStep {
 	} else if shortformer {
 		centerNote = "W_pos left as is: shortformer positions are added to the attention's query and key inputs, not to the residual stream"
 	}
-	add(pr.CenterWritingWeights, StepCenterWritingWeights, func(sd stateDict) { m.centerWritingWeights(sd, !shortformer) }, centerSkip, centerNote)
+	add(pr.CenterWritingWeights, StepCenterWritingWeights, func(sd stateDict) { m.centerWritingWeights(sd, c.PositionalEmbeddingType == "standard") }, centerSkip, centerNote)
 	add(pr.CenterUnembed, StepCenterUnembed, m.centerUnembed, "", "")
 	add(pr.FoldValueBiases, StepFoldValueBiases, m.foldValueBiases, "", "")
-	add(pr.RefactorFactoredAttn, StepRefactorFactoredAttn, m.refactorFactoredAttn, "", "")
+	refactorSkip := ""
+	if c.PositionalEmbeddingType == "rotary" {
+		refactorSkip = "rotary embeddings rotate q and k between W_Q and W_K, so W_Q W_Kᵀ is not what the scores read and refactoring it would change the model"
+	}
+	add(pr.RefactorFactoredAttn, StepRefactorFactoredAttn, m.refactorFactoredAttn, refactorSkip, "")
 	return steps
 }
 

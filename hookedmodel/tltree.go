@@ -90,9 +90,12 @@ func (m *HookedTransformer) tlTree() *tlModule {
 	root := &tlModule{class: "HookedTransformer", children: []*tlModule{
 		{name: "embed", class: "Embed", params: []tlParam{{"W_E", []int64{int64(c.DVocab), dm}, weight(&m.WE)}}},
 		hook(m.hooksTop.embed),
-		{name: "pos_embed", class: "PosEmbed", params: []tlParam{{"W_pos", []int64{int64(c.NCtx), dm}, weight(&m.WPos)}}},
-		hook(m.hooksTop.posEmbed),
 	}}
+	if c.PositionalEmbeddingType != "rotary" {
+		root.children = append(root.children,
+			&tlModule{name: "pos_embed", class: "PosEmbed", params: []tlParam{{"W_pos", []int64{int64(c.NCtx), dm}, weight(&m.WPos)}}},
+			hook(m.hooksTop.posEmbed))
+	}
 	if c.UseHookTokens {
 		root.children = append(root.children, hook(m.hooksTop.tokens))
 	}
@@ -106,6 +109,9 @@ func (m *HookedTransformer) tlTree() *tlModule {
 			return func(s *gotch.Scope) *gotch.Tensor { return borrow(s, a.views.bHead[i]) }
 		}
 		attn := &tlModule{name: "attn", class: "Attention", children: hooks(a.hooks.k, a.hooks.q, a.hooks.v, a.hooks.z, a.hooks.scores, a.hooks.pattern)}
+		if a.rotary != nil {
+			attn.children = append(attn.children, hooks(a.hooks.rotK, a.hooks.rotQ)...)
+		}
 		if a.useResult {
 			attn.children = append(attn.children, hook(a.hooks.result))
 		}
