@@ -1,6 +1,10 @@
 package hookedmodel
 
-import "github.com/golens/golens/gotch"
+import (
+	"fmt"
+
+	"github.com/golens/golens/gotch"
+)
 
 // Block is one transformer block: attention, then (unless attn_only) the
 // MLP, each reading the residual stream through its LayerNorm and adding
@@ -12,7 +16,8 @@ type Block struct {
 	MLP  *MLP       // nil in attention-only models
 
 	nHeads   int64
-	parallel bool // parallel_attn_mlp: attention and MLP both read resid_pre
+	nKV      int64 // key and value heads
+	parallel bool  // parallel_attn_mlp: attention and MLP both read resid_pre
 	flags    blockFlags
 	hooks    blockHooks
 }
@@ -29,6 +34,7 @@ func newBlock(cfg *Config, l int) *Block {
 	b := &Block{
 		Attn:     newAttention(cfg, prefix+".attn", l),
 		nHeads:   int64(cfg.NHeads),
+		nKV:      int64(cfg.kvHeads()),
 		parallel: cfg.ParallelAttnMLP,
 		flags:    blockFlags{cfg.UseAttnIn, cfg.UseSplitQKVIn, cfg.UseHookMLPIn},
 		hooks:    blockHooks{h("resid_pre"), h("attn_in"), h("q_input"), h("k_input"), h("v_input"), h("attn_out"), h("resid_mid"), h("mlp_in"), h("mlp_out"), h("resid_post")},
@@ -149,11 +155,17 @@ func (b *Block) attnInput(p *pass, s *callScope, resid, pos *gotch.Tensor) attnI
 	h := &b.hooks
 	x := resid
 	if b.flags.attnIn {
-		x = p.at(h.attnIn, b.perHead(resid))
+		if b.nKV != b.nHeads {
+			// TransformerLens's GroupedQueryAttention cannot read one
+			// per-query-head input for keys and values either.
+			panic(fmt.Errorf("%s: use_attn_in is not supported with grouped-query attention (n_key_value_heads %d < n_heads %d); use use_split_qkv_input", h.attnIn, b.nKV, b.nHeads))
+		}
+		x = p.at(h.attnIn, b.perHead(resid, b.nHeads))
 	}
 	var in attnIn
 	if b.flags.splitQKV {
-		q, k, v := p.at(h.qIn, b.perHead(resid)), p.at(h.kIn, b.perHead(resid)), p.at(h.vIn, b.perHead(resid))
+		// k and v inputs have n_key_value_heads heads, as TransformerLens's
+		q, k, v := p.at(h.qIn, b.perHead(resid, b.nHeads)), p.at(h.kIn, b.perHead(resid, b.nKV)), p.at(h.vIn, b.perHead(resid, b.nKV))
 		in = attnIn{q: norm(p, b.Ln1, q), k: norm(p, b.Ln1, k), v: norm(p, b.Ln1, v)}
 	} else {
 		x = norm(p, b.Ln1, x)
@@ -172,9 +184,9 @@ func (b *Block) attnInput(p *pass, s *callScope, resid, pos *gotch.Tensor) attnI
 // perHead repeats x [batch pos d_model] along a new head dimension [batch
 // pos head d_model], as TransformerLens's repeat_along_head_dimension; a
 // copy, so a hook can edit one head's input alone.
-func (b *Block) perHead(x *gotch.Tensor) *gotch.Tensor {
+func (b *Block) perHead(x *gotch.Tensor, heads int64) *gotch.Tensor {
 	// Clone, not Contiguous, which returns x itself when n_heads is 1.
-	return x.MustUnsqueeze(2).MustExpand([]int64{x.Size(0), x.Size(1), b.nHeads, x.Size(2)}).MustClone()
+	return x.MustUnsqueeze(2).MustExpand([]int64{x.Size(0), x.Size(1), heads, x.Size(2)}).MustClone()
 }
 
 // norm applies ln, or passes x through when the model has no normalization.

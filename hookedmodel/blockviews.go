@@ -60,7 +60,11 @@ func (a *Attention) view(name string, t *gotch.Tensor) (*gotch.Tensor, error) {
 // W_Q is the block's query weights [n_heads d_model d_head], a view of WQKV.
 func (a *Attention) W_Q() (*gotch.Tensor, error) { return a.view("W_Q", a.wHead(0)) }
 
-// W_K is the block's key weights [n_heads d_model d_head], a view of WQKV.
+// W_K is the block's key weights [n_heads d_model d_head], a view of WQKV;
+// with grouped-query attention, each key head repeated for the query
+// heads that share it, as TransformerLens's W_K: a copy, made when the
+// weights were last set (New, a loader, LoadStateDict, Process), which
+// in-place writes into StateDict's views do not reach.
 func (a *Attention) W_K() (*gotch.Tensor, error) { return a.view("W_K", a.wHead(1)) }
 
 // W_V is the block's value weights [n_heads d_model d_head], a view of WQKV.
@@ -95,12 +99,18 @@ func (a *Attention) wHead(i int) *gotch.Tensor {
 	if a == nil {
 		return nil
 	}
+	if a.views.wExp[i] != nil {
+		return a.views.wExp[i]
+	}
 	return a.views.wHead[i]
 }
 
 func (a *Attention) bHead(i int) *gotch.Tensor {
 	if a == nil {
 		return nil
+	}
+	if a.views.bExp[i] != nil {
+		return a.views.bExp[i]
 	}
 	return a.views.bHead[i]
 }

@@ -425,6 +425,9 @@ func (c *Config) initArchitecture() error {
 	case c.NKeyValueHeads > 0 && c.NHeads%c.NKeyValueHeads != 0:
 		return fmt.Errorf("n_key_value_heads %d must divide n_heads %d", c.NKeyValueHeads, c.NHeads)
 	}
+	if c.UseAttnIn && c.kvHeads() != c.NHeads {
+		return fmt.Errorf("use_attn_in is not supported with n_key_value_heads %d < n_heads %d (keys and values have fewer heads than its per-head input); use use_split_qkv_input", c.kvHeads(), c.NHeads)
+	}
 	if c.ParallelAttnMLP && c.AttnOnly {
 		return fmt.Errorf("parallel_attn_mlp needs an MLP (attn_only is set)")
 	}

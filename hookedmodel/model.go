@@ -149,6 +149,7 @@ const (
 func (m *HookedTransformer) params() []param {
 	c := &m.Cfg
 	dm, hd, dv := int64(c.DModel), int64(c.NHeads*c.DHead), int64(c.DVocab)
+	qkv := hd + 2*int64(c.kvHeads()*c.DHead) // W_Q's rows, then W_K's and W_V's
 	ps := []param{{"embed.W_E", &m.WE, []int64{dv, dm}, initNormal}}
 	if c.PositionalEmbeddingType != "rotary" {
 		ps = append(ps, param{"pos_embed.W_pos", &m.WPos, []int64{int64(c.NCtx), dm}, initNormal})
@@ -166,7 +167,7 @@ func (m *HookedTransformer) params() []param {
 		ln(pre+"ln1", b.Ln1, dm)
 		a := b.Attn
 		ps = append(ps,
-			param{pre + "attn.W_QKV", &a.WQKV, []int64{3 * hd, dm}, initNormal}, param{pre + "attn.b_QKV", &a.BQKV, []int64{3 * hd}, initZeros},
+			param{pre + "attn.W_QKV", &a.WQKV, []int64{qkv, dm}, initNormal}, param{pre + "attn.b_QKV", &a.BQKV, []int64{qkv}, initZeros},
 			param{pre + "attn.W_O", &a.WO, []int64{dm, hd}, initNormal}, param{pre + "attn.b_O", &a.BO, []int64{dm}, initZeros})
 		if mlp := b.MLP; mlp != nil {
 			f := int64(c.DMLP)
@@ -255,9 +256,7 @@ func (c *Config) unbuilt() error {
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{
-		{c.kvHeads() != c.NHeads, "n_key_value_heads"},
-	} {
+	}{} {
 		if f.on {
 			return fmt.Errorf("%s: not built yet by golens", f.name)
 		}

@@ -170,6 +170,9 @@ func (m *HookedTransformer) plan(pr Processing) []processingStep {
 	add(pr.CenterUnembed, StepCenterUnembed, m.centerUnembed, "", "")
 	add(pr.FoldValueBiases, StepFoldValueBiases, m.foldValueBiases, "", "")
 	refactorSkip := ""
+	if c.NKeyValueHeads > 0 {
+		refactorSkip = "grouped-query attention: query heads share key and value heads, so W_K and W_V cannot be refactored for each head alone"
+	}
 	if c.PositionalEmbeddingType == "rotary" {
 		refactorSkip = "rotary embeddings rotate q and k between W_Q and W_K, so W_Q W_Kᵀ is not what the scores read and refactoring it would change the model"
 	}
@@ -278,7 +281,11 @@ func (m *HookedTransformer) foldLayerNorm(sd stateDict) {
 func (m *HookedTransformer) qkvNames(pre string) [][2]string {
 	var out [][2]string
 	for _, n := range []string{"Q", "K", "V"} {
-		out = append(out, [2]string{pre + "attn.W_" + n, pre + "attn.b_" + n})
+		kv := ""
+		if n != "Q" && m.Cfg.NKeyValueHeads > 0 {
+			kv = "_" // GroupedQueryAttention's _W_K, _W_V
+		}
+		out = append(out, [2]string{pre + "attn." + kv + "W_" + n, pre + "attn." + kv + "b_" + n})
 	}
 	return out
 }
@@ -327,10 +334,12 @@ func (m *HookedTransformer) centerUnembed(sd stateDict) {
 // foldValueBiases moves b_V into b_O: the pattern sums to one over keys,
 // so each head adds b_V·W_O whatever it attends to.
 func (m *HookedTransformer) foldValueBiases(sd stateDict) {
-	for l := range m.Blocks {
+	for l, b := range m.Blocks {
 		pre := "blocks." + itoa(l) + "."
-		bV, wO, bO := sd.w(pre+"attn.b_V"), sd.w(pre+"attn.W_O"), sd.w(pre+"attn.b_O")
-		bO.MustAdd_(gotch.MustEinsum("hd,hdm->m", []*gotch.Tensor{bV, wO}))
+		bV := sd.w(m.qkvNames(pre)[2][1]) // [n_kv_heads d_head]
+		wO, bO := sd.w(pre+"attn.W_O"), sd.w(pre+"attn.b_O")
+		// each query head adds its key/value head's b_V W_O
+		bO.MustAdd_(gotch.MustEinsum("hd,hdm->m", []*gotch.Tensor{b.Attn.repeatKV(bV, 0), wO}))
 		bV.MustZero_()
 	}
 }

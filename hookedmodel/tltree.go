@@ -123,9 +123,16 @@ func (m *HookedTransformer) tlTree() *tlModule {
 			{"W_O", wO, func(s *gotch.Scope) *gotch.Tensor { return borrow(s, a.views.wOHead) }},
 			{"b_Q", []int64{nh, dh}, headB(0)},
 			{"b_O", []int64{dm}, weight(&a.BO)},
-			{"W_K", wQKV, headW(1)}, {"W_V", wQKV, headW(2)},
-			{"b_K", []int64{nh, dh}, headB(1)}, {"b_V", []int64{nh, dh}, headB(2)},
 		}
+		kv, kvp := nh, ""
+		if a.grouped {
+			// GroupedQueryAttention stores n_key_value_heads heads as _W_K,
+			// _W_V, _b_K, _b_V (W_K and friends are properties repeating them).
+			attn.class, kv, kvp = "GroupedQueryAttention", a.nKV, "_"
+		}
+		attn.params = append(attn.params,
+			tlParam{kvp + "W_K", []int64{kv, dm, dh}, headW(1)}, tlParam{kvp + "W_V", []int64{kv, dm, dh}, headW(2)},
+			tlParam{kvp + "b_K", []int64{kv, dh}, headB(1)}, tlParam{kvp + "b_V", []int64{kv, dh}, headB(2)})
 		attn.buffers = m.attnBuffers()
 
 		block := &tlModule{name: itoa(l), class: "TransformerBlock", children: []*tlModule{norm("ln1", b.Ln1, dm)}}

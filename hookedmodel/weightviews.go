@@ -34,12 +34,12 @@ func (m *HookedTransformer) W_Q() (*gotch.Tensor, error) {
 
 // W_K is the key weights [n_layers n_heads d_model d_head].
 func (m *HookedTransformer) W_K() (*gotch.Tensor, error) {
-	return m.attnStack("W_K", func(a *Attention) *gotch.Tensor { return a.views.wHead[1] })
+	return m.attnStack("W_K", func(a *Attention) *gotch.Tensor { return a.wHead(1) })
 }
 
 // W_V is the value weights [n_layers n_heads d_model d_head].
 func (m *HookedTransformer) W_V() (*gotch.Tensor, error) {
-	return m.attnStack("W_V", func(a *Attention) *gotch.Tensor { return a.views.wHead[2] })
+	return m.attnStack("W_V", func(a *Attention) *gotch.Tensor { return a.wHead(2) })
 }
 
 // W_O is the output weights [n_layers n_heads d_head d_model].
@@ -54,12 +54,12 @@ func (m *HookedTransformer) B_Q() (*gotch.Tensor, error) {
 
 // B_K is the key biases [n_layers n_heads d_head].
 func (m *HookedTransformer) B_K() (*gotch.Tensor, error) {
-	return m.attnStack("b_K", func(a *Attention) *gotch.Tensor { return a.views.bHead[1] })
+	return m.attnStack("b_K", func(a *Attention) *gotch.Tensor { return a.bHead(1) })
 }
 
 // B_V is the value biases [n_layers n_heads d_head].
 func (m *HookedTransformer) B_V() (*gotch.Tensor, error) {
-	return m.attnStack("b_V", func(a *Attention) *gotch.Tensor { return a.views.bHead[2] })
+	return m.attnStack("b_V", func(a *Attention) *gotch.Tensor { return a.bHead(2) })
 }
 
 // B_O is the output biases [n_layers d_model].
