@@ -161,3 +161,30 @@ func TestRotaryProcessing(t *testing.T) {
 	}
 	gotchtest.Close(t, "log-probs after processing", logProbs(t, m, tok), before, 1e-4)
 }
+
+// Left padding: a padded row's positions count its real tokens only, so
+// its logits at the real tokens are those of the row run alone.
+func TestRotaryLeftPadding(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	m := editedModel(t, rotaryConfig(2, 100), 9)
+	defer m.Free()
+	ctx := context.Background()
+	dev := gotchtest.Device(t)
+	padded := gotch.MustFromSlice([]int64{0, 0, 5, 7, 2}, []int64{1, 5}, dev)
+	mask := gotch.MustFromSlice([]int64{0, 0, 1, 1, 1}, []int64{1, 5}, dev)
+	alone := gotch.MustFromSlice([]int64{5, 7, 2}, []int64{1, 3}, dev)
+	defer padded.Free()
+	defer mask.Free()
+	defer alone.Free()
+	got, err := m.Forward(ctx, Tokens(padded), AttentionMask(mask))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Free()
+	want := logProbs(t, m, alone)
+	narrow := got.Logits.MustNarrow(1, 2, 3)
+	defer narrow.Free()
+	real := narrow.MustLogSoftmax(-1)
+	defer real.Free()
+	gotchtest.Close(t, "left-padded log-probs", gotchtest.Values(t, real), want, 1e-4)
+}
