@@ -39,10 +39,10 @@ func newBlock(cfg *Config, l int) *Block {
 		flags:    blockFlags{cfg.UseAttnIn, cfg.UseSplitQKVIn, cfg.UseHookMLPIn},
 		hooks:    blockHooks{h("resid_pre"), h("attn_in"), h("q_input"), h("k_input"), h("v_input"), h("attn_out"), h("resid_mid"), h("mlp_in"), h("mlp_out"), h("resid_post")},
 	}
-	b.Ln1 = newNorm(cfg.NormalizationType, prefix+".ln1", cfg.Eps)
+	b.Ln1 = newNorm(cfg.NormalizationType, prefix+".ln1", cfg)
 	if !cfg.AttnOnly {
 		b.MLP = newMLP(cfg, prefix+".mlp")
-		b.Ln2 = newNorm(cfg.NormalizationType, prefix+".ln2", cfg.Eps)
+		b.Ln2 = newNorm(cfg.NormalizationType, prefix+".ln2", cfg)
 	}
 	return b
 }

@@ -521,7 +521,11 @@ func (c *ActivationCache) applyLN(s *gotch.Scope, stack *gotch.Tensor, layer int
 		// the scale, as the norm applies it
 		scaled := stack.MustDiv(stack.MustPowScalar(2).MustMeanDims([]int64{-1}, true).MustAddScalar(ln.eps).MustSqrt())
 		if ln.W != nil {
-			scaled = scaled.MustMul(weightLike(s, ln.W, stack))
+			w := weightLike(s, ln.W, stack)
+			if ln.plusOne {
+				w = w.MustAddScalar(1)
+			}
+			scaled = scaled.MustMul(w)
 		}
 		return scaled
 	}

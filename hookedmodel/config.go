@@ -69,6 +69,11 @@ type Config struct {
 	// attention (0: n_heads); it divides n_heads, and each key/value head
 	// serves n_heads / n_key_value_heads consecutive query heads.
 	NKeyValueHeads int `json:"n_key_value_heads,omitempty"`
+	// NormWeightPlusOne makes every RMSNorm scale by (1 + w), Gemma's
+	// GemmaRMSNorm, with w as Hugging Face stores it (initialised to zeros).
+	// TransformerLens has no such field (its Gemma loader adds 1 to the
+	// weights); the name is golens's.
+	NormWeightPlusOne bool `json:"rms_norm_weight_plus_one,omitempty"`
 	// AttnScoresSoftCap and OutputLogitsSoftCap are Gemma 2's soft caps
 	// (cap·tanh(x/cap)); -1 (the default) or 0 is none. Not supported yet.
 	AttnScoresSoftCap   float64 `json:"attn_scores_soft_cap"`
@@ -384,6 +389,9 @@ func (c *Config) initArchitecture() error {
 	case "LN", "LNPre", "RMS", "RMSPre", "":
 	default:
 		return fmt.Errorf("normalization_type %q is not supported (want LN, LNPre, RMS, RMSPre or null)", c.NormalizationType)
+	}
+	if c.NormWeightPlusOne && c.NormalizationType != "RMS" && c.NormalizationType != "RMSPre" {
+		return fmt.Errorf("rms_norm_weight_plus_one needs normalization_type RMS (got %q)", c.NormalizationType)
 	}
 	if c.FinalRMS && c.NormalizationType == "" {
 		return fmt.Errorf("final_rms needs a normalization_type (the final norm is RMSNorm in a model that has norms)")

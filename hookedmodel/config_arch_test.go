@@ -45,6 +45,7 @@ func TestConfigArchitectureFields(t *testing.T) {
 		{`, "parallel_attn_mlp": true, "attn_only": true`, "parallel_attn_mlp needs an MLP"},
 		{`, "final_rms": true, "normalization_type": null`, "final_rms needs a normalization_type"},
 		{`, "gated_mlp": true, "act_fn": "solu_ln"`, "gated_mlp with act_fn solu_ln"},
+		{`, "rms_norm_weight_plus_one": true`, `rms_norm_weight_plus_one needs normalization_type RMS (got "LN")`},
 		{`, "attn_scores_soft_cap": 50`, "attn_scores_soft_cap is not supported yet"},
 		{`, "output_logits_soft_cap": 30`, "output_logits_soft_cap is not supported yet"},
 		{`, "use_normalization_before_and_after": true`, "use_normalization_before_and_after is not supported yet"},

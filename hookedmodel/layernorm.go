@@ -30,6 +30,7 @@ type LayerNorm struct {
 	eps       float64
 	rms       bool // RMSNorm: no centring, no bias
 	affine    bool // has W (and B unless rms): LN or RMS, not LNPre or RMSPre
+	plusOne   bool // RMSNorm scales by (1 + w) (Gemma), in float32 before the cast back
 	hookScale string
 	hookNorm  string
 }
@@ -40,13 +41,14 @@ func newLayerNorm(prefix string, eps float64, affine bool) *LayerNorm {
 }
 
 // newNorm is the norm normalization_type kind asks for under prefix, or
-// nil for none.
-func newNorm(kind, prefix string, eps float64) *LayerNorm {
+// nil for none; an RMSNorm scales by (1 + w) with rms_norm_weight_plus_one.
+func newNorm(kind, prefix string, cfg *Config) *LayerNorm {
 	if kind == "" {
 		return nil
 	}
-	ln := newLayerNorm(prefix, eps, kind == "LN" || kind == "RMS")
+	ln := newLayerNorm(prefix, cfg.Eps, kind == "LN" || kind == "RMS")
 	ln.rms = kind == "RMS" || kind == "RMSPre"
+	ln.plusOne = ln.rms && cfg.NormWeightPlusOne
 	return ln
 }
 
@@ -74,7 +76,7 @@ func (ln *LayerNorm) forward(p *pass, x *gotch.Tensor) *gotch.Tensor {
 	dtype := x.DType()
 	low := dtype == gotch.Half || dtype == gotch.BFloat16
 	if ln.rms {
-		return s.Keep(ln.rmsNorm(p, x, low))
+		return s.Keep(ln.rmsNorm(p, s, x, low))
 	}
 	if !low && !p.wants(ln.hookScale) && !p.wants(ln.hookNorm) {
 		return s.Keep(x.MustLayerNorm([]int64{x.Size(-1)}, ln.W, ln.B, ln.eps))
@@ -97,7 +99,7 @@ func (ln *LayerNorm) forward(p *pass, x *gotch.Tensor) *gotch.Tensor {
 }
 
 // rmsNorm is the RMSNorm of x [... length] in x's scope.
-func (ln *LayerNorm) rmsNorm(p *pass, x *gotch.Tensor, low bool) *gotch.Tensor {
+func (ln *LayerNorm) rmsNorm(p *pass, s *callScope, x *gotch.Tensor, low bool) *gotch.Tensor {
 	dtype := x.DType()
 	if low {
 		x = x.MustTo(gotch.Float)
@@ -105,11 +107,15 @@ func (ln *LayerNorm) rmsNorm(p *pass, x *gotch.Tensor, low bool) *gotch.Tensor {
 	msq := x.MustPowScalar(2).MustMeanDims([]int64{-1}, true).MustAddScalar(ln.eps) // mean(x²) + eps [... 1]
 	scale := p.at(ln.hookScale, msq.MustSqrt())                                     // [... 1]
 	out := p.at(ln.hookNorm, x.MustDiv(scale))                                      // [... length]
+	if ln.W != nil && ln.plusOne {
+		// Gemma: (1 + w) in float32, before the cast back, as GemmaRMSNorm
+		out = out.MustMul(s.in(ln.W).MustTo(out.DType()).MustAddScalar(1))
+	}
 	if low {
 		out = out.MustTo(dtype)
 	}
-	if ln.W != nil {
-		out = out.MustMul(ln.W)
+	if ln.W != nil && !ln.plusOne {
+		out = out.MustMul(ln.W) // Llama: w after the cast back, as LlamaRMSNorm
 	}
 	return out
 }

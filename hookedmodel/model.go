@@ -80,7 +80,7 @@ func build(cfg Config, dev gotch.Device) (*HookedTransformer, error) {
 	for l := range cfg.NLayers {
 		m.Blocks = append(m.Blocks, newBlock(&m.Cfg, l))
 	}
-	m.LnFinal = newNorm(finalNorm(&cfg), "ln_final", cfg.Eps)
+	m.LnFinal = newNorm(finalNorm(&cfg), "ln_final", &cfg)
 	m.listHookNames()
 	return m, nil
 }
@@ -156,7 +156,11 @@ func (m *HookedTransformer) params() []param {
 	}
 	ln := func(prefix string, l *LayerNorm, n int64) {
 		if l != nil && l.affine {
-			ps = append(ps, param{prefix + ".w", &l.W, []int64{n}, initOnes})
+			init := initOnes
+			if l.plusOne {
+				init = initZeros // (1 + w) scales by 1, as Hugging Face's Gemma initialises
+			}
+			ps = append(ps, param{prefix + ".w", &l.W, []int64{n}, init})
 			if !l.rms {
 				ps = append(ps, param{prefix + ".b", &l.B, []int64{n}, initZeros})
 			}

@@ -246,12 +246,16 @@ func foldLN(sd stateDict, ln *LayerNorm, prefix string, dim int64, shape []int64
 	if !ln.rms {
 		lnB = sd.w(prefix + ".b")
 	}
+	lnW := sd.w(prefix + ".w")
+	if ln.plusOne {
+		lnW = lnW.MustAddScalar(1) // Gemma's norm scales by (1 + w)
+	}
 	for _, w := range weights {
 		var bias *gotch.Tensor
 		if w[1] != "" {
 			bias = sd.w(w[1])
 		}
-		foldInto(sd.w(w[0]), bias, sd.w(prefix+".w"), lnB, dim, shape)
+		foldInto(sd.w(w[0]), bias, lnW, lnB, dim, shape)
 	}
 	dropLN(ln)
 }
@@ -297,7 +301,7 @@ func dropLN(ln *LayerNorm) {
 	ln.W.Free()
 	ln.B.Free()
 	ln.W, ln.B = nil, nil
-	ln.affine = false
+	ln.affine, ln.plusOne = false, false
 }
 
 // centerWritingWeights makes every vector written to the residual stream

@@ -175,3 +175,56 @@ func TestRMSNormHalf(t *testing.T) {
 		t.Errorf("logits dtype %v, want bfloat16", d)
 	}
 }
+
+// rms_norm_weight_plus_one (Gemma's GemmaRMSNorm): the norm scales by
+// (1 + w), w initialised to zeros; fold_ln folds (1 + w).
+func TestRMSNormPlusOne(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	cfg := smallConfig()
+	rmsConfig(&cfg)
+	cfg.NormWeightPlusOne = true
+	fresh, err := New(cfg, OnDevice(gotchtest.Device(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := gotchtest.Values(t, fresh.LnFinal.W); w[0] != 0 {
+		t.Errorf("a new (1 + w) norm's w is %g, want 0 (scale 1)", w[0])
+	}
+	fresh.Free()
+
+	m := newTestModel(t, cfg, 5)
+	defer m.Free()
+	_, tok := randomTokens(t, 2, 5, m.Cfg.DVocab, 6)
+	defer tok.Free()
+	out, cache, err := m.RunWithCache(context.Background(), Tokens(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, s, err := m.StateDict()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, wU, bU := gotchtest.Values(t, sd["ln_final.w"]), gotchtest.Values(t, sd["unembed.W_U"]), gotchtest.Values(t, sd["unembed.b_U"])
+	s.Close()
+	norm := gotchtest.Values(t, cache.MustGet("ln_final.hook_normalized"))
+	d, v := m.Cfg.DModel, m.Cfg.DVocabOut
+	var want []float64
+	for r := 0; r < len(norm)/d; r++ {
+		for j := range v {
+			sum := bU[j]
+			for i := range d {
+				sum += norm[r*d+i] * (1 + w[i]) * wU[i*v+j]
+			}
+			want = append(want, sum)
+		}
+	}
+	gotchtest.Close(t, "logits with (1 + w)", gotchtest.Values(t, out.Logits), want, 1e-4)
+	out.Free()
+	cache.Free()
+
+	before := logProbs(t, m, tok)
+	if err := m.Process(DefaultProcessing); err != nil {
+		t.Fatal(err)
+	}
+	gotchtest.Close(t, "log-probs after folding (1 + w)", logProbs(t, m, tok), before, 1e-4)
+}
