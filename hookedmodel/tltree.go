@@ -134,6 +134,9 @@ func (m *HookedTransformer) tlTree() *tlModule {
 			tlParam{kvp + "W_K", []int64{kv, dm, dh}, headW(1)}, tlParam{kvp + "W_V", []int64{kv, dm, dh}, headW(2)},
 			tlParam{kvp + "b_K", []int64{kv, dh}, headB(1)}, tlParam{kvp + "b_V", []int64{kv, dh}, headB(2)})
 		attn.buffers = m.attnBuffers()
+		if a.rotary != nil {
+			attn.buffers = append(attn.buffers, m.rotaryBuffers(a.rotary)...)
+		}
 
 		block := &tlModule{name: itoa(l), class: "TransformerBlock", children: []*tlModule{norm("ln1", b.Ln1, dm)}}
 		if b.MLP != nil {
@@ -302,4 +305,34 @@ func shapeString(shape []int64) string {
 		s[i] = fmt.Sprint(d)
 	}
 	return "[" + strings.Join(s, ", ") + "]"
+}
+
+// rotaryBuffers are a rotary attention layer's buffers rotary_sin and
+// rotary_cos [n_ctx rotary_dim]: sin and cos of position · θ_i, each
+// frequency used for both halves. golens computes them from rotary_base
+// (Hugging Face's rope_theta) on every pass; a state dict may hold them or
+// not, and their values are not checked, since TransformerLens's are made
+// with base 10000 whatever rope_theta says.
+func (m *HookedTransformer) rotaryBuffers(r *rotary) []tlBuffer {
+	n := int64(m.Cfg.NCtx)
+	table := func(f func(float64) float64) func(*gotch.Scope) *gotch.Tensor {
+		return func(s *gotch.Scope) *gotch.Tensor {
+			vals := make([]float64, 0, n*r.dim)
+			for p := range n {
+				for range 2 {
+					for _, inv := range r.invFreq {
+						vals = append(vals, f(float64(p)*inv))
+					}
+				}
+			}
+			return s.Attach(gotch.MustFromSlice(vals, []int64{n, r.dim}, m.device)).MustTo(m.dtype)
+		}
+	}
+	check := func(s *gotch.Scope, t *gotch.Tensor) error {
+		if sh := t.Shape(); len(sh) != 2 || sh[1] != r.dim {
+			return fmt.Errorf("shape %v; want [n_ctx %d] (rotary_dim)", sh, r.dim)
+		}
+		return nil
+	}
+	return []tlBuffer{{name: "rotary_sin", value: table(math.Sin), check: check}, {name: "rotary_cos", value: table(math.Cos), check: check}}
 }
