@@ -563,7 +563,11 @@ func gpt2Table(m *HookedTransformer, ck *weights.Checkpoint) []source {
 
 // gpt2Buffers are checkpoint entries that are not weights.
 func ignoredKey(k string) bool {
-	return strings.HasSuffix(k, ".attn.bias") || strings.HasSuffix(k, ".attn.masked_bias")
+	return strings.HasSuffix(k, ".attn.bias") || strings.HasSuffix(k, ".attn.masked_bias") ||
+		// GPT-NeoX's causal-mask buffers and the rotary frequencies older
+		// Pythia and Llama checkpoints hold (golens computes them).
+		strings.HasSuffix(k, ".attention.bias") || strings.HasSuffix(k, ".attention.masked_bias") ||
+		strings.HasSuffix(k, ".rotary_emb.inv_freq")
 }
 
 var wdtypes = map[weights.DType]gotch.DType{

@@ -60,9 +60,10 @@ func hfArchOf(c Config) (hfArch, bool) {
 }
 
 var hfArchs = map[string]hfArch{
-	"llama":   {"LlamaForCausalLM", llamaConfig, llamaTable},
-	"mistral": {"MistralForCausalLM", llamaConfig, llamaTable},
-	"qwen2":   {"Qwen2ForCausalLM", llamaConfig, llamaTable},
+	"llama":    {"LlamaForCausalLM", llamaConfig, llamaTable},
+	"mistral":  {"MistralForCausalLM", llamaConfig, llamaTable},
+	"qwen2":    {"Qwen2ForCausalLM", llamaConfig, llamaTable},
+	"gpt_neox": {"GPTNeoXForCausalLM", neoxConfig, neoxTable},
 }
 
 // hfModelTypes lists the model_types golens loads.
@@ -75,9 +76,9 @@ func hfModelTypes() []string {
 	return ts
 }
 
-// hfLlamaConfig is the part of a Llama, Mistral or Qwen2 config.json golens
-// reads (configuration_llama.py, configuration_mistral.py,
-// configuration_qwen2.py).
+// hfLlamaConfig is the part of a Llama, Mistral, Qwen2 or GPT-NeoX
+// config.json golens reads (configuration_llama.py, configuration_mistral.py,
+// configuration_qwen2.py, configuration_gpt_neox.py).
 type hfLlamaConfig struct {
 	ModelType        string          `json:"model_type"`
 	Architectures    []string        `json:"architectures"`
@@ -98,6 +99,12 @@ type hfLlamaConfig struct {
 	MLPBias          bool            `json:"mlp_bias"`
 	SlidingWindow    *int            `json:"sliding_window"`
 	UseSlidingWindow bool            `json:"use_sliding_window"` // Qwen2
+
+	// GPT-NeoX (configuration_gpt_neox.py).
+	RotaryPct        *float64 `json:"rotary_pct"`            // absent: 0.25
+	RotaryEmbBase    *float64 `json:"rotary_emb_base"`       // absent: 10000 (newer configs say rope_theta)
+	LayerNormEps     *float64 `json:"layer_norm_eps"`        // absent: 1e-5
+	ParallelResidual *bool    `json:"use_parallel_residual"` // absent: true
 }
 
 // hfModelConfig reads dir/config.json from fsys (nil: the operating
@@ -157,21 +164,8 @@ func llamaConfig(hf hfLlamaConfig, c *Config) error {
 			return fmt.Errorf("%s must be positive, got %d", f.key, f.v)
 		}
 	}
-	if len(hf.RopeScaling) > 0 && string(hf.RopeScaling) != "null" {
-		var rs struct {
-			RopeType string `json:"rope_type"`
-			Type     string `json:"type"` // the older spelling
-		}
-		if err := json.Unmarshal(hf.RopeScaling, &rs); err != nil {
-			return fmt.Errorf("rope_scaling: %w", err)
-		}
-		typ := rs.RopeType
-		if typ == "" {
-			typ = rs.Type
-		}
-		if typ != "default" {
-			return fmt.Errorf("rope_scaling of type %q is not supported yet by golens (it computes unscaled rotary frequencies)", typ)
-		}
+	if err := checkRopeScaling(hf.RopeScaling); err != nil {
+		return err
 	}
 	if hf.MLPBias {
 		return fmt.Errorf("mlp_bias is not supported (golens's gated MLP has no biases on gate_proj and up_proj)")
@@ -216,6 +210,127 @@ func llamaConfig(hf hfLlamaConfig, c *Config) error {
 	return nil
 }
 
+// neoxConfig maps a GPT-NeoX (Pythia) config as TransformerLens's
+// convert_hf_model_config does, with Hugging Face's numbers: rotary_base is
+// rotary_emb_base (or rope_theta, as newer configs spell it), where
+// TransformerLens keeps 10000; rotary_dim is int(d_head · rotary_pct), as
+// GPTNeoXAttention's rotary_ndims.
+func neoxConfig(hf hfLlamaConfig, c *Config) error {
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"hidden_size", hf.HiddenSize}, {"num_hidden_layers", hf.Layers}, {"num_attention_heads", hf.Heads},
+		{"intermediate_size", hf.Intermediate}, {"max_position_embeddings", hf.MaxPositions}, {"vocab_size", hf.VocabSize}} {
+		if f.v <= 0 {
+			return fmt.Errorf("%s must be positive, got %d", f.key, f.v)
+		}
+	}
+	if err := checkRopeScaling(hf.RopeScaling); err != nil {
+		return err
+	}
+	if hf.HiddenSize%hf.Heads != 0 {
+		return fmt.Errorf("hidden_size %d is not a multiple of num_attention_heads %d", hf.HiddenSize, hf.Heads)
+	}
+	dHead := hf.HiddenSize / hf.Heads
+	pct := 0.25
+	if hf.RotaryPct != nil {
+		pct = *hf.RotaryPct
+	}
+	if !(pct > 0 && pct <= 1) {
+		return fmt.Errorf("rotary_pct must be in (0, 1], got %g", pct)
+	}
+	base := 10000.0
+	if hf.RotaryEmbBase != nil {
+		base = *hf.RotaryEmbBase
+	} else if hf.RopeTheta != nil {
+		base = *hf.RopeTheta
+	}
+	eps := 1e-5
+	if hf.LayerNormEps != nil {
+		eps = *hf.LayerNormEps
+	}
+	c.NLayers, c.DModel, c.NHeads, c.DHead = hf.Layers, hf.HiddenSize, hf.Heads, dHead
+	c.DMLP, c.DVocab, c.DVocabOut, c.NCtx, c.Eps = hf.Intermediate, hf.VocabSize, hf.VocabSize, hf.MaxPositions, eps
+	c.ActFn, c.NormalizationType = hf.HiddenAct, "LN"
+	c.PositionalEmbeddingType, c.RotaryDim, c.RotaryBase = "rotary", int(float64(dHead)*pct), base
+	c.ParallelAttnMLP = hf.ParallelResidual == nil || *hf.ParallelResidual
+	return nil
+}
+
+// checkRopeScaling refuses a rope_scaling other than none or "default".
+func checkRopeScaling(raw json.RawMessage) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var rs struct {
+		RopeType string `json:"rope_type"`
+		Type     string `json:"type"` // the older spelling
+	}
+	if err := json.Unmarshal(raw, &rs); err != nil {
+		return fmt.Errorf("rope_scaling: %w", err)
+	}
+	typ := rs.RopeType
+	if typ == "" {
+		typ = rs.Type
+	}
+	if typ != "default" {
+		return fmt.Errorf("rope_scaling of type %q is not supported yet by golens (it computes unscaled rotary frequencies)", typ)
+	}
+	return nil
+}
+
+// neoxTable maps transformers' GPTNeoXForCausalLM onto the model's
+// weights. query_key_value's rows are, per head, that head's q, k and v
+// rows ([head 3 d_head] along the rows: GPTNeoXAttention views its output
+// as [..., heads, 3·head_size]); W_QKV wants all q rows, then k, then v,
+// so the rows are regrouped to [3 head d_head]. Biases are read when the
+// checkpoint has them (attention_bias, default true), else zeros.
+func neoxTable(m *HookedTransformer, ck *weights.Checkpoint) hfTable {
+	c := m.Cfg
+	dm, f, v := int64(c.DModel), int64(c.DMLP), int64(c.DVocab)
+	H, D := int64(c.NHeads), int64(c.DHead)
+	keys := ck.Keys()
+	bias := slices.Contains(keys, "gpt_neox.layers.0.attention.query_key_value.bias")
+	opt := func(key string) string {
+		if bias {
+			return key
+		}
+		return ""
+	}
+	regroup := func(ts []*gotch.Tensor) *gotch.Tensor { // [H·3·D, ...] -> [3·H·D, ...]
+		t := ts[0]
+		rest := t.Shape()[1:]
+		return t.MustView(append([]int64{H, 3, D}, rest...)).MustTranspose(0, 1).MustContiguous().MustView(append([]int64{3 * H * D}, rest...))
+	}
+	t := hfTable{sources: []source{{&m.WE, "gpt_neox.embed_in.weight", []int64{v, dm}, false}}}
+	t.cats = make([]hfCat, 0, 2*len(m.Blocks))
+	ln := func(l *LayerNorm, key string) {
+		t.sources = append(t.sources, source{&l.W, key + ".weight", []int64{dm}, false}, source{&l.B, key + ".bias", []int64{dm}, false})
+	}
+	for l, b := range m.Blocks {
+		p := fmt.Sprintf("gpt_neox.layers.%d.", l)
+		ln(b.Ln1, p+"input_layernorm")
+		ln(b.Ln2, p+"post_attention_layernorm")
+		t.cats = append(t.cats, hfCat{dst: &b.Attn.WQKV, parts: make([]*gotch.Tensor, 0, 1), join: regroup})
+		t.part(&t.cats[len(t.cats)-1], p+"attention.query_key_value.weight", []int64{3 * H * D, dm})
+		t.cats = append(t.cats, hfCat{dst: &b.Attn.BQKV, parts: make([]*gotch.Tensor, 0, 1), join: regroup})
+		t.part(&t.cats[len(t.cats)-1], opt(p+"attention.query_key_value.bias"), []int64{3 * H * D})
+		t.sources = append(t.sources,
+			source{&b.Attn.WO, p + "attention.dense.weight", []int64{dm, H * D}, false},
+			source{&b.Attn.BO, opt(p + "attention.dense.bias"), []int64{dm}, false},
+			source{&b.MLP.WIn, p + "mlp.dense_h_to_4h.weight", []int64{f, dm}, false},
+			source{&b.MLP.BIn, p + "mlp.dense_h_to_4h.bias", []int64{f}, false},
+			source{&b.MLP.WOut, p + "mlp.dense_4h_to_h.weight", []int64{dm, f}, false},
+			source{&b.MLP.BOut, p + "mlp.dense_4h_to_h.bias", []int64{dm}, false})
+	}
+	ln(m.LnFinal, "gpt_neox.final_layer_norm")
+	unembed := "embed_out.weight"
+	if !slices.Contains(keys, unembed) {
+		unembed = "gpt_neox.embed_in.weight" // tie_word_embeddings
+	}
+	return append2(t, source{&m.WU, unembed, []int64{v, dm}, false}, source{&m.BU, "", []int64{v}, false})
+}
+
 // hfTable is a weight table with the parts fill cannot place directly:
 // q, k and v (and their biases) read into temporaries and concatenated
 // into W_QKV and b_QKV.
@@ -224,10 +339,12 @@ type hfTable struct {
 	cats    []hfCat
 }
 
-// hfCat concatenates parts along dim 0 into dst.
+// hfCat joins parts into dst: join, or concatenation along dim 0 when
+// join is nil.
 type hfCat struct {
 	dst   **gotch.Tensor
 	parts []*gotch.Tensor
+	join  func([]*gotch.Tensor) *gotch.Tensor
 }
 
 // part is a temporary that fill writes.
@@ -317,7 +434,21 @@ func (m *HookedTransformer) fillHF(ck *weights.Checkpoint, a hfArch, o options) 
 	}
 	for _, c := range t.cats {
 		var out *gotch.Tensor
-		if err := gotch.Try(func() { out = gotch.MustCat(c.parts, 0) }); err != nil {
+		err := gotch.Try(func() {
+			s := gotch.NewScope()
+			defer s.Close()
+			if c.join == nil {
+				out = gotch.MustCat(c.parts, 0)
+				return
+			}
+			parts := slices.Clone(c.parts)
+			for i, p := range parts {
+				s.Attach(p) // the scope frees the parts and what join makes of them
+				c.parts[i] = nil
+			}
+			out = s.Keep(c.join(parts))
+		})
+		if err != nil {
 			return err
 		}
 		*c.dst = out

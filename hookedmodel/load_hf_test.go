@@ -321,3 +321,152 @@ func rewriteWithout(t *testing.T, ck *hfcModel, name string) {
 		t.Fatal(err)
 	}
 }
+
+// neoxRefModel is the float64 reference of a written GPT-NeoX checkpoint,
+// its config read from config.json here and its weights regrouped here:
+// query_key_value's row (h·3 + j)·D + d is head h's q (j 0), k (1) or v (2)
+// row d.
+func neoxRefModel(t *testing.T, ck *hfcModel) *reference.Model {
+	t.Helper()
+	c := ck.Config
+	M, H, L := hfcInt(c, "hidden_size"), hfcInt(c, "num_attention_heads"), hfcInt(c, "num_hidden_layers")
+	V, F := hfcInt(c, "vocab_size"), hfcInt(c, "intermediate_size")
+	D := M / H
+	toF := func(v any) float64 {
+		switch x := v.(type) {
+		case int:
+			return float64(x)
+		case float64:
+			return x
+		}
+		t.Fatalf("not a number: %v", v)
+		return 0
+	}
+	parallel, _ := c["use_parallel_residual"].(bool)
+	rc := reference.Config{
+		NLayers: L, DModel: M, DHead: D, NHeads: H, ActFn: c["hidden_act"].(string),
+		Eps: toF(c["layer_norm_eps"]), UseAttnScale: true, NormalizationType: "LN", AttentionDir: "causal",
+		PositionalEmbeddingType: "rotary", RotaryDim: int(float64(D) * toF(c["rotary_pct"])),
+		RotaryBase: toF(c["rotary_emb_base"]), ParallelAttnMLP: parallel, DType: "float32",
+	}
+	r := &reference.Model{Cfg: rc, W: map[string]reference.Tensor{}}
+	get := func(name string) []float64 {
+		v, ok := ck.Values[name]
+		if !ok {
+			t.Fatalf("checkpoint has no %s", name)
+		}
+		return v
+	}
+	put := func(name string, data []float64, shape ...int) { r.W[name] = reference.Tensor{Shape: shape, Data: data} }
+	transpose := func(x []float64, rows, cols int) []float64 {
+		out := make([]float64, len(x))
+		for i := range rows {
+			for j := range cols {
+				out[j*rows+i] = x[i*cols+j]
+			}
+		}
+		return out
+	}
+	put("embed.W_E", get("gpt_neox.embed_in.weight"), V, M)
+	for l := range L {
+		p := "gpt_neox.layers." + itoa(l) + "."
+		b := "blocks." + itoa(l) + "."
+		put(b+"ln1.w", get(p+"input_layernorm.weight"), M)
+		put(b+"ln1.b", get(p+"input_layernorm.bias"), M)
+		put(b+"ln2.w", get(p+"post_attention_layernorm.weight"), M)
+		put(b+"ln2.b", get(p+"post_attention_layernorm.bias"), M)
+		w, bias := get(p+"attention.query_key_value.weight"), get(p+"attention.query_key_value.bias")
+		for j, n := range []string{"Q", "K", "V"} {
+			W := make([]float64, H*M*D)
+			B := make([]float64, H*D)
+			for h := range H {
+				for d := range D {
+					row := (h*3+j)*D + d
+					B[h*D+d] = bias[row]
+					for m := range M {
+						W[(h*M+m)*D+d] = w[row*M+m]
+					}
+				}
+			}
+			put(b+"attn.W_"+n, W, H, M, D)
+			put(b+"attn.b_"+n, B, H, D)
+		}
+		put(b+"attn.W_O", transpose(get(p+"attention.dense.weight"), M, M), H, D, M)
+		put(b+"attn.b_O", get(p+"attention.dense.bias"), M)
+		put(b+"mlp.W_in", transpose(get(p+"mlp.dense_h_to_4h.weight"), F, M), M, F)
+		put(b+"mlp.b_in", get(p+"mlp.dense_h_to_4h.bias"), F)
+		put(b+"mlp.W_out", transpose(get(p+"mlp.dense_4h_to_h.weight"), M, F), F, M)
+		put(b+"mlp.b_out", get(p+"mlp.dense_4h_to_h.bias"), M)
+	}
+	put("ln_final.w", get("gpt_neox.final_layer_norm.weight"), M)
+	put("ln_final.b", get("gpt_neox.final_layer_norm.bias"), M)
+	head, ok := ck.Values["embed_out.weight"]
+	if !ok {
+		head = get("gpt_neox.embed_in.weight")
+	}
+	put("unembed.W_U", transpose(head, V, M), M, V)
+	return r
+}
+
+func TestLoadHFGPTNeoXMatchesReference(t *testing.T) {
+	cases := []struct {
+		name string
+		opts hfcOpts
+	}{
+		{"parallel", hfcOpts{Seed: 11}},
+		{"sequential", hfcOpts{Seed: 12, Edit: func(c map[string]any) { c["use_parallel_residual"] = false }}},
+		{"tied f16 sharded", hfcOpts{Seed: 13, DType: weights.F16, Shards: 2, Edit: func(c map[string]any) { c["tie_word_embeddings"] = true }}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			gotchtest.CheckLeaks(t)
+			ck := writeHFModel(t, "gpt_neox", tc.opts)
+			rows, tok := randomTokens(t, 2, 7, hfcInt(ck.Config, "vocab_size"), 9)
+			defer tok.Free()
+			want := neoxRefModel(t, ck).Forward(rows)
+			m, err := Load(context.Background(), ck.Dir, NoProcessing(), OnDevice(gotchtest.Device(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Free()
+			if m.Cfg.RotaryBase != 5000 || m.Cfg.RotaryDim != 2 || m.Cfg.ParallelAttnMLP != (tc.name != "sequential") {
+				t.Errorf("config: rotary_base %g rotary_dim %d parallel %v", m.Cfg.RotaryBase, m.Cfg.RotaryDim, m.Cfg.ParallelAttnMLP)
+			}
+			out, cache, err := m.RunWithCache(context.Background(), Tokens(tok))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Free()
+			defer cache.Free()
+			compare(t, "logits", out.Logits, want["logits"])
+			for _, name := range cache.Keys() {
+				if w, ok := want[name]; ok {
+					compare(t, name, cache.MustGet(name), w)
+				} else {
+					t.Errorf("cached %s has no reference value", name)
+				}
+			}
+			for name := range want {
+				if _, err := cache.Get(name); err != nil && name != "logits" {
+					t.Errorf("reference activation %s is missing from the cache", name)
+				}
+			}
+			p, err := Load(context.Background(), ck.Dir, OnDevice(gotchtest.Device(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Free()
+			pout, pcache, pref := cachedWithReference(t, p, 9)
+			compare(t, "processed logits", pout.Logits, pref["logits"])
+			for _, name := range pcache.Keys() {
+				if w, ok := pref[name]; ok {
+					compare(t, "processed "+name, pcache.MustGet(name), w)
+				} else {
+					t.Errorf("processed: cached %s has no reference value", name)
+				}
+			}
+			V := hfcInt(ck.Config, "vocab_size")
+			gotchtest.Close(t, "processed log-probs", logSoftmaxRows(gotchtest.Values(t, pout.Logits), V), logSoftmaxRows(want["logits"].Data, V), 1e-4)
+		})
+	}
+}
