@@ -106,6 +106,7 @@ var emptyExempt = map[string]string{
 	"HookedTransformer.W_U":        "a weight getter (case)",
 	"HookedTransformer.W_V":        "a weight getter (case)",
 	"HookedTransformer.W_in":       "a weight getter (case)",
+	"HookedTransformer.W_gate":     "a weight getter (case)",
 	"HookedTransformer.W_out":      "a weight getter (case)",
 	"HookedTransformer.W_pos":      "a weight getter (case)",
 	"HookedTransformer.OV":         "no input (case)",

@@ -103,6 +103,11 @@ func TestGatedMLPClosedForm(t *testing.T) {
 			if err != nil || !slices.Equal(wg.Shape(), []int64{int64(d), int64(f)}) {
 				t.Errorf("W_gate(): %v %v, want [d_model d_mlp]", wg.Shape(), err)
 			}
+			stacked, err := m.W_gate()
+			if err != nil || !slices.Equal(stacked.Shape(), []int64{int64(m.Cfg.NLayers), int64(d), int64(f)}) {
+				t.Errorf("model W_gate(): %v %v, want [n_layers d_model d_mlp]", stacked.Shape(), err)
+			}
+			gotchtest.Close(t, "W_gate of block 1", gotchtest.Values(t, stacked)[d*f:], gotchtest.Values(t, sd["blocks.1.mlp.W_gate"]), 1e-6)
 		})
 	}
 }

@@ -17,7 +17,12 @@ import (
 func (m *HookedTransformer) W_E() (*gotch.Tensor, error) { return m.WE, nil }
 
 // W_pos is the positional embedding [n_ctx d_model].
-func (m *HookedTransformer) W_pos() (*gotch.Tensor, error) { return m.WPos, nil }
+func (m *HookedTransformer) W_pos() (*gotch.Tensor, error) {
+	if m.WPos == nil && m.Cfg.PositionalEmbeddingType == "rotary" {
+		return nil, fmt.Errorf("weight view W_pos: a rotary model has no positional embedding matrix")
+	}
+	return m.WPos, nil
+}
 
 // W_U is the unembedding [d_model d_vocab_out]: WU transposed, a view.
 func (m *HookedTransformer) W_U() (*gotch.Tensor, error) {
@@ -70,6 +75,14 @@ func (m *HookedTransformer) B_O() (*gotch.Tensor, error) {
 // W_in is the MLP input weights [n_layers d_model d_mlp].
 func (m *HookedTransformer) W_in() (*gotch.Tensor, error) {
 	return m.mlpStack("W_in", func(p *MLP) *gotch.Tensor { return p.WIn }, true)
+}
+
+// W_gate is a gated MLP's gate weights [n_layers d_model d_mlp].
+func (m *HookedTransformer) W_gate() (*gotch.Tensor, error) {
+	if !m.Cfg.GatedMLP {
+		return nil, fmt.Errorf("weight view W_gate: the model's MLPs are not gated (gated_mlp is off)")
+	}
+	return m.mlpStack("W_gate", func(p *MLP) *gotch.Tensor { return p.WGate }, true)
 }
 
 // B_in is the MLP input biases [n_layers d_mlp].
