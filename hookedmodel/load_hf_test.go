@@ -274,13 +274,15 @@ func TestLoadHFBadConfigs(t *testing.T) {
 		{"qwen2 sliding window", "qwen2", func(c map[string]any) { c["use_sliding_window"] = true }, "", "use_sliding_window"},
 		{"missing tensor", "mistral", nil, "model.layers.1.self_attn.k_proj.weight", "model.layers.1.self_attn.k_proj.weight"},
 		{"missing qwen2 bias", "qwen2", nil, "model.layers.0.self_attn.v_proj.bias", "model.layers.0.self_attn.v_proj.bias"},
+		{"neox rope_scaling", "gpt_neox", func(c map[string]any) { c["rope_scaling"] = map[string]any{"rope_type": "dynamic", "factor": 2.0} }, "", `rope_scaling of type "dynamic"`},
+		{"neox missing tensor", "gpt_neox", nil, "gpt_neox.layers.0.mlp.dense_h_to_4h.bias", "gpt_neox.layers.0.mlp.dense_h_to_4h.bias"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			gotchtest.CheckLeaks(t)
 			ck := writeHFModel(t, tc.modelType, hfcOpts{Seed: 10, Edit: tc.edit})
 			if tc.remove != "" {
-				rewriteWithout(t, ck, tc.remove)
+				rewriteCheckpoint(t, ck, tc.remove, nil)
 			}
 			m, err := Load(context.Background(), ck.Dir, OnDevice(gotchtest.Device(t)))
 			if err == nil {
@@ -294,8 +296,9 @@ func TestLoadHFBadConfigs(t *testing.T) {
 	}
 }
 
-// rewriteWithout rewrites ck's model.safetensors without tensor name.
-func rewriteWithout(t *testing.T, ck *hfcModel, name string) {
+// rewriteCheckpoint rewrites ck's model.safetensors without tensor name,
+// with the tensors add.
+func rewriteCheckpoint(t *testing.T, ck *hfcModel, name string, add []*weights.Tensor) {
 	t.Helper()
 	path := filepath.Join(ck.Dir, "model.safetensors")
 	src, err := weights.Open(path)
@@ -314,6 +317,7 @@ func rewriteWithout(t *testing.T, ck *hfcModel, name string) {
 		keep = append(keep, &weights.Tensor{Name: k, DType: w.DType, Shape: w.Shape, Data: append([]byte(nil), w.Data...)})
 	}
 	src.Close()
+	keep = append(keep, add...)
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +361,9 @@ func neoxRefModel(t *testing.T, ck *hfcModel) *reference.Model {
 		}
 		return v
 	}
-	put := func(name string, data []float64, shape ...int) { r.W[name] = reference.Tensor{Shape: shape, Data: data} }
+	put := func(name string, data []float64, shape ...int) {
+		r.W[name] = reference.Tensor{Shape: shape, Data: data}
+	}
 	transpose := func(x []float64, rows, cols int) []float64 {
 		out := make([]float64, len(x))
 		for i := range rows {
@@ -468,5 +474,39 @@ func TestLoadHFGPTNeoXMatchesReference(t *testing.T) {
 			V := hfcInt(ck.Config, "vocab_size")
 			gotchtest.Close(t, "processed log-probs", logSoftmaxRows(gotchtest.Values(t, pout.Logits), V), logSoftmaxRows(want["logits"].Data, V), 1e-4)
 		})
+	}
+}
+
+// TestLoadHFIgnoresBuffers loads checkpoints holding the non-weight
+// entries older Pythia and Llama checkpoints have (NeoX's causal-mask
+// buffers, rotary inv_freq), and refuses an unknown extra tensor.
+func TestLoadHFIgnoresBuffers(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	f32 := func(name string, n int) *weights.Tensor {
+		return &weights.Tensor{Name: name, DType: weights.F32, Shape: []int64{int64(n)}, Data: make([]byte, 4*n)}
+	}
+	for _, tc := range []struct {
+		modelType string
+		extra     []*weights.Tensor
+		edit      func(map[string]any)
+	}{
+		{"gpt_neox", []*weights.Tensor{f32("gpt_neox.layers.0.attention.bias", 4), f32("gpt_neox.layers.0.attention.masked_bias", 1), f32("gpt_neox.layers.1.attention.rotary_emb.inv_freq", 1)}, nil},
+		{"llama", []*weights.Tensor{f32("model.layers.0.self_attn.rotary_emb.inv_freq", 3)}, func(c map[string]any) { c["rope_scaling"] = nil }},
+	} {
+		ck := writeHFModel(t, tc.modelType, hfcOpts{Seed: 14, Edit: tc.edit})
+		rewriteCheckpoint(t, ck, "", tc.extra)
+		m, err := Load(context.Background(), ck.Dir, NoProcessing(), OnDevice(gotchtest.Device(t)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.modelType, err)
+		}
+		m.Free()
+	}
+	ck := writeHFModel(t, "mistral", hfcOpts{Seed: 15})
+	rewriteCheckpoint(t, ck, "", []*weights.Tensor{f32("model.layers.0.mlp.up_proj.bias", 24)})
+	if m, err := Load(context.Background(), ck.Dir, OnDevice(gotchtest.Device(t))); err == nil {
+		m.Free()
+		t.Error("loaded a checkpoint with mlp.up_proj.bias, which the config cannot place")
+	} else if !strings.Contains(err.Error(), "model.layers.0.mlp.up_proj.bias") {
+		t.Errorf("error %q does not name the extra tensor", err)
 	}
 }
