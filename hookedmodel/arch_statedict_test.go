@@ -1,6 +1,7 @@
 package hookedmodel
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -38,6 +39,17 @@ func TestArchitectureStateDictRoundTrip(t *testing.T) {
 	_, tok := randomTokens(t, 2, 6, a.Cfg.DVocab, 3)
 	defer tok.Free()
 	gotchtest.Close(t, "log-probs after the round trip", logProbs(t, b, tok), logProbs(t, a, tok), 1e-6)
+	// SaveStateDict writes the buffers too; the file loads back strictly.
+	path := filepath.Join(t.TempDir(), "sd.safetensors")
+	if err := a.SaveStateDict(path); err != nil {
+		t.Fatal(err)
+	}
+	c := editedModel(t, edit, 3)
+	defer c.Free()
+	if err := c.LoadStateDictFile(path); err != nil {
+		t.Fatal(err)
+	}
+	gotchtest.Close(t, "log-probs after a file round trip", logProbs(t, c, tok), logProbs(t, a, tok), 1e-6)
 	sd["blocks.0.attn.rotary_sin"] = s.Attach(gotch.MustZeros([]int64{int64(a.Cfg.NCtx), 4}, gotch.Float, gotchtest.Device(t)))
 	if err := b.LoadStateDict(sd); err == nil || !strings.Contains(err.Error(), "rotary_sin") {
 		t.Errorf("a rotary_sin of the wrong shape: %v, want an error naming it", err)
