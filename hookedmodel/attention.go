@@ -2,6 +2,7 @@ package hookedmodel
 
 import (
 	"math"
+	"slices"
 
 	"github.com/golens/golens/gotch"
 )
@@ -11,16 +12,19 @@ import (
 // projection is one fused GEMM with its bias; W_Q, W_K, W_V and W_O give
 // TransformerLens's [head ...] views of the same memory.
 type Attention struct {
-	WQKV *gotch.Tensor // [3·n_heads·d_head, d_model]: the rows of W_Q, then W_K, then W_V
-	BQKV *gotch.Tensor // [3·n_heads·d_head]
+	WQKV *gotch.Tensor // [(n_heads+2·n_kv_heads)·d_head, d_model]: the rows of W_Q, then W_K, then W_V
+	BQKV *gotch.Tensor // [(n_heads+2·n_kv_heads)·d_head]
 	WO   *gotch.Tensor // [d_model, n_heads·d_head]
 	BO   *gotch.Tensor // [d_model]
 
 	nHeads, dHead int64
+	nKV           int64   // key and value heads: n_key_value_heads, or n_heads
+	grouped       bool    // n_key_value_heads is set: TransformerLens's GroupedQueryAttention (_W_K, _W_V)
 	attnScale     float64 // divides the scores: sqrt(d_head) (1 without use_attn_scale), times l+1 with scale_attn_by_inverse_layer_idx
 	upcast        bool    // reorder_and_upcast_attn in a float16/bfloat16 model: scores only on the explicit float32 path
 	causal        bool
 	useResult     bool
+	rotary        *rotary // rotary positions on q and k, or nil
 	hooks         attnHooks
 	views         attnViews
 }
@@ -32,17 +36,25 @@ type attnViews struct {
 	wHead  [3]*gotch.Tensor // W_Q, W_K, W_V as TransformerLens's [n_heads d_model d_head]
 	bHead  [3]*gotch.Tensor // b_Q, b_K, b_V as [n_heads d_head]
 	wOHead *gotch.Tensor    // W_O as [n_heads d_head d_model]
+	// wExp, bExp are W_K, W_V [n_heads d_model d_head] and b_K, b_V
+	// [n_heads d_head] repeated per query head (copies), as
+	// TransformerLens's GroupedQueryAttention gives W_K and W_V; index 0
+	// unused; nil without grouped-query attention.
+	wExp, bExp [3]*gotch.Tensor
 }
 
-type attnHooks struct{ q, k, v, scores, pattern, z, result string }
+type attnHooks struct{ q, k, v, rotQ, rotK, scores, pattern, z, result string }
 
 func newAttention(cfg *Config, prefix string, layer int) *Attention {
 	a := &Attention{
 		nHeads:    int64(cfg.NHeads),
 		dHead:     int64(cfg.DHead),
+		nKV:       int64(cfg.kvHeads()),
+		grouped:   cfg.NKeyValueHeads > 0,
 		attnScale: 1,
 		causal:    cfg.AttentionDir == "causal",
 		useResult: cfg.UseAttnResult,
+		rotary:    newRotary(cfg),
 	}
 	if cfg.UseAttnScale {
 		a.attnScale = math.Sqrt(float64(cfg.DHead))
@@ -62,12 +74,16 @@ func newAttention(cfg *Config, prefix string, layer int) *Attention {
 		a.upcast = cfg.ReorderUpcastAttn
 	}
 	h := func(n string) string { return prefix + ".hook_" + n }
-	a.hooks = attnHooks{h("q"), h("k"), h("v"), h("attn_scores"), h("pattern"), h("z"), h("result")}
+	a.hooks = attnHooks{h("q"), h("k"), h("v"), h("rot_q"), h("rot_k"), h("attn_scores"), h("pattern"), h("z"), h("result")}
 	return a
 }
 
 func (a *Attention) hookNames() []string {
-	n := []string{a.hooks.q, a.hooks.k, a.hooks.v, a.hooks.scores, a.hooks.pattern, a.hooks.z}
+	n := []string{a.hooks.q, a.hooks.k, a.hooks.v}
+	if a.rotary != nil {
+		n = append(n, a.hooks.rotQ, a.hooks.rotK)
+	}
+	n = append(n, a.hooks.scores, a.hooks.pattern, a.hooks.z)
 	if a.useResult {
 		n = append(n, a.hooks.result)
 	}
@@ -80,15 +96,25 @@ func (a *Attention) prepare() {
 	s := gotch.NewScope()
 	defer s.Close()
 	wQKV, bQKV, wO := borrow(s, a.WQKV), borrow(s, a.BQKV), borrow(s, a.WO)
-	hd, dModel := a.nHeads*a.dHead, a.WQKV.Size(1)
+	dModel := a.WQKV.Size(1)
 	v := &a.views
-	for i := range int64(3) {
-		w, b := wQKV.MustNarrow(0, i*hd, hd), bQKV.MustNarrow(0, i*hd, hd)
-		wh := w.MustView([]int64{a.nHeads, a.dHead, dModel}).MustPermute([]int64{0, 2, 1})
-		bh := b.MustView([]int64{a.nHeads, a.dHead})
+	start := int64(0)
+	for i := range 3 {
+		heads := a.heads(i)
+		w, b := wQKV.MustNarrow(0, start, heads*a.dHead), bQKV.MustNarrow(0, start, heads*a.dHead)
+		start += heads * a.dHead
+		wh := w.MustView([]int64{heads, a.dHead, dModel}).MustPermute([]int64{0, 2, 1})
+		bh := b.MustView([]int64{heads, a.dHead})
+		var we, be *gotch.Tensor
+		if a.nKV != a.nHeads && i > 0 {
+			we, be = a.repeatKV(wh, 0), a.repeatKV(bh, 0)
+		}
 		// Keep only after every view is made: a kept tensor leaves s, and
 		// ops on it would too.
 		v.w[i], v.b[i], v.wHead[i], v.bHead[i] = s.Keep(w), s.Keep(b), s.Keep(wh), s.Keep(bh)
+		if we != nil {
+			v.wExp[i], v.bExp[i] = s.Keep(we), s.Keep(be)
+		}
 	}
 	v.wOHead = s.Keep(wO.MustView([]int64{dModel, a.nHeads, a.dHead}).MustPermute([]int64{1, 2, 0}))
 }
@@ -100,9 +126,33 @@ func (a *Attention) free() {
 		v.b[i].Free()
 		v.wHead[i].Free()
 		v.bHead[i].Free()
+		v.wExp[i].Free()
+		v.bExp[i].Free()
 	}
 	v.wOHead.Free()
 	*v = attnViews{}
+}
+
+// heads is the number of heads of q (i = 0), k (1) or v (2).
+func (a *Attention) heads(i int) int64 {
+	if i == 0 {
+		return a.nHeads
+	}
+	return a.nKV
+}
+
+// repeatKV repeats each of x's n_kv_heads key/value heads (dimension dim)
+// for the n_heads / n_kv_heads query heads that share it, as Hugging Face's
+// repeat_kv: query head h reads key/value head h / (n_heads / n_kv_heads).
+func (a *Attention) repeatKV(x *gotch.Tensor, dim int64) *gotch.Tensor {
+	if a.nKV == a.nHeads {
+		return x
+	}
+	shape := x.Shape()
+	expanded := slices.Insert(slices.Clone(shape), int(dim)+1, a.nHeads/a.nKV)
+	flat := slices.Clone(shape)
+	flat[dim] = a.nHeads
+	return x.MustUnsqueeze(dim + 1).MustExpand(expanded).MustReshape(flat)
 }
 
 // attnIn is the attention's input: what queries, keys and values read,
@@ -127,8 +177,15 @@ func (a *Attention) forward(p *pass, in attnIn, padMask *gotch.Tensor, past *kvE
 	if past != nil {
 		k, v = past.append(k, v) // [batch key head d_head]: the cached positions, then these
 	}
-	qh, kh, vh := byHead(q), byHead(k), byHead(v) // [batch head pos d_head]
-	var zh *gotch.Tensor                          // [batch head query d_head]
+	if a.rotary != nil {
+		// As TransformerLens does, the cache holds keys before rotation and
+		// the pass rotates them all: hook_rot_k covers the cached positions.
+		qIDs, kIDs := a.rotary.positions(s, padMask, offset, q.Size(1), k.Size(1), q.Device())
+		q = p.at(a.hooks.rotQ, a.rotary.apply(s, q, qIDs)) // [batch pos head d_head]
+		k = p.at(a.hooks.rotK, a.rotary.apply(s, k, kIDs)) // [batch key head d_head]
+	}
+	qh, kh, vh := byHead(q), a.repeatKV(byHead(k), 1), a.repeatKV(byHead(v), 1) // [batch head pos d_head], k and v per query head
+	var zh *gotch.Tensor                                                        // [batch head query d_head]
 	if a.fusable(p, padMask, offset) {
 		zh = gotch.MustScaledDotProductAttention(qh, kh, vh, nil, a.causal)
 	} else {
@@ -143,8 +200,15 @@ func (a *Attention) forward(p *pass, in attnIn, padMask *gotch.Tensor, past *kvE
 func (a *Attention) project(s *callScope, in attnIn) (q, k, v *gotch.Tensor) {
 	if in.one {
 		x := s.in(in.q)
-		qkv := x.MustLinear(a.WQKV, a.BQKV).MustView([]int64{x.Size(0), x.Size(1), 3, a.nHeads, a.dHead}) // [batch pos 3 head d_head]
-		return qkv.MustSelect(2, 0), qkv.MustSelect(2, 1), qkv.MustSelect(2, 2)
+		if a.nKV == a.nHeads {
+			qkv := x.MustLinear(a.WQKV, a.BQKV).MustView([]int64{x.Size(0), x.Size(1), 3, a.nHeads, a.dHead}) // [batch pos 3 head d_head]
+			return qkv.MustSelect(2, 0), qkv.MustSelect(2, 1), qkv.MustSelect(2, 2)
+		}
+		qkv := x.MustLinear(a.WQKV, a.BQKV) // [batch pos (n_heads+2·n_kv_heads)·d_head]
+		split := func(start, heads int64) *gotch.Tensor {
+			return qkv.MustNarrow(-1, start*a.dHead, heads*a.dHead).MustView([]int64{x.Size(0), x.Size(1), heads, a.dHead})
+		}
+		return split(0, a.nHeads), split(a.nHeads, a.nKV), split(a.nHeads+a.nKV, a.nKV) // [batch pos head d_head], k and v with n_kv_heads
 	}
 	return a.projectOne(0, s.in(in.q)), a.projectOne(1, s.in(in.k)), a.projectOne(2, s.in(in.v))
 }
@@ -155,7 +219,7 @@ func (a *Attention) projectOne(i int, x *gotch.Tensor) *gotch.Tensor {
 	if x.Dim() == 4 {
 		return gotch.MustEinsum("bphm,hmd->bphd", []*gotch.Tensor{x, a.views.wHead[i]}).MustAdd(a.views.bHead[i])
 	}
-	return x.MustLinear(a.views.w[i], a.views.b[i]).MustView([]int64{x.Size(0), x.Size(1), a.nHeads, a.dHead})
+	return x.MustLinear(a.views.w[i], a.views.b[i]).MustView([]int64{x.Size(0), x.Size(1), a.heads(i), a.dHead})
 }
 
 // byHead is x [batch pos head d_head] as [batch head pos d_head].

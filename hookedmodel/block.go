@@ -1,6 +1,10 @@
 package hookedmodel
 
-import "github.com/golens/golens/gotch"
+import (
+	"fmt"
+
+	"github.com/golens/golens/gotch"
+)
 
 // Block is one transformer block: attention, then (unless attn_only) the
 // MLP, each reading the residual stream through its LayerNorm and adding
@@ -11,9 +15,11 @@ type Block struct {
 	Ln2  *LayerNorm // nil without normalization or in attention-only models
 	MLP  *MLP       // nil in attention-only models
 
-	nHeads int64
-	flags  blockFlags
-	hooks  blockHooks
+	nHeads   int64
+	nKV      int64 // key and value heads
+	parallel bool  // parallel_attn_mlp: attention and MLP both read resid_pre
+	flags    blockFlags
+	hooks    blockHooks
 }
 
 // blockFlags are the config switches the block reads, fixed when it is
@@ -26,19 +32,17 @@ func newBlock(cfg *Config, l int) *Block {
 	prefix := "blocks." + itoa(l)
 	h := func(n string) string { return prefix + ".hook_" + n }
 	b := &Block{
-		Attn:   newAttention(cfg, prefix+".attn", l),
-		nHeads: int64(cfg.NHeads),
-		flags:  blockFlags{cfg.UseAttnIn, cfg.UseSplitQKVIn, cfg.UseHookMLPIn},
-		hooks:  blockHooks{h("resid_pre"), h("attn_in"), h("q_input"), h("k_input"), h("v_input"), h("attn_out"), h("resid_mid"), h("mlp_in"), h("mlp_out"), h("resid_post")},
+		Attn:     newAttention(cfg, prefix+".attn", l),
+		nHeads:   int64(cfg.NHeads),
+		nKV:      int64(cfg.kvHeads()),
+		parallel: cfg.ParallelAttnMLP,
+		flags:    blockFlags{cfg.UseAttnIn, cfg.UseSplitQKVIn, cfg.UseHookMLPIn},
+		hooks:    blockHooks{h("resid_pre"), h("attn_in"), h("q_input"), h("k_input"), h("v_input"), h("attn_out"), h("resid_mid"), h("mlp_in"), h("mlp_out"), h("resid_post")},
 	}
-	if cfg.NormalizationType != "" {
-		b.Ln1 = newLayerNorm(prefix+".ln1", cfg.Eps)
-	}
+	b.Ln1 = newNorm(cfg.NormalizationType, prefix+".ln1", cfg)
 	if !cfg.AttnOnly {
 		b.MLP = newMLP(cfg, prefix+".mlp")
-		if cfg.NormalizationType != "" {
-			b.Ln2 = newLayerNorm(prefix+".ln2", cfg.Eps)
-		}
+		b.Ln2 = newNorm(cfg.NormalizationType, prefix+".ln2", cfg)
 	}
 	return b
 }
@@ -61,7 +65,9 @@ func (b *Block) hookNames() []string {
 	if b.MLP == nil {
 		return append(names, h.residPost)
 	}
-	names = append(names, h.residMid)
+	if !b.parallel {
+		names = append(names, h.residMid)
+	}
 	if b.flags.mlpIn {
 		names = append(names, h.mlpIn)
 	}
@@ -81,6 +87,9 @@ func (b *Block) hookNames() []string {
 // made, when it ends. pos [batch pos d_model] is the shortformer
 // positional embedding, added to the query and key inputs, or nil.
 func (b *Block) forward(p *pass, resid, pos, padMask *gotch.Tensor, past *kvEntry) *gotch.Tensor {
+	if b.parallel {
+		return b.attendAndFeedForward(p, resid, pos, padMask, past)
+	}
 	resid = b.attend(p, resid, pos, padMask, past)
 	if b.MLP == nil {
 		return resid
@@ -100,6 +109,25 @@ func (b *Block) attend(p *pass, resid, pos, padMask *gotch.Tensor, past *kvEntry
 		next = h.residPost
 	}
 	return s.Keep(p.at(next, resid.MustAdd(attnOut)))
+}
+
+// attendAndFeedForward is a parallel_attn_mlp block (GPT-NeoX's
+// use_parallel_residual, GPT-J): attention and MLP both read resid_pre,
+// through ln1 and ln2, and there is no hook_resid_mid:
+//
+//	resid = resid + attn(ln1(resid)) + mlp(ln2(resid))    hook_resid_post
+func (b *Block) attendAndFeedForward(p *pass, resid, pos, padMask *gotch.Tensor, past *kvEntry) *gotch.Tensor {
+	s := p.scope()
+	defer s.Close()
+	h := &b.hooks
+	resid = p.at(h.residPre, s.Attach(resid))                                                   // [batch pos d_model]
+	attnOut := p.at(h.attnOut, b.Attn.forward(p, b.attnInput(p, s, resid, pos), padMask, past)) // [batch pos d_model]
+	mlpIn := resid
+	if b.flags.mlpIn {
+		mlpIn = p.at(h.mlpIn, resid.MustClone())
+	}
+	mlpOut := p.at(h.mlpOut, b.MLP.forward(p, norm(p, b.Ln2, mlpIn))) // [batch pos d_model]
+	return s.Keep(p.at(h.residPost, resid.MustAdd(attnOut).MustAdd(mlpOut)))
 }
 
 // feedForward is the block's MLP step.
@@ -127,11 +155,17 @@ func (b *Block) attnInput(p *pass, s *callScope, resid, pos *gotch.Tensor) attnI
 	h := &b.hooks
 	x := resid
 	if b.flags.attnIn {
-		x = p.at(h.attnIn, b.perHead(resid))
+		if b.nKV != b.nHeads {
+			// TransformerLens's GroupedQueryAttention cannot read one
+			// per-query-head input for keys and values either.
+			panic(fmt.Errorf("%s: use_attn_in is not supported with grouped-query attention (n_key_value_heads %d < n_heads %d); use use_split_qkv_input", h.attnIn, b.nKV, b.nHeads))
+		}
+		x = p.at(h.attnIn, b.perHead(resid, b.nHeads))
 	}
 	var in attnIn
 	if b.flags.splitQKV {
-		q, k, v := p.at(h.qIn, b.perHead(resid)), p.at(h.kIn, b.perHead(resid)), p.at(h.vIn, b.perHead(resid))
+		// k and v inputs have n_key_value_heads heads, as TransformerLens's
+		q, k, v := p.at(h.qIn, b.perHead(resid, b.nHeads)), p.at(h.kIn, b.perHead(resid, b.nKV)), p.at(h.vIn, b.perHead(resid, b.nKV))
 		in = attnIn{q: norm(p, b.Ln1, q), k: norm(p, b.Ln1, k), v: norm(p, b.Ln1, v)}
 	} else {
 		x = norm(p, b.Ln1, x)
@@ -150,9 +184,9 @@ func (b *Block) attnInput(p *pass, s *callScope, resid, pos *gotch.Tensor) attnI
 // perHead repeats x [batch pos d_model] along a new head dimension [batch
 // pos head d_model], as TransformerLens's repeat_along_head_dimension; a
 // copy, so a hook can edit one head's input alone.
-func (b *Block) perHead(x *gotch.Tensor) *gotch.Tensor {
+func (b *Block) perHead(x *gotch.Tensor, heads int64) *gotch.Tensor {
 	// Clone, not Contiguous, which returns x itself when n_heads is 1.
-	return x.MustUnsqueeze(2).MustExpand([]int64{x.Size(0), x.Size(1), b.nHeads, x.Size(2)}).MustClone()
+	return x.MustUnsqueeze(2).MustExpand([]int64{x.Size(0), x.Size(1), heads, x.Size(2)}).MustClone()
 }
 
 // norm applies ln, or passes x through when the model has no normalization.

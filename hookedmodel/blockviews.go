@@ -60,7 +60,11 @@ func (a *Attention) view(name string, t *gotch.Tensor) (*gotch.Tensor, error) {
 // W_Q is the block's query weights [n_heads d_model d_head], a view of WQKV.
 func (a *Attention) W_Q() (*gotch.Tensor, error) { return a.view("W_Q", a.wHead(0)) }
 
-// W_K is the block's key weights [n_heads d_model d_head], a view of WQKV.
+// W_K is the block's key weights [n_heads d_model d_head], a view of WQKV;
+// with grouped-query attention, each key head repeated for the query
+// heads that share it, as TransformerLens's W_K: a copy, made when the
+// weights were last set (New, a loader, LoadStateDict, Process), which
+// in-place writes into StateDict's views do not reach.
 func (a *Attention) W_K() (*gotch.Tensor, error) { return a.view("W_K", a.wHead(1)) }
 
 // W_V is the block's value weights [n_heads d_model d_head], a view of WQKV.
@@ -95,12 +99,18 @@ func (a *Attention) wHead(i int) *gotch.Tensor {
 	if a == nil {
 		return nil
 	}
+	if a.views.wExp[i] != nil {
+		return a.views.wExp[i]
+	}
 	return a.views.wHead[i]
 }
 
 func (a *Attention) bHead(i int) *gotch.Tensor {
 	if a == nil {
 		return nil
+	}
+	if a.views.bExp[i] != nil {
+		return a.views.bExp[i]
 	}
 	return a.views.bHead[i]
 }
@@ -128,6 +138,15 @@ func (p *MLP) W_out() (*gotch.Tensor, error) {
 	return p.view("W_out", func(p *MLP) *gotch.Tensor { return p.views.wOut })
 }
 
+// W_gate is a gated MLP's gate weights [d_model d_mlp], a view of WGate
+// (transposed).
+func (p *MLP) W_gate() (*gotch.Tensor, error) {
+	if p != nil && !p.gated {
+		return nil, fmt.Errorf("mlp.W_gate: the MLP is not gated (gated_mlp is off)")
+	}
+	return p.view("W_gate", func(p *MLP) *gotch.Tensor { return p.views.wGate })
+}
+
 // B_in is the block's MLP input bias [d_mlp]: BIn itself.
 func (p *MLP) B_in() (*gotch.Tensor, error) {
 	return p.view("b_in", func(p *MLP) *gotch.Tensor { return p.BIn })
@@ -140,7 +159,7 @@ func (p *MLP) B_out() (*gotch.Tensor, error) {
 
 // mlpViews are TransformerLens's [in out] views of the MLP's nn.Linear
 // [out in] weights, made by prepare.
-type mlpViews struct{ wIn, wOut *gotch.Tensor }
+type mlpViews struct{ wIn, wOut, wGate *gotch.Tensor }
 
 // prepare (re)makes the weight views after the weights change.
 func (p *MLP) prepare() {
@@ -149,11 +168,19 @@ func (p *MLP) prepare() {
 	defer s.Close()
 	wIn := borrow(s, p.WIn).MustTranspose(0, 1)
 	wOut := borrow(s, p.WOut).MustTranspose(0, 1)
-	p.views = mlpViews{s.Keep(wIn), s.Keep(wOut)}
+	var wGate *gotch.Tensor
+	if p.gated {
+		wGate = borrow(s, p.WGate).MustTranspose(0, 1)
+	}
+	p.views = mlpViews{s.Keep(wIn), s.Keep(wOut), nil}
+	if wGate != nil {
+		p.views.wGate = s.Keep(wGate)
+	}
 }
 
 func (p *MLP) free() {
 	p.views.wIn.Free()
 	p.views.wOut.Free()
+	p.views.wGate.Free()
 	p.views = mlpViews{}
 }

@@ -215,7 +215,7 @@ func (c *ActivationCache) residAt(s *gotch.Scope, layer int, o *mathOptions) *go
 	switch {
 	case layer == n:
 		return c.get(s, blockHook(n-1, "hook_resid_post"))
-	case o.mlpInput:
+	case o.mlpInput && !c.parallelAt(layer):
 		return c.get(s, blockHook(layer, "hook_resid_mid"))
 	}
 	return c.get(s, blockHook(layer, "hook_resid_pre"))
@@ -252,7 +252,7 @@ func (c *ActivationCache) AccumulatedResid(layer int, opts ...CacheMathOption) (
 				break
 			}
 			add(blockHook(l, "hook_resid_pre"), fmt.Sprintf("%d_pre", l))
-			if (o.inclMid && l < layer) || (o.mlpInput && l == layer) {
+			if ((o.inclMid && l < layer) || (o.mlpInput && l == layer)) && !c.parallelAt(l) {
 				add(blockHook(l, "hook_resid_mid"), fmt.Sprintf("%d_mid", l))
 			}
 		}
@@ -313,16 +313,22 @@ func (c *ActivationCache) decompose(s *gotch.Scope, layer int, o *mathOptions) (
 			add(blockHook(l, "hook_mlp_out"), fmt.Sprintf("%d_mlp_out", l))
 		}
 	}
-	if o.mlpInput && inclAttn {
+	if o.mlpInput && inclAttn && !c.parallelAt(layer) { // a parallel MLP reads resid_pre: no own attention
 		add(blockHook(layer, "hook_attn_out"), fmt.Sprintf("%d_attn_out", layer))
 	}
 	return c.stack(s, parts, o), labels
 }
 
 // posInResid reports whether hook_pos_embed is added to the residual
-// stream (not so for shortformer models).
+// stream (not so for shortformer models, and rotary models have none).
 func (c *ActivationCache) posInResid() bool {
-	return c.model.Cfg.PositionalEmbeddingType != "shortformer"
+	return c.model.Cfg.PositionalEmbeddingType == "standard"
+}
+
+// parallelAt reports whether layer's MLP reads resid_pre alongside the
+// attention (parallel_attn_mlp), so that the layer has no resid_mid.
+func (c *ActivationCache) parallelAt(layer int) bool {
+	return layer < len(c.model.Blocks) && c.model.Blocks[layer].parallel
 }
 
 // StackHeadResults stacks each attention head's result, its write to the
@@ -512,16 +518,34 @@ func (c *ActivationCache) applyLN(s *gotch.Scope, stack *gotch.Tensor, layer int
 	if *o.hasBatchDim {
 		stack = sliceEnd(stack, 1-stack.Dim(), o.batch) // dimension 1
 	}
+	ln := m.LnFinal
+	if layer < n {
+		ln = m.Blocks[layer].Ln1
+	}
+	if o.recomputeLN && layer == n && ln.rms {
+		// RMSNorm's scale of each component alone, no centring; w after
+		// the scale, as the norm applies it
+		scaled := stack.MustDiv(stack.MustPowScalar(2).MustMeanDims([]int64{-1}, true).MustAddScalar(ln.eps).MustSqrt())
+		if ln.W != nil {
+			w := weightLike(s, ln.W, stack)
+			if ln.plusOne {
+				w = w.MustAddScalar(1)
+			}
+			scaled = scaled.MustMul(w)
+		}
+		return scaled
+	}
 	if o.recomputeLN && layer == n {
-		ln := m.LnFinal
 		var w, b *gotch.Tensor
 		if ln.W != nil {
 			w, b = weightLike(s, ln.W, stack), weightLike(s, ln.B, stack)
 		}
 		return stack.MustLayerNorm([]int64{stack.Size(-1)}, w, b, ln.eps)
 	}
-	// LN and LNPre, the only normalizations golens has, both centre.
-	stack = stack.MustSub(stack.MustMeanDims([]int64{-1}, true))
+	// LN and LNPre centre; RMSNorm and RMSPre do not.
+	if !ln.rms {
+		stack = stack.MustSub(stack.MustMeanDims([]int64{-1}, true))
+	}
 	name := blockHook(layer, "ln1.hook_scale")
 	switch {
 	case layer == n:
@@ -550,7 +574,7 @@ func (c *ActivationCache) GetFullResidDecomposition(layer int, opts ...CacheMath
 	return c.run("full resid decomposition", func(s *gotch.Scope) (*gotch.Tensor, []string) {
 		layer := c.layer(layer, &o)
 		heads := layer
-		if o.mlpInput {
+		if o.mlpInput && !c.parallelAt(layer) {
 			heads++
 		}
 		stack, labels := c.headResults(s, heads, &o)
@@ -590,7 +614,7 @@ func (c *ActivationCache) GetFullResidDecomposition(layer int, opts ...CacheMath
 func (c *ActivationCache) accumulatedBias(s *gotch.Scope, layer int, like *gotch.Tensor, o *mathOptions) *gotch.Tensor {
 	bias := s.Attach(gotch.MustZeros([]int64{int64(c.model.Cfg.DModel)}, c.model.DType(), like.Device()))
 	for l, b := range c.model.Blocks {
-		if l < layer || (l == layer && o.mlpInput) {
+		if l < layer || (l == layer && o.mlpInput && !b.parallel) {
 			bias = bias.MustAdd(weightLike(s, b.Attn.BO, like))
 		}
 		if l < layer && o.expandNeurons && b.MLP != nil {

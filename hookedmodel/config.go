@@ -50,18 +50,47 @@ type Config struct {
 	AttnOnly        bool `json:"attn_only"`
 	FinalRMS        bool `json:"final_rms"`
 
-	OriginalArchitecture    string  `json:"original_architecture,omitempty"`
-	TokenizerName           string  `json:"tokenizer_name,omitempty"`
-	NormalizationType       string  `json:"normalization_type"`        // "LN" (default), "LNPre" or "" (none)
-	AttentionDir            string  `json:"attention_dir"`             // "causal" (default) or "bidirectional"
-	PositionalEmbeddingType string  `json:"positional_embedding_type"` // "standard" (default) or "shortformer"
-	RotaryDim               int     `json:"rotary_dim,omitempty"`
-	NKeyValueHeads          int     `json:"n_key_value_heads,omitempty"`
-	DVocabOut               int     `json:"d_vocab_out"` // default d_vocab
-	InitializerRange        float64 `json:"initializer_range"`
-	Seed                    *int64  `json:"seed,omitempty"`
-	DefaultPrependBOS       bool    `json:"default_prepend_bos"` // default true
-	DType                   string  `json:"dtype"`               // "float32" (default), "float16", "bfloat16", "float64"
+	OriginalArchitecture    string `json:"original_architecture,omitempty"`
+	TokenizerName           string `json:"tokenizer_name,omitempty"`
+	NormalizationType       string `json:"normalization_type"`        // "LN" (default), "LNPre", "RMS", "RMSPre" or "" (none)
+	AttentionDir            string `json:"attention_dir"`             // "causal" (default) or "bidirectional"
+	PositionalEmbeddingType string `json:"positional_embedding_type"` // "standard" (default), "shortformer" or "rotary"
+	// RotaryDim is how many of each head's d_head dimensions rotary
+	// embeddings rotate (the first rotary_dim, NeoX's rotate-half layout
+	// within them); 0 with rotary positions means all of d_head.
+	RotaryDim int `json:"rotary_dim,omitempty"`
+	// RotaryBase is the base of the rotary frequencies, base^(-2i/rotary_dim)
+	// (Hugging Face's rope_theta, NeoX's rotary_emb_base); default 10000.
+	RotaryBase float64 `json:"rotary_base"`
+	// RotaryAdjacentPairs rotates adjacent pairs (GPT-J's layout) instead of
+	// the two halves; not supported yet.
+	RotaryAdjacentPairs bool `json:"rotary_adjacent_pairs,omitempty"`
+	// NKeyValueHeads is the number of key and value heads of grouped-query
+	// attention (0: n_heads); it divides n_heads, and each key/value head
+	// serves n_heads / n_key_value_heads consecutive query heads.
+	NKeyValueHeads int `json:"n_key_value_heads,omitempty"`
+	// NormWeightPlusOne makes every RMSNorm scale by (1 + w), Gemma's
+	// GemmaRMSNorm, with w as Hugging Face stores it (initialised to zeros).
+	// TransformerLens has no such field (its Gemma loader adds 1 to the
+	// weights); the name is golens's.
+	NormWeightPlusOne bool `json:"rms_norm_weight_plus_one,omitempty"`
+	// AttnScoresSoftCap and OutputLogitsSoftCap are Gemma 2's soft caps
+	// (cap·tanh(x/cap)); -1 (the default) or 0 is none. Not supported yet.
+	AttnScoresSoftCap   float64 `json:"attn_scores_soft_cap"`
+	OutputLogitsSoftCap float64 `json:"output_logits_soft_cap"`
+	// UseNormalizationBeforeAndAfter is Gemma 2's extra norms after the
+	// attention and the MLP (ln1_post, ln2_post). Not supported yet.
+	UseNormalizationBeforeAndAfter bool `json:"use_normalization_before_and_after,omitempty"`
+	// WindowSize is local (sliding-window) attention's window. Not
+	// supported yet, nor is attn_types (each layer's "global" or "local"),
+	// which JSON may carry: Config stays comparable with ==, so it has no
+	// slice field, and Init refuses a config that sets it.
+	WindowSize        *int    `json:"window_size,omitempty"`
+	DVocabOut         int     `json:"d_vocab_out"` // default d_vocab
+	InitializerRange  float64 `json:"initializer_range"`
+	Seed              *int64  `json:"seed,omitempty"`
+	DefaultPrependBOS bool    `json:"default_prepend_bos"` // default true
+	DType             string  `json:"dtype"`               // "float32" (default), "float16", "bfloat16", "float64"
 
 	// ReorderUpcastAttn is Hugging Face GPT2Config's reorder_and_upcast_attn
 	// (HookedTransformerConfig has no such field; TransformerLens drops it
@@ -76,6 +105,9 @@ type Config struct {
 	ReorderUpcastAttn bool `json:"reorder_and_upcast_attn,omitempty"`
 
 	NParams int64 `json:"n_params"` // derived: attention and MLP weights, no biases or norms
+
+	// attnTypes records that JSON set attn_types (see WindowSize).
+	attnTypes bool
 
 	// defaulted marks a Config made by DefaultConfig or decoded from JSON,
 	// whose zero values are deliberate (see Config).
@@ -96,6 +128,9 @@ func DefaultConfig() Config {
 		AttentionDir:            "causal",
 		PositionalEmbeddingType: "standard",
 		InitializerRange:        -1,
+		RotaryBase:              10000,
+		AttnScoresSoftCap:       -1,
+		OutputLogitsSoftCap:     -1,
 		DefaultPrependBOS:       true,
 		DType:                   "float32",
 		defaulted:               true,
@@ -115,6 +150,9 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &raw); err == nil {
 		if v, ok := raw["normalization_type"]; ok && string(v) == "null" {
 			p.NormalizationType = ""
+		}
+		if v, ok := raw["attn_types"]; ok && string(v) != "null" {
+			p.attnTypes = true
 		}
 	}
 	*c = Config(p)
@@ -138,7 +176,9 @@ func LoadConfig(path string) (Config, error) {
 	return c, nil
 }
 
-var supportedActs = map[string]bool{"relu": true, "gelu": true, "gelu_new": true, "gelu_fast": true, "silu": true, "solu_ln": true}
+var supportedActs = map[string]bool{"relu": true, "gelu": true, "gelu_new": true, "gelu_fast": true, "gelu_pytorch_tanh": true, "silu": true, "solu_ln": true}
+
+const actList = "relu, gelu, gelu_new, gelu_fast, gelu_pytorch_tanh, silu or solu_ln"
 
 // gpt2Tokenizers are the tokenizer_name values that name GPT-2's byte-level
 // BPE, the one tokenizer golens has (TransformerLens sets tokenizer_name to
@@ -268,10 +308,13 @@ func (c *Config) Init() error {
 			return fmt.Errorf("d_mlp: 4 d_model overflows (d_model %d)", c.DModel)
 		}
 		if c.ActFn == "" {
-			return fmt.Errorf("act_fn must be set unless attn_only (relu, gelu, gelu_new, gelu_fast, silu or solu_ln)")
+			return fmt.Errorf("act_fn must be set unless attn_only (%s)", actList)
 		}
 		if !supportedActs[c.ActFn] {
-			return fmt.Errorf("act_fn %q is not supported (want relu, gelu, gelu_new, gelu_fast, silu or solu_ln)", c.ActFn)
+			return fmt.Errorf("act_fn %q is not supported (want %s)", c.ActFn, actList)
+		}
+		if c.GatedMLP && c.ActFn == "solu_ln" {
+			return fmt.Errorf("gated_mlp with act_fn solu_ln is not supported (TransformerLens's GatedMLP has no solu_ln LayerNorm)")
 		}
 	}
 	if c.TokenizerName != "" {
@@ -304,35 +347,8 @@ func (c *Config) Init() error {
 	if c.InitializerRange <= 0 {
 		c.InitializerRange = 0.8 / math.Sqrt(float64(c.DModel))
 	}
-	switch c.NormalizationType {
-	case "LN", "LNPre", "":
-	default:
-		return fmt.Errorf("normalization_type %q is not supported (want LN, LNPre or null)", c.NormalizationType)
-	}
-	switch c.PositionalEmbeddingType {
-	case "standard", "shortformer":
-	default:
-		return fmt.Errorf("positional_embedding_type %q is not supported yet (want standard or shortformer)", c.PositionalEmbeddingType)
-	}
-	if c.AttentionDir != "causal" && c.AttentionDir != "bidirectional" {
-		return fmt.Errorf("attention_dir %q is not supported (want causal or bidirectional)", c.AttentionDir)
-	}
-	switch {
-	case c.RotaryDim < 0:
-		return fmt.Errorf("rotary_dim must not be negative, got %d", c.RotaryDim)
-	case c.RotaryDim > 0:
-		// TransformerLens reads it only for rotary positional embeddings.
-		return fmt.Errorf("rotary_dim %d: rotary positional embeddings are not supported yet by golens (positional_embedding_type is standard or shortformer)", c.RotaryDim)
-	case c.NKeyValueHeads < 0:
-		return fmt.Errorf("n_key_value_heads must not be negative, got %d", c.NKeyValueHeads)
-	}
-	for _, f := range []struct {
-		on   bool
-		name string
-	}{{c.UseLocalAttn, "use_local_attn"}, {c.ParallelAttnMLP, "parallel_attn_mlp"}, {c.GatedMLP, "gated_mlp"}, {c.FinalRMS, "final_rms"}, {c.NKeyValueHeads > 0 && c.NKeyValueHeads != c.NHeads, "n_key_value_heads"}} {
-		if f.on {
-			return fmt.Errorf("%s is not supported yet by golens", f.name)
-		}
+	if err := c.initArchitecture(); err != nil {
+		return err
 	}
 	if _, err := c.dtype(); err != nil {
 		return err
@@ -340,7 +356,11 @@ func (c *Config) Init() error {
 	attn, ok := product(c.NLayers, c.DModel, c.DHead, c.NHeads, 4)
 	mlp, okMLP := int64(0), true
 	if !c.AttnOnly {
-		mlp, okMLP = product(c.NLayers, c.DModel, c.DMLP, 2)
+		mats := 2
+		if c.GatedMLP {
+			mats = 3
+		}
+		mlp, okMLP = product(c.NLayers, c.DModel, c.DMLP, mats)
 	}
 	if !ok || !okMLP || attn > math.MaxInt64-mlp {
 		return fmt.Errorf("the sizes make more than 2^63 weights (n_layers %d, d_model %d, n_heads %d, d_head %d, d_mlp %d)", c.NLayers, c.DModel, c.NHeads, c.DHead, c.DMLP)
@@ -359,4 +379,86 @@ func product(sizes ...int) (int64, bool) {
 		p *= int64(v)
 	}
 	return p, true
+}
+
+// initArchitecture validates the fields that choose the components
+// (normalization, positions, attention and MLP variants), naming the
+// field in each error, and fills their defaults.
+func (c *Config) initArchitecture() error {
+	switch c.NormalizationType {
+	case "LN", "LNPre", "RMS", "RMSPre", "":
+	default:
+		return fmt.Errorf("normalization_type %q is not supported (want LN, LNPre, RMS, RMSPre or null)", c.NormalizationType)
+	}
+	if c.NormWeightPlusOne && c.NormalizationType != "RMS" && c.NormalizationType != "RMSPre" {
+		return fmt.Errorf("rms_norm_weight_plus_one needs normalization_type RMS (got %q)", c.NormalizationType)
+	}
+	if c.FinalRMS && c.NormalizationType == "" {
+		return fmt.Errorf("final_rms needs a normalization_type (the final norm is RMSNorm in a model that has norms)")
+	}
+	switch c.PositionalEmbeddingType {
+	case "standard", "shortformer", "rotary":
+	default:
+		return fmt.Errorf("positional_embedding_type %q is not supported yet (want standard, shortformer or rotary)", c.PositionalEmbeddingType)
+	}
+	if c.AttentionDir != "causal" && c.AttentionDir != "bidirectional" {
+		return fmt.Errorf("attention_dir %q is not supported (want causal or bidirectional)", c.AttentionDir)
+	}
+	if c.RotaryDim < 0 {
+		return fmt.Errorf("rotary_dim must not be negative, got %d", c.RotaryDim)
+	}
+	if c.PositionalEmbeddingType == "rotary" {
+		if c.RotaryDim == 0 {
+			c.RotaryDim = c.DHead
+		}
+		if c.RotaryDim > c.DHead || c.RotaryDim%2 != 0 {
+			return fmt.Errorf("rotary_dim %d must be even and at most d_head %d", c.RotaryDim, c.DHead)
+		}
+		if c.RotaryBase == 0 && !c.defaulted {
+			c.RotaryBase = 10000
+		}
+		if !(c.RotaryBase > 0) || math.IsInf(c.RotaryBase, 1) {
+			return fmt.Errorf("rotary_base must be a positive number (default 10000), got %g", c.RotaryBase)
+		}
+		if c.RotaryAdjacentPairs {
+			return fmt.Errorf("rotary_adjacent_pairs is not supported yet by golens (it rotates NeoX's halves)")
+		}
+	} else if c.RotaryDim > 0 {
+		// TransformerLens reads it only for rotary positional embeddings.
+		return fmt.Errorf("rotary_dim %d needs positional_embedding_type rotary (got %s)", c.RotaryDim, c.PositionalEmbeddingType)
+	}
+	switch {
+	case c.NKeyValueHeads < 0:
+		return fmt.Errorf("n_key_value_heads must not be negative, got %d", c.NKeyValueHeads)
+	case c.NKeyValueHeads > 0 && c.NHeads%c.NKeyValueHeads != 0:
+		return fmt.Errorf("n_key_value_heads %d must divide n_heads %d", c.NKeyValueHeads, c.NHeads)
+	}
+	if c.UseAttnIn && c.kvHeads() != c.NHeads {
+		return fmt.Errorf("use_attn_in is not supported with n_key_value_heads %d < n_heads %d (keys and values have fewer heads than its per-head input); use use_split_qkv_input", c.kvHeads(), c.NHeads)
+	}
+	if c.ParallelAttnMLP && c.AttnOnly {
+		return fmt.Errorf("parallel_attn_mlp needs an MLP (attn_only is set)")
+	}
+	softCap := func(v float64) bool { return v > 0 || math.IsNaN(v) || math.IsInf(v, 0) }
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{
+		{c.UseLocalAttn, "use_local_attn"}, {c.WindowSize != nil, "window_size"}, {c.attnTypes, "attn_types"},
+		{softCap(c.AttnScoresSoftCap), "attn_scores_soft_cap"}, {softCap(c.OutputLogitsSoftCap), "output_logits_soft_cap"},
+		{c.UseNormalizationBeforeAndAfter, "use_normalization_before_and_after"},
+	} {
+		if f.on {
+			return fmt.Errorf("%s is not supported yet by golens", f.name)
+		}
+	}
+	return nil
+}
+
+// kvHeads is the number of key and value heads.
+func (c *Config) kvHeads() int {
+	if c.NKeyValueHeads > 0 {
+		return c.NKeyValueHeads
+	}
+	return c.NHeads
 }

@@ -106,6 +106,7 @@ var emptyExempt = map[string]string{
 	"HookedTransformer.W_U":        "a weight getter (case)",
 	"HookedTransformer.W_V":        "a weight getter (case)",
 	"HookedTransformer.W_in":       "a weight getter (case)",
+	"HookedTransformer.W_gate":     "a weight getter (case)",
 	"HookedTransformer.W_out":      "a weight getter (case)",
 	"HookedTransformer.W_pos":      "a weight getter (case)",
 	"HookedTransformer.OV":         "no input (case)",
@@ -125,6 +126,7 @@ var emptyExempt = map[string]string{
 	"MLP.B_in":                     "a weight getter; a nil MLP (attention-only) is an error (case)",
 	"MLP.B_out":                    "a weight getter; a nil MLP (attention-only) is an error (case)",
 	"MLP.W_in":                     "a weight getter; a nil MLP (attention-only) is an error (case)",
+	"MLP.W_gate":                   "a weight getter; a nil MLP (attention-only) is an error (case)",
 	"MLP.W_out":                    "a weight getter; a nil MLP (attention-only) is an error (case)",
 }
 
@@ -663,6 +665,7 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 		// Types with a zero or nil value a caller can hold.
 		"Attention.W_Q": {{Input: "nil layer", Call: func() error { return errOf((*Attention)(nil).W_Q()) }, Want: "attn.W_Q: no attention layer"}},
 		"MLP.W_in":      {{Input: "nil MLP", Call: func() error { return errOf((*MLP)(nil).W_in()) }, Want: "mlp.W_in: an attention-only model has no MLP"}},
+		"MLP.W_gate":    {{Input: "nil MLP", Call: func() error { return errOf((*MLP)(nil).W_gate()) }, Want: "mlp.W_gate: an attention-only model has no MLP"}},
 		"Config.Init":   {{Input: "zero Config", Call: func() error { return (&Config{}).Init() }, Want: "use_attn_scale"}},
 		"Config.UnmarshalJSON": {
 			{Input: "nil", Call: func() error { return (&Config{}).UnmarshalJSON(nil) }, Want: "JSON"},

@@ -235,7 +235,10 @@ func (m *HookedTransformer) embed(p *pass, tokens, padMask *gotch.Tensor, past *
 	if m.Cfg.UseHookTokens {
 		tokens = p.at(m.hooksTop.tokens, tokens)
 	}
-	embed := p.at(m.hooksTop.embed, p.gradRoot(gotch.MustEmbedding(m.WE, tokens)))          // [batch pos d_model]
+	embed := p.at(m.hooksTop.embed, p.gradRoot(gotch.MustEmbedding(m.WE, tokens))) // [batch pos d_model]
+	if m.Cfg.PositionalEmbeddingType == "rotary" {
+		return s.Keep(embed), nil // positions enter in each attention layer
+	}
 	pos = p.at(m.hooksTop.posEmbed, p.gradRoot(m.posEmbed(s, tokens, padMask, past.Len()))) // [batch pos d_model]
 	if m.Cfg.PositionalEmbeddingType == "shortformer" {
 		return s.Keep(embed), s.Keep(pos)

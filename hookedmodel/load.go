@@ -161,13 +161,13 @@ func hfConfig(fsys fs.FS, path string) (Config, error) {
 		if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
 			dir = filepath.Dir(path)
 		}
-		return gpt2Config(nil, dir, checkpointName(filepath.ToSlash(dir)))
+		return hfModelConfig(nil, dir, checkpointName(filepath.ToSlash(dir)))
 	}
 	dir := path
 	if fi, err := fs.Stat(fsys, path); err == nil && !fi.IsDir() {
 		dir = pathpkg.Dir(path)
 	}
-	return gpt2Config(fsys, dir, checkpointName(dir))
+	return hfModelConfig(fsys, dir, checkpointName(dir))
 }
 
 // TokenizerOf returns the tokenizer a model loaded from model gets,
@@ -411,7 +411,11 @@ func loadHF(ck *weights.Checkpoint, cfg Config, o options) (*HookedTransformer, 
 	if err != nil {
 		return nil, err
 	}
-	if err := m.fill(ck, gpt2Table(m, ck), o); err != nil {
+	fill := func() error { return m.fill(ck, gpt2Table(m, ck), o) }
+	if a, ok := hfArchOf(cfg); ok { // a model_type of load_hf.go
+		fill = func() error { return m.fillHF(ck, a, o) }
+	}
+	if err := fill(); err != nil {
 		m.Free()
 		return nil, err
 	}
@@ -559,7 +563,11 @@ func gpt2Table(m *HookedTransformer, ck *weights.Checkpoint) []source {
 
 // gpt2Buffers are checkpoint entries that are not weights.
 func ignoredKey(k string) bool {
-	return strings.HasSuffix(k, ".attn.bias") || strings.HasSuffix(k, ".attn.masked_bias")
+	return strings.HasSuffix(k, ".attn.bias") || strings.HasSuffix(k, ".attn.masked_bias") ||
+		// GPT-NeoX's causal-mask buffers and the rotary frequencies older
+		// Pythia and Llama checkpoints hold (golens computes them).
+		strings.HasSuffix(k, ".attention.bias") || strings.HasSuffix(k, ".attention.masked_bias") ||
+		strings.HasSuffix(k, ".rotary_emb.inv_freq")
 }
 
 var wdtypes = map[weights.DType]gotch.DType{

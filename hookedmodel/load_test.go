@@ -188,8 +188,8 @@ func TestLoadBadCheckpoints(t *testing.T) {
 			nil, []string{"does not account for", "transformer.h.1."}},
 		{"config has another width", func(_ map[string]*weights.Tensor, c map[string]any) { c["n_embd"] = 32 },
 			nil, []string{"transformer.wte.weight"}},
-		{"unsupported model type", func(_ map[string]*weights.Tensor, c map[string]any) { c["model_type"] = "llama" },
-			nil, []string{"llama", "not supported"}},
+		{"unsupported model type", func(_ map[string]*weights.Tensor, c map[string]any) { c["model_type"] = "bert" },
+			nil, []string{"bert", "not supported"}},
 		{"truncated file", nil, func(dir string) {
 			p := filepath.Join(dir, "model.safetensors")
 			b, _ := os.ReadFile(p)

@@ -69,6 +69,9 @@ func build(cfg Config, dev gotch.Device) (*HookedTransformer, error) {
 	if err := cfg.Init(); err != nil {
 		return nil, err
 	}
+	if err := cfg.unbuilt(); err != nil {
+		return nil, err
+	}
 	dtype, err := cfg.dtype()
 	if err != nil {
 		return nil, err
@@ -77,9 +80,7 @@ func build(cfg Config, dev gotch.Device) (*HookedTransformer, error) {
 	for l := range cfg.NLayers {
 		m.Blocks = append(m.Blocks, newBlock(&m.Cfg, l))
 	}
-	if cfg.NormalizationType != "" {
-		m.LnFinal = newLayerNorm("ln_final", cfg.Eps)
-	}
+	m.LnFinal = newNorm(finalNorm(&cfg), "ln_final", &cfg)
 	m.listHookNames()
 	return m, nil
 }
@@ -91,7 +92,10 @@ func (m *HookedTransformer) listHookNames() {
 	if m.cfg.UseHookTokens {
 		m.hookNames = append(m.hookNames, m.hooksTop.tokens)
 	}
-	m.hookNames = append(m.hookNames, m.hooksTop.embed, m.hooksTop.posEmbed)
+	m.hookNames = append(m.hookNames, m.hooksTop.embed)
+	if m.cfg.PositionalEmbeddingType != "rotary" {
+		m.hookNames = append(m.hookNames, m.hooksTop.posEmbed)
+	}
 	for _, b := range m.Blocks {
 		m.hookNames = append(m.hookNames, b.hookNames()...)
 	}
@@ -145,10 +149,21 @@ const (
 func (m *HookedTransformer) params() []param {
 	c := &m.Cfg
 	dm, hd, dv := int64(c.DModel), int64(c.NHeads*c.DHead), int64(c.DVocab)
-	ps := []param{{"embed.W_E", &m.WE, []int64{dv, dm}, initNormal}, {"pos_embed.W_pos", &m.WPos, []int64{int64(c.NCtx), dm}, initNormal}}
+	qkv := hd + 2*int64(c.kvHeads()*c.DHead) // W_Q's rows, then W_K's and W_V's
+	ps := []param{{"embed.W_E", &m.WE, []int64{dv, dm}, initNormal}}
+	if c.PositionalEmbeddingType != "rotary" {
+		ps = append(ps, param{"pos_embed.W_pos", &m.WPos, []int64{int64(c.NCtx), dm}, initNormal})
+	}
 	ln := func(prefix string, l *LayerNorm, n int64) {
-		if l != nil && c.NormalizationType == "LN" {
-			ps = append(ps, param{prefix + ".w", &l.W, []int64{n}, initOnes}, param{prefix + ".b", &l.B, []int64{n}, initZeros})
+		if l != nil && l.affine {
+			init := initOnes
+			if l.plusOne {
+				init = initZeros // (1 + w) scales by 1, as Hugging Face's Gemma initialises
+			}
+			ps = append(ps, param{prefix + ".w", &l.W, []int64{n}, init})
+			if !l.rms {
+				ps = append(ps, param{prefix + ".b", &l.B, []int64{n}, initZeros})
+			}
 		}
 	}
 	for l, b := range m.Blocks {
@@ -156,13 +171,17 @@ func (m *HookedTransformer) params() []param {
 		ln(pre+"ln1", b.Ln1, dm)
 		a := b.Attn
 		ps = append(ps,
-			param{pre + "attn.W_QKV", &a.WQKV, []int64{3 * hd, dm}, initNormal}, param{pre + "attn.b_QKV", &a.BQKV, []int64{3 * hd}, initZeros},
+			param{pre + "attn.W_QKV", &a.WQKV, []int64{qkv, dm}, initNormal}, param{pre + "attn.b_QKV", &a.BQKV, []int64{qkv}, initZeros},
 			param{pre + "attn.W_O", &a.WO, []int64{dm, hd}, initNormal}, param{pre + "attn.b_O", &a.BO, []int64{dm}, initZeros})
 		if mlp := b.MLP; mlp != nil {
 			f := int64(c.DMLP)
 			ln(pre+"ln2", b.Ln2, dm)
 			ps = append(ps,
-				param{pre + "mlp.W_in", &mlp.WIn, []int64{f, dm}, initNormal}, param{pre + "mlp.b_in", &mlp.BIn, []int64{f}, initZeros},
+				param{pre + "mlp.W_in", &mlp.WIn, []int64{f, dm}, initNormal}, param{pre + "mlp.b_in", &mlp.BIn, []int64{f}, initZeros})
+			if mlp.gated {
+				ps = append(ps, param{pre + "mlp.W_gate", &mlp.WGate, []int64{f, dm}, initNormal})
+			}
+			ps = append(ps,
 				param{pre + "mlp.W_out", &mlp.WOut, []int64{dm, f}, initNormal}, param{pre + "mlp.b_out", &mlp.BOut, []int64{dm}, initZeros})
 			ln(pre+"mlp.ln", mlp.ln, f)
 		}
@@ -233,4 +252,30 @@ func (m *HookedTransformer) SetRequiresGrad(on bool) error {
 		}
 		m.prepare() // views made before the change do not record gradients
 	})
+}
+
+// unbuilt refuses the config fields Init accepts whose components are not
+// built yet.
+func (c *Config) unbuilt() error {
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{} {
+		if f.on {
+			return fmt.Errorf("%s: not built yet by golens", f.name)
+		}
+	}
+	return nil
+}
+
+// finalNorm is ln_final's normalization_type: the blocks', or with
+// final_rms an RMSNorm (RMSPre where the blocks' norms have no weights).
+func finalNorm(c *Config) string {
+	switch {
+	case !c.FinalRMS || c.NormalizationType == "":
+		return c.NormalizationType
+	case c.NormalizationType == "LN" || c.NormalizationType == "RMS":
+		return "RMS"
+	}
+	return "RMSPre"
 }

@@ -139,27 +139,44 @@ func (m *HookedTransformer) plan(pr Processing) []processingStep {
 		steps = append(steps, processingStep{rec: ProcessingStep{Step: name, Ran: true, Note: note}, fn: fn})
 	}
 
-	foldSkip := ""
+	foldSkip, foldNote := "", ""
+	rms := c.NormalizationType == "RMS" || c.NormalizationType == "RMSPre" || c.FinalRMS
 	switch {
-	case c.NormalizationType == "LNPre":
-		foldSkip = "normalization_type is LNPre: no LayerNorm weights to fold"
-	case c.NormalizationType != "LN":
+	case c.NormalizationType == "LNPre" || c.NormalizationType == "RMSPre":
+		foldSkip = "normalization_type is " + c.NormalizationType + ": no norm weights to fold"
+	case c.NormalizationType == "":
 		foldSkip = "the model has no LayerNorm"
 	case shortformer:
 		foldSkip = "shortformer positions are added to ln1's output before W_Q and W_K, so ln1's weights cannot be folded into them exactly; the LayerNorms keep their weights"
+	case c.GatedMLP && c.NormalizationType == "LN":
+		foldSkip = "gated_mlp: ln2's bias reaches W_gate, which has no bias to fold it into; the LayerNorms keep their weights"
+	case rms:
+		foldNote = "RMSNorm weights folded; the readers of an RMSNorm are not centred (RMSNorm does not remove the mean)"
 	}
-	add(pr.FoldLN, StepFoldLN, m.foldLayerNorm, foldSkip, "")
+	add(pr.FoldLN, StepFoldLN, m.foldLayerNorm, foldSkip, foldNote)
 
 	centerSkip, centerNote := "", ""
 	if c.NormalizationType != "LN" && c.NormalizationType != "LNPre" {
 		centerSkip = "the model has no LayerNorm to remove the residual stream's mean"
+		if rms {
+			centerSkip = "RMSNorm does not remove the residual stream's mean, so centring what is written to it would change the model"
+		}
+	} else if c.FinalRMS {
+		centerSkip = "final_rms: ln_final is an RMSNorm, which does not remove the residual stream's mean"
 	} else if shortformer {
 		centerNote = "W_pos left as is: shortformer positions are added to the attention's query and key inputs, not to the residual stream"
 	}
-	add(pr.CenterWritingWeights, StepCenterWritingWeights, func(sd stateDict) { m.centerWritingWeights(sd, !shortformer) }, centerSkip, centerNote)
+	add(pr.CenterWritingWeights, StepCenterWritingWeights, func(sd stateDict) { m.centerWritingWeights(sd, c.PositionalEmbeddingType == "standard") }, centerSkip, centerNote)
 	add(pr.CenterUnembed, StepCenterUnembed, m.centerUnembed, "", "")
 	add(pr.FoldValueBiases, StepFoldValueBiases, m.foldValueBiases, "", "")
-	add(pr.RefactorFactoredAttn, StepRefactorFactoredAttn, m.refactorFactoredAttn, "", "")
+	refactorSkip := ""
+	if c.NKeyValueHeads > 0 {
+		refactorSkip = "grouped-query attention: query heads share key and value heads, so W_K and W_V cannot be refactored for each head alone"
+	}
+	if c.PositionalEmbeddingType == "rotary" {
+		refactorSkip = "rotary embeddings rotate q and k between W_Q and W_K, so W_Q W_Kᵀ is not what the scores read and refactoring it would change the model"
+	}
+	add(pr.RefactorFactoredAttn, StepRefactorFactoredAttn, m.refactorFactoredAttn, refactorSkip, "")
 	return steps
 }
 
@@ -208,34 +225,73 @@ func (sd stateDict) w(name string) *gotch.Tensor {
 
 // foldInto folds a LayerNorm (weight w, bias b over d_model) into a weight
 // W that reads its output along dim: b_W += Σ b·W, W *= w, then W is
-// centred along dim, since LayerNormPre's output is centred anyway.
+// centred along dim, since LayerNormPre's output is centred anyway. An
+// RMSNorm (lnB nil) has no bias and its output is not centred: only W *=
+// w.
 func foldInto(W, bias, lnW, lnB *gotch.Tensor, dim int64, shape []int64) {
-	wB := lnB.MustView(shape)
-	bias.MustAdd_(W.MustMul(wB).MustSumDims([]int64{dim}, false))
+	if lnB != nil {
+		wB := lnB.MustView(shape)
+		bias.MustAdd_(W.MustMul(wB).MustSumDims([]int64{dim}, false))
+	}
 	W.MustMul_(lnW.MustView(shape))
-	W.MustSub_(W.MustMeanDims([]int64{dim}, true))
+	if lnB != nil {
+		W.MustSub_(W.MustMeanDims([]int64{dim}, true))
+	}
+}
+
+// foldLN folds the norm named prefix (ln1, ln2, ...) into the weights
+// (with their biases) that read it.
+func foldLN(sd stateDict, ln *LayerNorm, prefix string, dim int64, shape []int64, weights ...[2]string) {
+	var lnB *gotch.Tensor
+	if !ln.rms {
+		lnB = sd.w(prefix + ".b")
+	}
+	lnW := sd.w(prefix + ".w")
+	if ln.plusOne {
+		lnW = lnW.MustAddScalar(1) // Gemma's norm scales by (1 + w)
+	}
+	for _, w := range weights {
+		var bias *gotch.Tensor
+		if w[1] != "" {
+			bias = sd.w(w[1])
+		}
+		foldInto(sd.w(w[0]), bias, lnW, lnB, dim, shape)
+	}
+	dropLN(ln)
 }
 
 func (m *HookedTransformer) foldLayerNorm(sd stateDict) {
 	for l, b := range m.Blocks {
 		pre := "blocks." + itoa(l) + "."
-		for _, n := range []string{"Q", "K", "V"} {
-			// W [head d_model d_head] reads d_model (dim 1)
-			foldInto(sd.w(pre+"attn.W_"+n), sd.w(pre+"attn.b_"+n), sd.w(pre+"ln1.w"), sd.w(pre+"ln1.b"), 1, []int64{1, -1, 1})
-		}
-		dropLN(b.Ln1)
+		// W [head d_model d_head] reads d_model (dim 1)
+		foldLN(sd, b.Ln1, pre+"ln1", 1, []int64{1, -1, 1}, m.qkvNames(pre)...)
 		if b.MLP != nil {
-			foldInto(sd.w(pre+"mlp.W_in"), sd.w(pre+"mlp.b_in"), sd.w(pre+"ln2.w"), sd.w(pre+"ln2.b"), 0, []int64{-1, 1})
-			dropLN(b.Ln2)
+			in := [][2]string{{pre + "mlp.W_in", pre + "mlp.b_in"}}
+			if b.MLP.WGate != nil {
+				in = append(in, [2]string{pre + "mlp.W_gate", ""})
+			}
+			foldLN(sd, b.Ln2, pre+"ln2", 0, []int64{-1, 1}, in...)
 			if b.MLP.ln != nil {
-				foldInto(sd.w(pre+"mlp.W_out"), sd.w(pre+"mlp.b_out"), sd.w(pre+"mlp.ln.w"), sd.w(pre+"mlp.ln.b"), 0, []int64{-1, 1})
-				dropLN(b.MLP.ln)
+				foldLN(sd, b.MLP.ln, pre+"mlp.ln", 0, []int64{-1, 1}, [2]string{pre + "mlp.W_out", pre + "mlp.b_out"})
 			}
 		}
 	}
-	foldInto(sd.w("unembed.W_U"), sd.w("unembed.b_U"), sd.w("ln_final.w"), sd.w("ln_final.b"), 0, []int64{-1, 1})
-	dropLN(m.LnFinal)
-	m.Cfg.NormalizationType = "LNPre"
+	foldLN(sd, m.LnFinal, "ln_final", 0, []int64{-1, 1}, [2]string{"unembed.W_U", "unembed.b_U"})
+	m.Cfg.NormalizationType += "Pre"
+}
+
+// qkvNames are the state dict names of a layer's query, key and value
+// weights and biases, which read ln1.
+func (m *HookedTransformer) qkvNames(pre string) [][2]string {
+	var out [][2]string
+	for _, n := range []string{"Q", "K", "V"} {
+		kv := ""
+		if n != "Q" && m.Cfg.NKeyValueHeads > 0 {
+			kv = "_" // GroupedQueryAttention's _W_K, _W_V
+		}
+		out = append(out, [2]string{pre + "attn." + kv + "W_" + n, pre + "attn." + kv + "b_" + n})
+	}
+	return out
 }
 
 func dropLN(ln *LayerNorm) {
@@ -245,6 +301,7 @@ func dropLN(ln *LayerNorm) {
 	ln.W.Free()
 	ln.B.Free()
 	ln.W, ln.B = nil, nil
+	ln.affine, ln.plusOne = false, false
 }
 
 // centerWritingWeights makes every vector written to the residual stream
@@ -281,10 +338,12 @@ func (m *HookedTransformer) centerUnembed(sd stateDict) {
 // foldValueBiases moves b_V into b_O: the pattern sums to one over keys,
 // so each head adds b_V·W_O whatever it attends to.
 func (m *HookedTransformer) foldValueBiases(sd stateDict) {
-	for l := range m.Blocks {
+	for l, b := range m.Blocks {
 		pre := "blocks." + itoa(l) + "."
-		bV, wO, bO := sd.w(pre+"attn.b_V"), sd.w(pre+"attn.W_O"), sd.w(pre+"attn.b_O")
-		bO.MustAdd_(gotch.MustEinsum("hd,hdm->m", []*gotch.Tensor{bV, wO}))
+		bV := sd.w(m.qkvNames(pre)[2][1]) // [n_kv_heads d_head]
+		wO, bO := sd.w(pre+"attn.W_O"), sd.w(pre+"attn.b_O")
+		// each query head adds its key/value head's b_V W_O
+		bO.MustAdd_(gotch.MustEinsum("hd,hdm->m", []*gotch.Tensor{b.Attn.repeatKV(bV, 0), wO}))
 		bV.MustZero_()
 	}
 }

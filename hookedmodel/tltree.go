@@ -75,10 +75,14 @@ func (m *HookedTransformer) tlTree() *tlModule {
 		switch {
 		case ln == nil:
 			return &tlModule{name: name, class: "Identity"}
-		case c.NormalizationType != "LN":
-			return &tlModule{name: name, class: "LayerNormPre", children: hooks(ln.hookNames()...)}
+		case !ln.affine:
+			return &tlModule{name: name, class: ln.tlClass(), children: hooks(ln.hookNames()...)}
+		case ln.rms:
+			return &tlModule{name: name, class: ln.tlClass(), children: hooks(ln.hookNames()...), params: []tlParam{
+				{"w", []int64{length}, weight(&ln.W)},
+			}}
 		}
-		return &tlModule{name: name, class: "LayerNorm", children: hooks(ln.hookNames()...), params: []tlParam{
+		return &tlModule{name: name, class: ln.tlClass(), children: hooks(ln.hookNames()...), params: []tlParam{
 			{"w", []int64{length}, weight(&ln.W)}, {"b", []int64{length}, weight(&ln.B)},
 		}}
 	}
@@ -86,9 +90,12 @@ func (m *HookedTransformer) tlTree() *tlModule {
 	root := &tlModule{class: "HookedTransformer", children: []*tlModule{
 		{name: "embed", class: "Embed", params: []tlParam{{"W_E", []int64{int64(c.DVocab), dm}, weight(&m.WE)}}},
 		hook(m.hooksTop.embed),
-		{name: "pos_embed", class: "PosEmbed", params: []tlParam{{"W_pos", []int64{int64(c.NCtx), dm}, weight(&m.WPos)}}},
-		hook(m.hooksTop.posEmbed),
 	}}
+	if c.PositionalEmbeddingType != "rotary" {
+		root.children = append(root.children,
+			&tlModule{name: "pos_embed", class: "PosEmbed", params: []tlParam{{"W_pos", []int64{int64(c.NCtx), dm}, weight(&m.WPos)}}},
+			hook(m.hooksTop.posEmbed))
+	}
 	if c.UseHookTokens {
 		root.children = append(root.children, hook(m.hooksTop.tokens))
 	}
@@ -102,6 +109,9 @@ func (m *HookedTransformer) tlTree() *tlModule {
 			return func(s *gotch.Scope) *gotch.Tensor { return borrow(s, a.views.bHead[i]) }
 		}
 		attn := &tlModule{name: "attn", class: "Attention", children: hooks(a.hooks.k, a.hooks.q, a.hooks.v, a.hooks.z, a.hooks.scores, a.hooks.pattern)}
+		if a.rotary != nil {
+			attn.children = append(attn.children, hooks(a.hooks.rotK, a.hooks.rotQ)...)
+		}
 		if a.useResult {
 			attn.children = append(attn.children, hook(a.hooks.result))
 		}
@@ -113,10 +123,20 @@ func (m *HookedTransformer) tlTree() *tlModule {
 			{"W_O", wO, func(s *gotch.Scope) *gotch.Tensor { return borrow(s, a.views.wOHead) }},
 			{"b_Q", []int64{nh, dh}, headB(0)},
 			{"b_O", []int64{dm}, weight(&a.BO)},
-			{"W_K", wQKV, headW(1)}, {"W_V", wQKV, headW(2)},
-			{"b_K", []int64{nh, dh}, headB(1)}, {"b_V", []int64{nh, dh}, headB(2)},
 		}
+		kv, kvp := nh, ""
+		if a.grouped {
+			// GroupedQueryAttention stores n_key_value_heads heads as _W_K,
+			// _W_V, _b_K, _b_V (W_K and friends are properties repeating them).
+			attn.class, kv, kvp = "GroupedQueryAttention", a.nKV, "_"
+		}
+		attn.params = append(attn.params,
+			tlParam{kvp + "W_K", []int64{kv, dm, dh}, headW(1)}, tlParam{kvp + "W_V", []int64{kv, dm, dh}, headW(2)},
+			tlParam{kvp + "b_K", []int64{kv, dh}, headB(1)}, tlParam{kvp + "b_V", []int64{kv, dh}, headB(2)})
 		attn.buffers = m.attnBuffers()
+		if a.rotary != nil {
+			attn.buffers = append(attn.buffers, m.rotaryBuffers(a.rotary)...)
+		}
 
 		block := &tlModule{name: itoa(l), class: "TransformerBlock", children: []*tlModule{norm("ln1", b.Ln1, dm)}}
 		if b.MLP != nil {
@@ -129,10 +149,17 @@ func (m *HookedTransformer) tlTree() *tlModule {
 				{"W_in", []int64{dm, f}, linear(&p.WIn)}, {"b_in", []int64{f}, weight(&p.BIn)},
 				{"W_out", []int64{f, dm}, linear(&p.WOut)}, {"b_out", []int64{dm}, weight(&p.BOut)},
 			}}
+			if p.gated {
+				mlp.class = "GatedMLP"
+				mlp.params = append(mlp.params, tlParam{"W_gate", []int64{dm, f}, linear(&p.WGate)})
+			}
 			if p.ln != nil { // solu_ln: hook_mid and ln come first
 				mlp.children = []*tlModule{hook(p.hookMid), norm("ln", p.ln, f)}
 			}
 			mlp.children = append(mlp.children, hooks(p.hookPre, p.hookPost)...)
+			if p.gated {
+				mlp.children = append(mlp.children, hook(p.hookPreLin))
+			}
 			block.children = append(block.children, mlp)
 		}
 		if b.flags.attnIn {
@@ -149,7 +176,7 @@ func (m *HookedTransformer) tlTree() *tlModule {
 			block.children = append(block.children, hook(h.mlpOut))
 		}
 		block.children = append(block.children, hook(h.residPre))
-		if b.MLP != nil {
+		if b.MLP != nil && !b.parallel {
 			block.children = append(block.children, hook(h.residMid))
 		}
 		block.children = append(block.children, hook(h.residPost))
@@ -278,4 +305,34 @@ func shapeString(shape []int64) string {
 		s[i] = fmt.Sprint(d)
 	}
 	return "[" + strings.Join(s, ", ") + "]"
+}
+
+// rotaryBuffers are a rotary attention layer's buffers rotary_sin and
+// rotary_cos [n_ctx rotary_dim]: sin and cos of position · θ_i, each
+// frequency used for both halves. golens computes them from rotary_base
+// (Hugging Face's rope_theta) on every pass; a state dict may hold them or
+// not, and their values are not checked, since TransformerLens's are made
+// with base 10000 whatever rope_theta says.
+func (m *HookedTransformer) rotaryBuffers(r *rotary) []tlBuffer {
+	n := int64(m.Cfg.NCtx)
+	table := func(f func(float64) float64) func(*gotch.Scope) *gotch.Tensor {
+		return func(s *gotch.Scope) *gotch.Tensor {
+			vals := make([]float64, 0, n*r.dim)
+			for p := range n {
+				for range 2 {
+					for _, inv := range r.invFreq {
+						vals = append(vals, f(float64(p)*inv))
+					}
+				}
+			}
+			return s.Attach(gotch.MustFromSlice(vals, []int64{n, r.dim}, m.device)).MustTo(m.dtype)
+		}
+	}
+	check := func(s *gotch.Scope, t *gotch.Tensor) error {
+		if sh := t.Shape(); len(sh) != 2 || sh[1] != r.dim {
+			return fmt.Errorf("shape %v; want [n_ctx %d] (rotary_dim)", sh, r.dim)
+		}
+		return nil
+	}
+	return []tlBuffer{{name: "rotary_sin", value: table(math.Sin), check: check}, {name: "rotary_cos", value: table(math.Cos), check: check}}
 }

@@ -17,7 +17,12 @@ import (
 func (m *HookedTransformer) W_E() (*gotch.Tensor, error) { return m.WE, nil }
 
 // W_pos is the positional embedding [n_ctx d_model].
-func (m *HookedTransformer) W_pos() (*gotch.Tensor, error) { return m.WPos, nil }
+func (m *HookedTransformer) W_pos() (*gotch.Tensor, error) {
+	if m.WPos == nil && m.Cfg.PositionalEmbeddingType == "rotary" {
+		return nil, fmt.Errorf("weight view W_pos: a rotary model has no positional embedding matrix")
+	}
+	return m.WPos, nil
+}
 
 // W_U is the unembedding [d_model d_vocab_out]: WU transposed, a view.
 func (m *HookedTransformer) W_U() (*gotch.Tensor, error) {
@@ -34,12 +39,12 @@ func (m *HookedTransformer) W_Q() (*gotch.Tensor, error) {
 
 // W_K is the key weights [n_layers n_heads d_model d_head].
 func (m *HookedTransformer) W_K() (*gotch.Tensor, error) {
-	return m.attnStack("W_K", func(a *Attention) *gotch.Tensor { return a.views.wHead[1] })
+	return m.attnStack("W_K", func(a *Attention) *gotch.Tensor { return a.wHead(1) })
 }
 
 // W_V is the value weights [n_layers n_heads d_model d_head].
 func (m *HookedTransformer) W_V() (*gotch.Tensor, error) {
-	return m.attnStack("W_V", func(a *Attention) *gotch.Tensor { return a.views.wHead[2] })
+	return m.attnStack("W_V", func(a *Attention) *gotch.Tensor { return a.wHead(2) })
 }
 
 // W_O is the output weights [n_layers n_heads d_head d_model].
@@ -54,12 +59,12 @@ func (m *HookedTransformer) B_Q() (*gotch.Tensor, error) {
 
 // B_K is the key biases [n_layers n_heads d_head].
 func (m *HookedTransformer) B_K() (*gotch.Tensor, error) {
-	return m.attnStack("b_K", func(a *Attention) *gotch.Tensor { return a.views.bHead[1] })
+	return m.attnStack("b_K", func(a *Attention) *gotch.Tensor { return a.bHead(1) })
 }
 
 // B_V is the value biases [n_layers n_heads d_head].
 func (m *HookedTransformer) B_V() (*gotch.Tensor, error) {
-	return m.attnStack("b_V", func(a *Attention) *gotch.Tensor { return a.views.bHead[2] })
+	return m.attnStack("b_V", func(a *Attention) *gotch.Tensor { return a.bHead(2) })
 }
 
 // B_O is the output biases [n_layers d_model].
@@ -70,6 +75,14 @@ func (m *HookedTransformer) B_O() (*gotch.Tensor, error) {
 // W_in is the MLP input weights [n_layers d_model d_mlp].
 func (m *HookedTransformer) W_in() (*gotch.Tensor, error) {
 	return m.mlpStack("W_in", func(p *MLP) *gotch.Tensor { return p.WIn }, true)
+}
+
+// W_gate is a gated MLP's gate weights [n_layers d_model d_mlp].
+func (m *HookedTransformer) W_gate() (*gotch.Tensor, error) {
+	if !m.Cfg.GatedMLP {
+		return nil, fmt.Errorf("weight view W_gate: the model's MLPs are not gated (gated_mlp is off)")
+	}
+	return m.mlpStack("W_gate", func(p *MLP) *gotch.Tensor { return p.WGate }, true)
 }
 
 // B_in is the MLP input biases [n_layers d_mlp].

@@ -1,0 +1,512 @@
+package hookedmodel
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/golens/golens/gotch/gotchtest"
+	"github.com/golens/golens/hookedmodel/reference"
+	"github.com/golens/golens/hookedmodel/weights"
+)
+
+// hfRefConfig is the float64 reference's config of a Llama, Mistral or
+// Qwen2 config.json, read from the JSON here (not through golens's mapper),
+// as Hugging Face's modeling code reads it.
+func hfRefConfig(t *testing.T, c map[string]any) reference.Config {
+	t.Helper()
+	M, H := hfcInt(c, "hidden_size"), hfcInt(c, "num_attention_heads")
+	D := M / H
+	if _, ok := c["head_dim"]; ok {
+		D = hfcInt(c, "head_dim")
+	}
+	theta := 10000.0
+	if v, ok := c["rope_theta"].(float64); ok {
+		theta = v
+	}
+	return reference.Config{
+		NLayers: hfcInt(c, "num_hidden_layers"), DModel: M, DHead: D, NHeads: H,
+		NKeyValueHeads: hfcInt(c, "num_key_value_heads"), ActFn: c["hidden_act"].(string),
+		Eps: c["rms_norm_eps"].(float64), UseAttnScale: true, NormalizationType: "RMS",
+		AttentionDir: "causal", PositionalEmbeddingType: "rotary", RotaryDim: D, RotaryBase: theta,
+		GatedMLP: true, DType: "float32",
+	}
+}
+
+// hfRefWeights converts a written checkpoint's values to the reference's
+// TransformerLens state dict, independently of the loader's table:
+// W_Q[h, m, d] = q_proj[h·D + d, m], W_O[h, d, m] = o_proj[m, h·D + d],
+// W_in = up_projᵀ, W_gate = gate_projᵀ, W_out = down_projᵀ, W_U =
+// lm_headᵀ (embed_tokensᵀ when tied).
+func hfRefWeights(t *testing.T, ck *hfcModel, rc reference.Config) *reference.Model {
+	t.Helper()
+	M, H, KV, D := rc.DModel, rc.NHeads, rc.NKeyValueHeads, rc.DHead
+	V := hfcInt(ck.Config, "vocab_size")
+	F := hfcInt(ck.Config, "intermediate_size")
+	r := &reference.Model{Cfg: rc, W: map[string]reference.Tensor{}}
+	get := func(name string) []float64 {
+		v, ok := ck.Values[name]
+		if !ok {
+			t.Fatalf("checkpoint has no %s", name)
+		}
+		return v
+	}
+	put := func(name string, data []float64, shape ...int) {
+		r.W[name] = reference.Tensor{Shape: shape, Data: data}
+	}
+	transpose := func(x []float64, rows, cols int) []float64 { // [rows cols] -> [cols rows]
+		out := make([]float64, len(x))
+		for i := range rows {
+			for j := range cols {
+				out[j*rows+i] = x[i*cols+j]
+			}
+		}
+		return out
+	}
+	heads := func(w []float64, n int) []float64 { // [n·D, M] -> [n, M, D]
+		out := make([]float64, n*M*D)
+		for h := range n {
+			for d := range D {
+				for m := range M {
+					out[(h*M+m)*D+d] = w[(h*D+d)*M+m]
+				}
+			}
+		}
+		return out
+	}
+	put("embed.W_E", get("model.embed_tokens.weight"), V, M)
+	for l := range rc.NLayers {
+		p := "model.layers." + itoa(l) + "."
+		b := "blocks." + itoa(l) + "."
+		put(b+"ln1.w", get(p+"input_layernorm.weight"), M)
+		put(b+"ln2.w", get(p+"post_attention_layernorm.weight"), M)
+		put(b+"attn.W_Q", heads(get(p+"self_attn.q_proj.weight"), H), H, M, D)
+		put(b+"attn.W_K", heads(get(p+"self_attn.k_proj.weight"), KV), KV, M, D)
+		put(b+"attn.W_V", heads(get(p+"self_attn.v_proj.weight"), KV), KV, M, D)
+		if v, ok := ck.Values[p+"self_attn.q_proj.bias"]; ok {
+			put(b+"attn.b_Q", v, H, D)
+			put(b+"attn.b_K", get(p+"self_attn.k_proj.bias"), KV, D)
+			put(b+"attn.b_V", get(p+"self_attn.v_proj.bias"), KV, D)
+		}
+		if v, ok := ck.Values[p+"self_attn.o_proj.bias"]; ok {
+			put(b+"attn.b_O", v, M)
+		}
+		// W_O [H, D, M]: o_proj is [M, H·D]; its transpose [H·D, M] is W_O flat.
+		put(b+"attn.W_O", transpose(get(p+"self_attn.o_proj.weight"), M, H*D), H, D, M)
+		put(b+"mlp.W_in", transpose(get(p+"mlp.up_proj.weight"), F, M), M, F)
+		put(b+"mlp.W_gate", transpose(get(p+"mlp.gate_proj.weight"), F, M), M, F)
+		put(b+"mlp.W_out", transpose(get(p+"mlp.down_proj.weight"), M, F), F, M)
+	}
+	put("ln_final.w", get("model.norm.weight"), M)
+	head, ok := ck.Values["lm_head.weight"]
+	if !ok {
+		head = get("model.embed_tokens.weight")
+	}
+	put("unembed.W_U", transpose(head, V, M), M, V)
+	return r
+}
+
+// logSoftmaxRows is log_softmax over the last dimension n.
+func logSoftmaxRows(x []float64, n int) []float64 {
+	out := make([]float64, len(x))
+	for i := 0; i < len(x); i += n {
+		mx := math.Inf(-1)
+		for _, v := range x[i : i+n] {
+			mx = max(mx, v)
+		}
+		s := 0.0
+		for _, v := range x[i : i+n] {
+			s += math.Exp(v - mx)
+		}
+		for j, v := range x[i : i+n] {
+			out[i+j] = v - mx - math.Log(s)
+		}
+	}
+	return out
+}
+
+// hfLlamaCases are the checkpoints the loader tests load: Llama 3.1's
+// rope_scaling removed (golens refuses it), rope_theta 500000 kept; Llama
+// with attention_bias; Mistral; Qwen2 with tied embeddings and q/k/v
+// biases; a bf16 and a sharded one.
+var hfLlamaCases = []struct {
+	name, modelType string
+	opts            hfcOpts
+}{
+	{"llama", "llama", hfcOpts{Seed: 1, Edit: func(c map[string]any) { c["rope_scaling"] = nil }}},
+	{"llama attention_bias", "llama", hfcOpts{Seed: 2, Edit: func(c map[string]any) { c["rope_scaling"], c["attention_bias"] = nil, true }}},
+	{"mistral", "mistral", hfcOpts{Seed: 3}},
+	{"qwen2", "qwen2", hfcOpts{Seed: 4}},
+	{"qwen2 bf16 sharded", "qwen2", hfcOpts{Seed: 5, DType: weights.BF16, Shards: 3}},
+}
+
+func TestLoadHFLlamaFamilyMatchesReference(t *testing.T) {
+	for _, tc := range hfLlamaCases {
+		t.Run(tc.name, func(t *testing.T) {
+			gotchtest.CheckLeaks(t)
+			ck := writeHFModel(t, tc.modelType, tc.opts)
+			rc := hfRefConfig(t, ck.Config)
+			rows, tok := randomTokens(t, 2, 7, hfcInt(ck.Config, "vocab_size"), 9)
+			defer tok.Free()
+			want := hfRefWeights(t, ck, rc).Forward(rows)
+
+			// Unprocessed: every hook and the logits equal the reference
+			// of Hugging Face's weights.
+			m, err := Load(context.Background(), ck.Dir, NoProcessing(), OnDevice(gotchtest.Device(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Free()
+			out, cache, err := m.RunWithCache(context.Background(), Tokens(tok))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Free()
+			defer cache.Free()
+			compare(t, "logits", out.Logits, want["logits"])
+			for _, name := range cache.Keys() {
+				w, ok := want[name]
+				if !ok {
+					t.Errorf("cached %s has no reference value", name)
+					continue
+				}
+				compare(t, name, cache.MustGet(name), w)
+			}
+			for name := range want {
+				if _, err := cache.Get(name); err != nil && name != "logits" {
+					t.Errorf("reference activation %s is missing from the cache", name)
+				}
+			}
+
+			// Default processing: every hook equals the reference of the
+			// processed weights, and the log-probabilities equal Hugging
+			// Face's.
+			p, err := Load(context.Background(), ck.Dir, OnDevice(gotchtest.Device(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Free()
+			pout, pcache, pref := cachedWithReference(t, p, 9)
+			compare(t, "processed logits", pout.Logits, pref["logits"])
+			for _, name := range pcache.Keys() {
+				if w, ok := pref[name]; ok {
+					compare(t, "processed "+name, pcache.MustGet(name), w)
+				} else {
+					t.Errorf("processed: cached %s has no reference value", name)
+				}
+			}
+			V := hfcInt(ck.Config, "vocab_size")
+			gotchtest.Close(t, "processed log-probs", logSoftmaxRows(gotchtest.Values(t, pout.Logits), V), logSoftmaxRows(want["logits"].Data, V), 1e-4)
+		})
+	}
+}
+
+// TestLoadHFConfigMapping checks the fields golens takes from Hugging
+// Face's numbers where TransformerLens differs.
+func TestLoadHFConfigMapping(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	ck := writeHFModel(t, "qwen2", hfcOpts{Seed: 6})
+	m, err := Load(context.Background(), ck.Dir, NoProcessing(), OnDevice(gotchtest.Device(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	c := m.Cfg
+	if c.RotaryBase != 1e6 || c.NKeyValueHeads != 2 || c.DHead != 4 || c.NCtx != 32 || c.Eps != 1e-5 ||
+		c.NormalizationType != "RMS" || !c.GatedMLP || c.ActFn != "silu" || c.OriginalArchitecture != "Qwen2ForCausalLM" {
+		t.Errorf("qwen2 config mapped to %+v", c)
+	}
+	// Mistral's sliding window bounds n_ctx.
+	mk := writeHFModel(t, "mistral", hfcOpts{Seed: 7, Edit: func(c map[string]any) { c["sliding_window"] = 20 }})
+	cfg, err := hfConfig(nil, mk.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NCtx != 20 || cfg.DHead != 6 {
+		t.Errorf("mistral with sliding_window 20: n_ctx %d d_head %d, want 20 and 6", cfg.NCtx, cfg.DHead)
+	}
+}
+
+// TestLoadHFRotaryBaseMatters fails if rope_theta were ignored: the same
+// weights with rope_theta 10000 give other logits.
+func TestLoadHFRotaryBaseMatters(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	ck := writeHFModel(t, "qwen2", hfcOpts{Seed: 8})
+	rc := hfRefConfig(t, ck.Config)
+	rc.RotaryBase = 10000
+	rows, tok := randomTokens(t, 1, 7, hfcInt(ck.Config, "vocab_size"), 3)
+	defer tok.Free()
+	wrong := hfRefWeights(t, ck, rc).Forward(rows)["logits"].Data
+	m, err := Load(context.Background(), ck.Dir, NoProcessing(), OnDevice(gotchtest.Device(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	out, err := m.Forward(context.Background(), Tokens(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Free()
+	got := gotchtest.Values(t, out.Logits)
+	diff := 0.0
+	for i := range got {
+		diff = max(diff, math.Abs(got[i]-wrong[i]))
+	}
+	if diff < 1e-3 {
+		t.Errorf("logits with rope_theta 1e6 equal those with 10000 (max diff %g)", diff)
+	}
+}
+
+func TestLoadHFBadConfigs(t *testing.T) {
+	cases := []struct {
+		name, modelType string
+		edit            func(map[string]any)
+		remove          string // a tensor to drop from the checkpoint
+		want            string
+	}{
+		{"unknown model_type", "llama", func(c map[string]any) { c["model_type"], c["rope_scaling"] = "bert", nil }, "", `model_type "bert"`},
+		{"llama3 rope_scaling", "llama", nil, "", "rope_scaling"},
+		{"linear rope_scaling", "mistral", func(c map[string]any) { c["rope_scaling"] = map[string]any{"type": "linear", "factor": 2.0} }, "", `rope_scaling of type "linear"`},
+		{"mlp_bias", "llama", func(c map[string]any) { c["rope_scaling"], c["mlp_bias"] = nil, true }, "", "mlp_bias"},
+		{"qwen2 sliding window", "qwen2", func(c map[string]any) { c["use_sliding_window"] = true }, "", "use_sliding_window"},
+		{"missing tensor", "mistral", nil, "model.layers.1.self_attn.k_proj.weight", "model.layers.1.self_attn.k_proj.weight"},
+		{"missing qwen2 bias", "qwen2", nil, "model.layers.0.self_attn.v_proj.bias", "model.layers.0.self_attn.v_proj.bias"},
+		{"neox rope_scaling", "gpt_neox", func(c map[string]any) { c["rope_scaling"] = map[string]any{"rope_type": "dynamic", "factor": 2.0} }, "", `rope_scaling of type "dynamic"`},
+		{"neox missing tensor", "gpt_neox", nil, "gpt_neox.layers.0.mlp.dense_h_to_4h.bias", "gpt_neox.layers.0.mlp.dense_h_to_4h.bias"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			gotchtest.CheckLeaks(t)
+			ck := writeHFModel(t, tc.modelType, hfcOpts{Seed: 10, Edit: tc.edit})
+			if tc.remove != "" {
+				rewriteCheckpoint(t, ck, tc.remove, nil)
+			}
+			m, err := Load(context.Background(), ck.Dir, OnDevice(gotchtest.Device(t)))
+			if err == nil {
+				m.Free()
+				t.Fatalf("loaded; want an error naming %s", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// rewriteCheckpoint rewrites ck's model.safetensors without tensor name,
+// with the tensors add.
+func rewriteCheckpoint(t *testing.T, ck *hfcModel, name string, add []*weights.Tensor) {
+	t.Helper()
+	path := filepath.Join(ck.Dir, "model.safetensors")
+	src, err := weights.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keep []*weights.Tensor
+	for _, k := range src.Keys() {
+		if k == name {
+			continue
+		}
+		w, err := src.Get(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep = append(keep, &weights.Tensor{Name: k, DType: w.DType, Shape: w.Shape, Data: append([]byte(nil), w.Data...)})
+	}
+	src.Close()
+	keep = append(keep, add...)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := weights.WriteSafetensors(path, keep, map[string]string{"format": "pt"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// neoxRefModel is the float64 reference of a written GPT-NeoX checkpoint,
+// its config read from config.json here and its weights regrouped here:
+// query_key_value's row (h·3 + j)·D + d is head h's q (j 0), k (1) or v (2)
+// row d.
+func neoxRefModel(t *testing.T, ck *hfcModel) *reference.Model {
+	t.Helper()
+	c := ck.Config
+	M, H, L := hfcInt(c, "hidden_size"), hfcInt(c, "num_attention_heads"), hfcInt(c, "num_hidden_layers")
+	V, F := hfcInt(c, "vocab_size"), hfcInt(c, "intermediate_size")
+	D := M / H
+	toF := func(v any) float64 {
+		switch x := v.(type) {
+		case int:
+			return float64(x)
+		case float64:
+			return x
+		}
+		t.Fatalf("not a number: %v", v)
+		return 0
+	}
+	parallel, _ := c["use_parallel_residual"].(bool)
+	rc := reference.Config{
+		NLayers: L, DModel: M, DHead: D, NHeads: H, ActFn: c["hidden_act"].(string),
+		Eps: toF(c["layer_norm_eps"]), UseAttnScale: true, NormalizationType: "LN", AttentionDir: "causal",
+		PositionalEmbeddingType: "rotary", RotaryDim: int(float64(D) * toF(c["rotary_pct"])),
+		RotaryBase: toF(c["rotary_emb_base"]), ParallelAttnMLP: parallel, DType: "float32",
+	}
+	r := &reference.Model{Cfg: rc, W: map[string]reference.Tensor{}}
+	get := func(name string) []float64 {
+		v, ok := ck.Values[name]
+		if !ok {
+			t.Fatalf("checkpoint has no %s", name)
+		}
+		return v
+	}
+	put := func(name string, data []float64, shape ...int) {
+		r.W[name] = reference.Tensor{Shape: shape, Data: data}
+	}
+	transpose := func(x []float64, rows, cols int) []float64 {
+		out := make([]float64, len(x))
+		for i := range rows {
+			for j := range cols {
+				out[j*rows+i] = x[i*cols+j]
+			}
+		}
+		return out
+	}
+	put("embed.W_E", get("gpt_neox.embed_in.weight"), V, M)
+	for l := range L {
+		p := "gpt_neox.layers." + itoa(l) + "."
+		b := "blocks." + itoa(l) + "."
+		put(b+"ln1.w", get(p+"input_layernorm.weight"), M)
+		put(b+"ln1.b", get(p+"input_layernorm.bias"), M)
+		put(b+"ln2.w", get(p+"post_attention_layernorm.weight"), M)
+		put(b+"ln2.b", get(p+"post_attention_layernorm.bias"), M)
+		w, bias := get(p+"attention.query_key_value.weight"), get(p+"attention.query_key_value.bias")
+		for j, n := range []string{"Q", "K", "V"} {
+			W := make([]float64, H*M*D)
+			B := make([]float64, H*D)
+			for h := range H {
+				for d := range D {
+					row := (h*3+j)*D + d
+					B[h*D+d] = bias[row]
+					for m := range M {
+						W[(h*M+m)*D+d] = w[row*M+m]
+					}
+				}
+			}
+			put(b+"attn.W_"+n, W, H, M, D)
+			put(b+"attn.b_"+n, B, H, D)
+		}
+		put(b+"attn.W_O", transpose(get(p+"attention.dense.weight"), M, M), H, D, M)
+		put(b+"attn.b_O", get(p+"attention.dense.bias"), M)
+		put(b+"mlp.W_in", transpose(get(p+"mlp.dense_h_to_4h.weight"), F, M), M, F)
+		put(b+"mlp.b_in", get(p+"mlp.dense_h_to_4h.bias"), F)
+		put(b+"mlp.W_out", transpose(get(p+"mlp.dense_4h_to_h.weight"), M, F), F, M)
+		put(b+"mlp.b_out", get(p+"mlp.dense_4h_to_h.bias"), M)
+	}
+	put("ln_final.w", get("gpt_neox.final_layer_norm.weight"), M)
+	put("ln_final.b", get("gpt_neox.final_layer_norm.bias"), M)
+	head, ok := ck.Values["embed_out.weight"]
+	if !ok {
+		head = get("gpt_neox.embed_in.weight")
+	}
+	put("unembed.W_U", transpose(head, V, M), M, V)
+	return r
+}
+
+func TestLoadHFGPTNeoXMatchesReference(t *testing.T) {
+	cases := []struct {
+		name string
+		opts hfcOpts
+	}{
+		{"parallel", hfcOpts{Seed: 11}},
+		{"sequential", hfcOpts{Seed: 12, Edit: func(c map[string]any) { c["use_parallel_residual"] = false }}},
+		{"tied f16 sharded", hfcOpts{Seed: 13, DType: weights.F16, Shards: 2, Edit: func(c map[string]any) { c["tie_word_embeddings"] = true }}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			gotchtest.CheckLeaks(t)
+			ck := writeHFModel(t, "gpt_neox", tc.opts)
+			rows, tok := randomTokens(t, 2, 7, hfcInt(ck.Config, "vocab_size"), 9)
+			defer tok.Free()
+			want := neoxRefModel(t, ck).Forward(rows)
+			m, err := Load(context.Background(), ck.Dir, NoProcessing(), OnDevice(gotchtest.Device(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Free()
+			if m.Cfg.RotaryBase != 5000 || m.Cfg.RotaryDim != 2 || m.Cfg.ParallelAttnMLP != (tc.name != "sequential") {
+				t.Errorf("config: rotary_base %g rotary_dim %d parallel %v", m.Cfg.RotaryBase, m.Cfg.RotaryDim, m.Cfg.ParallelAttnMLP)
+			}
+			out, cache, err := m.RunWithCache(context.Background(), Tokens(tok))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Free()
+			defer cache.Free()
+			compare(t, "logits", out.Logits, want["logits"])
+			for _, name := range cache.Keys() {
+				if w, ok := want[name]; ok {
+					compare(t, name, cache.MustGet(name), w)
+				} else {
+					t.Errorf("cached %s has no reference value", name)
+				}
+			}
+			for name := range want {
+				if _, err := cache.Get(name); err != nil && name != "logits" {
+					t.Errorf("reference activation %s is missing from the cache", name)
+				}
+			}
+			p, err := Load(context.Background(), ck.Dir, OnDevice(gotchtest.Device(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Free()
+			pout, pcache, pref := cachedWithReference(t, p, 9)
+			compare(t, "processed logits", pout.Logits, pref["logits"])
+			for _, name := range pcache.Keys() {
+				if w, ok := pref[name]; ok {
+					compare(t, "processed "+name, pcache.MustGet(name), w)
+				} else {
+					t.Errorf("processed: cached %s has no reference value", name)
+				}
+			}
+			V := hfcInt(ck.Config, "vocab_size")
+			gotchtest.Close(t, "processed log-probs", logSoftmaxRows(gotchtest.Values(t, pout.Logits), V), logSoftmaxRows(want["logits"].Data, V), 1e-4)
+		})
+	}
+}
+
+// TestLoadHFIgnoresBuffers loads checkpoints holding the non-weight
+// entries older Pythia and Llama checkpoints have (NeoX's causal-mask
+// buffers, rotary inv_freq), and refuses an unknown extra tensor.
+func TestLoadHFIgnoresBuffers(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	f32 := func(name string, n int) *weights.Tensor {
+		return &weights.Tensor{Name: name, DType: weights.F32, Shape: []int64{int64(n)}, Data: make([]byte, 4*n)}
+	}
+	for _, tc := range []struct {
+		modelType string
+		extra     []*weights.Tensor
+		edit      func(map[string]any)
+	}{
+		{"gpt_neox", []*weights.Tensor{f32("gpt_neox.layers.0.attention.bias", 4), f32("gpt_neox.layers.0.attention.masked_bias", 1), f32("gpt_neox.layers.1.attention.rotary_emb.inv_freq", 1)}, nil},
+		{"llama", []*weights.Tensor{f32("model.layers.0.self_attn.rotary_emb.inv_freq", 3)}, func(c map[string]any) { c["rope_scaling"] = nil }},
+	} {
+		ck := writeHFModel(t, tc.modelType, hfcOpts{Seed: 14, Edit: tc.edit})
+		rewriteCheckpoint(t, ck, "", tc.extra)
+		m, err := Load(context.Background(), ck.Dir, NoProcessing(), OnDevice(gotchtest.Device(t)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.modelType, err)
+		}
+		m.Free()
+	}
+	ck := writeHFModel(t, "mistral", hfcOpts{Seed: 15})
+	rewriteCheckpoint(t, ck, "", []*weights.Tensor{f32("model.layers.0.mlp.up_proj.bias", 24)})
+	if m, err := Load(context.Background(), ck.Dir, OnDevice(gotchtest.Device(t))); err == nil {
+		m.Free()
+		t.Error("loaded a checkpoint with mlp.up_proj.bias, which the config cannot place")
+	} else if !strings.Contains(err.Error(), "model.layers.0.mlp.up_proj.bias") {
+		t.Errorf("error %q does not name the extra tensor", err)
+	}
+}
