@@ -239,6 +239,9 @@ func neoxConfig(hf hfLlamaConfig, c *Config) error {
 	if !(pct > 0 && pct <= 1) {
 		return fmt.Errorf("rotary_pct must be in (0, 1], got %g", pct)
 	}
+	if int(float64(dHead)*pct) == 0 { // Hugging Face rotates nothing; rotary_dim 0 would mean all of d_head
+		return fmt.Errorf("rotary_pct %g rotates no dimension of d_head %d; golens needs rotary_dim >= 2", pct, dHead)
+	}
 	base := 10000.0
 	if hf.RotaryEmbBase != nil {
 		base = *hf.RotaryEmbBase

@@ -2,11 +2,13 @@ package hookedmodel
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/golens/golens/gotch/gotchtest"
 	"github.com/golens/golens/hookedmodel/reference"
@@ -509,4 +511,27 @@ func TestLoadHFIgnoresBuffers(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "model.layers.0.mlp.up_proj.bias") {
 		t.Errorf("error %q does not name the extra tensor", err)
 	}
+}
+
+// FuzzHFArchConfig feeds config.json's of every model_type to the mapper:
+// an error is one line, an accepted config is valid.
+func FuzzHFArchConfig(f *testing.F) {
+	for _, mt := range []string{"llama", "mistral", "qwen2", "gpt_neox"} {
+		b, err := json.Marshal(hfcConfigs[mt](hfcSmall))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"model_type":"gpt_neox","hidden_size":8,"num_attention_heads":2,"num_hidden_layers":1,"intermediate_size":4,"max_position_embeddings":4,"vocab_size":3,"hidden_act":"gelu","rotary_pct":0.1}`))
+	f.Add([]byte(`{"model_type":"llama","hidden_size":8,"num_attention_heads":3,"num_hidden_layers":1,"intermediate_size":4,"max_position_embeddings":4,"vocab_size":3,"hidden_act":"silu","num_key_value_heads":0}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fsys := fstest.MapFS{"m/config.json": {Data: b}}
+		c, err := hfModelConfig(fsys, "m", "fuzz")
+		if err != nil {
+			checkOneLine(t, err)
+			return
+		}
+		checkAccepted(t, c)
+	})
 }
