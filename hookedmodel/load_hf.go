@@ -348,12 +348,14 @@ type hfCat struct {
 	dst   **gotch.Tensor
 	parts []*gotch.Tensor
 	join  func([]*gotch.Tensor) *gotch.Tensor
+	last  int // the index in sources of the last part: join once it is read
 }
 
 // part is a temporary that fill writes.
 func (t *hfTable) part(c *hfCat, key string, shape []int64) {
 	c.parts = append(c.parts, nil)
 	t.sources = append(t.sources, source{&c.parts[len(c.parts)-1], key, shape, false})
+	c.last = len(t.sources) - 1
 }
 
 // llamaTable maps transformers' LlamaForCausalLM (and Mistral's and
@@ -420,6 +422,30 @@ func append2(t hfTable, s ...source) hfTable {
 	return t
 }
 
+// joinParts joins c's parts into c.dst and frees them.
+func (c *hfCat) joinParts() error {
+	var out *gotch.Tensor
+	err := gotch.Try(func() {
+		s := gotch.NewScope()
+		defer s.Close()
+		parts := slices.Clone(c.parts)
+		for i, p := range parts {
+			s.Attach(p) // the scope frees the parts and what join makes of them
+			c.parts[i] = nil
+		}
+		if c.join == nil {
+			out = s.Keep(gotch.MustCat(parts, 0))
+			return
+		}
+		out = s.Keep(c.join(parts))
+	})
+	if err != nil {
+		return err
+	}
+	*c.dst = out
+	return nil
+}
+
 // fillHF fills the model from a checkpoint of a model_type in hfArchs.
 func (m *HookedTransformer) fillHF(ck *weights.Checkpoint, a hfArch, o options) error {
 	t := a.table(m, ck)
@@ -432,29 +458,27 @@ func (m *HookedTransformer) fillHF(ck *weights.Checkpoint, a hfArch, o options) 
 			}
 		}
 	}()
-	if err := m.fill(ck, t.sources, o); err != nil {
+	// fill's checks, then its reads, joining each layer's parts as soon
+	// as they are read, so that at most one layer's q, k and v are held
+	// twice while loading.
+	if err := m.checkTable(ck, t.sources); err != nil {
 		return err
 	}
-	for _, c := range t.cats {
-		var out *gotch.Tensor
-		err := gotch.Try(func() {
-			s := gotch.NewScope()
-			defer s.Close()
-			if c.join == nil {
-				out = gotch.MustCat(c.parts, 0)
-				return
-			}
-			parts := slices.Clone(c.parts)
-			for i, p := range parts {
-				s.Attach(p) // the scope frees the parts and what join makes of them
-				c.parts[i] = nil
-			}
-			out = s.Keep(c.join(parts))
-		})
+	joinAt := map[int]*hfCat{}
+	for i := range t.cats {
+		joinAt[t.cats[i].last] = &t.cats[i]
+	}
+	for i, src := range t.sources {
+		w, err := m.readWeight(ck, src, o.allowNonFinite)
 		if err != nil {
 			return err
 		}
-		*c.dst = out
+		*src.dst = w
+		if c := joinAt[i]; c != nil {
+			if err := c.joinParts(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

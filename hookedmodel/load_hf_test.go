@@ -2,7 +2,9 @@ package hookedmodel
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -534,4 +536,24 @@ func FuzzHFArchConfig(f *testing.F) {
 		}
 		checkAccepted(t, c)
 	})
+}
+
+// TestLoadHFNonFiniteFreesParts refuses a NaN in a layer's k_proj, read
+// while that layer's q and k are held apart, and leaks nothing.
+func TestLoadHFNonFiniteFreesParts(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	ck := writeHFModel(t, "qwen2", hfcOpts{Seed: 16})
+	name := "model.layers.1.self_attn.k_proj.weight"
+	shape := ck.Shapes[name]
+	data := make([]byte, 4*shape[0]*shape[1])
+	binary.LittleEndian.PutUint32(data[4:], math.Float32bits(float32(math.NaN())))
+	rewriteCheckpoint(t, ck, name, []*weights.Tensor{{Name: name, DType: weights.F32, Shape: shape, Data: data}})
+	m, err := Load(context.Background(), ck.Dir, OnDevice(gotchtest.Device(t)))
+	if err == nil {
+		m.Free()
+		t.Fatal("loaded a NaN weight")
+	}
+	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), name) {
+		t.Errorf("error %q: want ErrNonFinite naming %s", err, name)
+	}
 }
