@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -555,5 +556,42 @@ func TestLoadHFNonFiniteFreesParts(t *testing.T) {
 	}
 	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), name) {
 		t.Errorf("error %q: want ErrNonFinite naming %s", err, name)
+	}
+}
+
+// TestLoadHFGenerateWithAndWithoutCache: loaded Llama-family and NeoX
+// models generate the same greedy tokens with the key-value cache as
+// without it (rotary offsets, grouped-query caches).
+func TestLoadHFGenerateWithAndWithoutCache(t *testing.T) {
+	for _, tc := range []struct {
+		modelType string
+		edit      func(map[string]any)
+	}{
+		{"llama", func(c map[string]any) { c["rope_scaling"] = nil }},
+		{"qwen2", nil},
+		{"gpt_neox", nil},
+	} {
+		t.Run(tc.modelType, func(t *testing.T) {
+			gotchtest.CheckLeaks(t)
+			ck := writeHFModel(t, tc.modelType, hfcOpts{Seed: 17, Edit: tc.edit})
+			m, err := Load(context.Background(), ck.Dir, OnDevice(gotchtest.Device(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Free()
+			_, tok := randomTokens(t, 2, 5, m.Cfg.DVocab, 4)
+			defer tok.Free()
+			cached, err := m.Generate(context.Background(), Tokens(tok), MaxNewTokens(8), Greedy(), StopAtEOS(false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := m.Generate(context.Background(), Tokens(tok), MaxNewTokens(8), Greedy(), StopAtEOS(false), NoKVCache())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(cached) != fmt.Sprint(plain) {
+				t.Errorf("with the cache %v, without %v", cached, plain)
+			}
+		})
 	}
 }
