@@ -144,7 +144,7 @@ func hfModelConfig(fsys fs.FS, dir, name string) (Config, error) {
 	c.ModelName = name
 	c.OriginalArchitecture = a.arch // what TransformerLens reads from architectures[0] for these models
 	if err := a.config(hf, &c); err != nil {
-		return Config{}, fmt.Errorf("%s: %w", path, err)
+		return Config{}, fmt.Errorf("%s: model_type %s: %w", path, mt.ModelType, err)
 	}
 	if err := c.Init(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
