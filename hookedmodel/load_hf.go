@@ -102,6 +102,7 @@ type hfLlamaConfig struct {
 
 	// GPT-NeoX (configuration_gpt_neox.py).
 	RotaryPct        *float64 `json:"rotary_pct"`            // absent: 0.25
+	PartialRotary    *float64 `json:"partial_rotary_factor"` // rotary_pct's newer name
 	RotaryEmbBase    *float64 `json:"rotary_emb_base"`       // absent: 10000 (newer configs say rope_theta)
 	LayerNormEps     *float64 `json:"layer_norm_eps"`        // absent: 1e-5
 	ParallelResidual *bool    `json:"use_parallel_residual"` // absent: true
@@ -166,6 +167,9 @@ func llamaConfig(hf hfLlamaConfig, c *Config) error {
 	}
 	if err := checkRopeScaling(hf.RopeScaling); err != nil {
 		return err
+	}
+	if hf.PartialRotary != nil && *hf.PartialRotary != 1 {
+		return fmt.Errorf("partial_rotary_factor %g is not supported for model_type %q (its rotary covers all of head_dim)", *hf.PartialRotary, hf.ModelType)
 	}
 	if hf.MLPBias {
 		return fmt.Errorf("mlp_bias is not supported (golens's gated MLP has no biases on gate_proj and up_proj)")
@@ -235,6 +239,8 @@ func neoxConfig(hf hfLlamaConfig, c *Config) error {
 	pct := 0.25
 	if hf.RotaryPct != nil {
 		pct = *hf.RotaryPct
+	} else if hf.PartialRotary != nil {
+		pct = *hf.PartialRotary
 	}
 	if !(pct > 0 && pct <= 1) {
 		return fmt.Errorf("rotary_pct must be in (0, 1], got %g", pct)

@@ -279,6 +279,7 @@ func TestLoadHFBadConfigs(t *testing.T) {
 		{"qwen2 sliding window", "qwen2", func(c map[string]any) { c["use_sliding_window"] = true }, "", "use_sliding_window"},
 		{"missing tensor", "mistral", nil, "model.layers.1.self_attn.k_proj.weight", "model.layers.1.self_attn.k_proj.weight"},
 		{"missing qwen2 bias", "qwen2", nil, "model.layers.0.self_attn.v_proj.bias", "model.layers.0.self_attn.v_proj.bias"},
+		{"llama partial_rotary_factor", "llama", func(c map[string]any) { c["rope_scaling"], c["partial_rotary_factor"] = nil, 0.5 }, "", "partial_rotary_factor"},
 		{"neox rope_scaling", "gpt_neox", func(c map[string]any) { c["rope_scaling"] = map[string]any{"rope_type": "dynamic", "factor": 2.0} }, "", `rope_scaling of type "dynamic"`},
 		{"neox missing tensor", "gpt_neox", nil, "gpt_neox.layers.0.mlp.dense_h_to_4h.bias", "gpt_neox.layers.0.mlp.dense_h_to_4h.bias"},
 	}
@@ -352,10 +353,14 @@ func neoxRefModel(t *testing.T, ck *hfcModel) *reference.Model {
 		return 0
 	}
 	parallel, _ := c["use_parallel_residual"].(bool)
+	pct, ok := c["rotary_pct"]
+	if !ok {
+		pct = c["partial_rotary_factor"]
+	}
 	rc := reference.Config{
 		NLayers: L, DModel: M, DHead: D, NHeads: H, ActFn: c["hidden_act"].(string),
 		Eps: toF(c["layer_norm_eps"]), UseAttnScale: true, NormalizationType: "LN", AttentionDir: "causal",
-		PositionalEmbeddingType: "rotary", RotaryDim: int(float64(D) * toF(c["rotary_pct"])),
+		PositionalEmbeddingType: "rotary", RotaryDim: int(float64(D) * toF(pct)),
 		RotaryBase: toF(c["rotary_emb_base"]), ParallelAttnMLP: parallel, DType: "float32",
 	}
 	r := &reference.Model{Cfg: rc, W: map[string]reference.Tensor{}}
@@ -426,6 +431,7 @@ func TestLoadHFGPTNeoXMatchesReference(t *testing.T) {
 	}{
 		{"parallel", hfcOpts{Seed: 11}},
 		{"sequential", hfcOpts{Seed: 12, Edit: func(c map[string]any) { c["use_parallel_residual"] = false }}},
+		{"partial_rotary_factor", hfcOpts{Seed: 18, Edit: func(c map[string]any) { delete(c, "rotary_pct"); c["partial_rotary_factor"] = 0.5 }}},
 		{"tied f16 sharded", hfcOpts{Seed: 13, DType: weights.F16, Shards: 2, Edit: func(c map[string]any) { c["tie_word_embeddings"] = true }}},
 	}
 	for _, tc := range cases {
