@@ -70,26 +70,26 @@ func CompositionScores(ctx context.Context, m *hookedmodel.HookedTransformer, op
 	if o.baselineSamples < 1 {
 		return nil, fmt.Errorf("composition scores: %d baseline samples", o.baselineSamples)
 	}
-	sd, s, err := m.StateDict()
-	if err != nil {
-		return nil, err
-	}
+	s := gotch.NewScope()
 	defer s.Close()
 	nl, nh := len(m.Blocks), m.Cfg.NHeads
 	shape := []int{nl, nh, nl, nh}
 	axes := []string{"layer", "head", "layer", "head"}
 	res := &CompositionResult{Q: NewTable(axes, shape...), K: NewTable(axes, shape...), V: NewTable(axes, shape...)}
 	err = gotch.Try(func() {
-		// stacked is a weight of every head [n_layers·n_heads ...], in float64.
-		stacked := func(name string) *gotch.Tensor {
+		// stacked is a weight of every head [n_layers·n_heads ...], in
+		// float64: the block's view, so that grouped-query keys and values
+		// are repeated per query head as TransformerLens's W_K and W_V are
+		// (the state dict holds them as _W_K/_W_V with n_key_value_heads).
+		stacked := func(view func(*hookedmodel.Attention) (*gotch.Tensor, error)) *gotch.Tensor {
 			ws := make([]*gotch.Tensor, nl)
 			for l := range nl {
-				ws[l] = sd[fmt.Sprintf("blocks.%d.attn.%s", l, name)]
+				ws[l] = must(s.Borrow(must(view(m.Blocks[l].Attn))))
 			}
 			st := gotch.MustStack(ws, 0).MustTo(gotch.Double)
 			return st.MustReshape(append([]int64{int64(nl * nh)}, st.Shape()[2:]...))
 		}
-		wQ, wK, wV, wO := stacked("W_Q"), stacked("W_K"), stacked("W_V"), stacked("W_O")
+		wQ, wK, wV, wO := stacked((*hookedmodel.Attention).W_Q), stacked((*hookedmodel.Attention).W_K), stacked((*hookedmodel.Attention).W_V), stacked((*hookedmodel.Attention).W_O)
 		ov := newFactored(wV, wO)                        // [d_model d_model] per head
 		qk := newFactored(wQ, wK.MustTranspose(-2, -1))  // W_Q W_Kᵀ
 		qkT := newFactored(wK, wQ.MustTranspose(-2, -1)) // (W_Q W_Kᵀ)ᵀ

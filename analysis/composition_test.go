@@ -6,7 +6,9 @@ import (
 	"math"
 	"testing"
 
+	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/gotch/gotchtest"
+	"github.com/golens/golens/hookedmodel"
 )
 
 // matrix is a dense row-major matrix for the reference computation.
@@ -128,5 +130,42 @@ func TestCompositionScoresOnTheConstruction(t *testing.T) {
 	// queries nor its values read.
 	if q, v := res.Q.At(p.Layer, p.Head, ind.Layer, ind.Head), res.V.At(p.Layer, p.Head, ind.Layer, ind.Head); q > 1e-6 || v > 1e-6 {
 		t.Errorf("Q- and V-composition of the circuit %.2g and %.2g, want 0", q, v)
+	}
+}
+
+// TestCompositionScoresGroupedQuery: with grouped-query attention the
+// scores read keys and values repeated per query head (TransformerLens's
+// W_K and W_V): query heads 2h and 2h+1 share key head h, so their
+// K-composition scores from any earlier head are equal, and each equals
+// the dense score of the repeated weights.
+func TestCompositionScoresGroupedQuery(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	cfg := hookedmodel.DefaultConfig()
+	cfg.NLayers, cfg.DModel, cfg.DHead, cfg.NHeads, cfg.NKeyValueHeads, cfg.DMLP = 2, 16, 4, 4, 2, 32
+	cfg.NCtx, cfg.DVocab, cfg.ActFn, cfg.GatedMLP = 16, 40, "silu", true
+	cfg.NormalizationType, cfg.PositionalEmbeddingType = "RMS", "rotary"
+	m, err := hookedmodel.New(cfg, hookedmodel.OnDevice(gotchtest.Device(t)), hookedmodel.WithSeed(9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	res, err := CompositionScores(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const d, k = 16, 4
+	head := func(w *gotch.Tensor, h, r, c int) matrix {
+		v := gotchtest.Values(t, w)
+		return matrix{r, c, v[h*r*c : (h+1)*r*c]}
+	}
+	a0, a1 := m.Blocks[0].Attn, m.Blocks[1].Attn
+	ov := head(must(a0.W_V()), 1, d, k).mul(head(must(a0.W_O()), 1, k, d))
+	q1, k1 := must(a1.W_Q()), must(a1.W_K())
+	score := func(a, b matrix) float64 { return a.mul(b).norm() / (a.norm() * b.norm()) }
+	for h2 := range 4 {
+		want := score(ov, head(q1, h2, d, k).mul(head(k1, h2, d, k).t()).t())
+		if got := res.K.At(0, 1, 1, h2); math.Abs(got-want) > 1e-5 {
+			t.Errorf("K-composition 0.1 -> 1.%d: %.6f, dense %.6f", h2, got, want)
+		}
 	}
 }

@@ -107,8 +107,14 @@ func LogitAttribution(ctx context.Context, m *hookedmodel.HookedTransformer, tok
 			bias = bias.MustSub(gotch.MustEmbedding(sd["unembed.b_U"].MustTo(gotch.Double).MustUnsqueeze(1), ids(incorrect)).MustSqueeze(1))
 		}
 		if w, ok := sd["ln_final.w"]; ok {
-			bias = bias.MustAdd(dir.MustMul(sd["ln_final.b"].MustTo(gotch.Double)).MustSumDims([]int64{-1}, false))
-			dir = dir.MustMul(w.MustTo(gotch.Double))
+			if b, ok := sd["ln_final.b"]; ok { // RMSNorm has no bias
+				bias = bias.MustAdd(dir.MustMul(b.MustTo(gotch.Double)).MustSumDims([]int64{-1}, false))
+			}
+			w = w.MustTo(gotch.Double)
+			if m.Cfg.NormWeightPlusOne { // Gemma's RMSNorm scales by (1 + w)
+				w = w.MustAddScalar(1)
+			}
+			dir = dir.MustMul(w)
 		}
 		dir, bias = dir.MustToDevice(dev, false), bias.MustToDevice(dev, false)
 		res.Total = must(gotch.ToSlice[float64](total))
@@ -140,6 +146,10 @@ func LogitAttribution(ctx context.Context, m *hookedmodel.HookedTransformer, tok
 			}
 			pattern := must(s.Borrow(cache.MustGet("pattern", l))).MustSelect(2, int64(pos)) // [batch head key]
 			v := must(s.Borrow(cache.MustGet("v", l)))                                       // [batch key head d_head]
+			if kv := v.Size(2); kv < int64(nh) {                                             // grouped-query: each value head serves nh/kv query heads in a row (repeat_kv)
+				bk, d := []int64{v.Size(0), v.Size(1)}, v.Size(3)
+				v = v.MustUnsqueeze(3).MustExpand(append(bk, kv, int64(nh)/kv, d)).MustReshape(append(bk, int64(nh), d))
+			}
 			wO := sd[fmt.Sprintf("blocks.%d.attn.W_O", l)].MustToDevice(v.Device(), false).MustTo(v.DType())
 			// The write of each head from each source position:
 			// [head key batch d_model], flattened into components.

@@ -165,3 +165,43 @@ func TestLogitAttributionFindsTheInductionHead(t *testing.T) {
 		}
 	}
 }
+
+// TestLogitAttributionGroupedQuery: with grouped-query attention each
+// head's per-source writes (values repeated per query head as
+// repeat_kv does) sum over the source positions to the head's attribution.
+func TestLogitAttributionGroupedQuery(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	cfg := hookedmodel.DefaultConfig()
+	cfg.NLayers, cfg.DModel, cfg.DHead, cfg.NHeads, cfg.NKeyValueHeads, cfg.DMLP = 2, 16, 4, 4, 2, 32
+	cfg.NCtx, cfg.DVocab, cfg.ActFn, cfg.GatedMLP = 16, 40, "silu", true
+	cfg.NormalizationType, cfg.PositionalEmbeddingType = "RMS", "rotary"
+	m, err := hookedmodel.New(cfg, hookedmodel.OnDevice(gotchtest.Device(t)), hookedmodel.WithSeed(9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	tok := randomTokens(t, m, 2, 6, 4)
+	r, err := LogitAttribution(context.Background(), m, tok, []int64{3, 17}, []int64{30, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sumOver(r.Components, 0) // RMSNorm's ln_final: a weight, no bias
+	for b := range 2 {
+		if math.Abs(sum[b]-r.Total[b]) > 1e-4 {
+			t.Errorf("row %d: the components sum to %.6f, the logit difference is %.6f", b, sum[b], r.Total[b])
+		}
+	}
+	for l := range 2 {
+		for h := range 4 {
+			for b := range 2 {
+				sum := 0.0
+				for k := range 6 {
+					sum += r.HeadSources.At(l, h, k, b)
+				}
+				if want := r.Heads.At(l, h, b); math.Abs(sum-want) > 1e-4 {
+					t.Errorf("head %d.%d row %d: sources sum to %.6f, the head's attribution is %.6f", l, h, b, sum, want)
+				}
+			}
+		}
+	}
+}

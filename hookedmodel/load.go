@@ -580,6 +580,22 @@ var wdtypes = map[weights.DType]gotch.DType{
 // (which means the two disagree), and unless o allows it that each weight
 // is finite.
 func (m *HookedTransformer) fill(ck *weights.Checkpoint, table []source, o options) error {
+	if err := m.checkTable(ck, table); err != nil {
+		return err
+	}
+	for _, src := range table {
+		t, err := m.readWeight(ck, src, o.allowNonFinite)
+		if err != nil {
+			return err
+		}
+		*src.dst = t
+	}
+	return nil
+}
+
+// checkTable checks, before anything is read, that ck holds each key of
+// table in its shape and nothing the table cannot place.
+func (m *HookedTransformer) checkTable(ck *weights.Checkpoint, table []source) error {
 	used := map[string]bool{}
 	for _, src := range table {
 		if src.key != "" {
@@ -601,13 +617,6 @@ func (m *HookedTransformer) fill(ck *weights.Checkpoint, table []source, o optio
 			extra = append(extra[:5], fmt.Sprintf("and %d more", len(extra)-5))
 		}
 		return fmt.Errorf("the checkpoint has weights the config does not account for: %s", strings.Join(extra, ", "))
-	}
-	for _, src := range table {
-		t, err := m.readWeight(ck, src, o.allowNonFinite)
-		if err != nil {
-			return err
-		}
-		*src.dst = t
 	}
 	return nil
 }

@@ -102,6 +102,7 @@ type hfLlamaConfig struct {
 
 	// GPT-NeoX (configuration_gpt_neox.py).
 	RotaryPct        *float64 `json:"rotary_pct"`            // absent: 0.25
+	PartialRotary    *float64 `json:"partial_rotary_factor"` // rotary_pct's newer name
 	RotaryEmbBase    *float64 `json:"rotary_emb_base"`       // absent: 10000 (newer configs say rope_theta)
 	LayerNormEps     *float64 `json:"layer_norm_eps"`        // absent: 1e-5
 	ParallelResidual *bool    `json:"use_parallel_residual"` // absent: true
@@ -144,7 +145,7 @@ func hfModelConfig(fsys fs.FS, dir, name string) (Config, error) {
 	c.ModelName = name
 	c.OriginalArchitecture = a.arch // what TransformerLens reads from architectures[0] for these models
 	if err := a.config(hf, &c); err != nil {
-		return Config{}, fmt.Errorf("%s: %w", path, err)
+		return Config{}, fmt.Errorf("%s: model_type %s: %w", path, mt.ModelType, err)
 	}
 	if err := c.Init(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
@@ -166,6 +167,9 @@ func llamaConfig(hf hfLlamaConfig, c *Config) error {
 	}
 	if err := checkRopeScaling(hf.RopeScaling); err != nil {
 		return err
+	}
+	if hf.PartialRotary != nil && *hf.PartialRotary != 1 {
+		return fmt.Errorf("partial_rotary_factor %g is not supported for model_type %q (its rotary covers all of head_dim)", *hf.PartialRotary, hf.ModelType)
 	}
 	if hf.MLPBias {
 		return fmt.Errorf("mlp_bias is not supported (golens's gated MLP has no biases on gate_proj and up_proj)")
@@ -235,9 +239,14 @@ func neoxConfig(hf hfLlamaConfig, c *Config) error {
 	pct := 0.25
 	if hf.RotaryPct != nil {
 		pct = *hf.RotaryPct
+	} else if hf.PartialRotary != nil {
+		pct = *hf.PartialRotary
 	}
 	if !(pct > 0 && pct <= 1) {
 		return fmt.Errorf("rotary_pct must be in (0, 1], got %g", pct)
+	}
+	if int(float64(dHead)*pct) == 0 { // Hugging Face rotates nothing; rotary_dim 0 would mean all of d_head
+		return fmt.Errorf("rotary_pct %g rotates no dimension of d_head %d; golens needs rotary_dim >= 2", pct, dHead)
 	}
 	base := 10000.0
 	if hf.RotaryEmbBase != nil {
@@ -345,12 +354,14 @@ type hfCat struct {
 	dst   **gotch.Tensor
 	parts []*gotch.Tensor
 	join  func([]*gotch.Tensor) *gotch.Tensor
+	last  int // the index in sources of the last part: join once it is read
 }
 
 // part is a temporary that fill writes.
 func (t *hfTable) part(c *hfCat, key string, shape []int64) {
 	c.parts = append(c.parts, nil)
 	t.sources = append(t.sources, source{&c.parts[len(c.parts)-1], key, shape, false})
+	c.last = len(t.sources) - 1
 }
 
 // llamaTable maps transformers' LlamaForCausalLM (and Mistral's and
@@ -417,6 +428,30 @@ func append2(t hfTable, s ...source) hfTable {
 	return t
 }
 
+// joinParts joins c's parts into c.dst and frees them.
+func (c *hfCat) joinParts() error {
+	var out *gotch.Tensor
+	err := gotch.Try(func() {
+		s := gotch.NewScope()
+		defer s.Close()
+		parts := slices.Clone(c.parts)
+		for i, p := range parts {
+			s.Attach(p) // the scope frees the parts and what join makes of them
+			c.parts[i] = nil
+		}
+		if c.join == nil {
+			out = s.Keep(gotch.MustCat(parts, 0))
+			return
+		}
+		out = s.Keep(c.join(parts))
+	})
+	if err != nil {
+		return err
+	}
+	*c.dst = out
+	return nil
+}
+
 // fillHF fills the model from a checkpoint of a model_type in hfArchs.
 func (m *HookedTransformer) fillHF(ck *weights.Checkpoint, a hfArch, o options) error {
 	t := a.table(m, ck)
@@ -429,29 +464,27 @@ func (m *HookedTransformer) fillHF(ck *weights.Checkpoint, a hfArch, o options) 
 			}
 		}
 	}()
-	if err := m.fill(ck, t.sources, o); err != nil {
+	// fill's checks, then its reads, joining each layer's parts as soon
+	// as they are read, so that at most one layer's q, k and v are held
+	// twice while loading.
+	if err := m.checkTable(ck, t.sources); err != nil {
 		return err
 	}
-	for _, c := range t.cats {
-		var out *gotch.Tensor
-		err := gotch.Try(func() {
-			s := gotch.NewScope()
-			defer s.Close()
-			if c.join == nil {
-				out = gotch.MustCat(c.parts, 0)
-				return
-			}
-			parts := slices.Clone(c.parts)
-			for i, p := range parts {
-				s.Attach(p) // the scope frees the parts and what join makes of them
-				c.parts[i] = nil
-			}
-			out = s.Keep(c.join(parts))
-		})
+	joinAt := map[int]*hfCat{}
+	for i := range t.cats {
+		joinAt[t.cats[i].last] = &t.cats[i]
+	}
+	for i, src := range t.sources {
+		w, err := m.readWeight(ck, src, o.allowNonFinite)
 		if err != nil {
 			return err
 		}
-		*c.dst = out
+		*src.dst = w
+		if c := joinAt[i]; c != nil {
+			if err := c.joinParts(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -2,11 +2,16 @@ package hookedmodel
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/golens/golens/gotch/gotchtest"
 	"github.com/golens/golens/hookedmodel/reference"
@@ -274,6 +279,7 @@ func TestLoadHFBadConfigs(t *testing.T) {
 		{"qwen2 sliding window", "qwen2", func(c map[string]any) { c["use_sliding_window"] = true }, "", "use_sliding_window"},
 		{"missing tensor", "mistral", nil, "model.layers.1.self_attn.k_proj.weight", "model.layers.1.self_attn.k_proj.weight"},
 		{"missing qwen2 bias", "qwen2", nil, "model.layers.0.self_attn.v_proj.bias", "model.layers.0.self_attn.v_proj.bias"},
+		{"llama partial_rotary_factor", "llama", func(c map[string]any) { c["rope_scaling"], c["partial_rotary_factor"] = nil, 0.5 }, "", "partial_rotary_factor"},
 		{"neox rope_scaling", "gpt_neox", func(c map[string]any) { c["rope_scaling"] = map[string]any{"rope_type": "dynamic", "factor": 2.0} }, "", `rope_scaling of type "dynamic"`},
 		{"neox missing tensor", "gpt_neox", nil, "gpt_neox.layers.0.mlp.dense_h_to_4h.bias", "gpt_neox.layers.0.mlp.dense_h_to_4h.bias"},
 	}
@@ -347,10 +353,14 @@ func neoxRefModel(t *testing.T, ck *hfcModel) *reference.Model {
 		return 0
 	}
 	parallel, _ := c["use_parallel_residual"].(bool)
+	pct, ok := c["rotary_pct"]
+	if !ok {
+		pct = c["partial_rotary_factor"]
+	}
 	rc := reference.Config{
 		NLayers: L, DModel: M, DHead: D, NHeads: H, ActFn: c["hidden_act"].(string),
 		Eps: toF(c["layer_norm_eps"]), UseAttnScale: true, NormalizationType: "LN", AttentionDir: "causal",
-		PositionalEmbeddingType: "rotary", RotaryDim: int(float64(D) * toF(c["rotary_pct"])),
+		PositionalEmbeddingType: "rotary", RotaryDim: int(float64(D) * toF(pct)),
 		RotaryBase: toF(c["rotary_emb_base"]), ParallelAttnMLP: parallel, DType: "float32",
 	}
 	r := &reference.Model{Cfg: rc, W: map[string]reference.Tensor{}}
@@ -421,6 +431,7 @@ func TestLoadHFGPTNeoXMatchesReference(t *testing.T) {
 	}{
 		{"parallel", hfcOpts{Seed: 11}},
 		{"sequential", hfcOpts{Seed: 12, Edit: func(c map[string]any) { c["use_parallel_residual"] = false }}},
+		{"partial_rotary_factor", hfcOpts{Seed: 18, Edit: func(c map[string]any) { delete(c, "rotary_pct"); c["partial_rotary_factor"] = 0.5 }}},
 		{"tied f16 sharded", hfcOpts{Seed: 13, DType: weights.F16, Shards: 2, Edit: func(c map[string]any) { c["tie_word_embeddings"] = true }}},
 	}
 	for _, tc := range cases {
@@ -508,5 +519,85 @@ func TestLoadHFIgnoresBuffers(t *testing.T) {
 		t.Error("loaded a checkpoint with mlp.up_proj.bias, which the config cannot place")
 	} else if !strings.Contains(err.Error(), "model.layers.0.mlp.up_proj.bias") {
 		t.Errorf("error %q does not name the extra tensor", err)
+	}
+}
+
+// FuzzHFArchConfig feeds config.json's of every model_type to the mapper:
+// an error is one line, an accepted config is valid.
+func FuzzHFArchConfig(f *testing.F) {
+	for _, mt := range []string{"llama", "mistral", "qwen2", "gpt_neox"} {
+		b, err := json.Marshal(hfcConfigs[mt](hfcSmall))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"model_type":"gpt_neox","hidden_size":8,"num_attention_heads":2,"num_hidden_layers":1,"intermediate_size":4,"max_position_embeddings":4,"vocab_size":3,"hidden_act":"gelu","rotary_pct":0.1}`))
+	f.Add([]byte(`{"model_type":"llama","hidden_size":8,"num_attention_heads":3,"num_hidden_layers":1,"intermediate_size":4,"max_position_embeddings":4,"vocab_size":3,"hidden_act":"silu","num_key_value_heads":0}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fsys := fstest.MapFS{"m/config.json": {Data: b}}
+		c, err := hfModelConfig(fsys, "m", "fuzz")
+		if err != nil {
+			checkOneLine(t, err)
+			return
+		}
+		checkAccepted(t, c)
+	})
+}
+
+// TestLoadHFNonFiniteFreesParts refuses a NaN in a layer's k_proj, read
+// while that layer's q and k are held apart, and leaks nothing.
+func TestLoadHFNonFiniteFreesParts(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	ck := writeHFModel(t, "qwen2", hfcOpts{Seed: 16})
+	name := "model.layers.1.self_attn.k_proj.weight"
+	shape := ck.Shapes[name]
+	data := make([]byte, 4*shape[0]*shape[1])
+	binary.LittleEndian.PutUint32(data[4:], math.Float32bits(float32(math.NaN())))
+	rewriteCheckpoint(t, ck, name, []*weights.Tensor{{Name: name, DType: weights.F32, Shape: shape, Data: data}})
+	m, err := Load(context.Background(), ck.Dir, OnDevice(gotchtest.Device(t)))
+	if err == nil {
+		m.Free()
+		t.Fatal("loaded a NaN weight")
+	}
+	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), name) {
+		t.Errorf("error %q: want ErrNonFinite naming %s", err, name)
+	}
+}
+
+// TestLoadHFGenerateWithAndWithoutCache: loaded Llama-family and NeoX
+// models generate the same greedy tokens with the key-value cache as
+// without it (rotary offsets, grouped-query caches).
+func TestLoadHFGenerateWithAndWithoutCache(t *testing.T) {
+	for _, tc := range []struct {
+		modelType string
+		edit      func(map[string]any)
+	}{
+		{"llama", func(c map[string]any) { c["rope_scaling"] = nil }},
+		{"qwen2", nil},
+		{"gpt_neox", nil},
+	} {
+		t.Run(tc.modelType, func(t *testing.T) {
+			gotchtest.CheckLeaks(t)
+			ck := writeHFModel(t, tc.modelType, hfcOpts{Seed: 17, Edit: tc.edit})
+			m, err := Load(context.Background(), ck.Dir, OnDevice(gotchtest.Device(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Free()
+			_, tok := randomTokens(t, 2, 5, m.Cfg.DVocab, 4)
+			defer tok.Free()
+			cached, err := m.Generate(context.Background(), Tokens(tok), MaxNewTokens(8), Greedy(), StopAtEOS(false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := m.Generate(context.Background(), Tokens(tok), MaxNewTokens(8), Greedy(), StopAtEOS(false), NoKVCache())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(cached) != fmt.Sprint(plain) {
+				t.Errorf("with the cache %v, without %v", cached, plain)
+			}
+		})
 	}
 }
