@@ -139,21 +139,24 @@ build_cli() {
   (cd "$ROOT" && go build -o "$BIN/golens" ./cmd/golens)
 }
 
-# The report package's browser test renders a page in headless Chromium and
-# skips without it; as root with apt, install it when missing.
-ensure_chromium() {
-  command -v chromium >/dev/null && return 0
+# ensure_pkg CHECK PACKAGE WHAT: WHAT (tests that skip without PACKAGE) gets
+# PACKAGE when the shell command CHECK fails, as root with apt: the report's
+# browser test (headless Chromium) and the state-dict round trips through
+# Python's torch (Debian's python3-torch, whose /usr/bin/python3 they run).
+ensure_pkg() {
+  bash -c "$1" >/dev/null 2>&1 && return 0
   [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 0
-  say "installing chromium for the report's browser test"
+  say "installing $2 for $3"
   export DEBIAN_FRONTEND=noninteractive
-  { apt-get install -y -qq chromium || { apt-get update -qq && apt-get install -y -qq chromium; }; } >&2 ||
-    say "warning: could not install chromium; the report's browser test will skip"
+  { apt-get install -y -qq "$2" || { apt-get update -qq && apt-get install -y -qq "$2"; }; } >&2 ||
+    say "warning: could not install $2; $3 will skip"
 }
 
 cmd_test() {
   build_floor
   ensure_go
-  ensure_chromium
+  ensure_pkg "command -v chromium" chromium "the report's browser test"
+  ensure_pkg "/usr/bin/python3 -c 'import torch'" python3-torch "the state-dict round trips through Python's torch"
   cd "$ROOT"
   # Every step runs and counts, whatever failed before it: a failing vet or
   # test run must not hide the race run or the summary.
