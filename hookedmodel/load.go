@@ -323,29 +323,12 @@ type hfGPT2Config struct {
 	ReorderUpcast bool     `json:"reorder_and_upcast_attn"`
 }
 
-// gpt2Config converts a Hugging Face GPT-2 config as TransformerLens's
-// convert_hf_model_config does, reading dir/config.json from fsys (nil: the
-// operating system's files).
-func gpt2Config(fsys fs.FS, dir, name string) (Config, error) {
-	var path string
-	var b []byte
-	var err error
-	if fsys == nil {
-		path = filepath.Join(dir, "config.json")
-		b, err = safefile.Read(path, safefile.JSONLimit)
-	} else {
-		path = pathpkg.Join(dir, "config.json")
-		b, err = fs.ReadFile(fsys, path)
-	}
-	if err != nil {
-		return Config{}, fmt.Errorf("read config: %w", err)
-	}
+// gpt2Config converts the Hugging Face GPT-2 config.json b (read from
+// path) as TransformerLens's convert_hf_model_config does.
+func gpt2Config(path string, b []byte, name string) (Config, error) {
 	var hf hfGPT2Config
 	if err := json.Unmarshal(b, &hf); err != nil {
 		return Config{}, fmt.Errorf("parse %s: %w", path, err)
-	}
-	if hf.ModelType != "gpt2" {
-		return Config{}, fmt.Errorf("%s: model_type %q is not supported yet (golens loads gpt2-family checkpoints)", path, hf.ModelType)
 	}
 	for _, f := range []struct {
 		key string

@@ -131,7 +131,7 @@ func hfModelConfig(fsys fs.FS, dir, name string) (Config, error) {
 		return Config{}, fmt.Errorf("parse %s: %w", path, err)
 	}
 	if mt.ModelType == "gpt2" {
-		return gpt2Config(fsys, dir, name)
+		return gpt2Config(path, b, name)
 	}
 	a, ok := hfArchs[mt.ModelType]
 	if !ok {
@@ -144,7 +144,11 @@ func hfModelConfig(fsys fs.FS, dir, name string) (Config, error) {
 	c := DefaultConfig()
 	c.ModelName = name
 	c.OriginalArchitecture = a.arch // what TransformerLens reads from architectures[0] for these models
-	if err := a.config(hf, &c); err != nil {
+	err = hf.checkSizes()
+	if err == nil {
+		err = a.config(hf, &c)
+	}
+	if err != nil {
 		return Config{}, fmt.Errorf("%s: model_type %s: %w", path, mt.ModelType, err)
 	}
 	if err := c.Init(); err != nil {
@@ -153,9 +157,8 @@ func hfModelConfig(fsys fs.FS, dir, name string) (Config, error) {
 	return c, nil
 }
 
-// llamaConfig maps a Llama, Mistral or Qwen2 config as TransformerLens's
-// convert_hf_model_config does, with Hugging Face's numbers (see above).
-func llamaConfig(hf hfLlamaConfig, c *Config) error {
+// checkSizes checks the sizes every model_type of hfLlamaConfig has.
+func (hf hfLlamaConfig) checkSizes() error {
 	for _, f := range []struct {
 		key string
 		v   int
@@ -165,6 +168,12 @@ func llamaConfig(hf hfLlamaConfig, c *Config) error {
 			return fmt.Errorf("%s must be positive, got %d", f.key, f.v)
 		}
 	}
+	return nil
+}
+
+// llamaConfig maps a Llama, Mistral or Qwen2 config as TransformerLens's
+// convert_hf_model_config does, with Hugging Face's numbers (see above).
+func llamaConfig(hf hfLlamaConfig, c *Config) error {
 	if err := checkRopeScaling(hf.RopeScaling); err != nil {
 		return err
 	}
@@ -220,15 +229,6 @@ func llamaConfig(hf hfLlamaConfig, c *Config) error {
 // TransformerLens keeps 10000; rotary_dim is int(d_head · rotary_pct), as
 // GPTNeoXAttention's rotary_ndims.
 func neoxConfig(hf hfLlamaConfig, c *Config) error {
-	for _, f := range []struct {
-		key string
-		v   int
-	}{{"hidden_size", hf.HiddenSize}, {"num_hidden_layers", hf.Layers}, {"num_attention_heads", hf.Heads},
-		{"intermediate_size", hf.Intermediate}, {"max_position_embeddings", hf.MaxPositions}, {"vocab_size", hf.VocabSize}} {
-		if f.v <= 0 {
-			return fmt.Errorf("%s must be positive, got %d", f.key, f.v)
-		}
-	}
 	if err := checkRopeScaling(hf.RopeScaling); err != nil {
 		return err
 	}
