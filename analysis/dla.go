@@ -3,6 +3,7 @@ package analysis
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/golens/golens/gotch"
 	"github.com/golens/golens/hookedmodel"
@@ -11,8 +12,13 @@ import (
 // LogitAttributionResult splits a logit difference at one position into
 // the direct contributions of the model's parts.
 type LogitAttributionResult struct {
-	Pos   int       // the position explained, counted from 0
-	Total []float64 // [batch]: the logit difference, read from the logits
+	Pos int // the position explained, counted from 0
+	// Total [batch] is the logit difference, read from the logits; for a
+	// model whose logits are soft-capped (Gemma 2's
+	// output_logits_soft_cap), the difference before the cap, which is
+	// what the components add up to, each logit recovered as
+	// cap·atanh(logit/cap).
+	Total []float64
 
 	// Labels names the components of Components: "embed", "pos_embed",
 	// "{l}_attn_out" and "{l}_mlp_out" per layer, and "bias", the constant
@@ -25,13 +31,29 @@ type LogitAttributionResult struct {
 	// sums over components to Total.
 	Components *Table
 	// Heads [layer head batch] splits each attention layer's
-	// contribution, b_O aside, between its heads.
+	// contribution, b_O aside, between its heads. With Gemma 2's ln1_post
+	// between the heads and the residual stream it is each head's write
+	// before that norm, through ln_final's scale, as TransformerLens's
+	// stack_head_results and logit_attrs compute it: not a direct
+	// contribution, and not summing to the layer's component.
 	Heads *Table
 	// HeadSources [layer head src_pos batch] splits each head's
 	// contribution between the positions it reads from (its attention
 	// there times that position's value through W_O); it sums over src_pos
 	// to Heads.
 	HeadSources *Table
+}
+
+// uncapped is the logits t [batch] before the model's logit soft cap, if it
+// has one: cap·atanh(logit/cap) undoes cap·tanh(x/cap).
+func uncapped(m *hookedmodel.HookedTransformer, t *gotch.Tensor) []float64 {
+	v := must(gotch.ToSlice[float64](t))
+	if c := m.Cfg.OutputLogitsSoftCap; c > 0 {
+		for i := range v {
+			v[i] = c * math.Atanh(v[i]/c)
+		}
+	}
+	return v
 }
 
 // LogitAttribution is direct logit attribution of the difference between
@@ -92,7 +114,7 @@ func LogitAttribution(ctx context.Context, m *hookedmodel.HookedTransformer, tok
 	err = gotch.Try(func() {
 		dev := out.Logits.Device()
 		logits := must(s.Borrow(out.Logits)).MustSelect(1, int64(pos)).MustTo(gotch.Double) // [batch d_vocab]
-		total := gatherRows(logits, correct)
+		res.Total = uncapped(m, gatherRows(logits, correct))
 		// The answers' directions in the normalised stream [batch d_model],
 		// and the constant the LayerNorm bias and b_U add [batch].
 		wU := sd["unembed.W_U"].MustTo(gotch.Double).MustTranspose(0, 1) // [d_vocab d_model]
@@ -102,7 +124,9 @@ func LogitAttribution(ctx context.Context, m *hookedmodel.HookedTransformer, tok
 		dir := gotch.MustEmbedding(wU, ids(correct))
 		bias := gotch.MustEmbedding(sd["unembed.b_U"].MustTo(gotch.Double).MustUnsqueeze(1), ids(correct)).MustSqueeze(1)
 		if incorrect != nil {
-			total = total.MustSub(gatherRows(logits, incorrect))
+			for i, v := range uncapped(m, gatherRows(logits, incorrect)) {
+				res.Total[i] -= v
+			}
 			dir = dir.MustSub(gotch.MustEmbedding(wU, ids(incorrect)))
 			bias = bias.MustSub(gotch.MustEmbedding(sd["unembed.b_U"].MustTo(gotch.Double).MustUnsqueeze(1), ids(incorrect)).MustSqueeze(1))
 		}
@@ -117,7 +141,6 @@ func LogitAttribution(ctx context.Context, m *hookedmodel.HookedTransformer, tok
 			dir = dir.MustMul(w)
 		}
 		dir, bias = dir.MustToDevice(dev, false), bias.MustToDevice(dev, false)
-		res.Total = must(gotch.ToSlice[float64](total))
 
 		// attribute projects a stack [components batch d_model] onto the
 		// directions: [components batch].

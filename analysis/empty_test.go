@@ -148,6 +148,7 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 			return errOf(CircuitAccuracy(ctx, f, BlockRows(0)))
 		}, Want: "blocks of 0 rows"}},
 		"CleanCache": {{Input: "nil (run the clean input)", Call: func() error { return patch(CleanCache(nil)) }}},
+		"SplitOver":  {{Input: "nil (one process)", Call: func() error { return patch(SplitOver(nil)) }}},
 		"OnlyHeads": {{Input: "no heads (all of them)", Call: func() error {
 			t, err := DetectHead(ctx, e.m, tok(), pattern(), OnlyHeads())
 			if err == nil && t.Argmax() == nil {

@@ -41,6 +41,7 @@ const (
 	optAnswerSpace
 	optBaselineSamples
 	optBlockRows
+	optSplit
 )
 
 // optionNames are the options' exported names, for errors.
@@ -50,7 +51,7 @@ var optionNames = map[optionSet]string{
 	optSeqLen: "SeqLen", optBatchSize: "BatchSize", optBOS: "BOS", optTokenRange: "TokenRange",
 	optReference: "Reference", optMetric: "WithMetric", optCleanCache: "CleanCache",
 	optAtPosition: "AtPosition", optTopK: "TopK", optPrependBOS: "PrependBOS", optAnswerSpace: "PrependSpaceToAnswer",
-	optBaselineSamples: "BaselineSamples", optBlockRows: "BlockRows",
+	optBaselineSamples: "BaselineSamples", optBlockRows: "BlockRows", optSplit: "SplitOver",
 }
 
 // String lists the names of the options in s, or says there are none.
@@ -90,6 +91,9 @@ type options struct {
 
 	// patching
 	cleanCache *hookedmodel.ActivationCache
+
+	// sweeps split over processes
+	group Group
 
 	// logit attribution, logit lens and test prompt
 	pos     int

@@ -22,7 +22,7 @@ func optionSamples() map[string]Option {
 		"SeqLen": SeqLen(3), "BatchSize": BatchSize(1), "BOS": BOS(0), "TokenRange": TokenRange(1, 4),
 		"Reference": Reference(nil), "WithMetric": WithMetric(nil), "CleanCache": CleanCache(nil),
 		"AtPosition": AtPosition(0), "TopK": TopK(1), "PrependBOS": PrependBOS(false), "PrependSpaceToAnswer": PrependSpaceToAnswer(false),
-		"BaselineSamples": BaselineSamples(2), "BlockRows": BlockRows(8),
+		"BaselineSamples": BaselineSamples(2), "BlockRows": BlockRows(8), "SplitOver": SplitOver(newMemGroup(1)[0]),
 	}
 }
 
@@ -40,10 +40,10 @@ func optionEntries() []optionEntry {
 	repeated := []string{"SeqLen", "BatchSize", "BOS", "TokenRange", "WithSeed"}
 	prompt := []string{"TopK", "PrependBOS", "PrependSpaceToAnswer"}
 	return []optionEntry{
-		{"AblationTable", []string{"Reference", "WithSeed", "WithMetric", "WithProgress"}, func(o ...Option) error {
+		{"AblationTable", []string{"Reference", "WithSeed", "WithMetric", "WithProgress", "SplitOver"}, func(o ...Option) error {
 			return errOf(AblationTable(ctx, nil, nil, ZeroAblation, o...))
 		}},
-		{"ActivationPatching", []string{"CleanCache", "WithProgress"}, func(o ...Option) error {
+		{"ActivationPatching", []string{"CleanCache", "WithProgress", "SplitOver"}, func(o ...Option) error {
 			return errOf(ActivationPatching(ctx, nil, nil, nil, nil, ResidPre, o...))
 		}},
 		{"AttributionPatching", nil, func(o ...Option) error {

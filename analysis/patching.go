@@ -23,8 +23,8 @@ const (
 	HeadOut                       // one head's hook_z at every position: [layer head]
 	HeadOutByPos                  // one head's hook_z at one position: [layer pos head]
 	HeadQ                         // one head's hook_q at every position: [layer head]
-	HeadK                         // one head's hook_k at every position: [layer head]
-	HeadV                         // one head's hook_v at every position: [layer head]
+	HeadK                         // one head's hook_k at every position: [layer head] (key/value heads with grouped-query attention)
+	HeadV                         // one head's hook_v at every position: [layer head] (key/value heads with grouped-query attention)
 	HeadPattern                   // one head's whole hook_pattern: [layer head]
 	HeadPatternByPos              // one head's hook_pattern row of one query: [layer head dest_pos]
 )
@@ -83,9 +83,12 @@ func (sp sweepSpec) hookName(l int) string {
 func (sp sweepSpec) shape(m *hookedmodel.HookedTransformer, pos int) []int {
 	shape := []int{len(m.Blocks)}
 	for _, a := range sp.axes {
-		if a == "head" {
+		switch {
+		case a == "head" && (sp.act == "k" || sp.act == "v") && m.Cfg.NKeyValueHeads > 0:
+			shape = append(shape, m.Cfg.NKeyValueHeads) // grouped-query hook_k/hook_v have the key/value heads
+		case a == "head":
 			shape = append(shape, m.Cfg.NHeads)
-		} else {
+		default:
 			shape = append(shape, pos)
 		}
 	}
@@ -117,11 +120,15 @@ func (r *PatchingResult) Normalized() *Table {
 // the corrupted tokens with that part of the activation replaced by its
 // value in the clean run, and records the metric of the logits. clean and
 // corrupted are [batch pos] of the same shape. Options: CleanCache (a
-// clean run's cache to reuse), WithProgress.
+// clean run's cache to reuse), WithProgress, SplitOver.
 func ActivationPatching(ctx context.Context, m *hookedmodel.HookedTransformer, clean, corrupted *gotch.Tensor, metric Metric, sweep Sweep, opts ...Option) (*PatchingResult, error) {
-	o, err := collect("ActivationPatching", opts, optCleanCache|optProgress)
+	o, err := collect("ActivationPatching", opts, optCleanCache|optProgress|optSplit)
 	if err != nil {
 		return nil, err
+	}
+	sp0, err := o.split()
+	if err != nil {
+		return nil, fmt.Errorf("activation patching: %w", err)
 	}
 	if m == nil {
 		return nil, fmt.Errorf("activation patching: nil model")
@@ -159,8 +166,11 @@ func ActivationPatching(ctx context.Context, m *hookedmodel.HookedTransformer, c
 	}
 
 	res.Patched = NewTable(append([]string{"layer"}, sp.axes...), sp.shape(m, int(clean.Size(1)))...)
-	b := newBar(&o, len(res.Patched.Data), "patching "+sweep.String())
+	b := newBar(&o, sp0.count(len(res.Patched.Data)), "patching "+sweep.String())
 	for i := range res.Patched.Data {
+		if !sp0.mine(i) {
+			continue
+		}
 		idx := res.Patched.Index(i)
 		name := sp.hookName(idx[0])
 		src, err := cache.Get(name)
@@ -178,6 +188,9 @@ func ActivationPatching(ctx context.Context, m *hookedmodel.HookedTransformer, c
 		b.add()
 	}
 	b.end(true)
+	if err := sp0.gather(ctx, res.Patched.Data); err != nil {
+		return nil, fmt.Errorf("activation patching: %w", err)
+	}
 	return res, nil
 }
 

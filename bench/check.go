@@ -66,23 +66,31 @@ func (e *env) refModel() (*reference.Model, error) {
 	if e.ref, err = reference.New(rc, sd); err != nil {
 		return nil, err
 	}
-	e.refRuns = map[string]map[string]reference.Tensor{}
+	if e.refRuns == nil {
+		e.refRuns = map[string]map[string]reference.Tensor{}
+	}
 	return e.ref, nil
 }
 
-// weightsChanged drops the reference of the old weights.
+// weightsChanged drops the reference of the old weights and its runs.
 func (e *env) weightsChanged() { e.ref, e.refRuns = nil, nil }
+
+// dropRefWeights frees the reference's float64 weights but keeps its runs,
+// which stay right while the weights do not change: the next row's check
+// of the same input needs no new reference (for llama-1b, a minute and 12
+// GB).
+func (e *env) dropRefWeights() { e.ref = nil }
 
 // refForward is the reference's activations on rows with edits; runs
 // without edits are kept until the weights change.
 func (e *env) refForward(rows [][]int64, edits map[string]func(reference.Tensor)) (map[string]reference.Tensor, error) {
-	r, err := e.refModel()
-	if err != nil {
-		return nil, err
-	}
 	key := fmt.Sprint(rows)
 	if acts, ok := e.refRuns[key]; ok && edits == nil {
 		return acts, nil
+	}
+	r, err := e.refModel()
+	if err != nil {
+		return nil, err
 	}
 	r.Edits = edits
 	acts := r.Forward(rows)
@@ -260,12 +268,22 @@ func meanLoss(logits reference.Tensor, rows [][]int64) float64 {
 
 // FLOPs, as HARNESS.md counts them (a multiply-add is 2).
 
-// perToken is the matmul FLOPs of one token through the weights.
+// perToken is the matmul FLOPs of one token through the weights: W_Q and
+// W_O with n_heads heads, W_K and W_V with n_key_value_heads, and two MLP
+// matrices (three when gated).
 func perToken(c hookedmodel.Config) float64 {
-	attn := 4 * c.DModel * c.NHeads * c.DHead
+	kvHeads := c.NHeads
+	if c.NKeyValueHeads > 0 {
+		kvHeads = c.NKeyValueHeads
+	}
+	attn := 2 * c.DModel * (c.NHeads + kvHeads) * c.DHead
 	mlp := 0
 	if !c.AttnOnly {
-		mlp = 2 * c.DModel * c.DMLP
+		mats := 2
+		if c.GatedMLP {
+			mats = 3
+		}
+		mlp = mats * c.DModel * c.DMLP
 	}
 	return 2 * float64(c.NLayers*(attn+mlp)+c.DModel*c.DVocab)
 }

@@ -187,11 +187,12 @@ func measure(ctx context.Context, e *env, w workload, size Size, row *Row, o *op
 		return
 	}
 	// The reference holds every weight as float64 (1 GB for gpt2-small):
-	// timed next to it, CPU passes ran 10–20% slower on this VM. The next
-	// row's check makes it again (seconds for the GPT-2 shapes), so a GPU
-	// run, whose passes do not share its memory, keeps it.
+	// timed next to it, CPU passes ran 10–20% slower on this VM. A later
+	// row's check makes it again if its runs kept do not cover it (seconds
+	// for the GPT-2 shapes), so a GPU run, whose passes do not share its
+	// memory, keeps it.
 	if e.m.Device() == gotch.CPU {
-		e.weightsChanged()
+		e.dropRefWeights()
 		runtime.GC()
 		debug.FreeOSMemory()
 	}

@@ -85,3 +85,38 @@ func TestFLOPs(t *testing.T) {
 		t.Errorf("generation with the KV cache %g FLOPs, without %g: the cache should save most", kv, full)
 	}
 }
+
+// After a CPU row the reference's weights are gone but its run of the
+// check input is kept: the next row's check of the same input makes no new
+// reference (for llama-1b, a minute and 12 GB), and a change of weights
+// drops the run.
+func TestCheckKeepsReferenceRuns(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	sh, _ := ShapeByName("toy")
+	m, err := hookedmodel.New(sh.Config, hookedmodel.OnDevice(gotchtest.Device(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{m: m, dtype: "float32", owned: true}
+	defer e.free()
+	o := &options{reps: 1, newTokens: 2, seed: 1}
+	w, _ := workloadByName("forward")
+	row := newRow(sh.Name, w, Size{1, 8}, "float32", m.Device(), o)
+	measure(context.Background(), e, w, Size{1, 8}, &row, o)
+	if row.Status != OK {
+		t.Fatalf("%s %s", row.Status, row.Error)
+	}
+	e.dropRefWeights() // as a CPU row does
+	small, err := newInputs(m, checkBatch, checkSeq, checkNewTokens, o.seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.free()
+	if _, err := e.refForward(small.rows, nil); err != nil || e.ref != nil {
+		t.Errorf("the check input's run was not kept: the reference was made again (err %v)", err)
+	}
+	e.weightsChanged()
+	if _, err := e.refForward(small.rows, nil); err != nil || e.ref == nil {
+		t.Errorf("after a change of weights the old run was used (err %v)", err)
+	}
+}

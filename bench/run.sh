@@ -22,7 +22,8 @@
 #      at 1 and 2 intra-op threads, the transformers peer where transformers
 #      is installed, and the C++ floor's forward rows; one JSON row each in
 #      out/harness.jsonl, the ratio table in the "Harness" section of
-#      out/table.md. BENCH_HARNESS=0 skips it; BENCH_HARNESS_REPS (5).
+#      out/table.md. BENCH_HARNESS=0 skips it; BENCH_HARNESS_REPS (5);
+#      BENCH_HARNESS_LARGE=1 adds llama-1b (about 10 minutes, 20 GB free).
 #
 # Both sides report wall time and the process's CPU time per op; the CPU
 # time is what to compare when other programs share the cores. Medians over
@@ -174,7 +175,11 @@ done
 # whole of ./build.sh bench to take under 10 minutes on 2 cores: patching,
 # generation without the KV cache and training run on the toy shape only
 # (a patching sweep is layers x seq x heads passes; a gpt2-small training
-# step takes the PyTorch peer about 6 s).
+# step takes the PyTorch peer about 6 s). BENCH_HARNESS_LARGE=1 adds
+# llama-1b's forward and cache_all at 1x128, about 10 minutes more (a pass
+# takes seconds; the checks hold the float64 reference, 12 GB, beside the
+# 6 GB model), where 20 GB are free; gemma2-2b (a 13 GB model, a 26 GB
+# reference) is for the GPU runbook.
 HARNESS=${BENCH_HARNESS:-1}
 HREPS=${BENCH_HARNESS_REPS:-5}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
@@ -183,13 +188,27 @@ toy forward,cache_all,cache_pattern,cache_resid,hooks_noop,hooks_modify,train_st
 attn-only-2l forward,cache_all,cache_pattern,cache_resid,hooks_noop,hooks_modify,generate_kv 1 128
 gpt2-small forward,cache_all,hooks_noop,hooks_modify 1 128
 gpt2-small generate_kv 1 32
-gpt2-medium forward 1 64"}
+gpt2-medium forward 1 64
+pythia-160m forward,cache_all 1 128"}
+if [ "${BENCH_HARNESS_LARGE:-0}" = 1 ]; then
+  HARNESS_GRID="$HARNESS_GRID
+llama-1b forward,cache_all 1 128"
+fi
+# the shapes the C++ floor (GPT-2's forward) has
+floor_has() { case $1 in toy | attn-only-2l | gpt2-small | gpt2-medium) return 0 ;; esac; return 1; }
+# the memory (GB) a shape's rows need free: the model and its float64 reference
+need_gb() { case $1 in llama-1b) echo 20 ;; gemma2-2b) echo 45 ;; *) echo 0 ;; esac; }
 harness() {
   local shape works batches seqs grid b s t hj=$OUT/harness.jsonl
   : >"$hj"
   while read -r shape works batches seqs; do
     [ -n "$shape" ] || continue
     grid=""; for b in ${batches//,/ }; do for s in ${seqs//,/ }; do grid="$grid${grid:+,}${b}x$s"; done; done
+    free_gb=$(awk '/^MemAvailable:/ { print int($2 / 1048576) }' /proc/meminfo)
+    if [ "${free_gb:-0}" -lt "$(need_gb "$shape")" ]; then
+      say "harness: skipping $shape ($(need_gb "$shape") GB needed, $free_gb GB available)"
+      continue
+    fi
     say "harness: $shape $works at $grid"
     "$OUT/golens" bench --json --device cpu --shape "$shape" --workload "$works" --batch "$batches" --seq "$seqs" \
       --reps "$HREPS" >>"$hj" 2>>"$OUT/harness.log" || say "golens bench failed: see $OUT/harness.log"
@@ -201,7 +220,7 @@ harness() {
       "$PY" "$HERE/peers/gpt2_peer.py" --impl transformers --device cpu --shape "$shape" --workload "$works" \
         --grid "$grid" --reps "$HREPS" >>"$hj" 2>>"$OUT/harness.log" || say "the transformers peer failed: see $OUT/harness.log"
     fi
-    if [[ ",$works," == *,forward,* || $works == all ]]; then
+    if [[ ",$works," == *,forward,* || $works == all ]] && floor_has "$shape"; then
       "$OUT/gpt2_forward" --json --device cpu --threads "$GPT2_THREADS" --shape "$shape" --grid "$grid" \
         --reps "$HREPS" >>"$hj" 2>>"$OUT/harness.log" || say "the C++ floor failed: see $OUT/harness.log"
     fi

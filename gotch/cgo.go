@@ -24,8 +24,8 @@ package gotch
 #cgo !golens_prebuilt,cuda LDFLAGS: -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed
 #cgo golens_prebuilt LDFLAGS: -lgolens_torch
 // The shim copies the data during the call and keeps no pointer to it.
-#cgo noescape gt_from_data
-#cgo nocallback gt_from_data
+#cgo noescape gt_from_data_as
+#cgo nocallback gt_from_data_as
 #cgo noescape gt_copy_to
 #cgo nocallback gt_copy_to
 #cgo nocallback gt_tensor_free
@@ -162,14 +162,27 @@ func freeGenerator(p unsafe.Pointer) { C.gt_generator_free(C.gt_generator(p)) }
 
 // data.go
 
-// copyFrom makes a tensor from n elements at p; fromData checked them.
-func copyFrom(p unsafe.Pointer, shape []int64, dtype DType, dev Device) (*Tensor, error) {
+// copyFrom makes a tensor of dtype from the elements of stored dtype at p;
+// fromData checked them.
+func copyFrom(p unsafe.Pointer, shape []int64, stored, dtype DType, dev Device) (*Tensor, error) {
 	var out C.gt_out
-	e := C.gt_from_data(&out, p, cInts(shape), C.int32_t(len(shape)), C.int32_t(dtype), C.int32_t(dev.Type), C.int32_t(dev.Index))
+	e := C.gt_from_data_as(&out, p, cInts(shape), C.int32_t(len(shape)), C.int32_t(stored), C.int32_t(dtype), C.int32_t(dev.Type), C.int32_t(dev.Index))
 	if e != nil {
 		return nil, opError("FromSlice", e)
 	}
 	return newTensor(&out, nil), nil
+}
+
+func tensorVersion(t *Tensor) (int64, error) {
+	if err := pinTensor("Version", "self", t); err != nil {
+		return 0, err
+	}
+	defer t.unpin()
+	var v C.int64_t
+	if e := C.gt_tensor_version(t.ptr(), &v); e != nil {
+		return 0, opError("Version", e, t)
+	}
+	return int64(v), nil
 }
 
 func copyTo(t *Tensor, dst unsafe.Pointer, nbytes int, dtype DType) error {

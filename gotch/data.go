@@ -8,7 +8,7 @@ import (
 // FromSlice copies data, row-major, into a new tensor of the given shape on
 // dev. An empty shape makes a scalar (0-d) tensor.
 func FromSlice[T Elem](data []T, shape []int64, dev Device) (*Tensor, error) {
-	return fromData(unsafe.Pointer(unsafe.SliceData(data)), len(data), shape, DTypeOf[T](), dev)
+	return fromData(unsafe.Pointer(unsafe.SliceData(data)), len(data), shape, DTypeOf[T](), DTypeOf[T](), dev)
 }
 
 // MustFromSlice is FromSlice that panics with a *Error.
@@ -21,16 +21,25 @@ func MustFromSlice[T Elem](data []T, shape []int64, dev Device) *Tensor {
 // FromBytes makes a tensor from raw little-endian elements of dtype, the
 // way safetensors stores them (float16 and bfloat16 included).
 func FromBytes(b []byte, shape []int64, dtype DType, dev Device) (*Tensor, error) {
-	if !dtype.valid() {
-		return nil, &Error{Op: "FromBytes", Msg: fmt.Sprintf("unknown dtype %d", int32(dtype))}
-	}
-	if len(b)%dtype.Size() != 0 {
-		return nil, &Error{Op: "FromBytes", Msg: fmt.Sprintf("%d bytes are not a whole number of %s elements", len(b), dtype)}
-	}
-	return fromData(unsafe.Pointer(unsafe.SliceData(b)), len(b)/dtype.Size(), shape, dtype, dev)
+	return FromBytesAs(b, shape, dtype, dtype, dev)
 }
 
-func fromData(p unsafe.Pointer, n int, shape []int64, dtype DType, dev Device) (*Tensor, error) {
+// FromBytesAs makes a tensor of dtype on dev from raw little-endian
+// elements of stored dtype, converting them on the way: b is the only
+// other copy, so a loader that reuses b holds no tensor's bytes twice.
+func FromBytesAs(b []byte, shape []int64, stored, dtype DType, dev Device) (*Tensor, error) {
+	for _, d := range []DType{stored, dtype} {
+		if !d.valid() {
+			return nil, &Error{Op: "FromBytes", Msg: fmt.Sprintf("unknown dtype %d", int32(d))}
+		}
+	}
+	if len(b)%stored.Size() != 0 {
+		return nil, &Error{Op: "FromBytes", Msg: fmt.Sprintf("%d bytes are not a whole number of %s elements", len(b), stored)}
+	}
+	return fromData(unsafe.Pointer(unsafe.SliceData(b)), len(b)/stored.Size(), shape, stored, dtype, dev)
+}
+
+func fromData(p unsafe.Pointer, n int, shape []int64, stored, dtype DType, dev Device) (*Tensor, error) {
 	for i, s := range shape {
 		if s < 0 {
 			return nil, &Error{Op: "FromSlice", Msg: fmt.Sprintf("dimension %d of shape %v is negative", i, shape)}
@@ -39,7 +48,7 @@ func fromData(p unsafe.Pointer, n int, shape []int64, dtype DType, dev Device) (
 	if want := numel(shape); want != int64(n) {
 		return nil, &Error{Op: "FromSlice", Msg: fmt.Sprintf("%d values do not fill shape %v (%d elements)", n, shape, want)}
 	}
-	return copyFrom(p, shape, dtype, dev)
+	return copyFrom(p, shape, stored, dtype, dev)
 }
 
 // ToSlice copies t's elements, row-major, converted to T, into a new slice.

@@ -10,7 +10,10 @@ package gotch
 // -1 for BLASThreads). No tensor or generator can be made, so what takes
 // one never reaches these.
 
-import "unsafe"
+import (
+	"time"
+	"unsafe"
+)
 
 const cgoEnabled = false
 
@@ -34,11 +37,13 @@ func freeGenerator(unsafe.Pointer) {}
 
 func newGenerator(uint64) (*Generator, error) { return nil, noCgo("NewGenerator") }
 
-func copyFrom(unsafe.Pointer, []int64, DType, Device) (*Tensor, error) {
+func copyFrom(unsafe.Pointer, []int64, DType, DType, Device) (*Tensor, error) {
 	return nil, noCgo("FromSlice")
 }
 
 func copyTo(*Tensor, unsafe.Pointer, int, DType) error { return noCgo("ToSlice") }
+
+func tensorVersion(*Tensor) (int64, error) { return 0, noCgo("Version") }
 
 // grad.go, device.go
 
@@ -70,3 +75,50 @@ func mpsMemory() (int64, error)                           { return 0, noCgo("MPS
 
 func blasThreads() int        { return -1 }
 func setBLASThreads(int) bool { return false }
+
+// dist.go
+
+func hasDistBackend(int) bool { return false }
+
+func storeTCP(string, int, bool, time.Duration) (unsafe.Pointer, int, error) {
+	return nil, 0, noCgo("NewTCPStore")
+}
+
+func storeFile(string, int, time.Duration) (unsafe.Pointer, error) {
+	return nil, noCgo("NewFileStore")
+}
+
+// No store, group or work can be made, so these are never reached.
+
+func storePrefix(unsafe.Pointer, string) (unsafe.Pointer, error) { return nil, noCgo("Store.Prefixed") }
+func freeStore(unsafe.Pointer)                                   {}
+func storeSet(unsafe.Pointer, string, []byte) error              { return noCgo("Store.Set") }
+func storeGet(unsafe.Pointer, string) ([]byte, error)            { return nil, noCgo("Store.Get") }
+func storeAdd(unsafe.Pointer, string, int64) (int64, error)      { return 0, noCgo("Store.Add") }
+func storeCheck(unsafe.Pointer, string) (bool, error)            { return false, noCgo("Store.Has") }
+func pgNew(unsafe.Pointer, int, GroupOptions) (unsafe.Pointer, error) {
+	return nil, noCgo("NewProcessGroup")
+}
+func pgSetSequence(unsafe.Pointer) error { return noCgo("SetSequenceNumber") }
+func freeProcessGroup(unsafe.Pointer)    {}
+func pgAllReduce(unsafe.Pointer, unsafe.Pointer, ReduceOp) (unsafe.Pointer, error) {
+	return nil, noCgo("AllReduce")
+}
+func pgBroadcast(unsafe.Pointer, unsafe.Pointer, int) (unsafe.Pointer, error) {
+	return nil, noCgo("Broadcast")
+}
+func pgAllGather(unsafe.Pointer, []unsafe.Pointer, unsafe.Pointer) (unsafe.Pointer, error) {
+	return nil, noCgo("AllGather")
+}
+func pgReduceScatter(unsafe.Pointer, unsafe.Pointer, []unsafe.Pointer, ReduceOp) (unsafe.Pointer, error) {
+	return nil, noCgo("ReduceScatter")
+}
+func pgBarrier(unsafe.Pointer) (unsafe.Pointer, error) { return nil, noCgo("Barrier") }
+func pgSend(unsafe.Pointer, unsafe.Pointer, int, int) (unsafe.Pointer, error) {
+	return nil, noCgo("Send")
+}
+func pgRecv(unsafe.Pointer, unsafe.Pointer, int, int) (unsafe.Pointer, error) {
+	return nil, noCgo("Recv")
+}
+func workWait(unsafe.Pointer) error { return noCgo("Work.Wait") }
+func freeWork(unsafe.Pointer)       {}

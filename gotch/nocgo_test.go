@@ -36,6 +36,8 @@ func TestNoCgoEntryPoints(t *testing.T) {
 	checkNoCgo(t, "FromSlice", err)
 	_, err = gotch.FromBytes(make([]byte, 8), []int64{2}, gotch.Float, gotch.CPU)
 	checkNoCgo(t, "FromBytes", err)
+	_, err = gotch.FromBytesAs(make([]byte, 4), []int64{2}, gotch.BFloat16, gotch.Float, gotch.CPU)
+	checkNoCgo(t, "FromBytesAs", err)
 	_, err = gotch.NewGenerator(1)
 	checkNoCgo(t, "NewGenerator", err)
 	checkNoCgo(t, "ManualSeed", gotch.ManualSeed(1))

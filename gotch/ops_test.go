@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/golens/golens/gotch"
@@ -333,6 +334,54 @@ func TestFromBytesRoundTrip(t *testing.T) {
 	}
 	if _, err := gotch.FromBytes([]byte{1, 2, 3}, []int64{1}, gotch.Half, e.dev); err == nil {
 		t.Error("FromBytes(3 bytes of float16): got no error")
+	}
+}
+
+// TestFromBytesAs checks the conversion on the way in against values
+// worked out by hand from the IEEE bit patterns.
+func TestFromBytesAs(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	e := newEnv(t)
+	defer e.done()
+	cases := []struct {
+		stored, dtype gotch.DType
+		bytes         []byte // little-endian, stored
+		want          []float64
+	}{
+		// bfloat16 1, -2, 0.5, 3.140625 widen exactly.
+		{gotch.BFloat16, gotch.Float, []byte{0x80, 0x3f, 0x00, 0xc0, 0x00, 0x3f, 0x49, 0x40}, []float64{1, -2, 0.5, 3.140625}},
+		// float16 65504 (0x7bff) is 65536 in bfloat16's 8 bits of mantissa.
+		{gotch.Half, gotch.BFloat16, []byte{0x00, 0x3c, 0xff, 0x7b}, []float64{1, 65536}},
+		// float32 1 + 2^-12 (0x3f800800) rounds to 1 in float16 (ties to even).
+		{gotch.Float, gotch.Half, []byte{0x00, 0x08, 0x80, 0x3f}, []float64{1}},
+		{gotch.Float, gotch.Double, []byte{0, 0, 0x40, 0xbf}, []float64{-0.75}},
+	}
+	for _, c := range cases {
+		x, err := gotch.FromBytesAs(c.bytes, []int64{int64(len(c.want))}, c.stored, c.dtype, e.dev)
+		if err != nil {
+			t.Errorf("FromBytesAs(%s -> %s): %v", c.stored, c.dtype, err)
+			continue
+		}
+		e.own(x)
+		if x.DType() != c.dtype || x.Device() != e.dev {
+			t.Errorf("FromBytesAs(%s -> %s): got %s", c.stored, c.dtype, x)
+		}
+		if got := e.vals(x); !slices.Equal(got, c.want) {
+			t.Errorf("FromBytesAs(%s -> %s): values got %v, want %v", c.stored, c.dtype, got, c.want)
+		}
+	}
+	empty, err := gotch.FromBytesAs(nil, []int64{0, 3}, gotch.BFloat16, gotch.Float, e.dev)
+	if err != nil || !slices.Equal(empty.Shape(), []int64{0, 3}) || empty.DType() != gotch.Float {
+		t.Errorf("FromBytesAs(empty): %v, %v", empty, err)
+	}
+	if err == nil {
+		e.own(empty)
+	}
+	if _, err := gotch.FromBytesAs([]byte{1, 2, 3}, []int64{1}, gotch.Half, gotch.Float, e.dev); err == nil || !strings.Contains(err.Error(), "3 bytes") {
+		t.Errorf("FromBytesAs(3 bytes of float16): %v", err)
+	}
+	if _, err := gotch.FromBytesAs(make([]byte, 4), []int64{1}, gotch.Float, gotch.DType(99), e.dev); err == nil || !strings.Contains(err.Error(), "unknown dtype 99") {
+		t.Errorf("FromBytesAs(to dtype 99): %v", err)
 	}
 }
 

@@ -9,3 +9,4 @@
 #include "csrc/ops_gen.cpp"
 #include "csrc/ops_helpers.cpp"
 #include "csrc/devices.cpp"
+#include "csrc/dist.cpp"

@@ -83,6 +83,11 @@ func (t *Tensor) Device() Device { return t.device }
 // RequiresGrad reports whether autograd records operations on the tensor.
 func (t *Tensor) RequiresGrad() bool { return t.requiresGrad }
 
+// Version is the tensor's version counter, torch's t._version(): each
+// in-place write to the tensor or to a view of the same storage increments
+// it, so a value computed from a tensor is stale when its version moved.
+func (t *Tensor) Version() (int64, error) { return tensorVersion(t) }
+
 // Scope is the scope that owns the tensor, or nil.
 func (t *Tensor) Scope() *Scope { return t.scope.Load() }
 

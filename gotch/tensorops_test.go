@@ -313,3 +313,42 @@ func TestMismatch(t *testing.T) {
 		t.Error("Mismatch(nil, ...): no error")
 	}
 }
+
+// TestVersion: the version counter moves with in-place writes to the
+// tensor or to a view of it, not with reads or out-of-place ops, and a
+// freed tensor says so.
+func TestVersion(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	e := newEnv(t)
+	defer e.done()
+	x := from(e, []float32{1, 2, 3, 4}, 2, 2)
+	version := func() int64 {
+		t.Helper()
+		v, err := x.Version()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	v0 := version()
+	x.MustAddScalar(1).Free()
+	if v := version(); v != v0 {
+		t.Errorf("an out-of-place add moved the version %d -> %d", v0, v)
+	}
+	x.MustFill_(5)
+	v1 := version()
+	if v1 <= v0 {
+		t.Errorf("fill_ left the version at %d (was %d)", v1, v0)
+	}
+	row := x.MustSelect(0, 1)
+	row.MustFill_(7)
+	row.Free()
+	if v := version(); v <= v1 {
+		t.Errorf("fill_ of a view left the version at %d (was %d)", v, v1)
+	}
+	y := x.MustClone()
+	y.Free()
+	if _, err := y.Version(); err == nil || !strings.Contains(err.Error(), "freed") {
+		t.Errorf("Version of a freed tensor: %v", err)
+	}
+}

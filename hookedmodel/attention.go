@@ -3,6 +3,7 @@ package hookedmodel
 import (
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/golens/golens/gotch"
 )
@@ -20,13 +21,16 @@ type Attention struct {
 	nHeads, dHead int64
 	nKV           int64   // key and value heads: n_key_value_heads, or n_heads
 	grouped       bool    // n_key_value_heads is set: TransformerLens's GroupedQueryAttention (_W_K, _W_V)
-	attnScale     float64 // divides the scores: sqrt(d_head) (1 without use_attn_scale), times l+1 with scale_attn_by_inverse_layer_idx
+	attnScale     float64 // divides the scores: attn_scale (1 without use_attn_scale), times l+1 with scale_attn_by_inverse_layer_idx
+	softCap       float64 // attn_scores_soft_cap, or 0 for none
+	window        int64   // a local layer's window_size, or 0 for global attention
 	upcast        bool    // reorder_and_upcast_attn in a float16/bfloat16 model: scores only on the explicit float32 path
 	causal        bool
 	useResult     bool
 	rotary        *rotary // rotary positions on q and k, or nil
 	hooks         attnHooks
 	views         attnViews
+	expMu         sync.Mutex // guards views.wExp, views.bExp and views.expVersion
 }
 
 // attnViews are views of the weights that prepare makes once, so a pass
@@ -39,8 +43,10 @@ type attnViews struct {
 	// wExp, bExp are W_K, W_V [n_heads d_model d_head] and b_K, b_V
 	// [n_heads d_head] repeated per query head (copies), as
 	// TransformerLens's GroupedQueryAttention gives W_K and W_V; index 0
-	// unused; nil without grouped-query attention.
+	// unused; nil without grouped-query attention, and until first asked
+	// for (see expanded).
 	wExp, bExp [3]*gotch.Tensor
+	expVersion int64 // WQKV's and BQKV's version when wExp, bExp were made
 }
 
 type attnHooks struct{ q, k, v, rotQ, rotK, scores, pattern, z, result string }
@@ -55,9 +61,15 @@ func newAttention(cfg *Config, prefix string, layer int) *Attention {
 		causal:    cfg.AttentionDir == "causal",
 		useResult: cfg.UseAttnResult,
 		rotary:    newRotary(cfg),
+		softCap:   max(cfg.AttnScoresSoftCap, 0),
+	}
+	if cfg.UseLocalAttn && cfg.AttnTypes.Local(layer) {
+		a.window = int64(*cfg.WindowSize)
 	}
 	if cfg.UseAttnScale {
-		a.attnScale = math.Sqrt(float64(cfg.DHead))
+		// Hugging Face's Gemma 2 multiplies by query_pre_attn_scalar^-0.5
+		// where golens divides by its square root: equal up to rounding.
+		a.attnScale = cfg.AttnScale
 	}
 	if cfg.AttnScaleByIdx {
 		// Hugging Face's GPT2Attention._attn divides the scores by
@@ -105,21 +117,16 @@ func (a *Attention) prepare() {
 		start += heads * a.dHead
 		wh := w.MustView([]int64{heads, a.dHead, dModel}).MustPermute([]int64{0, 2, 1})
 		bh := b.MustView([]int64{heads, a.dHead})
-		var we, be *gotch.Tensor
-		if a.nKV != a.nHeads && i > 0 {
-			we, be = a.repeatKV(wh, 0), a.repeatKV(bh, 0)
-		}
 		// Keep only after every view is made: a kept tensor leaves s, and
 		// ops on it would too.
 		v.w[i], v.b[i], v.wHead[i], v.bHead[i] = s.Keep(w), s.Keep(b), s.Keep(wh), s.Keep(bh)
-		if we != nil {
-			v.wExp[i], v.bExp[i] = s.Keep(we), s.Keep(be)
-		}
 	}
 	v.wOHead = s.Keep(wO.MustView([]int64{dModel, a.nHeads, a.dHead}).MustPermute([]int64{1, 2, 0}))
 }
 
 func (a *Attention) free() {
+	a.expMu.Lock()
+	defer a.expMu.Unlock()
 	v := &a.views
 	for i := range 3 {
 		v.w[i].Free()
@@ -139,6 +146,75 @@ func (a *Attention) heads(i int) int64 {
 		return a.nHeads
 	}
 	return a.nKV
+}
+
+// qkvVersion moves with every in-place write to WQKV or BQKV (or a view
+// of them); an error means a freed weight.
+func (a *Attention) qkvVersion() (int64, error) {
+	w, err := a.WQKV.Version()
+	if err != nil {
+		return 0, err
+	}
+	b, err := a.BQKV.Version()
+	return w + b, err
+}
+
+// expanded is the key or value weight (i = 1, 2; its bias when bias is
+// set) repeated per query head; nil without grouped-query attention or
+// once the model is freed. The copies are made on first use — n_heads /
+// n_kv_heads times W_K and W_V is 25% more than a Llama 3 8B's weights,
+// which neither a pass nor a load needs — and made again, in place, when
+// WQKV or BQKV were written since, so a handle lent before stays valid and
+// shows the new weights. It panics with a *gotch.Error if a copy fails;
+// its callers run under gotch.Try.
+func (a *Attention) expanded(i int, bias bool) *gotch.Tensor {
+	a.expMu.Lock()
+	defer a.expMu.Unlock()
+	v := &a.views
+	if a.nKV == a.nHeads || i == 0 || v.wHead[i] == nil {
+		return nil
+	}
+	version, err := a.qkvVersion()
+	if err != nil {
+		return nil // a freed weight: the caller's view says so
+	}
+	if v.wExp[1] == nil || version != v.expVersion {
+		err := gotch.NoGrad(func() error {
+			return gotch.Try(func() {
+				s := gotch.NewScope()
+				defer s.Close()
+				for j := 1; j <= 2; j++ {
+					for _, e := range []struct {
+						dst **gotch.Tensor
+						src *gotch.Tensor
+					}{{&v.wExp[j], v.wHead[j]}, {&v.bExp[j], v.bHead[j]}} {
+						// Contiguous: with one key/value head (multi-query,
+						// Gemma 2B) the repeat is a stride-0 view of the
+						// weights, which a refresh could not write into.
+						fresh := a.repeatKV(borrow(s, e.src), 0).MustContiguous()
+						if *e.dst == nil {
+							*e.dst = s.Keep(fresh)
+						} else {
+							(*e.dst).MustCopy_(fresh)
+						}
+					}
+				}
+			})
+		})
+		if err != nil {
+			for j := 1; j <= 2; j++ { // none half made: the next call starts afresh
+				v.wExp[j].Free()
+				v.bExp[j].Free()
+				v.wExp[j], v.bExp[j] = nil, nil
+			}
+			panic(err)
+		}
+		v.expVersion = version
+	}
+	if bias {
+		return v.bExp[i]
+	}
+	return v.wExp[i]
 }
 
 // repeatKV repeats each of x's n_kv_heads key/value heads (dimension dim)
@@ -186,7 +262,7 @@ func (a *Attention) forward(p *pass, in attnIn, padMask *gotch.Tensor, past *kvE
 	}
 	qh, kh, vh := byHead(q), a.repeatKV(byHead(k), 1), a.repeatKV(byHead(v), 1) // [batch head pos d_head], k and v per query head
 	var zh *gotch.Tensor                                                        // [batch head query d_head]
-	if a.fusable(p, padMask, offset) {
+	if a.fusable(p, padMask, offset, kh.Size(2)) {
 		zh = gotch.MustScaledDotProductAttention(qh, kh, vh, nil, a.causal)
 	} else {
 		zh = a.pattern(p, qh, kh, padMask, offset).MustMatmul(vh)
@@ -227,7 +303,9 @@ func byHead(x *gotch.Tensor) *gotch.Tensor { return x.MustPermute([]int64{0, 2, 
 
 // fusable reports whether the fused kernel (scaled_dot_product_attention)
 // may stand in for the explicit path: nobody observes scores or pattern,
-// the scale is the kernel's own, and the mask is plain causal (or none).
+// the scale is the kernel's own, the scores are not soft-capped, and the
+// mask is plain causal (or none): no padding, no cached keys, and no
+// sliding window that reaches back less far than the nKeys keys.
 // The kernel divides by sqrt(d_head) and libtorch 1.13's takes no other
 // scale, so a layer whose divisor differs (no use_attn_scale; a layer past
 // the first with scale_attn_by_inverse_layer_idx) stays on the explicit
@@ -240,13 +318,18 @@ func byHead(x *gotch.Tensor) *gotch.Tensor { return x.MustPermute([]int64{0, 2, 
 // relative on logits and on metrics computed from them
 // (TestFusedAttentionMatchesExplicit, the patching tests): observing a
 // pattern, which forces the explicit path, may move results by that much.
-func (a *Attention) fusable(p *pass, padMask *gotch.Tensor, offset int64) bool {
+func (a *Attention) fusable(p *pass, padMask *gotch.Tensor, offset, nKeys int64) bool {
 	return !p.wants(a.hooks.scores) && !p.wants(a.hooks.pattern) &&
-		padMask == nil && offset == 0 && a.attnScale == math.Sqrt(float64(a.dHead)) && !a.upcast
+		padMask == nil && offset == 0 && a.attnScale == math.Sqrt(float64(a.dHead)) && !a.upcast &&
+		a.softCap == 0 && (a.window == 0 || a.window >= nKeys)
 }
 
 // pattern is the attention pattern [batch head query key]: the softmax of
-// the scaled scores q·k, with later keys (causal) and padding masked out.
+// the scaled scores q·k, soft-capped (Gemma 2: cap·tanh(scores/cap)), with
+// later keys (causal), keys outside a local layer's window and padding
+// masked out. hook_attn_scores sees the capped and masked scores, as
+// TransformerLens's AbstractAttention hooks them; Hugging Face caps before
+// adding its mask too (modeling_gemma2.py eager_attention_forward).
 func (a *Attention) pattern(p *pass, qh, kh, padMask *gotch.Tensor, offset int64) *gotch.Tensor {
 	s := p.scope()
 	defer s.Close()
@@ -258,6 +341,9 @@ func (a *Attention) pattern(p *pass, qh, kh, padMask *gotch.Tensor, offset int64
 		qh, kh = qh.MustTo(gotch.Float), kh.MustTo(gotch.Float)
 	}
 	scores := qh.MustMatmul(kh.MustTranspose(-2, -1)).MustDivScalar(a.attnScale) // [batch head query key]
+	if a.softCap > 0 {
+		scores = scores.MustDivScalar(a.softCap).MustTanh().MustMulScalar(a.softCap)
+	}
 	if mask := a.blocked(s, scores, padMask, offset); mask != nil {
 		scores.MustMaskedFill_(mask, math.Inf(-1)) // in place: a pattern-sized copy fewer
 	}
@@ -274,14 +360,28 @@ func (a *Attention) pattern(p *pass, qh, kh, padMask *gotch.Tensor, offset int64
 }
 
 // blocked is the mask of the scores to ignore: later keys under causal
-// attention [query key], and padding keys [batch 1 1 key]; nil when
-// nothing is masked.
+// attention and, in a local layer, keys window or more positions before
+// the query [query key]; padding keys [batch 1 1 key]; nil when nothing
+// is masked. Query i sits at position i + offset among the keys. Window
+// distances count positions as Hugging Face's sliding-window mask does
+// (masking_utils.py sliding_window_overlay: kv_idx > q_idx -
+// sliding_window, on cache positions), padding included.
 func (a *Attention) blocked(s *callScope, scores, padMask *gotch.Tensor, offset int64) *gotch.Tensor {
 	nq, nk := scores.Size(-2), scores.Size(-1)
 	var later, pad *gotch.Tensor
-	if a.causal {
-		// key j is later than query i when j > i + offset
-		later = s.Attach(gotch.MustOnes([]int64{nq, nk}, gotch.Bool, scores.Device())).MustTriu(offset + 1)
+	if a.causal || a.window > 0 {
+		ones := s.Attach(gotch.MustOnes([]int64{nq, nk}, gotch.Bool, scores.Device()))
+		if a.causal {
+			later = ones.MustTriu(offset + 1) // key j > i + offset
+		}
+		if a.window > 0 {
+			old := ones.MustTril(offset - a.window) // key j <= i + offset - window
+			if later == nil {
+				later = old
+			} else {
+				later = later.MustLogicalOr(old)
+			}
+		}
 	}
 	if padMask != nil {
 		pad = s.in(padMask).MustLogicalNot().MustView([]int64{padMask.Size(0), 1, 1, nk})

@@ -131,7 +131,7 @@ func TestScaleAttnByInverseLayerIdx(t *testing.T) {
 			// use_attn_scale; layer 1 without it, as 1·2 = sqrt(4)).
 			for l, b := range scaled.Blocks {
 				want := base*float64(l+1) == math.Sqrt(float64(D))
-				if got := b.Attn.fusable(&pass{}, nil, 0); got != want { // a pass that observes nothing
+				if got := b.Attn.fusable(&pass{}, nil, 0, 4); got != want { // a pass that observes nothing
 					t.Errorf("layer %d fusable = %v, want %v", l, got, want)
 				}
 			}
@@ -295,7 +295,7 @@ func TestReorderAndUpcastAttn(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := m.Blocks[0].Attn.fusable(&pass{}, nil, 0); got == on { // a pass that observes nothing
+				if got := m.Blocks[0].Attn.fusable(&pass{}, nil, 0, 4); got == on { // a pass that observes nothing
 					t.Errorf("%s reorder_and_upcast_attn=%v: fusable = %v, want %v", dt, on, got, !on)
 				}
 				m.Free()

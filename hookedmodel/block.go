@@ -8,12 +8,15 @@ import (
 
 // Block is one transformer block: attention, then (unless attn_only) the
 // MLP, each reading the residual stream through its LayerNorm and adding
-// its output back.
+// its output back (through a post-norm with
+// use_normalization_before_and_after).
 type Block struct {
-	Ln1  *LayerNorm // nil without normalization
-	Attn *Attention
-	Ln2  *LayerNorm // nil without normalization or in attention-only models
-	MLP  *MLP       // nil in attention-only models
+	Ln1     *LayerNorm // nil without normalization
+	Ln1Post *LayerNorm // Gemma 2's norm of the attention's output, or nil
+	Attn    *Attention
+	Ln2     *LayerNorm // nil without normalization or in attention-only models
+	Ln2Post *LayerNorm // Gemma 2's norm of the MLP's output, or nil
+	MLP     *MLP       // nil in attention-only models
 
 	nHeads   int64
 	nKV      int64 // key and value heads
@@ -40,11 +43,25 @@ func newBlock(cfg *Config, l int) *Block {
 		hooks:    blockHooks{h("resid_pre"), h("attn_in"), h("q_input"), h("k_input"), h("v_input"), h("attn_out"), h("resid_mid"), h("mlp_in"), h("mlp_out"), h("resid_post")},
 	}
 	b.Ln1 = newNorm(cfg.NormalizationType, prefix+".ln1", cfg)
+	b.Ln1Post = newNorm(postNorm(cfg), prefix+".ln1_post", cfg)
 	if !cfg.AttnOnly {
 		b.MLP = newMLP(cfg, prefix+".mlp")
 		b.Ln2 = newNorm(cfg.NormalizationType, prefix+".ln2", cfg)
+		b.Ln2Post = newNorm(postNorm(cfg), prefix+".ln2_post", cfg)
 	}
 	return b
+}
+
+// postNorm is the post-norms' normalization_type: an RMSNorm with weights
+// even once fold_ln has made the others RMSPre (TransformerLens's
+// TransformerBlock builds ln1_post and ln2_post as RMSNorm for either:
+// nothing reads their output but the residual stream, so their weights
+// cannot be folded); "" without use_normalization_before_and_after.
+func postNorm(cfg *Config) string {
+	if !cfg.UseNormalizationBeforeAndAfter {
+		return ""
+	}
+	return "RMS"
 }
 
 // hookNames lists the block's hook points in the order a pass reaches them.
@@ -61,6 +78,9 @@ func (b *Block) hookNames() []string {
 		names = append(names, b.Ln1.hookNames()...)
 	}
 	names = append(names, b.Attn.hookNames()...)
+	if b.Ln1Post != nil {
+		names = append(names, b.Ln1Post.hookNames()...)
+	}
 	names = append(names, h.attnOut)
 	if b.MLP == nil {
 		return append(names, h.residPost)
@@ -74,7 +94,11 @@ func (b *Block) hookNames() []string {
 	if b.Ln2 != nil {
 		names = append(names, b.Ln2.hookNames()...)
 	}
-	return append(names, append(b.MLP.hookNames(), h.mlpOut, h.residPost)...)
+	names = append(names, b.MLP.hookNames()...)
+	if b.Ln2Post != nil {
+		names = append(names, b.Ln2Post.hookNames()...)
+	}
+	return append(names, h.mlpOut, h.residPost)
 }
 
 // forward maps the residual stream resid [batch pos d_model] to the next
@@ -82,6 +106,10 @@ func (b *Block) hookNames() []string {
 //
 //	resid = resid + attn(ln1(resid))    hook_resid_mid (hook_resid_post in attention-only models)
 //	resid = resid + mlp(ln2(resid))     hook_resid_post
+//
+// With use_normalization_before_and_after (Gemma 2) each sublayer's output
+// goes through its post-norm before its hook: attn_out =
+// ln1_post(attn(ln1(resid))), mlp_out = ln2_post(mlp(ln2(resid))).
 //
 // Each step takes its input over: it frees it, with everything else it
 // made, when it ends. pos [batch pos d_model] is the shortformer
@@ -102,8 +130,8 @@ func (b *Block) attend(p *pass, resid, pos, padMask *gotch.Tensor, past *kvEntry
 	s := p.scope()
 	defer s.Close()
 	h := &b.hooks
-	resid = p.at(h.residPre, s.Attach(resid))                                                   // [batch pos d_model]
-	attnOut := p.at(h.attnOut, b.Attn.forward(p, b.attnInput(p, s, resid, pos), padMask, past)) // [batch pos d_model]
+	resid = p.at(h.residPre, s.Attach(resid)) // [batch pos d_model]
+	attnOut := b.attnOut(p, s, resid, pos, padMask, past)
 	next := h.residMid
 	if b.MLP == nil {
 		next = h.residPost
@@ -120,13 +148,9 @@ func (b *Block) attendAndFeedForward(p *pass, resid, pos, padMask *gotch.Tensor,
 	s := p.scope()
 	defer s.Close()
 	h := &b.hooks
-	resid = p.at(h.residPre, s.Attach(resid))                                                   // [batch pos d_model]
-	attnOut := p.at(h.attnOut, b.Attn.forward(p, b.attnInput(p, s, resid, pos), padMask, past)) // [batch pos d_model]
-	mlpIn := resid
-	if b.flags.mlpIn {
-		mlpIn = p.at(h.mlpIn, resid.MustClone())
-	}
-	mlpOut := p.at(h.mlpOut, b.MLP.forward(p, norm(p, b.Ln2, mlpIn))) // [batch pos d_model]
+	resid = p.at(h.residPre, s.Attach(resid)) // [batch pos d_model]
+	attnOut := b.attnOut(p, s, resid, pos, padMask, past)
+	mlpOut := b.mlpOut(p, resid)
 	return s.Keep(p.at(h.residPost, resid.MustAdd(attnOut).MustAdd(mlpOut)))
 }
 
@@ -136,12 +160,27 @@ func (b *Block) feedForward(p *pass, resid *gotch.Tensor) *gotch.Tensor {
 	defer s.Close()
 	h := &b.hooks
 	resid = s.Attach(resid) // [batch pos d_model]
+	return s.Keep(p.at(h.residPost, resid.MustAdd(b.mlpOut(p, resid))))
+}
+
+// attnOut is what the attention adds to the residual stream, at
+// hook_attn_out [batch pos d_model]: ln1_post(attn(ln1(resid))), without
+// ln1_post when the block has none.
+func (b *Block) attnOut(p *pass, s *callScope, resid, pos, padMask *gotch.Tensor, past *kvEntry) *gotch.Tensor {
+	out := b.Attn.forward(p, b.attnInput(p, s, resid, pos), padMask, past) // [batch pos d_model]
+	return p.at(b.hooks.attnOut, norm(p, b.Ln1Post, out))
+}
+
+// mlpOut is what the MLP adds to the residual stream, at hook_mlp_out
+// [batch pos d_model]: ln2_post(mlp(ln2(resid))), through hook_mlp_in when
+// asked for, without ln2_post when the block has none.
+func (b *Block) mlpOut(p *pass, resid *gotch.Tensor) *gotch.Tensor {
 	mlpIn := resid
 	if b.flags.mlpIn {
-		mlpIn = p.at(h.mlpIn, resid.MustClone())
+		mlpIn = p.at(b.hooks.mlpIn, resid.MustClone())
 	}
-	mlpOut := p.at(h.mlpOut, b.MLP.forward(p, norm(p, b.Ln2, mlpIn))) // [batch pos d_model]
-	return s.Keep(p.at(h.residPost, resid.MustAdd(mlpOut)))
+	out := b.MLP.forward(p, norm(p, b.Ln2, mlpIn)) // [batch pos d_model]
+	return p.at(b.hooks.mlpOut, norm(p, b.Ln2Post, out))
 }
 
 // attnInput is what the attention reads: ln1(resid), one tensor for

@@ -99,8 +99,8 @@ func (a *Attention) wHead(i int) *gotch.Tensor {
 	if a == nil {
 		return nil
 	}
-	if a.views.wExp[i] != nil {
-		return a.views.wExp[i]
+	if e := a.expanded(i, false); e != nil {
+		return e
 	}
 	return a.views.wHead[i]
 }
@@ -109,8 +109,8 @@ func (a *Attention) bHead(i int) *gotch.Tensor {
 	if a == nil {
 		return nil
 	}
-	if a.views.bExp[i] != nil {
-		return a.views.bExp[i]
+	if e := a.expanded(i, true); e != nil {
+		return e
 	}
 	return a.views.bHead[i]
 }

@@ -336,8 +336,9 @@ func (c *ActivationCache) parallelAt(layer int) bool {
 // [layer·n_heads ...batch_and_pos d_model]. It reads hook_result where the
 // cache holds it and otherwise computes it from hook_z and W_O, as
 // TransformerLens's compute_head_results does. Summed over a layer's heads
-// plus b_O it is that layer's hook_attn_out. Options: InclRemainder,
-// ApplyLN, Positions.
+// plus b_O it is that layer's hook_attn_out (with Gemma 2's ln1_post, the
+// attention's output before that norm, which hook_attn_out follows).
+// Options: InclRemainder, ApplyLN, Positions.
 //
 // The remainder at layer 0 is the residual stream entering block 0, where
 // TransformerLens's index -1 gives the final one.
@@ -423,7 +424,7 @@ func (c *ActivationCache) ComputeHeadResults() error {
 // stream (its hook_post activation times its row of W_out) for every layer
 // before layer, labelled "L{l}N{n}": [layer·neurons ...batch_and_pos
 // d_model]. Summed over a layer's neurons plus b_out it is that layer's
-// hook_mlp_out. Options: Neurons, InclRemainder, MLPInput (the remainder
+// hook_mlp_out (the MLP's output before Gemma 2's ln2_post). Options: Neurons, InclRemainder, MLPInput (the remainder
 // then reaches resid_mid, and ApplyLN uses ln2), ApplyLN, Positions.
 func (c *ActivationCache) StackNeuronResults(layer int, opts ...CacheMathOption) (*gotch.Tensor, []string, error) {
 	o := c.mathOpts(opts)
@@ -568,6 +569,8 @@ func (c *ActivationCache) applyLN(s *gotch.Scope, stack *gotch.Tensor, layer int
 // neuron ("L{l}N{n}"; with ExpandNeurons(false) every MLP, "{l}_mlp_out"),
 // "embed", "pos_embed" and "bias", the sum of the biases the layers added
 // (b_O, and b_out with expanded neurons); the stack sums to the stream.
+// With post-norms (Gemma 2's ln1_post and ln2_post) it is an error past
+// layer 0: the norms stand between the heads and neurons and the stream.
 // Options: MLPInput, ExpandNeurons, ApplyLN, Positions.
 func (c *ActivationCache) GetFullResidDecomposition(layer int, opts ...CacheMathOption) (*gotch.Tensor, []string, error) {
 	o := c.mathOpts(opts)
@@ -576,6 +579,10 @@ func (c *ActivationCache) GetFullResidDecomposition(layer int, opts ...CacheMath
 		heads := layer
 		if o.mlpInput && !c.parallelAt(layer) {
 			heads++
+		}
+		if heads > 0 && c.model.Blocks[0].Ln1Post != nil {
+			mathFail("blocks.0.ln1_post normalises the attention's output (use_normalization_before_and_after), so the heads' results and the neurons' do not sum to what a layer writes: " +
+				"the residual stream has no decomposition into them; DecomposeResid takes it apart by sublayer (hook_attn_out, hook_mlp_out)")
 		}
 		stack, labels := c.headResults(s, heads, &o)
 		parts := []*gotch.Tensor{stack}

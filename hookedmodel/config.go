@@ -37,18 +37,21 @@ type Config struct {
 	DVocab    int     `json:"d_vocab"`
 	Eps       float64 `json:"eps"` // default 1e-5
 
-	UseAttnResult   bool `json:"use_attn_result"`
-	UseAttnScale    bool `json:"use_attn_scale"` // default true
-	UseSplitQKVIn   bool `json:"use_split_qkv_input"`
-	UseHookMLPIn    bool `json:"use_hook_mlp_in"`
-	UseAttnIn       bool `json:"use_attn_in"`
-	UseHookTokens   bool `json:"use_hook_tokens"`
-	UseLocalAttn    bool `json:"use_local_attn"`
-	AttnScaleByIdx  bool `json:"scale_attn_by_inverse_layer_idx"` // layer l's scores also divided by l+1
-	ParallelAttnMLP bool `json:"parallel_attn_mlp"`
-	GatedMLP        bool `json:"gated_mlp"`
-	AttnOnly        bool `json:"attn_only"`
-	FinalRMS        bool `json:"final_rms"`
+	UseAttnResult bool `json:"use_attn_result"`
+	UseAttnScale  bool `json:"use_attn_scale"` // default true
+	// AttnScale divides the attention scores when use_attn_scale is set:
+	// -1 (the default) means sqrt(d_head); Gemma 2's is
+	// sqrt(query_pre_attn_scalar).
+	AttnScale       float64 `json:"attn_scale"`
+	UseSplitQKVIn   bool    `json:"use_split_qkv_input"`
+	UseHookMLPIn    bool    `json:"use_hook_mlp_in"`
+	UseAttnIn       bool    `json:"use_attn_in"`
+	UseHookTokens   bool    `json:"use_hook_tokens"`
+	AttnScaleByIdx  bool    `json:"scale_attn_by_inverse_layer_idx"` // layer l's scores also divided by l+1
+	ParallelAttnMLP bool    `json:"parallel_attn_mlp"`
+	GatedMLP        bool    `json:"gated_mlp"`
+	AttnOnly        bool    `json:"attn_only"`
+	FinalRMS        bool    `json:"final_rms"`
 
 	OriginalArchitecture    string `json:"original_architecture,omitempty"`
 	TokenizerName           string `json:"tokenizer_name,omitempty"`
@@ -62,9 +65,21 @@ type Config struct {
 	// RotaryBase is the base of the rotary frequencies, base^(-2i/rotary_dim)
 	// (Hugging Face's rope_theta, NeoX's rotary_emb_base); default 10000.
 	RotaryBase float64 `json:"rotary_base"`
-	// RotaryAdjacentPairs rotates adjacent pairs (GPT-J's layout) instead of
-	// the two halves; not supported yet.
+	// RotaryAdjacentPairs rotates adjacent pairs of dimensions (2i, 2i+1),
+	// GPT-J's layout (modeling_gptj.py rotate_every_two), instead of
+	// NeoX's halves (i, i + rotary_dim/2); pair i turns by θ_i either way.
 	RotaryAdjacentPairs bool `json:"rotary_adjacent_pairs,omitempty"`
+	// UseNTKByPartsRope is Llama 3.1's rope_scaling (rope_type "llama3"),
+	// which TransformerLens calls NTK-by-parts: rotary wavelengths longer
+	// than NTKOriginalCtxLen / NTKByPartsLowFreqFactor are stretched by
+	// NTKByPartsFactor, those shorter than NTKOriginalCtxLen /
+	// NTKByPartsHighFreqFactor are kept, and those between are
+	// interpolated. Defaults are TransformerLens's (8, 1, 4, 8192).
+	UseNTKByPartsRope        bool    `json:"use_NTK_by_parts_rope,omitempty"`
+	NTKByPartsFactor         float64 `json:"NTK_by_parts_factor"`
+	NTKByPartsLowFreqFactor  float64 `json:"NTK_by_parts_low_freq_factor"`
+	NTKByPartsHighFreqFactor float64 `json:"NTK_by_parts_high_freq_factor"`
+	NTKOriginalCtxLen        int     `json:"NTK_original_ctx_len"`
 	// NKeyValueHeads is the number of key and value heads of grouped-query
 	// attention (0: n_heads); it divides n_heads, and each key/value head
 	// serves n_heads / n_key_value_heads consecutive query heads.
@@ -74,23 +89,30 @@ type Config struct {
 	// TransformerLens has no such field (its Gemma loader adds 1 to the
 	// weights); the name is golens's.
 	NormWeightPlusOne bool `json:"rms_norm_weight_plus_one,omitempty"`
-	// AttnScoresSoftCap and OutputLogitsSoftCap are Gemma 2's soft caps
-	// (cap·tanh(x/cap)); -1 (the default) or 0 is none. Not supported yet.
+	// AttnScoresSoftCap and OutputLogitsSoftCap are Gemma 2's soft caps,
+	// cap·tanh(x/cap), on the attention scores (after the scale, before
+	// the mask, inside hook_attn_scores) and on the logits; a value <= 0
+	// (the default -1) is none, as TransformerLens's "> 0" test says.
 	AttnScoresSoftCap   float64 `json:"attn_scores_soft_cap"`
 	OutputLogitsSoftCap float64 `json:"output_logits_soft_cap"`
-	// UseNormalizationBeforeAndAfter is Gemma 2's extra norms after the
-	// attention and the MLP (ln1_post, ln2_post). Not supported yet.
+	// UseNormalizationBeforeAndAfter adds Gemma 2's norms on each
+	// sublayer's output, ln1_post after the attention and ln2_post after
+	// the MLP (before hook_attn_out and hook_mlp_out). They are RMSNorms
+	// with weights whatever fold_ln does to the others, as
+	// TransformerLens's TransformerBlock builds them, so it needs
+	// normalization_type RMS or RMSPre.
 	UseNormalizationBeforeAndAfter bool `json:"use_normalization_before_and_after,omitempty"`
-	// WindowSize is local (sliding-window) attention's window. Not
-	// supported yet, nor is attn_types (each layer's "global" or "local"),
-	// which JSON may carry: Config stays comparable with ==, so it has no
-	// slice field, and Init refuses a config that sets it.
-	WindowSize        *int    `json:"window_size,omitempty"`
-	DVocabOut         int     `json:"d_vocab_out"` // default d_vocab
-	InitializerRange  float64 `json:"initializer_range"`
-	Seed              *int64  `json:"seed,omitempty"`
-	DefaultPrependBOS bool    `json:"default_prepend_bos"` // default true
-	DType             string  `json:"dtype"`               // "float32" (default), "float16", "bfloat16", "float64"
+	// UseLocalAttn makes the layers AttnTypes marks "local" attend to the
+	// last WindowSize keys only, the query's own included (GPT-Neo's and
+	// Gemma 2's sliding window). AttnTypes is JSON's attn_types list.
+	UseLocalAttn      bool      `json:"use_local_attn"`
+	AttnTypes         AttnTypes `json:"attn_types"`
+	WindowSize        *int      `json:"window_size,omitempty"`
+	DVocabOut         int       `json:"d_vocab_out"` // default d_vocab
+	InitializerRange  float64   `json:"initializer_range"`
+	Seed              *int64    `json:"seed,omitempty"`
+	DefaultPrependBOS bool      `json:"default_prepend_bos"` // default true
+	DType             string    `json:"dtype"`               // "float32" (default), "float16", "bfloat16", "float64"
 
 	// ReorderUpcastAttn is Hugging Face GPT2Config's reorder_and_upcast_attn
 	// (HookedTransformerConfig has no such field; TransformerLens drops it
@@ -106,9 +128,6 @@ type Config struct {
 
 	NParams int64 `json:"n_params"` // derived: attention and MLP weights, no biases or norms
 
-	// attnTypes records that JSON set attn_types (see WindowSize).
-	attnTypes bool
-
 	// defaulted marks a Config made by DefaultConfig or decoded from JSON,
 	// whose zero values are deliberate (see Config).
 	defaulted bool
@@ -118,22 +137,27 @@ type Config struct {
 // fields a caller usually leaves out.
 func DefaultConfig() Config {
 	return Config{
-		ModelName:               "custom",
-		NHeads:                  -1,
-		DVocab:                  -1,
-		DVocabOut:               -1,
-		Eps:                     1e-5,
-		UseAttnScale:            true,
-		NormalizationType:       "LN",
-		AttentionDir:            "causal",
-		PositionalEmbeddingType: "standard",
-		InitializerRange:        -1,
-		RotaryBase:              10000,
-		AttnScoresSoftCap:       -1,
-		OutputLogitsSoftCap:     -1,
-		DefaultPrependBOS:       true,
-		DType:                   "float32",
-		defaulted:               true,
+		ModelName:                "custom",
+		NHeads:                   -1,
+		DVocab:                   -1,
+		DVocabOut:                -1,
+		Eps:                      1e-5,
+		UseAttnScale:             true,
+		AttnScale:                -1,
+		NormalizationType:        "LN",
+		AttentionDir:             "causal",
+		PositionalEmbeddingType:  "standard",
+		InitializerRange:         -1,
+		RotaryBase:               10000,
+		NTKByPartsFactor:         8,
+		NTKByPartsLowFreqFactor:  1,
+		NTKByPartsHighFreqFactor: 4,
+		NTKOriginalCtxLen:        8192,
+		AttnScoresSoftCap:        -1,
+		OutputLogitsSoftCap:      -1,
+		DefaultPrependBOS:        true,
+		DType:                    "float32",
+		defaulted:                true,
 	}
 }
 
@@ -150,9 +174,6 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &raw); err == nil {
 		if v, ok := raw["normalization_type"]; ok && string(v) == "null" {
 			p.NormalizationType = ""
-		}
-		if v, ok := raw["attn_types"]; ok && string(v) != "null" {
-			p.attnTypes = true
 		}
 	}
 	*c = Config(p)
@@ -420,12 +441,14 @@ func (c *Config) initArchitecture() error {
 		if !(c.RotaryBase > 0) || math.IsInf(c.RotaryBase, 1) {
 			return fmt.Errorf("rotary_base must be a positive number (default 10000), got %g", c.RotaryBase)
 		}
-		if c.RotaryAdjacentPairs {
-			return fmt.Errorf("rotary_adjacent_pairs is not supported yet by golens (it rotates NeoX's halves)")
+		if err := c.checkNTKByParts(); err != nil {
+			return err
 		}
 	} else if c.RotaryDim > 0 {
 		// TransformerLens reads it only for rotary positional embeddings.
 		return fmt.Errorf("rotary_dim %d needs positional_embedding_type rotary (got %s)", c.RotaryDim, c.PositionalEmbeddingType)
+	} else if c.UseNTKByPartsRope {
+		return fmt.Errorf("use_NTK_by_parts_rope needs positional_embedding_type rotary (got %s)", c.PositionalEmbeddingType)
 	}
 	switch {
 	case c.NKeyValueHeads < 0:
@@ -439,18 +462,133 @@ func (c *Config) initArchitecture() error {
 	if c.ParallelAttnMLP && c.AttnOnly {
 		return fmt.Errorf("parallel_attn_mlp needs an MLP (attn_only is set)")
 	}
-	softCap := func(v float64) bool { return v > 0 || math.IsNaN(v) || math.IsInf(v, 0) }
-	for _, f := range []struct {
-		on   bool
-		name string
-	}{
-		{c.UseLocalAttn, "use_local_attn"}, {c.WindowSize != nil, "window_size"}, {c.attnTypes, "attn_types"},
-		{softCap(c.AttnScoresSoftCap), "attn_scores_soft_cap"}, {softCap(c.OutputLogitsSoftCap), "output_logits_soft_cap"},
-		{c.UseNormalizationBeforeAndAfter, "use_normalization_before_and_after"},
-	} {
-		if f.on {
-			return fmt.Errorf("%s is not supported yet by golens", f.name)
+	return c.initAttention()
+}
+
+// initAttention validates the attention variants' fields (scale, soft
+// caps, sliding windows, post-norms) and fills attn_scale's default.
+func (c *Config) initAttention() error {
+	if c.AttnScale == -1 || c.AttnScale == 0 && !c.defaulted {
+		if !c.UseAttnScale {
+			c.AttnScale = -1 // unused, as TransformerLens leaves it
+		} else {
+			c.AttnScale = math.Sqrt(float64(c.DHead))
 		}
+	}
+	if c.UseAttnScale && (!(c.AttnScale > 0) || math.IsInf(c.AttnScale, 1)) {
+		return fmt.Errorf("attn_scale must be a positive number (or -1 for sqrt(d_head)), got %g", c.AttnScale)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"attn_scores_soft_cap", c.AttnScoresSoftCap}, {"output_logits_soft_cap", c.OutputLogitsSoftCap}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("%s must be a finite number (a cap > 0, or -1 for none), got %g", f.name, f.v)
+		}
+	}
+	if c.UseNormalizationBeforeAndAfter && c.NormalizationType != "RMS" && c.NormalizationType != "RMSPre" {
+		return fmt.Errorf("use_normalization_before_and_after needs normalization_type RMS or RMSPre (got %q): its post-norms are RMSNorms", c.NormalizationType)
+	}
+	if c.WindowSize != nil && *c.WindowSize <= 0 {
+		return fmt.Errorf("window_size must be positive, got %d", *c.WindowSize)
+	}
+	if strings.Trim(string(c.AttnTypes), "gl") != "" {
+		return fmt.Errorf("attn_types %q is not one 'g' (global) or 'l' (local) a layer: make it with NewAttnTypes", string(c.AttnTypes))
+	}
+	if n := c.AttnTypes.Len(); n > 0 && n != c.NLayers {
+		return fmt.Errorf("attn_types has %d entries for %d layers", n, c.NLayers)
+	}
+	local := c.AttnTypes.anyLocal()
+	switch {
+	case c.UseLocalAttn && c.AttnTypes.Len() == 0:
+		return fmt.Errorf("use_local_attn needs attn_types (each layer's \"global\" or \"local\")")
+	case local && !c.UseLocalAttn:
+		return fmt.Errorf("attn_types has local layers but use_local_attn is false")
+	case local && c.WindowSize == nil:
+		return fmt.Errorf("attn_types has local layers but window_size is not set")
+	}
+	return nil
+}
+
+// AttnTypes is attn_types, each layer's attention, "global" or "local"
+// (a sliding window of window_size keys), kept as one byte a layer ('g',
+// 'l') so that Config stays comparable with ==; in JSON it is
+// TransformerLens's list, or null for none.
+type AttnTypes string
+
+// NewAttnTypes makes AttnTypes from per-layer "global" and "local".
+func NewAttnTypes(types ...string) (AttnTypes, error) {
+	b := make([]byte, len(types))
+	for i, t := range types {
+		switch t {
+		case "global":
+			b[i] = 'g'
+		case "local":
+			b[i] = 'l'
+		default:
+			return "", fmt.Errorf("attn_types[%d] is %q; want \"global\" or \"local\"", i, t)
+		}
+	}
+	return AttnTypes(b), nil
+}
+
+// Len is the number of layers a has a type for (0: attn_types unset).
+func (a AttnTypes) Len() int { return len(a) }
+
+// Local reports whether layer l's attention is local.
+func (a AttnTypes) Local(l int) bool { return l >= 0 && l < len(a) && a[l] == 'l' }
+
+func (a AttnTypes) anyLocal() bool { return strings.IndexByte(string(a), 'l') >= 0 }
+
+// List is a as TransformerLens's list of "global" and "local", nil when
+// unset.
+func (a AttnTypes) List() []string {
+	if a == "" {
+		return nil
+	}
+	out := make([]string, len(a))
+	for i := range out {
+		out[i] = "global"
+		if a.Local(i) {
+			out[i] = "local"
+		}
+	}
+	return out
+}
+
+// MarshalJSON writes the list, or null when unset.
+func (a AttnTypes) MarshalJSON() ([]byte, error) { return json.Marshal(a.List()) }
+
+// UnmarshalJSON reads a list of "global" and "local", or null.
+func (a *AttnTypes) UnmarshalJSON(b []byte) error {
+	var types []string
+	if err := json.Unmarshal(b, &types); err != nil {
+		return fmt.Errorf("attn_types: %w", err)
+	}
+	t, err := NewAttnTypes(types...)
+	if err != nil {
+		return err
+	}
+	*a = t
+	return nil
+}
+
+// checkNTKByParts checks Llama 3.1's rope scaling parameters when it is on:
+// a positive factor and context and 0 < low < high, so that the
+// interpolation between the two wavelength bounds is defined.
+func (c *Config) checkNTKByParts() error {
+	if !c.UseNTKByPartsRope {
+		return nil
+	}
+	finite := func(v float64) bool { return v > 0 && !math.IsInf(v, 1) }
+	switch {
+	case !finite(c.NTKByPartsFactor):
+		return fmt.Errorf("NTK_by_parts_factor must be a positive number, got %g", c.NTKByPartsFactor)
+	case c.NTKOriginalCtxLen <= 0:
+		return fmt.Errorf("NTK_original_ctx_len must be positive, got %d", c.NTKOriginalCtxLen)
+	case !finite(c.NTKByPartsLowFreqFactor) || !finite(c.NTKByPartsHighFreqFactor) || !(c.NTKByPartsLowFreqFactor < c.NTKByPartsHighFreqFactor):
+		return fmt.Errorf("NTK_by_parts_low_freq_factor %g and NTK_by_parts_high_freq_factor %g must be positive, low below high",
+			c.NTKByPartsLowFreqFactor, c.NTKByPartsHighFreqFactor)
 	}
 	return nil
 }

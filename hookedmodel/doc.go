@@ -5,8 +5,11 @@
 // pass runs.
 //
 // A model comes from Load (a Hugging Face checkpoint directory, a golens
-// checkpoint, or a known name such as "gpt2" through the local Hugging Face
-// cache) or from New (random weights for a Config). Config mirrors
+// checkpoint, or a name such as "gpt2", "pythia-70m" or
+// "meta-llama/Llama-3.2-1B" through the local Hugging Face cache or the
+// hub, at a revision or training checkpoint if asked; its weights stream
+// onto the device without a second copy of the model) or from New (random
+// weights for a Config). Config mirrors
 // HookedTransformerConfig field for field, with the same JSON names.
 //
 // A pass runs on an Input (Tokens, Text or Residual) with Forward,

@@ -2,6 +2,7 @@ package hookedmodel
 
 import (
 	"context"
+	"github.com/golens/golens/hookedmodel/hftest"
 	"testing"
 
 	"github.com/golens/golens/backend"
@@ -10,28 +11,39 @@ import (
 )
 
 // A model loaded in a 16-bit dtype computes the same log-probabilities as
-// in float32, to that dtype's precision, wherever the device supports it.
+// in float32, to that dtype's precision, wherever the device supports it:
+// GPT-2, and Gemma 2 (soft caps, sliding window, post-norms, (1 + w) in
+// float32 before the cast back).
 func TestLowPrecisionDTypes(t *testing.T) {
 	dev := gotchtest.Device(t)
 	b, err := backend.Resolve(dev.String())
 	if err != nil {
 		t.Fatal(err)
 	}
+	gemma2 := hftest.Write(t, "gemma2", hftest.Opts{Seed: 28}).Dir
 	for _, tc := range []struct {
+		model string
 		dtype gotch.DType
 		tol   float64
-	}{{gotch.BFloat16, 3e-2}, {gotch.Half, 5e-3}, {gotch.Double, 1e-6}} {
-		t.Run(tc.dtype.String(), func(t *testing.T) {
+	}{
+		{"testdata/gpt2-tiny-bin", gotch.BFloat16, 3e-2}, {"testdata/gpt2-tiny-bin", gotch.Half, 5e-3}, {"testdata/gpt2-tiny-bin", gotch.Double, 1e-6},
+		{gemma2, gotch.BFloat16, 3e-2}, {gemma2, gotch.Half, 5e-3}, {gemma2, gotch.Double, 1e-6},
+	} {
+		name := tc.dtype.String()
+		if tc.model == gemma2 {
+			name = "gemma2 " + name
+		}
+		t.Run(name, func(t *testing.T) {
 			if err := b.Supports(tc.dtype); err != nil {
 				t.Skipf("%s: %v", dev, err)
 			}
 			gotchtest.CheckLeaks(t)
-			ref, err := Load(context.Background(), "testdata/gpt2-tiny-bin", OnDevice(dev))
+			ref, err := Load(context.Background(), tc.model, OnDevice(dev))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer ref.Free()
-			low, err := Load(context.Background(), "testdata/gpt2-tiny-bin", OnDevice(dev), WithDType(tc.dtype))
+			low, err := Load(context.Background(), tc.model, OnDevice(dev), WithDType(tc.dtype))
 			if err != nil {
 				t.Fatal(err)
 			}

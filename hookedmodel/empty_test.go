@@ -60,6 +60,7 @@ var emptyExempt = map[string]string{
 	"MLPInput":                     "an option without arguments",
 	"NoKVCache":                    "an option without arguments",
 	"NoProcessing":                 "an option without arguments",
+	"OfficialModelNames":           "no input",
 	"Permanent":                    "an option without arguments",
 	"Prepend":                      "an option without arguments",
 	"RecomputeLN":                  "an option without arguments",
@@ -369,6 +370,10 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 			{Input: "DType(99)", Call: load(WithDType(99)), Want: `dtype "DType(99)" is not a floating-point type`},
 		},
 		"WithHub": {{Input: "no options", Call: load(WithHub())}, {Input: "nil option", Call: load(WithHub(nil))}},
+		"WithRevision": {{Input: `"" (main)`, Call: load(WithRevision(""))},
+			{Input: `"main" for a local path`, Call: load(WithRevision("main")), Want: "is a local path"}},
+		"WithCheckpointIndex": {{Input: "0 for a local path", Call: load(WithCheckpointIndex(0)), Want: "is a local path"}},
+		"WithCheckpointValue": {{Input: "0 for a local path", Call: load(WithCheckpointValue(0)), Want: "is a local path"}},
 		"WithKVCache": {
 			{Input: "nil (none)", Call: func() error { return logitsOnly(e.m.Forward(ctx, Tokens(ids(64)), WithKVCache(nil))) }},
 			{Input: "zero KVCache", Call: func() error { return forward(WithKVCache(&KVCache{})) }, Want: "the key-value cache has 0 layers"},
@@ -670,6 +675,35 @@ func emptyCases(e *emptyEnv) map[string][]gotchtest.EmptyCase {
 		"Config.UnmarshalJSON": {
 			{Input: "nil", Call: func() error { return (&Config{}).UnmarshalJSON(nil) }, Want: "JSON"},
 			{Input: "{}", Call: func() error { return (&Config{}).UnmarshalJSON([]byte("{}")) }},
+		},
+		"NewAttnTypes": {{Input: "no layers", Call: func() error {
+			if a, err := NewAttnTypes(); err != nil || a != "" {
+				return fmt.Errorf("got %q, %v; want the unset AttnTypes", a, err)
+			}
+			return nil
+		}}},
+		"AttnTypes.Len": {{Input: "unset", Call: func() error { return lenIs(int64(AttnTypes("").Len()), 0) }}},
+		"AttnTypes.Local": {{Input: "unset, layer -1", Call: func() error {
+			if AttnTypes("").Local(-1) || AttnTypes("l").Local(-1) {
+				return fmt.Errorf("a layer outside attn_types is local")
+			}
+			return nil
+		}}},
+		"AttnTypes.List": {{Input: "unset", Call: func() error {
+			if l := AttnTypes("").List(); l != nil {
+				return fmt.Errorf("got %v, want nil", l)
+			}
+			return nil
+		}}},
+		"AttnTypes.MarshalJSON": {{Input: "unset", Call: func() error {
+			if b, err := AttnTypes("").MarshalJSON(); err != nil || string(b) != "null" {
+				return fmt.Errorf("got %s, %v; want null", b, err)
+			}
+			return nil
+		}}},
+		"AttnTypes.UnmarshalJSON": {
+			{Input: "nil", Call: func() error { var a AttnTypes; return a.UnmarshalJSON(nil) }, Want: "attn_types"},
+			{Input: "[]", Call: func() error { var a AttnTypes; return a.UnmarshalJSON([]byte("[]")) }},
 		},
 		"HookHandle.Remove": {{Input: "zero handle", Call: func() error { HookHandle{}.Remove(); return nil }}},
 		"KVCache.Len": {

@@ -266,12 +266,19 @@ func (m *HookedTransformer) posEmbed(s *callScope, tokens, padMask *gotch.Tensor
 	return gotch.MustEmbedding(m.WPos, ids).MustMaskedFill(pad, 0)
 }
 
-// unembed maps the final residual stream to logits [batch pos d_vocab_out].
+// unembed maps the final residual stream to logits [batch pos d_vocab_out],
+// soft-capped with output_logits_soft_cap (Gemma 2: cap·tanh(logits/cap),
+// as TransformerLens's HookedTransformer.forward and Hugging Face's
+// Gemma2ForCausalLM do; no hook point sits between the two).
 func (m *HookedTransformer) unembed(p *pass, resid *gotch.Tensor) *gotch.Tensor {
 	s := p.scope()
 	defer s.Close()
 	x := norm(p, m.LnFinal, s.in(resid))
-	return s.Keep(x.MustLinear(m.WU, m.BU)) // x W_U + b_U, as nn.Linear with WU = W_Uᵀ
+	logits := x.MustLinear(m.WU, m.BU) // x W_U + b_U, as nn.Linear with WU = W_Uᵀ
+	if c := m.cfg.OutputLogitsSoftCap; c > 0 {
+		logits = logits.MustDivScalar(c).MustTanh().MustMulScalar(c)
+	}
+	return s.Keep(logits)
 }
 
 // lmLoss is TransformerLens's lm_cross_entropy_loss: the negative

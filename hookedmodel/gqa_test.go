@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/golens/golens/gotch"
@@ -159,4 +160,69 @@ func TestGroupedQuerySplitProcessGenerate(t *testing.T) {
 		t.Errorf("processing record %v: want fold_value_biases run, refactor_factored_attn skipped", rec)
 	}
 	gotchtest.Close(t, "log-probs after processing", logProbs(t, m, tok), before, 1e-4)
+}
+
+// W_K and W_V of a grouped-query model are copies repeated per query
+// head, made on first use (a load does not pay for them), once even when
+// asked for from several goroutines at a time.
+func TestGroupedQueryExpandedViewsMadeOnFirstUse(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	m := editedModel(t, gqaConfig(2), 11)
+	defer m.Free()
+	a := m.Blocks[0].Attn
+	if a.views.wExp[1] != nil || a.views.bExp[2] != nil {
+		t.Fatal("the repeated W_K/b_V exist before anyone asked for them")
+	}
+	got := make([]*gotch.Tensor, 4)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], _ = a.W_K()
+		}()
+	}
+	wg.Wait()
+	for i, w := range got {
+		if w == nil || w != got[0] || !slices.Equal(w.Shape(), []int64{4, 16, 4}) {
+			t.Fatalf("goroutine %d: W_K %v, want one [4 16 4] tensor for all", i, w)
+		}
+	}
+}
+
+// TestMultiQueryWeightViews: with one key/value head (Gemma 2B) the
+// per-query-head W_V, a block's and the stacked one, follow an in-place
+// change of the weights (it was a stride-0 view of them, which refreshing
+// could not write into).
+func TestMultiQueryWeightViews(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	m := editedModel(t, func(c *Config) { c.NKeyValueHeads = 1 }, 3)
+	defer m.Free()
+	for range 2 {
+		for _, view := range []func() (*gotch.Tensor, error){m.W_V, m.Blocks[0].Attn.W_V} {
+			if _, err := view(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sd, s, err := m.StateDict()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sd["blocks.0.attn._W_V"].MustMulScalar_(2)
+		s.Close()
+	}
+	wv, err := m.Blocks[0].Attn.W_V() // [n_heads d_model d_head]: every head the one value head
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, s, err := m.StateDict()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	one := gotchtest.Values(t, sd["blocks.0.attn._W_V"])
+	got := gotchtest.Values(t, wv)
+	for h := range m.Cfg.NHeads {
+		gotchtest.Close(t, "head "+itoa(h), got[h*len(one):(h+1)*len(one)], one, 0)
+	}
 }

@@ -59,21 +59,15 @@ var ErrNonFinite = errors.New("not finite")
 // say).
 func AllowNonFinite() Option { return func(o *options) { o.allowNonFinite = true } }
 
-// knownModels maps TransformerLens's names to Hugging Face repositories.
-var knownModels = map[string][]string{
-	"gpt2":        {"gpt2", "openai-community/gpt2"},
-	"gpt2-small":  {"gpt2", "openai-community/gpt2"},
-	"gpt2-medium": {"gpt2-medium", "openai-community/gpt2-medium"},
-	"gpt2-large":  {"gpt2-large", "openai-community/gpt2-large"},
-	"gpt2-xl":     {"gpt2-xl", "openai-community/gpt2-xl"},
-	"distilgpt2":  {"distilgpt2", "distilbert/distilgpt2"},
-}
-
 // Load opens a model from a Hugging Face checkpoint directory (config.json
 // with model.safetensors or pytorch_model.bin, sharded or not), a golens
-// checkpoint file written by Save, or a known name (gpt2, gpt2-medium,
-// distilgpt2, ...) found in the local Hugging Face cache or downloaded.
-// Weights are processed as from_pretrained does unless NoProcessing.
+// checkpoint file written by Save, or by name: one of TransformerLens's
+// (gpt2, pythia-70m, meta-llama/Llama-3.2-1B, Qwen/Qwen2.5-0.5B, ...; see
+// OfficialModelNames) or any hub repository "org/name", found in the local
+// Hugging Face cache or downloaded (gated repositories need HF_TOKEN), at a
+// revision or training checkpoint when asked (WithRevision,
+// WithCheckpointIndex, WithCheckpointValue). Weights are processed as
+// from_pretrained does unless NoProcessing.
 func Load(ctx context.Context, model string, opts ...Option) (*HookedTransformer, error) {
 	if err := gotch.Available(); err != nil { // before any download
 		return nil, fmt.Errorf("load %q: %w", model, err)
@@ -130,7 +124,15 @@ func loadCheckpoint(ck *weights.Checkpoint, fsys fs.FS, path string, o options) 
 	if _, ok := ck.Metadata()[golensConfigKey]; ok {
 		return loadGolens(ck, cfg, o)
 	}
-	return loadHF(ck, cfg, o)
+	tk, err := dirTokenizer(fsys, path, cfg.DVocab)
+	if err != nil {
+		return nil, err
+	}
+	m, err := loadHF(ck, cfg, o)
+	if err == nil && tk != nil {
+		m.Tokenizer = tk
+	}
+	return m, err
 }
 
 // checkpointConfig is the config of the checkpoint ck at path in fsys
@@ -156,72 +158,103 @@ func checkpointConfig(ck *weights.Checkpoint, fsys fs.FS, path string) (Config, 
 // (its folder, or a weights file in it) in fsys (nil: the operating
 // system's files).
 func hfConfig(fsys fs.FS, path string) (Config, error) {
-	if fsys == nil {
-		dir := path
-		if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
-			dir = filepath.Dir(path)
-		}
-		return hfModelConfig(nil, dir, checkpointName(filepath.ToSlash(dir)))
-	}
-	dir := path
-	if fi, err := fs.Stat(fsys, path); err == nil && !fi.IsDir() {
-		dir = pathpkg.Dir(path)
-	}
-	return hfModelConfig(fsys, dir, checkpointName(dir))
+	dir := checkpointDir(fsys, path)
+	return hfModelConfig(fsys, dir, checkpointName(filepath.ToSlash(dir)))
 }
 
 // TokenizerOf returns the tokenizer a model loaded from model gets,
-// reading only its config (neither its weights nor the network): model is
-// a checkpoint path, as Load takes, or a known name (gpt2, gpt2-medium,
-// ...). A model with none is an error saying so: golens has GPT-2's
-// tokenizer only, and a model whose vocabulary is not GPT-2's has none.
+// reading only its config and tokenizer files (neither its weights nor the
+// network): model is a checkpoint path, as Load takes, or a known name
+// (gpt2, gpt2-medium, ...). A Hugging Face checkpoint's tokenizer.json is
+// its tokenizer; without one, a model whose vocabulary is GPT-2's gets
+// GPT-2's, and any other has none, which is an error saying so.
 func TokenizerOf(model string) (*tokenizer.Tokenizer, error) {
 	fi, err := os.Stat(model)
 	if err != nil {
-		if _, ok := knownModels[model]; ok || isGPT2Tokenizer(model) {
+		m, ok := official(model)
+		switch {
+		case ok && m.modelType == "gpt2" || isGPT2Tokenizer(model):
 			return tokenizer.GPT2(), nil
+		case ok:
+			return cachedTokenizer(m.name)
 		}
 		return nil, fmt.Errorf("no tokenizer known for model %q: no such file or directory, and not a known model name (golens has GPT-2's tokenizer: gpt2 names it)", model)
 	}
 	var cfg Config
-	if fi.IsDir() {
+	hf := fi.IsDir()
+	if hf {
 		cfg, err = hfConfig(nil, model)
 	} else {
 		var ck *weights.Checkpoint
 		if ck, err = weights.Open(model); err == nil {
+			_, golens := ck.Metadata()[golensConfigKey]
+			hf = !golens
 			cfg, err = checkpointConfig(ck, nil, model)
 			ck.Close()
 		}
 	}
+	var tk *tokenizer.Tokenizer
+	if err == nil && hf {
+		tk, err = dirTokenizer(nil, model, cfg.DVocab)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer of %q: %w", model, err)
+	}
+	if tk != nil {
+		return tk, nil
 	}
 	if t := cfg.tokenizer(); t != nil {
 		return t, nil
 	}
-	return nil, fmt.Errorf("model %q has no tokenizer: its vocabulary has %d tokens, not GPT-2's %d, and GPT-2's is the only tokenizer golens has; its inputs are token ids", model, cfg.DVocab, gpt2VocabSize())
+	return nil, fmt.Errorf("model %q has no tokenizer: its vocabulary has %d tokens, not GPT-2's %d, and no tokenizer.json is beside it; its inputs are token ids", model, cfg.DVocab, gpt2VocabSize())
 }
 
-// locate finds the checkpoint: a path as given, else a known name through
-// the hub cache (offline first, under each name Python may have cached it).
+// cachedTokenizer is the tokenizer.json of repo in the Hugging Face cache,
+// as Load fetched it with the weights.
+func cachedTokenizer(repo string) (*tokenizer.Tokenizer, error) {
+	dir, err := hub.Resolve(context.Background(), repo, []hub.Want{{"tokenizer.json"}}, hub.WithOffline(true), hub.WithProgress(nil))
+	if err != nil {
+		return nil, fmt.Errorf("model %q: its tokenizer.json is not in the Hugging Face cache (load the model once, or give its directory): %w", repo, err)
+	}
+	return tokenizer.Load(dir)
+}
+
+// locate finds the checkpoint: a path as given, else a name through the
+// hub cache (offline first, under each name Python may have cached it), at
+// the revision o asks for.
 func locate(ctx context.Context, model string, o options) (string, error) {
 	if _, err := os.Stat(model); err == nil {
+		if o.revision != "" || o.checkpointIndex != nil || o.checkpointValue != nil {
+			return "", fmt.Errorf("a revision or checkpoint picks a version of a hub repository; %q is a local path", model)
+		}
 		return model, nil
 	}
-	repos, ok := knownModels[model]
-	if !ok {
-		if looksLikePath(model) {
-			return "", fmt.Errorf("no such file or directory: %s", missingPart(model))
+	m, ok := official(model)
+	var repos []string
+	switch {
+	case ok:
+		repos = []string{m.name}
+		if moved, ok := movedRepos[m.name]; ok {
+			repos = append(repos, moved)
 		}
-		if !strings.Contains(model, "/") {
-			return "", fmt.Errorf("no such file or directory, and not a known model name (known: %s)", strings.Join(knownNames(), ", "))
-		}
+	case looksLikePath(model):
+		return "", fmt.Errorf("no such file or directory: %s", missingPart(model))
+	case !strings.Contains(model, "/"):
+		return "", fmt.Errorf("no such file or directory, and not a known model name (TransformerLens's names such as gpt2, pythia-70m or Qwen/Qwen2.5-0.5B, which hookedmodel.OfficialModelNames lists, or a hub repository org/name)")
+	default:
 		repos = []string{model}
+	}
+	rev, err := o.revisionOf(m)
+	if err != nil {
+		return "", err
+	}
+	if rev != "" {
+		o.hub = append(slices.Clip(o.hub), hub.WithRevision(rev))
 	}
 	want := []hub.Want{{"config.json"}, {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"}}
 	for _, repo := range repos {
-		if dir, err := hub.Resolve(ctx, repo, want, append(o.hub, hub.WithOffline(true))...); err == nil {
-			return shards(ctx, repo, dir, o)
+		if dir, err := hub.Resolve(ctx, repo, want, append(slices.Clip(o.hub), hub.WithOffline(true))...); err == nil {
+			return withTokenizer(ctx, repo, dir, o, false)
 		}
 	}
 	// Download under the name TransformerLens's from_pretrained uses, so
@@ -233,7 +266,36 @@ func locate(ctx context.Context, model string, o options) (string, error) {
 		}
 		return "", err
 	}
-	return shards(ctx, repos[0], dir, o)
+	return withTokenizer(ctx, repos[0], dir, o, true)
+}
+
+// tokenizerFiles are what a repository's tokenizer is made of, beside its
+// weights; a repository may have none.
+var tokenizerFiles = []string{"tokenizer.json", "tokenizer_config.json"}
+
+// withTokenizer fetches the shards of the checkpoint in dir and, when
+// online (the weights were just downloaded), the repository's tokenizer
+// files, so that the snapshot directory holds the model's tokenizer as it
+// holds its weights; a model found in the cache makes no request. A file
+// the repository does not have, or that offline mode cannot fetch, is left
+// out: the model then has no tokenizer (or GPT-2's, by its vocabulary), as
+// a directory without one does.
+func withTokenizer(ctx context.Context, repo, dir string, o options, online bool) (string, error) {
+	dir, err := shards(ctx, repo, dir, o)
+	if err != nil || !online {
+		return dir, err
+	}
+	for _, f := range tokenizerFiles {
+		want := []hub.Want{{f}}
+		if _, err := hub.Resolve(ctx, repo, want, append(slices.Clip(o.hub), hub.WithOffline(true))...); err == nil {
+			continue
+		}
+		_, err := hub.Resolve(ctx, repo, want, o.hub...)
+		if err != nil && !errors.Is(err, hub.ErrNotFound) && !errors.Is(err, hub.ErrOffline) {
+			return "", fmt.Errorf("%s's tokenizer: %w", repo, err)
+		}
+	}
+	return dir, nil
 }
 
 // shards fetches the files a sharded checkpoint's index names.
@@ -295,15 +357,6 @@ func missingPart(path string) string {
 		}
 		p = parent
 	}
-}
-
-func knownNames() []string {
-	var ns []string
-	for k := range knownModels {
-		ns = append(ns, k)
-	}
-	sort.Strings(ns)
-	return ns
 }
 
 // hfGPT2Config is the part of a Hugging Face GPT-2 config.json golens reads.
@@ -459,6 +512,9 @@ func checkEdit(cfg Config, f fieldChange) error {
 // config claiming many layers costs nothing.
 func weightShapes(c Config) []string {
 	c.NLayers = 1
+	if c.AttnTypes.Len() > 0 {
+		c.AttnTypes = c.AttnTypes[:1] // local or global, a block has the same weights
+	}
 	m, err := build(c, gotch.CPU) // no tensors yet: only the structure
 	if err != nil {
 		return []string{err.Error()}
@@ -566,8 +622,9 @@ func (m *HookedTransformer) fill(ck *weights.Checkpoint, table []source, o optio
 	if err := m.checkTable(ck, table); err != nil {
 		return err
 	}
+	r := m.newWeightReader(ck, table, o)
 	for _, src := range table {
-		t, err := m.readWeight(ck, src, o.allowNonFinite)
+		t, err := r.read(src)
 		if err != nil {
 			return err
 		}
@@ -602,52 +659,6 @@ func (m *HookedTransformer) checkTable(ck *weights.Checkpoint, table []source) e
 		return fmt.Errorf("the checkpoint has weights the config does not account for: %s", strings.Join(extra, ", "))
 	}
 	return nil
-}
-
-// readWeight reads src onto the model's device in its dtype. Unless
-// allowNonFinite, a weight holding NaN or an infinity there is an error
-// wrapping ErrNonFinite: one isfinite-all reduction per weight.
-func (m *HookedTransformer) readWeight(ck *weights.Checkpoint, src source, allowNonFinite bool) (out *gotch.Tensor, err error) {
-	if src.key == "" {
-		return gotch.Zeros(src.shape, m.dtype, m.device)
-	}
-	w, err := ck.Get(src.key)
-	if err != nil {
-		return nil, err
-	}
-	dt, ok := wdtypes[w.DType]
-	if !ok || !dt.IsFloat() {
-		return nil, fmt.Errorf("weight %q has dtype %s; want a floating-point type", src.key, w.DType)
-	}
-	s := gotch.NewScope()
-	defer s.Close()
-	var notFinite error
-	err = gotch.Try(func() {
-		stored := s.Attach(must(gotch.FromBytes(w.Data, w.Shape, dt, gotch.CPU)))
-		t := stored
-		if src.transpose {
-			t = t.MustTranspose(0, 1)
-		}
-		t = t.MustTo(m.dtype).MustToDevice(m.device, false).MustContiguous().MustClone()
-		if allowNonFinite || t.MustIsFinite().MustAll().MustItem() != 0 {
-			out = s.Keep(t)
-			return
-		}
-		nan := stored.MustIsNan().MustSum().MustItem()
-		inf := float64(stored.Numel()) - nan - stored.MustIsFinite().MustSum().MustItem()
-		if nan+inf == 0 { // finite as stored: the conversion overflowed
-			notFinite = fmt.Errorf("weight %q (%s) overflows %s: %w", src.key, w.DType, m.dtype, ErrNonFinite)
-		} else {
-			notFinite = fmt.Errorf("weight %q holds %.0f NaN and %.0f infinite values of %d: %w", src.key, nan, inf, stored.Numel(), ErrNonFinite)
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("weight %q: %w", src.key, err)
-	}
-	if notFinite != nil {
-		return nil, notFinite
-	}
-	return out, nil
 }
 
 func must[T any](v T, err error) T {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"math"
 	pathpkg "path"
 	"path/filepath"
 	"slices"
@@ -28,23 +29,29 @@ import (
 //     500000, Qwen2 1000000).
 //   - n_ctx is max_position_embeddings (TransformerLens caps several
 //     models, e.g. Llama 3.1 and Mistral, at a smaller n_ctx to save
-//     memory), except that Mistral's sliding_window, when smaller, bounds
-//     n_ctx: within the window sliding-window attention equals full causal
-//     attention, so golens computes Mistral's numbers exactly by refusing
-//     longer inputs rather than ignoring the window as TransformerLens does.
+//     memory), and Mistral's sliding_window is sliding-window attention on
+//     every layer, which TransformerLens ignores (its Mistral attends to
+//     all earlier tokens, as Hugging Face's does only within the window).
 //   - eps is rms_norm_eps with Hugging Face's default (1e-6) where
 //     config.json omits it.
+//   - Gemma: the activation is hidden_activation (TransformerLens's Gemma 1
+//     configs say exact gelu); Gemma 2's sliding-window layers are the
+//     even ones (TransformerLens's are the odd ones); see gemmaConfig.
 //
 // Fields that change the maths and that golens does not implement are
-// errors naming the field: rope_scaling (any type but "default"; Llama
-// 3.1's "llama3" is not implemented by golens's rotary yet), mlp_bias,
-// Qwen2's use_sliding_window.
+// errors naming the field: rope_scaling of a type other than "default" and
+// Llama 3.1's "llama3", mlp_bias, Qwen2's use_sliding_window, Gemma's
+// attention_bias and use_bidirectional_attention. rope_parameters
+// (transformers 5) is read as rope_theta and rope_scaling.
 
 // hfArch is one supported model_type.
 type hfArch struct {
 	arch   string                                  // original_architecture (the ...ForCausalLM class)
 	config func(hf hfLlamaConfig, c *Config) error // fills the architecture's fields
 	table  func(m *HookedTransformer, ck *weights.Checkpoint) hfTable
+	// scaleEmbed: the model multiplies its embeddings by sqrt(d_model)
+	// (Gemma), which the loader folds into W_E (see scaleEmbed).
+	scaleEmbed bool
 }
 
 // hfArchOf is the architecture of a model loaded from a Hugging Face
@@ -60,10 +67,12 @@ func hfArchOf(c Config) (hfArch, bool) {
 }
 
 var hfArchs = map[string]hfArch{
-	"llama":    {"LlamaForCausalLM", llamaConfig, llamaTable},
-	"mistral":  {"MistralForCausalLM", llamaConfig, llamaTable},
-	"qwen2":    {"Qwen2ForCausalLM", llamaConfig, llamaTable},
-	"gpt_neox": {"GPTNeoXForCausalLM", neoxConfig, neoxTable},
+	"llama":    {"LlamaForCausalLM", llamaConfig, llamaTable, false},
+	"mistral":  {"MistralForCausalLM", llamaConfig, llamaTable, false},
+	"qwen2":    {"Qwen2ForCausalLM", llamaConfig, llamaTable, false},
+	"gpt_neox": {"GPTNeoXForCausalLM", neoxConfig, neoxTable, false},
+	"gemma":    {"GemmaForCausalLM", gemmaConfig, llamaTable, true},
+	"gemma2":   {"Gemma2ForCausalLM", gemmaConfig, llamaTable, true},
 }
 
 // hfModelTypes lists the model_types golens loads.
@@ -76,9 +85,10 @@ func hfModelTypes() []string {
 	return ts
 }
 
-// hfLlamaConfig is the part of a Llama, Mistral, Qwen2 or GPT-NeoX
-// config.json golens reads (configuration_llama.py, configuration_mistral.py,
-// configuration_qwen2.py, configuration_gpt_neox.py).
+// hfLlamaConfig is the part of a Llama, Mistral, Qwen2, Gemma, Gemma 2 or
+// GPT-NeoX config.json golens reads (configuration_llama.py,
+// configuration_mistral.py, configuration_qwen2.py, configuration_gemma.py,
+// configuration_gemma2.py, configuration_gpt_neox.py).
 type hfLlamaConfig struct {
 	ModelType        string          `json:"model_type"`
 	Architectures    []string        `json:"architectures"`
@@ -106,6 +116,52 @@ type hfLlamaConfig struct {
 	RotaryEmbBase    *float64 `json:"rotary_emb_base"`       // absent: 10000 (newer configs say rope_theta)
 	LayerNormEps     *float64 `json:"layer_norm_eps"`        // absent: 1e-5
 	ParallelResidual *bool    `json:"use_parallel_residual"` // absent: true
+
+	// Gemma and Gemma 2 (configuration_gemma.py, configuration_gemma2.py).
+	HiddenActivation   *string  `json:"hidden_activation"`
+	QueryPreAttnScalar *float64 `json:"query_pre_attn_scalar"`
+	AttnSoftCap        *float64 `json:"attn_logit_softcapping"`
+	FinalSoftCap       *float64 `json:"final_logit_softcapping"`
+	LayerTypes         []string `json:"layer_types"`
+	Bidirectional      bool     `json:"use_bidirectional_attention"`
+
+	// fields is every key of config.json, to tell an absent field (the
+	// configuration class's default) from a null one.
+	fields map[string]json.RawMessage
+}
+
+// ropeParameters reads rope_parameters, the newer transformers releases'
+// spelling of rope_theta and rope_scaling in one object ({"rope_type":
+// "default", "rope_theta": 10000.0, ...}), as those two fields, which it
+// must not contradict.
+func (hf *hfLlamaConfig) ropeParameters() error {
+	raw, ok := hf.fields["rope_parameters"]
+	if !ok || string(raw) == "null" {
+		return nil
+	}
+	var rp struct {
+		RopeTheta *float64 `json:"rope_theta"`
+	}
+	if err := json.Unmarshal(raw, &rp); err != nil {
+		return fmt.Errorf("rope_parameters: %w", err)
+	}
+	switch {
+	case rp.RopeTheta != nil && hf.RopeTheta != nil && *rp.RopeTheta != *hf.RopeTheta:
+		return fmt.Errorf("rope_parameters.rope_theta %g contradicts rope_theta %g", *rp.RopeTheta, *hf.RopeTheta)
+	case len(hf.RopeScaling) > 0 && string(hf.RopeScaling) != "null":
+		return fmt.Errorf("config.json has both rope_parameters and rope_scaling; golens reads one")
+	}
+	if rp.RopeTheta != nil {
+		hf.RopeTheta = rp.RopeTheta
+	}
+	hf.RopeScaling = raw // its rope_type and scaling parameters, as rope_scaling spells them
+	return nil
+}
+
+// absent reports whether config.json lacks key (null counts as present).
+func (hf hfLlamaConfig) absent(key string) bool {
+	_, ok := hf.fields[key]
+	return !ok
 }
 
 // hfModelConfig reads dir/config.json from fsys (nil: the operating
@@ -141,6 +197,12 @@ func hfModelConfig(fsys fs.FS, dir, name string) (Config, error) {
 	if err := json.Unmarshal(b, &hf); err != nil {
 		return Config{}, fmt.Errorf("parse %s: %w", path, err)
 	}
+	if err := json.Unmarshal(b, &hf.fields); err != nil {
+		return Config{}, fmt.Errorf("parse %s: %w", path, err)
+	}
+	if err := hf.ropeParameters(); err != nil {
+		return Config{}, fmt.Errorf("%s: model_type %s: %w", path, mt.ModelType, err)
+	}
 	c := DefaultConfig()
 	c.ModelName = name
 	c.OriginalArchitecture = a.arch // what TransformerLens reads from architectures[0] for these models
@@ -174,14 +236,8 @@ func (hf hfLlamaConfig) checkSizes() error {
 // llamaConfig maps a Llama, Mistral or Qwen2 config as TransformerLens's
 // convert_hf_model_config does, with Hugging Face's numbers (see above).
 func llamaConfig(hf hfLlamaConfig, c *Config) error {
-	if err := checkRopeScaling(hf.RopeScaling); err != nil {
+	if err := ropeScaling(hf.RopeScaling, c); err != nil {
 		return err
-	}
-	if hf.PartialRotary != nil && *hf.PartialRotary != 1 {
-		return fmt.Errorf("partial_rotary_factor %g is not supported for model_type %q (its rotary covers all of head_dim)", *hf.PartialRotary, hf.ModelType)
-	}
-	if hf.MLPBias {
-		return fmt.Errorf("mlp_bias is not supported (golens's gated MLP has no biases on gate_proj and up_proj)")
 	}
 	if hf.UseSlidingWindow {
 		return fmt.Errorf("use_sliding_window is not supported yet by golens (Qwen2's sliding-window layers)")
@@ -190,6 +246,45 @@ func llamaConfig(hf hfLlamaConfig, c *Config) error {
 		// Mistral and Qwen2 fix their biases in the modeling code
 		// (Qwen2: q, k and v always); Llama reads attention_bias.
 		return fmt.Errorf("attention_bias is not supported for model_type %q", hf.ModelType)
+	}
+	if err := llamaSizes(hf, c); err != nil {
+		return err
+	}
+	c.NCtx, c.ActFn = hf.MaxPositions, hf.HiddenAct
+	if hf.ModelType == "mistral" && hf.SlidingWindow != nil {
+		return slideEveryLayer(c, *hf.SlidingWindow)
+	}
+	return nil
+}
+
+// slideEveryLayer gives every layer sliding-window attention of window
+// keys, as MistralAttention's sliding_window does (null: none).
+func slideEveryLayer(c *Config, window int) error {
+	if window <= 0 {
+		return fmt.Errorf("sliding_window must be positive or null, got %d", window)
+	}
+	if c.NLayers > maxLayers {
+		return fmt.Errorf("num_hidden_layers %d: more than the %d layers golens lists attention types for", c.NLayers, maxLayers)
+	}
+	types, err := NewAttnTypes(slices.Repeat([]string{"local"}, c.NLayers)...)
+	if err != nil {
+		return err
+	}
+	c.UseLocalAttn, c.AttnTypes, c.WindowSize = true, types, &window
+	return nil
+}
+
+// llamaSizes fills the fields the Llama-style model_types (Llama, Mistral,
+// Qwen2, Gemma, Gemma 2) share: sizes, grouped-query heads, head_dim
+// (hidden_size / num_attention_heads when absent), rms_norm_eps (default
+// 1e-6), rope_theta (default 10000), n_ctx from max_position_embeddings,
+// RMSNorm, a gated MLP with no biases, rotary on all of head_dim.
+func llamaSizes(hf hfLlamaConfig, c *Config) error {
+	if hf.PartialRotary != nil && *hf.PartialRotary != 1 {
+		return fmt.Errorf("partial_rotary_factor %g is not supported for model_type %q (its rotary covers all of head_dim)", *hf.PartialRotary, hf.ModelType)
+	}
+	if hf.MLPBias {
+		return fmt.Errorf("mlp_bias is not supported (golens's gated MLP has no biases on gate_proj and up_proj)")
 	}
 	kv := hf.Heads
 	if hf.KVHeads != nil {
@@ -211,17 +306,147 @@ func llamaConfig(hf hfLlamaConfig, c *Config) error {
 	if hf.RopeTheta != nil {
 		theta = *hf.RopeTheta
 	}
-	nCtx := hf.MaxPositions
-	if hf.ModelType == "mistral" && hf.SlidingWindow != nil && *hf.SlidingWindow > 0 && *hf.SlidingWindow < nCtx {
-		nCtx = *hf.SlidingWindow // see the package comment above
-	}
 	c.NLayers, c.DModel, c.NHeads, c.DHead, c.NKeyValueHeads = hf.Layers, hf.HiddenSize, hf.Heads, dHead, kv
-	c.DMLP, c.DVocab, c.DVocabOut, c.NCtx, c.Eps = hf.Intermediate, hf.VocabSize, hf.VocabSize, nCtx, eps
-	c.ActFn, c.GatedMLP = hf.HiddenAct, true
-	c.NormalizationType, c.FinalRMS = "RMS", true
+	c.DMLP, c.DVocab, c.DVocabOut, c.NCtx, c.Eps = hf.Intermediate, hf.VocabSize, hf.VocabSize, hf.MaxPositions, eps
+	c.GatedMLP, c.NormalizationType, c.FinalRMS = true, "RMS", true
 	c.PositionalEmbeddingType, c.RotaryDim, c.RotaryBase = "rotary", dHead, theta
 	return nil
 }
+
+// gemmaConfig maps a Gemma or Gemma 2 config with Hugging Face's numbers
+// (modeling_gemma.py, modeling_gemma2.py; absent fields take the
+// configuration classes' defaults):
+//   - head_dim is read, default 256 (not hidden_size / heads).
+//   - RMSNorms scale by (1 + w) (rms_norm_weight_plus_one).
+//   - The MLP's activation is hidden_activation, gelu_pytorch_tanh when
+//     absent or null; hidden_act is ignored, as transformers 4.x's GemmaMLP
+//     ignores it (Gemma 1's hub configs say hidden_act "gelu", which
+//     TransformerLens's Gemma 1 configs copy as exact GELU).
+//   - Gemma 2: scores divided by sqrt(query_pre_attn_scalar) (default 256);
+//     attn_logit_softcapping and final_logit_softcapping (defaults 50 and
+//     30; null is none); the post-attention and post-feed-forward norms;
+//     sliding_window (default 4096; null is none) on the layers
+//     layer_types marks sliding_attention, by default the even ones
+//     (Gemma2Config: "sliding_attention" where (i + 1) % 2 is true;
+//     TransformerLens's Gemma 2 configs make the odd ones local).
+//
+// The embedding scale sqrt(d_model) is folded into W_E when the weights
+// are read (see scaleEmbed), as TransformerLens's weight conversion does.
+func gemmaConfig(hf hfLlamaConfig, c *Config) error {
+	if err := ropeScaling(hf.RopeScaling, c); err != nil {
+		return err
+	}
+	switch {
+	case hf.AttentionBias:
+		return fmt.Errorf("attention_bias is not supported for model_type %q", hf.ModelType)
+	case hf.Bidirectional:
+		return fmt.Errorf("use_bidirectional_attention is not supported (golens's Gemma attention is causal)")
+	}
+	if hf.HeadDim == nil {
+		hf.HeadDim = ptr(256)
+	}
+	if err := llamaSizes(hf, c); err != nil {
+		return err
+	}
+	c.NormWeightPlusOne = true
+	c.ActFn = "gelu_pytorch_tanh"
+	if hf.HiddenActivation != nil {
+		if !supportedActs[*hf.HiddenActivation] {
+			return fmt.Errorf("hidden_activation %q is not supported (want %s)", *hf.HiddenActivation, actList)
+		}
+		c.ActFn = *hf.HiddenActivation
+	}
+	if hf.ModelType == "gemma2" {
+		return gemma2Config(hf, c)
+	}
+	return nil
+}
+
+// gemma2Config fills what Gemma 2 adds to Gemma (see gemmaConfig).
+func gemma2Config(hf hfLlamaConfig, c *Config) error {
+	c.UseNormalizationBeforeAndAfter = true
+	scalar := 256.0
+	if hf.QueryPreAttnScalar != nil {
+		scalar = *hf.QueryPreAttnScalar
+	}
+	if !(scalar > 0) || math.IsInf(scalar, 1) {
+		return fmt.Errorf("query_pre_attn_scalar must be a positive number, got %g", scalar)
+	}
+	c.AttnScale = math.Sqrt(scalar)
+	var err error
+	if c.AttnScoresSoftCap, err = hf.softCap("attn_logit_softcapping", hf.AttnSoftCap, 50); err != nil {
+		return err
+	}
+	if c.OutputLogitsSoftCap, err = hf.softCap("final_logit_softcapping", hf.FinalSoftCap, 30); err != nil {
+		return err
+	}
+	window := 4096
+	switch {
+	case hf.SlidingWindow != nil:
+		window = *hf.SlidingWindow
+	case !hf.absent("sliding_window"): // null: no layer slides
+		return nil
+	}
+	if window <= 0 {
+		return fmt.Errorf("sliding_window must be positive, got %d", window)
+	}
+	types, err := hf.attnTypes()
+	if err != nil {
+		return err
+	}
+	c.UseLocalAttn, c.AttnTypes, c.WindowSize = true, types, &window
+	return nil
+}
+
+// softCap is a Gemma 2 soft-cap field: def when absent, none (-1) when
+// null, else a positive number.
+func (hf hfLlamaConfig) softCap(key string, v *float64, def float64) (float64, error) {
+	switch {
+	case v != nil && (!(*v > 0) || math.IsInf(*v, 1)):
+		return 0, fmt.Errorf("%s must be a positive number or null, got %g", key, *v)
+	case v != nil:
+		return *v, nil
+	case hf.absent(key):
+		return def, nil
+	}
+	return -1, nil
+}
+
+// attnTypes is each layer's attention, from layer_types
+// ("sliding_attention" or "full_attention") when config.json has it, else
+// Gemma2Config's default: the even layers slide.
+func (hf hfLlamaConfig) attnTypes() (AttnTypes, error) {
+	if hf.Layers > maxLayers {
+		return "", fmt.Errorf("num_hidden_layers %d: more than the %d layers golens lists attention types for", hf.Layers, maxLayers)
+	}
+	types := make([]string, hf.Layers)
+	if hf.LayerTypes == nil {
+		for l := range types {
+			types[l] = map[bool]string{true: "local", false: "global"}[l%2 == 0]
+		}
+		return NewAttnTypes(types...)
+	}
+	if len(hf.LayerTypes) != hf.Layers {
+		return "", fmt.Errorf("layer_types has %d entries for num_hidden_layers %d", len(hf.LayerTypes), hf.Layers)
+	}
+	for l, t := range hf.LayerTypes {
+		switch t {
+		case "sliding_attention":
+			types[l] = "local"
+		case "full_attention":
+			types[l] = "global"
+		default:
+			return "", fmt.Errorf("layer_types[%d] is %q; want sliding_attention or full_attention", l, t)
+		}
+	}
+	return NewAttnTypes(types...)
+}
+
+// maxLayers bounds the per-layer lists made from a config before its
+// checkpoint is seen (no model comes near it).
+const maxLayers = 1 << 20
+
+func ptr[T any](v T) *T { return &v }
 
 // neoxConfig maps a GPT-NeoX (Pythia) config as TransformerLens's
 // convert_hf_model_config does, with Hugging Face's numbers: rotary_base is
@@ -229,7 +454,7 @@ func llamaConfig(hf hfLlamaConfig, c *Config) error {
 // TransformerLens keeps 10000; rotary_dim is int(d_head · rotary_pct), as
 // GPTNeoXAttention's rotary_ndims.
 func neoxConfig(hf hfLlamaConfig, c *Config) error {
-	if err := checkRopeScaling(hf.RopeScaling); err != nil {
+	if err := ropeScaling(hf.RopeScaling, c); err != nil {
 		return err
 	}
 	if hf.HiddenSize%hf.Heads != 0 {
@@ -266,14 +491,22 @@ func neoxConfig(hf hfLlamaConfig, c *Config) error {
 	return nil
 }
 
-// checkRopeScaling refuses a rope_scaling other than none or "default".
-func checkRopeScaling(raw json.RawMessage) error {
+// ropeScaling maps config.json's rope_scaling onto c: none or "default"
+// leaves the frequencies alone, "llama3" (Llama 3.1 and 3.2) is
+// TransformerLens's NTK-by-parts with Hugging Face's four parameters, all
+// required as _compute_llama3_parameters reads them; any other type is an
+// error naming it.
+func ropeScaling(raw json.RawMessage, c *Config) error {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
 	}
 	var rs struct {
-		RopeType string `json:"rope_type"`
-		Type     string `json:"type"` // the older spelling
+		RopeType string   `json:"rope_type"`
+		Type     string   `json:"type"` // the older spelling
+		Factor   *float64 `json:"factor"`
+		Low      *float64 `json:"low_freq_factor"`
+		High     *float64 `json:"high_freq_factor"`
+		Original *int     `json:"original_max_position_embeddings"`
 	}
 	if err := json.Unmarshal(raw, &rs); err != nil {
 		return fmt.Errorf("rope_scaling: %w", err)
@@ -282,8 +515,27 @@ func checkRopeScaling(raw json.RawMessage) error {
 	if typ == "" {
 		typ = rs.Type
 	}
-	if typ != "default" {
-		return fmt.Errorf("rope_scaling of type %q is not supported yet by golens (it computes unscaled rotary frequencies)", typ)
+	switch typ {
+	case "default":
+		return nil
+	case "llama3":
+	default:
+		return fmt.Errorf("rope_scaling of type %q is not supported by golens (want default or llama3)", typ)
+	}
+	for _, f := range []struct {
+		name    string
+		missing bool
+	}{{"factor", rs.Factor == nil}, {"low_freq_factor", rs.Low == nil}, {"high_freq_factor", rs.High == nil},
+		{"original_max_position_embeddings", rs.Original == nil}} {
+		if f.missing {
+			return fmt.Errorf("rope_scaling of type llama3 needs %s", f.name)
+		}
+	}
+	c.UseNTKByPartsRope = true
+	c.NTKByPartsFactor, c.NTKByPartsLowFreqFactor, c.NTKByPartsHighFreqFactor = *rs.Factor, *rs.Low, *rs.High
+	c.NTKOriginalCtxLen = *rs.Original
+	if err := c.checkNTKByParts(); err != nil {
+		return fmt.Errorf("rope_scaling: %w", err)
 	}
 	return nil
 }
@@ -364,8 +616,10 @@ func (t *hfTable) part(c *hfCat, key string, shape []int64) {
 	c.last = len(t.sources) - 1
 }
 
-// llamaTable maps transformers' LlamaForCausalLM (and Mistral's and
-// Qwen2's, which name their weights the same) onto the model's weights.
+// llamaTable maps transformers' LlamaForCausalLM (and Mistral's, Qwen2's
+// and Gemma's, which name their weights the same; Gemma 2 adds
+// pre_feedforward_layernorm and post_feedforward_layernorm, and its
+// post_attention_layernorm is ln1_post, not ln2) onto the model's weights.
 // nn.Linear stores [out in], as golens does: nothing is transposed. The
 // q, k and v projections' rows are head-major (head h's rows h·d_head to
 // (h+1)·d_head), as W_QKV's are.
@@ -393,9 +647,17 @@ func llamaTable(m *HookedTransformer, ck *weights.Checkpoint) hfTable {
 	}
 	for l, b := range m.Blocks {
 		p := fmt.Sprintf("model.layers.%d.", l)
-		t.sources = append(t.sources,
-			source{&b.Ln1.W, p + "input_layernorm.weight", []int64{dm}, false},
-			source{&b.Ln2.W, p + "post_attention_layernorm.weight", []int64{dm}, false})
+		t.sources = append(t.sources, source{&b.Ln1.W, p + "input_layernorm.weight", []int64{dm}, false})
+		if b.Ln1Post == nil {
+			t.sources = append(t.sources, source{&b.Ln2.W, p + "post_attention_layernorm.weight", []int64{dm}, false})
+		} else {
+			// Gemma2DecoderLayer: post_attention_layernorm normalises the
+			// attention's output; the MLP reads pre_feedforward_layernorm.
+			t.sources = append(t.sources,
+				source{&b.Ln1Post.W, p + "post_attention_layernorm.weight", []int64{dm}, false},
+				source{&b.Ln2.W, p + "pre_feedforward_layernorm.weight", []int64{dm}, false},
+				source{&b.Ln2Post.W, p + "post_feedforward_layernorm.weight", []int64{dm}, false})
+		}
 		t.cats = append(t.cats, hfCat{dst: &b.Attn.WQKV, parts: make([]*gotch.Tensor, 0, 3)})
 		w := &t.cats[len(t.cats)-1]
 		t.part(w, p+"self_attn.q_proj.weight", []int64{hd, dm})
@@ -474,8 +736,9 @@ func (m *HookedTransformer) fillHF(ck *weights.Checkpoint, a hfArch, o options) 
 	for i := range t.cats {
 		joinAt[t.cats[i].last] = &t.cats[i]
 	}
+	r := m.newWeightReader(ck, t.sources, o)
 	for i, src := range t.sources {
-		w, err := m.readWeight(ck, src, o.allowNonFinite)
+		w, err := r.read(src)
 		if err != nil {
 			return err
 		}
@@ -486,5 +749,24 @@ func (m *HookedTransformer) fillHF(ck *weights.Checkpoint, a hfArch, o options) 
 			}
 		}
 	}
+	if a.scaleEmbed {
+		return m.scaleEmbed()
+	}
 	return nil
+}
+
+// scaleEmbed folds Gemma's embedding scale into W_E, as TransformerLens's
+// Gemma weight conversion does, so hook_embed holds the scaled embeddings
+// TransformerLens's does: GemmaModel.forward multiplies them by
+// sqrt(hidden_size) rounded to the model's dtype (torch.tensor(hidden_size
+// ** 0.5, dtype=hidden_states.dtype)), elementwise in that dtype, which
+// is the same product element for element. A tied unembedding reads
+// embed_tokens again, unscaled.
+func (m *HookedTransformer) scaleEmbed() error {
+	return gotch.Try(func() {
+		s := gotch.NewScope()
+		defer s.Close()
+		normalizer := s.Attach(gotch.MustFull([]int64{}, math.Sqrt(float64(m.Cfg.DModel)), m.dtype, m.device)) // 0-d, rounded to the dtype
+		m.WE.MustMul_(normalizer)
+	})
 }

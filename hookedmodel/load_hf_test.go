@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/golens/golens/hookedmodel/hftest"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -18,27 +20,67 @@ import (
 	"github.com/golens/golens/hookedmodel/weights"
 )
 
-// hfRefConfig is the float64 reference's config of a Llama, Mistral or
-// Qwen2 config.json, read from the JSON here (not through golens's mapper),
-// as Hugging Face's modeling code reads it.
+// hfRefConfig is the float64 reference's config of a Llama, Mistral,
+// Qwen2, Gemma or Gemma 2 config.json, read from the JSON here (not
+// through golens's mapper), as Hugging Face's modeling code reads it; the
+// test configs spell out every field the modeling code reads.
 func hfRefConfig(t *testing.T, c map[string]any) reference.Config {
 	t.Helper()
-	M, H := hfcInt(c, "hidden_size"), hfcInt(c, "num_attention_heads")
+	M, H := hftest.Int(c, "hidden_size"), hftest.Int(c, "num_attention_heads")
 	D := M / H
 	if _, ok := c["head_dim"]; ok {
-		D = hfcInt(c, "head_dim")
+		D = hftest.Int(c, "head_dim")
 	}
 	theta := 10000.0
 	if v, ok := c["rope_theta"].(float64); ok {
 		theta = v
 	}
-	return reference.Config{
-		NLayers: hfcInt(c, "num_hidden_layers"), DModel: M, DHead: D, NHeads: H,
-		NKeyValueHeads: hfcInt(c, "num_key_value_heads"), ActFn: c["hidden_act"].(string),
+	rc := reference.Config{
+		NLayers: hftest.Int(c, "num_hidden_layers"), DModel: M, DHead: D, NHeads: H,
+		NKeyValueHeads: hftest.Int(c, "num_key_value_heads"), ActFn: c["hidden_act"].(string),
 		Eps: c["rms_norm_eps"].(float64), UseAttnScale: true, NormalizationType: "RMS",
 		AttentionDir: "causal", PositionalEmbeddingType: "rotary", RotaryDim: D, RotaryBase: theta,
 		GatedMLP: true, DType: "float32",
 	}
+	if rs, ok := c["rope_scaling"].(map[string]any); ok && rs["rope_type"] == "llama3" {
+		num := func(k string) float64 { return float64(hftest.Int(rs, k)) }
+		if f, ok := rs["factor"].(float64); ok {
+			rc.Llama3Factor = f
+		}
+		rc.UseLlama3Rope, rc.Llama3OriginalCtx = true, num("original_max_position_embeddings")
+		rc.Llama3LowFreq, rc.Llama3HighFreq = rs["low_freq_factor"].(float64), rs["high_freq_factor"].(float64)
+	}
+	mt := c["model_type"]
+	if w, ok := c["sliding_window"]; ok && w != nil && mt == "mistral" { // MistralAttention: every layer
+		rc.WindowSize, rc.AttnTypes = hftest.Int(c, "sliding_window"), slices.Repeat([]string{"local"}, rc.NLayers)
+	}
+	if mt != "gemma" && mt != "gemma2" {
+		return rc
+	}
+	// GemmaMLP and Gemma2MLP: ACT2FN[hidden_activation]; GemmaRMSNorm's
+	// (1 + w); GemmaModel's embeddings times sqrt(hidden_size).
+	rc.ActFn, rc.NormWeightPlusOne, rc.ScaleEmbed = c["hidden_activation"].(string), true, true
+	if mt == "gemma2" {
+		toF := func(key string) float64 {
+			switch v := c[key].(type) {
+			case int:
+				return float64(v)
+			case float64:
+				return v
+			case nil: // a null soft cap: none ("is not None" in the modeling code)
+				return 0
+			}
+			t.Fatalf("config field %s: %T", key, c[key])
+			return 0
+		}
+		// Gemma2Attention: scaling = query_pre_attn_scalar**-0.5, the
+		// soft caps, sliding_window on the even layers; the post-norms.
+		rc.AttnScale = math.Sqrt(toF("query_pre_attn_scalar"))
+		rc.AttnScoresSoftCap, rc.LogitsSoftCap = toF("attn_logit_softcapping"), toF("final_logit_softcapping")
+		rc.WindowSize, rc.AttnTypes = hftest.Int(c, "sliding_window"), reference.HFGemma2AttnTypes(rc.NLayers)
+		rc.NormBeforeAndAfter = true
+	}
+	return rc
 }
 
 // hfRefWeights converts a written checkpoint's values to the reference's
@@ -46,11 +88,11 @@ func hfRefConfig(t *testing.T, c map[string]any) reference.Config {
 // W_Q[h, m, d] = q_proj[h·D + d, m], W_O[h, d, m] = o_proj[m, h·D + d],
 // W_in = up_projᵀ, W_gate = gate_projᵀ, W_out = down_projᵀ, W_U =
 // lm_headᵀ (embed_tokensᵀ when tied).
-func hfRefWeights(t *testing.T, ck *hfcModel, rc reference.Config) *reference.Model {
+func hfRefWeights(t *testing.T, ck *hftest.Model, rc reference.Config) *reference.Model {
 	t.Helper()
 	M, H, KV, D := rc.DModel, rc.NHeads, rc.NKeyValueHeads, rc.DHead
-	V := hfcInt(ck.Config, "vocab_size")
-	F := hfcInt(ck.Config, "intermediate_size")
+	V := hftest.Int(ck.Config, "vocab_size")
+	F := hftest.Int(ck.Config, "intermediate_size")
 	r := &reference.Model{Cfg: rc, W: map[string]reference.Tensor{}}
 	get := func(name string) []float64 {
 		v, ok := ck.Values[name]
@@ -87,7 +129,13 @@ func hfRefWeights(t *testing.T, ck *hfcModel, rc reference.Config) *reference.Mo
 		p := "model.layers." + itoa(l) + "."
 		b := "blocks." + itoa(l) + "."
 		put(b+"ln1.w", get(p+"input_layernorm.weight"), M)
-		put(b+"ln2.w", get(p+"post_attention_layernorm.weight"), M)
+		if rc.NormBeforeAndAfter { // Gemma2DecoderLayer's four norms
+			put(b+"ln1_post.w", get(p+"post_attention_layernorm.weight"), M)
+			put(b+"ln2.w", get(p+"pre_feedforward_layernorm.weight"), M)
+			put(b+"ln2_post.w", get(p+"post_feedforward_layernorm.weight"), M)
+		} else {
+			put(b+"ln2.w", get(p+"post_attention_layernorm.weight"), M)
+		}
 		put(b+"attn.W_Q", heads(get(p+"self_attn.q_proj.weight"), H), H, M, D)
 		put(b+"attn.W_K", heads(get(p+"self_attn.k_proj.weight"), KV), KV, M, D)
 		put(b+"attn.W_V", heads(get(p+"self_attn.v_proj.weight"), KV), KV, M, D)
@@ -133,28 +181,39 @@ func logSoftmaxRows(x []float64, n int) []float64 {
 	return out
 }
 
-// hfLlamaCases are the checkpoints the loader tests load: Llama 3.1's
-// rope_scaling removed (golens refuses it), rope_theta 500000 kept; Llama
-// with attention_bias; Mistral; Qwen2 with tied embeddings and q/k/v
-// biases; a bf16 and a sharded one.
+// hfLlamaCases are the checkpoints the loader tests load: Llama 3.1 with
+// its rope_scaling, at a rope_theta and original context that put one
+// rotary frequency in each of its three bands (see llama31Bands); Llama
+// without scaling and with attention_bias; Mistral; Qwen2 with tied
+// embeddings and q/k/v biases; a bf16 and a sharded one; Gemma (hidden_act
+// "gelu" as the hub's Gemma 1 configs say it, which the modeling code
+// ignores for hidden_activation) and Gemma 2 (window 3 shorter than the
+// 7-token prompts, soft caps 2 and 3 that bite, query_pre_attn_scalar 9,
+// head_dim 6 against 16 / 4 heads, 2 key/value heads), f32 and bf16
+// sharded.
 var hfLlamaCases = []struct {
 	name, modelType string
-	opts            hfcOpts
+	opts            hftest.Opts
 }{
-	{"llama", "llama", hfcOpts{Seed: 1, Edit: func(c map[string]any) { c["rope_scaling"] = nil }}},
-	{"llama attention_bias", "llama", hfcOpts{Seed: 2, Edit: func(c map[string]any) { c["rope_scaling"], c["attention_bias"] = nil, true }}},
-	{"mistral", "mistral", hfcOpts{Seed: 3}},
-	{"qwen2", "qwen2", hfcOpts{Seed: 4}},
-	{"qwen2 bf16 sharded", "qwen2", hfcOpts{Seed: 5, DType: weights.BF16, Shards: 3}},
+	{"llama 3.1 rope_scaling", "llama", hftest.Opts{Seed: 1, Edit: llama31Bands}},
+	{"llama attention_bias", "llama", hftest.Opts{Seed: 2, Edit: func(c map[string]any) { c["rope_scaling"], c["attention_bias"] = nil, true }}},
+	{"mistral", "mistral", hftest.Opts{Seed: 3}},
+	{"mistral sliding window 3", "mistral", hftest.Opts{Seed: 6, Edit: func(c map[string]any) { c["sliding_window"] = 3 }}},
+	{"qwen2", "qwen2", hftest.Opts{Seed: 4}},
+	{"qwen2 bf16 sharded", "qwen2", hftest.Opts{Seed: 5, DType: weights.BF16, Shards: 3}},
+	{"gemma", "gemma", hftest.Opts{Seed: 19, Edit: func(c map[string]any) { c["hidden_act"] = "gelu" }}},
+	{"gemma bf16 sharded", "gemma", hftest.Opts{Seed: 20, DType: weights.BF16, Shards: 2}},
+	{"gemma2", "gemma2", hftest.Opts{Seed: 21}},
+	{"gemma2 bf16 sharded untied", "gemma2", hftest.Opts{Seed: 22, DType: weights.BF16, Shards: 3, Edit: func(c map[string]any) { c["tie_word_embeddings"] = false }}},
 }
 
 func TestLoadHFLlamaFamilyMatchesReference(t *testing.T) {
 	for _, tc := range hfLlamaCases {
 		t.Run(tc.name, func(t *testing.T) {
 			gotchtest.CheckLeaks(t)
-			ck := writeHFModel(t, tc.modelType, tc.opts)
+			ck := hftest.Write(t, tc.modelType, tc.opts)
 			rc := hfRefConfig(t, ck.Config)
-			rows, tok := randomTokens(t, 2, 7, hfcInt(ck.Config, "vocab_size"), 9)
+			rows, tok := randomTokens(t, 2, 7, hftest.Int(ck.Config, "vocab_size"), 9)
 			defer tok.Free()
 			want := hfRefWeights(t, ck, rc).Forward(rows)
 
@@ -203,7 +262,7 @@ func TestLoadHFLlamaFamilyMatchesReference(t *testing.T) {
 					t.Errorf("processed: cached %s has no reference value", name)
 				}
 			}
-			V := hfcInt(ck.Config, "vocab_size")
+			V := hftest.Int(ck.Config, "vocab_size")
 			gotchtest.Close(t, "processed log-probs", logSoftmaxRows(gotchtest.Values(t, pout.Logits), V), logSoftmaxRows(want["logits"].Data, V), 1e-4)
 		})
 	}
@@ -213,7 +272,7 @@ func TestLoadHFLlamaFamilyMatchesReference(t *testing.T) {
 // Face's numbers where TransformerLens differs.
 func TestLoadHFConfigMapping(t *testing.T) {
 	gotchtest.CheckLeaks(t)
-	ck := writeHFModel(t, "qwen2", hfcOpts{Seed: 6})
+	ck := hftest.Write(t, "qwen2", hftest.Opts{Seed: 6})
 	m, err := Load(context.Background(), ck.Dir, NoProcessing(), OnDevice(gotchtest.Device(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -224,14 +283,66 @@ func TestLoadHFConfigMapping(t *testing.T) {
 		c.NormalizationType != "RMS" || !c.GatedMLP || c.ActFn != "silu" || c.OriginalArchitecture != "Qwen2ForCausalLM" {
 		t.Errorf("qwen2 config mapped to %+v", c)
 	}
-	// Mistral's sliding window bounds n_ctx.
-	mk := writeHFModel(t, "mistral", hfcOpts{Seed: 7, Edit: func(c map[string]any) { c["sliding_window"] = 20 }})
+	// Mistral's sliding window: every layer slides, n_ctx stays.
+	mk := hftest.Write(t, "mistral", hftest.Opts{Seed: 7, Edit: func(c map[string]any) { c["sliding_window"] = 20 }})
 	cfg, err := hfConfig(nil, mk.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.NCtx != 20 || cfg.DHead != 6 {
-		t.Errorf("mistral with sliding_window 20: n_ctx %d d_head %d, want 20 and 6", cfg.NCtx, cfg.DHead)
+	if cfg.NCtx != 32 || cfg.DHead != 6 || cfg.WindowSize == nil || *cfg.WindowSize != 20 || !cfg.AttnTypes.Local(0) || !cfg.AttnTypes.Local(1) {
+		t.Errorf("mistral with sliding_window 20: n_ctx %d d_head %d window %v types %q, want 32, 6, 20 on every layer", cfg.NCtx, cfg.DHead, cfg.WindowSize, cfg.AttnTypes)
+	}
+}
+
+// llama31Bands sets rope_theta 100 and original_max_position_embeddings 64
+// on a head_dim-6 Llama: the wavelengths 2π/θ of its three frequencies
+// (6.3, 29, 135) fall below 64/high (16, kept), between (interpolated) and
+// above 64/low (64, divided by the factor), so every branch of Hugging
+// Face's llama3 scaling counts within a 7-token prompt.
+func llama31Bands(c map[string]any) {
+	c["rope_theta"] = 100.0
+	c["rope_scaling"].(map[string]any)["original_max_position_embeddings"] = 64
+}
+
+// TestLoadHFLlama31ScalingMatters fails if rope_scaling were ignored, or
+// applied to the wrong band: the reference without it, or with each band's
+// rule swapped in turn (a factor of 1 keeps all, a huge low_freq_factor
+// scales none), gives other logits.
+func TestLoadHFLlama31ScalingMatters(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	ck := hftest.Write(t, "llama", hftest.Opts{Seed: 8, Edit: llama31Bands})
+	rows, tok := randomTokens(t, 1, 7, hftest.Int(ck.Config, "vocab_size"), 3)
+	defer tok.Free()
+	m, err := Load(context.Background(), ck.Dir, NoProcessing(), OnDevice(gotchtest.Device(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	if !m.Cfg.UseNTKByPartsRope || m.Cfg.NTKByPartsFactor != 8 || m.Cfg.NTKOriginalCtxLen != 64 {
+		t.Fatalf("rope_scaling mapped to use %v factor %g ctx %d", m.Cfg.UseNTKByPartsRope, m.Cfg.NTKByPartsFactor, m.Cfg.NTKOriginalCtxLen)
+	}
+	out, err := m.Forward(context.Background(), Tokens(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Free()
+	got := gotchtest.Values(t, out.Logits)
+	for name, edit := range map[string]func(*reference.Config){
+		"no scaling":             func(rc *reference.Config) { rc.UseLlama3Rope = false },
+		"factor 1":               func(rc *reference.Config) { rc.Llama3Factor = 1 },
+		"no band above ctx/low":  func(rc *reference.Config) { rc.Llama3LowFreq = 0.01 },
+		"no band below ctx/high": func(rc *reference.Config) { rc.Llama3HighFreq = 1000 },
+	} {
+		rc := hfRefConfig(t, ck.Config)
+		edit(&rc)
+		wrong := hfRefWeights(t, ck, rc).Forward(rows)["logits"].Data
+		diff := 0.0
+		for i := range got {
+			diff = max(diff, math.Abs(got[i]-wrong[i]))
+		}
+		if diff < 1e-3 {
+			t.Errorf("logits equal those of the reference with %s (max diff %g)", name, diff)
+		}
 	}
 }
 
@@ -239,10 +350,10 @@ func TestLoadHFConfigMapping(t *testing.T) {
 // weights with rope_theta 10000 give other logits.
 func TestLoadHFRotaryBaseMatters(t *testing.T) {
 	gotchtest.CheckLeaks(t)
-	ck := writeHFModel(t, "qwen2", hfcOpts{Seed: 8})
+	ck := hftest.Write(t, "qwen2", hftest.Opts{Seed: 8})
 	rc := hfRefConfig(t, ck.Config)
 	rc.RotaryBase = 10000
-	rows, tok := randomTokens(t, 1, 7, hfcInt(ck.Config, "vocab_size"), 3)
+	rows, tok := randomTokens(t, 1, 7, hftest.Int(ck.Config, "vocab_size"), 3)
 	defer tok.Free()
 	wrong := hfRefWeights(t, ck, rc).Forward(rows)["logits"].Data
 	m, err := Load(context.Background(), ck.Dir, NoProcessing(), OnDevice(gotchtest.Device(t)))
@@ -273,7 +384,9 @@ func TestLoadHFBadConfigs(t *testing.T) {
 		want            string
 	}{
 		{"unknown model_type", "llama", func(c map[string]any) { c["model_type"], c["rope_scaling"] = "bert", nil }, "", `model_type "bert"`},
-		{"llama3 rope_scaling", "llama", nil, "", "rope_scaling"},
+		{"llama3 rope_scaling without factor", "llama", func(c map[string]any) { delete(c["rope_scaling"].(map[string]any), "factor") }, "", "rope_scaling of type llama3 needs factor"},
+		{"llama3 rope_scaling low above high", "llama", func(c map[string]any) { c["rope_scaling"].(map[string]any)["low_freq_factor"] = 5.0 }, "", "NTK_by_parts_low_freq_factor 5"},
+		{"llama3 rope_scaling zero context", "llama", func(c map[string]any) { c["rope_scaling"].(map[string]any)["original_max_position_embeddings"] = 0 }, "", "NTK_original_ctx_len must be positive"},
 		{"linear rope_scaling", "mistral", func(c map[string]any) { c["rope_scaling"] = map[string]any{"type": "linear", "factor": 2.0} }, "", `rope_scaling of type "linear"`},
 		{"mlp_bias", "llama", func(c map[string]any) { c["rope_scaling"], c["mlp_bias"] = nil, true }, "", "mlp_bias"},
 		{"qwen2 sliding window", "qwen2", func(c map[string]any) { c["use_sliding_window"] = true }, "", "use_sliding_window"},
@@ -282,11 +395,23 @@ func TestLoadHFBadConfigs(t *testing.T) {
 		{"llama partial_rotary_factor", "llama", func(c map[string]any) { c["rope_scaling"], c["partial_rotary_factor"] = nil, 0.5 }, "", "partial_rotary_factor"},
 		{"neox rope_scaling", "gpt_neox", func(c map[string]any) { c["rope_scaling"] = map[string]any{"rope_type": "dynamic", "factor": 2.0} }, "", `rope_scaling of type "dynamic"`},
 		{"neox missing tensor", "gpt_neox", nil, "gpt_neox.layers.0.mlp.dense_h_to_4h.bias", "gpt_neox.layers.0.mlp.dense_h_to_4h.bias"},
+		{"gemma2 attn softcap 0", "gemma2", func(c map[string]any) { c["attn_logit_softcapping"] = 0 }, "", "attn_logit_softcapping must be a positive number or null, got 0"},
+		{"gemma2 final softcap negative", "gemma2", func(c map[string]any) { c["final_logit_softcapping"] = -30.0 }, "", "final_logit_softcapping must be a positive number or null, got -30"},
+		{"gemma2 sliding_window 0", "gemma2", func(c map[string]any) { c["sliding_window"] = 0 }, "", "sliding_window must be positive, got 0"},
+		{"gemma2 sliding_window negative", "gemma2", func(c map[string]any) { c["sliding_window"] = -4 }, "", "sliding_window must be positive, got -4"},
+		{"gemma2 query_pre_attn_scalar 0", "gemma2", func(c map[string]any) { c["query_pre_attn_scalar"] = 0 }, "", "query_pre_attn_scalar must be a positive number, got 0"},
+		{"gemma unknown hidden_activation", "gemma", func(c map[string]any) { c["hidden_activation"] = "swiglu" }, "", `hidden_activation "swiglu" is not supported`},
+		{"gemma2 layer_types length", "gemma2", func(c map[string]any) { c["layer_types"] = []string{"sliding_attention"} }, "", "layer_types has 1 entries for num_hidden_layers 2"},
+		{"gemma2 layer_types value", "gemma2", func(c map[string]any) { c["layer_types"] = []string{"sliding_attention", "chunked_attention"} }, "", `layer_types[1] is "chunked_attention"`},
+		{"gemma attention_bias", "gemma", func(c map[string]any) { c["attention_bias"] = true }, "", `attention_bias is not supported for model_type "gemma"`},
+		{"gemma2 bidirectional", "gemma2", func(c map[string]any) { c["use_bidirectional_attention"] = true }, "", "use_bidirectional_attention"},
+		{"gemma rope_scaling", "gemma", func(c map[string]any) { c["rope_scaling"] = map[string]any{"rope_type": "linear", "factor": 2.0} }, "", `rope_scaling of type "linear"`},
+		{"gemma2 missing post norm", "gemma2", nil, "model.layers.1.post_feedforward_layernorm.weight", "model.layers.1.post_feedforward_layernorm.weight"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			gotchtest.CheckLeaks(t)
-			ck := writeHFModel(t, tc.modelType, hfcOpts{Seed: 10, Edit: tc.edit})
+			ck := hftest.Write(t, tc.modelType, hftest.Opts{Seed: 10, Edit: tc.edit})
 			if tc.remove != "" {
 				rewriteCheckpoint(t, ck, tc.remove, nil)
 			}
@@ -304,7 +429,7 @@ func TestLoadHFBadConfigs(t *testing.T) {
 
 // rewriteCheckpoint rewrites ck's model.safetensors without tensor name,
 // with the tensors add.
-func rewriteCheckpoint(t *testing.T, ck *hfcModel, name string, add []*weights.Tensor) {
+func rewriteCheckpoint(t *testing.T, ck *hftest.Model, name string, add []*weights.Tensor) {
 	t.Helper()
 	path := filepath.Join(ck.Dir, "model.safetensors")
 	src, err := weights.Open(path)
@@ -336,11 +461,11 @@ func rewriteCheckpoint(t *testing.T, ck *hfcModel, name string, add []*weights.T
 // its config read from config.json here and its weights regrouped here:
 // query_key_value's row (h·3 + j)·D + d is head h's q (j 0), k (1) or v (2)
 // row d.
-func neoxRefModel(t *testing.T, ck *hfcModel) *reference.Model {
+func neoxRefModel(t *testing.T, ck *hftest.Model) *reference.Model {
 	t.Helper()
 	c := ck.Config
-	M, H, L := hfcInt(c, "hidden_size"), hfcInt(c, "num_attention_heads"), hfcInt(c, "num_hidden_layers")
-	V, F := hfcInt(c, "vocab_size"), hfcInt(c, "intermediate_size")
+	M, H, L := hftest.Int(c, "hidden_size"), hftest.Int(c, "num_attention_heads"), hftest.Int(c, "num_hidden_layers")
+	V, F := hftest.Int(c, "vocab_size"), hftest.Int(c, "intermediate_size")
 	D := M / H
 	toF := func(v any) float64 {
 		switch x := v.(type) {
@@ -427,18 +552,18 @@ func neoxRefModel(t *testing.T, ck *hfcModel) *reference.Model {
 func TestLoadHFGPTNeoXMatchesReference(t *testing.T) {
 	cases := []struct {
 		name string
-		opts hfcOpts
+		opts hftest.Opts
 	}{
-		{"parallel", hfcOpts{Seed: 11}},
-		{"sequential", hfcOpts{Seed: 12, Edit: func(c map[string]any) { c["use_parallel_residual"] = false }}},
-		{"partial_rotary_factor", hfcOpts{Seed: 18, Edit: func(c map[string]any) { delete(c, "rotary_pct"); c["partial_rotary_factor"] = 0.5 }}},
-		{"tied f16 sharded", hfcOpts{Seed: 13, DType: weights.F16, Shards: 2, Edit: func(c map[string]any) { c["tie_word_embeddings"] = true }}},
+		{"parallel", hftest.Opts{Seed: 11}},
+		{"sequential", hftest.Opts{Seed: 12, Edit: func(c map[string]any) { c["use_parallel_residual"] = false }}},
+		{"partial_rotary_factor", hftest.Opts{Seed: 18, Edit: func(c map[string]any) { delete(c, "rotary_pct"); c["partial_rotary_factor"] = 0.5 }}},
+		{"tied f16 sharded", hftest.Opts{Seed: 13, DType: weights.F16, Shards: 2, Edit: func(c map[string]any) { c["tie_word_embeddings"] = true }}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			gotchtest.CheckLeaks(t)
-			ck := writeHFModel(t, "gpt_neox", tc.opts)
-			rows, tok := randomTokens(t, 2, 7, hfcInt(ck.Config, "vocab_size"), 9)
+			ck := hftest.Write(t, "gpt_neox", tc.opts)
+			rows, tok := randomTokens(t, 2, 7, hftest.Int(ck.Config, "vocab_size"), 9)
 			defer tok.Free()
 			want := neoxRefModel(t, ck).Forward(rows)
 			m, err := Load(context.Background(), ck.Dir, NoProcessing(), OnDevice(gotchtest.Device(t)))
@@ -482,7 +607,7 @@ func TestLoadHFGPTNeoXMatchesReference(t *testing.T) {
 					t.Errorf("processed: cached %s has no reference value", name)
 				}
 			}
-			V := hfcInt(ck.Config, "vocab_size")
+			V := hftest.Int(ck.Config, "vocab_size")
 			gotchtest.Close(t, "processed log-probs", logSoftmaxRows(gotchtest.Values(t, pout.Logits), V), logSoftmaxRows(want["logits"].Data, V), 1e-4)
 		})
 	}
@@ -504,7 +629,7 @@ func TestLoadHFIgnoresBuffers(t *testing.T) {
 		{"gpt_neox", []*weights.Tensor{f32("gpt_neox.layers.0.attention.bias", 4), f32("gpt_neox.layers.0.attention.masked_bias", 1), f32("gpt_neox.layers.1.attention.rotary_emb.inv_freq", 1)}, nil},
 		{"llama", []*weights.Tensor{f32("model.layers.0.self_attn.rotary_emb.inv_freq", 3)}, func(c map[string]any) { c["rope_scaling"] = nil }},
 	} {
-		ck := writeHFModel(t, tc.modelType, hfcOpts{Seed: 14, Edit: tc.edit})
+		ck := hftest.Write(t, tc.modelType, hftest.Opts{Seed: 14, Edit: tc.edit})
 		rewriteCheckpoint(t, ck, "", tc.extra)
 		m, err := Load(context.Background(), ck.Dir, NoProcessing(), OnDevice(gotchtest.Device(t)))
 		if err != nil {
@@ -512,7 +637,7 @@ func TestLoadHFIgnoresBuffers(t *testing.T) {
 		}
 		m.Free()
 	}
-	ck := writeHFModel(t, "mistral", hfcOpts{Seed: 15})
+	ck := hftest.Write(t, "mistral", hftest.Opts{Seed: 15})
 	rewriteCheckpoint(t, ck, "", []*weights.Tensor{f32("model.layers.0.mlp.up_proj.bias", 24)})
 	if m, err := Load(context.Background(), ck.Dir, OnDevice(gotchtest.Device(t))); err == nil {
 		m.Free()
@@ -525,8 +650,8 @@ func TestLoadHFIgnoresBuffers(t *testing.T) {
 // FuzzHFArchConfig feeds config.json's of every model_type to the mapper:
 // an error is one line, an accepted config is valid.
 func FuzzHFArchConfig(f *testing.F) {
-	for _, mt := range []string{"llama", "mistral", "qwen2", "gpt_neox"} {
-		b, err := json.Marshal(hfcConfigs[mt](hfcSmall))
+	for _, mt := range []string{"llama", "mistral", "qwen2", "gpt_neox", "gemma", "gemma2"} {
+		b, err := json.Marshal(hftest.Configs[mt](hftest.Small))
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -549,7 +674,7 @@ func FuzzHFArchConfig(f *testing.F) {
 // while that layer's q and k are held apart, and leaks nothing.
 func TestLoadHFNonFiniteFreesParts(t *testing.T) {
 	gotchtest.CheckLeaks(t)
-	ck := writeHFModel(t, "qwen2", hfcOpts{Seed: 16})
+	ck := hftest.Write(t, "qwen2", hftest.Opts{Seed: 16})
 	name := "model.layers.1.self_attn.k_proj.weight"
 	shape := ck.Shapes[name]
 	data := make([]byte, 4*shape[0]*shape[1])
@@ -565,21 +690,28 @@ func TestLoadHFNonFiniteFreesParts(t *testing.T) {
 	}
 }
 
-// TestLoadHFGenerateWithAndWithoutCache: loaded Llama-family and NeoX
-// models generate the same greedy tokens with the key-value cache as
-// without it (rotary offsets, grouped-query caches).
+// TestLoadHFGenerateWithAndWithoutCache: loaded Llama-family, NeoX and
+// Gemma models generate the same greedy tokens with the key-value cache as
+// without it (rotary offsets, grouped-query caches, Gemma 2's sliding
+// window shorter than the 5-token prompt, longer than the prompt but
+// shorter than prompt and generation, and longer than both).
 func TestLoadHFGenerateWithAndWithoutCache(t *testing.T) {
+	window := func(w int) func(map[string]any) { return func(c map[string]any) { c["sliding_window"] = w } }
 	for _, tc := range []struct {
-		modelType string
-		edit      func(map[string]any)
+		name, modelType string
+		edit            func(map[string]any)
 	}{
-		{"llama", func(c map[string]any) { c["rope_scaling"] = nil }},
-		{"qwen2", nil},
-		{"gpt_neox", nil},
+		{"llama", "llama", func(c map[string]any) { c["rope_scaling"] = nil }},
+		{"qwen2", "qwen2", nil},
+		{"gpt_neox", "gpt_neox", nil},
+		{"gemma", "gemma", nil},
+		{"gemma2 window 3", "gemma2", window(3)},
+		{"gemma2 window 8", "gemma2", window(8)},
+		{"gemma2 window 20", "gemma2", window(20)},
 	} {
-		t.Run(tc.modelType, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			gotchtest.CheckLeaks(t)
-			ck := writeHFModel(t, tc.modelType, hfcOpts{Seed: 17, Edit: tc.edit})
+			ck := hftest.Write(t, tc.modelType, hftest.Opts{Seed: 17, Edit: tc.edit})
 			m, err := Load(context.Background(), ck.Dir, OnDevice(gotchtest.Device(t)))
 			if err != nil {
 				t.Fatal(err)

@@ -169,6 +169,7 @@ func (m *HookedTransformer) params() []param {
 	for l, b := range m.Blocks {
 		pre := "blocks." + itoa(l) + "."
 		ln(pre+"ln1", b.Ln1, dm)
+		ln(pre+"ln1_post", b.Ln1Post, dm)
 		a := b.Attn
 		ps = append(ps,
 			param{pre + "attn.W_QKV", &a.WQKV, []int64{qkv, dm}, initNormal}, param{pre + "attn.b_QKV", &a.BQKV, []int64{qkv}, initZeros},
@@ -176,6 +177,7 @@ func (m *HookedTransformer) params() []param {
 		if mlp := b.MLP; mlp != nil {
 			f := int64(c.DMLP)
 			ln(pre+"ln2", b.Ln2, dm)
+			ln(pre+"ln2_post", b.Ln2Post, dm)
 			ps = append(ps,
 				param{pre + "mlp.W_in", &mlp.WIn, []int64{f, dm}, initNormal}, param{pre + "mlp.b_in", &mlp.BIn, []int64{f}, initZeros})
 			if mlp.gated {

@@ -17,6 +17,10 @@ type options struct {
 	processing *Processing
 	edits      []func(*Config)
 	hub        []hub.Option
+	// revision, checkpointIndex, checkpointValue pick the version of a
+	// model loaded by name (names_official.go).
+	revision                         string
+	checkpointIndex, checkpointValue *int
 	// allowNonFinite loads weights holding NaN or infinities.
 	allowNonFinite bool
 }

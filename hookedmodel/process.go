@@ -119,7 +119,9 @@ type processingStep struct {
 // added to ln1's output, which nothing re-centres), so it is left out.
 //
 // center_unembed shifts each position's logits by a constant, which
-// log_softmax removes: always exact. fold_value_biases relies on each
+// log_softmax removes: exact unless the logits are soft-capped (Gemma 2),
+// as cap·tanh(x/cap) is not invariant to a shift; then it is skipped, as
+// TransformerLens skips it. fold_value_biases relies on each
 // attention pattern row summing to one, which softmax ensures: always
 // exact. refactor_factored_attn keeps the products [W_Q; b_Q][W_K; b_K]ᵀ
 // and W_V W_O per head (b_V folded first), whatever the inputs are, so
@@ -152,6 +154,9 @@ func (m *HookedTransformer) plan(pr Processing) []processingStep {
 		foldSkip = "gated_mlp: ln2's bias reaches W_gate, which has no bias to fold it into; the LayerNorms keep their weights"
 	case rms:
 		foldNote = "RMSNorm weights folded; the readers of an RMSNorm are not centred (RMSNorm does not remove the mean)"
+		if c.UseNormalizationBeforeAndAfter {
+			foldNote += "; ln1_post and ln2_post keep their weights (the residual stream reads their output, so nothing can absorb them)"
+		}
 	}
 	add(pr.FoldLN, StepFoldLN, m.foldLayerNorm, foldSkip, foldNote)
 
@@ -167,7 +172,11 @@ func (m *HookedTransformer) plan(pr Processing) []processingStep {
 		centerNote = "W_pos left as is: shortformer positions are added to the attention's query and key inputs, not to the residual stream"
 	}
 	add(pr.CenterWritingWeights, StepCenterWritingWeights, func(sd stateDict) { m.centerWritingWeights(sd, c.PositionalEmbeddingType == "standard") }, centerSkip, centerNote)
-	add(pr.CenterUnembed, StepCenterUnembed, m.centerUnembed, "", "")
+	unembedSkip := ""
+	if c.OutputLogitsSoftCap > 0 {
+		unembedSkip = "output_logits_soft_cap: the soft cap of the logits is not invariant to shifting them"
+	}
+	add(pr.CenterUnembed, StepCenterUnembed, m.centerUnembed, unembedSkip, "")
 	add(pr.FoldValueBiases, StepFoldValueBiases, m.foldValueBiases, "", "")
 	refactorSkip := ""
 	if c.NKeyValueHeads > 0 {

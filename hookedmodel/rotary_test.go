@@ -188,3 +188,38 @@ func TestRotaryLeftPadding(t *testing.T) {
 	defer real.Free()
 	gotchtest.Close(t, "left-padded log-probs", gotchtest.Values(t, real), want, 1e-4)
 }
+
+// TestRotaryAdjacentPairsLayout: with rotary_adjacent_pairs golens rotates
+// GPT-J's pairs (2i, 2i+1), as the float64 reference does from
+// modeling_gptj.py, and not NeoX's halves: hook_rot_q and hook_rot_k match
+// the reference with adjacent pairs and differ from it with halves.
+func TestRotaryAdjacentPairsLayout(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	m := editedModel(t, gptjLike, 11)
+	defer m.Free()
+	_, cache, ref := cachedWithReference(t, m, 12)
+	sd, s, err := m.StateDict()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	halves := newRefModel(t, m.Cfg, sd)
+	halves.Cfg.RotaryAdjacentPairs = false
+	rows, tok := randomTokens(t, 2, 7, m.Cfg.DVocab, 12)
+	tok.Free()
+	wrong := halves.Forward(rows)
+	for _, name := range []string{"blocks.0.attn.hook_rot_q", "blocks.1.attn.hook_rot_k"} {
+		compare(t, name, cache.MustGet(name), ref[name])
+		got := gotchtest.Values(t, cache.MustGet(name))
+		if gotchtest.RelErr(got, wrong[name].Data) < 1e-2 {
+			t.Errorf("%s: golens's adjacent-pair rotation is within 1e-2 of NeoX's halves", name)
+		}
+	}
+	// TransformerLens's rotary_sin buffer repeats each angle in a row
+	// ("d -> (d 2)"): at position 1, sin θ0, sin θ0, sin θ1, sin θ1.
+	r := m.Blocks[0].Attn.rotary
+	sin := m.rotaryBuffers(r)[0].value(s)
+	row := gotchtest.Values(t, sin.MustSelect(0, 1))
+	t0, t1 := r.invFreq[0], r.invFreq[1]
+	gotchtest.Close(t, "rotary_sin at position 1", row, []float64{math.Sin(t0), math.Sin(t0), math.Sin(t1), math.Sin(t1)}, 1e-6)
+}

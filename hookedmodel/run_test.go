@@ -91,7 +91,7 @@ func TestFusedAttentionMatchesExplicit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !m.Blocks[0].Attn.fusable(p, nil, 0) {
+			if !m.Blocks[0].Attn.fusable(p, nil, 0, 4) {
 				t.Errorf("attention with nothing observing it does not take the fused path")
 			}
 			p.s.Close()

@@ -138,9 +138,16 @@ func (m *HookedTransformer) tlTree() *tlModule {
 			attn.buffers = append(attn.buffers, m.rotaryBuffers(a.rotary)...)
 		}
 
+		// TransformerBlock's modules in its order: ln1, ln1_post, ln2, ln2_post
 		block := &tlModule{name: itoa(l), class: "TransformerBlock", children: []*tlModule{norm("ln1", b.Ln1, dm)}}
+		if b.Ln1Post != nil {
+			block.children = append(block.children, norm("ln1_post", b.Ln1Post, dm))
+		}
 		if b.MLP != nil {
 			block.children = append(block.children, norm("ln2", b.Ln2, dm))
+		}
+		if b.Ln2Post != nil {
+			block.children = append(block.children, norm("ln2_post", b.Ln2Post, dm))
 		}
 		block.children = append(block.children, attn)
 		if p := b.MLP; p != nil {
@@ -308,24 +315,19 @@ func shapeString(shape []int64) string {
 }
 
 // rotaryBuffers are a rotary attention layer's buffers rotary_sin and
-// rotary_cos [n_ctx rotary_dim]: sin and cos of position · θ_i, each
-// frequency used for both halves. golens computes them from rotary_base
+// rotary_cos [n_ctx rotary_dim]: sin and cos of position · θ_i, laid out
+// as the rotation reads them (each frequency for both halves, or twice in
+// a row with rotary_adjacent_pairs, as TransformerLens's). golens computes them from rotary_base
 // (Hugging Face's rope_theta) on every pass; a state dict may hold them or
 // not, and their values are not checked, since TransformerLens's are made
 // with base 10000 whatever rope_theta says.
 func (m *HookedTransformer) rotaryBuffers(r *rotary) []tlBuffer {
 	n := int64(m.Cfg.NCtx)
-	table := func(f func(float64) float64) func(*gotch.Scope) *gotch.Tensor {
+	table := func(f func(*gotch.Tensor) *gotch.Tensor) func(*gotch.Scope) *gotch.Tensor {
 		return func(s *gotch.Scope) *gotch.Tensor {
-			vals := make([]float64, 0, n*r.dim)
-			for p := range n {
-				for range 2 {
-					for _, inv := range r.invFreq {
-						vals = append(vals, f(float64(p)*inv))
-					}
-				}
-			}
-			return s.Attach(gotch.MustFromSlice(vals, []int64{n, r.dim}, m.device)).MustTo(m.dtype)
+			pos := s.Attach(gotch.MustArange(0, float64(n), 1, gotch.Double, m.device)).MustUnsqueeze(1) // [n_ctx 1]
+			freq := s.Attach(gotch.MustFromSlice(r.invFreq, []int64{r.dim / 2}, m.device))               // [dim/2]
+			return f(r.spread(pos.MustMul(freq))).MustTo(m.dtype)                                        // [n_ctx dim], laid out as apply's
 		}
 	}
 	check := func(s *gotch.Scope, t *gotch.Tensor) error {
@@ -334,5 +336,7 @@ func (m *HookedTransformer) rotaryBuffers(r *rotary) []tlBuffer {
 		}
 		return nil
 	}
-	return []tlBuffer{{name: "rotary_sin", value: table(math.Sin), check: check}, {name: "rotary_cos", value: table(math.Cos), check: check}}
+	sin := func(t *gotch.Tensor) *gotch.Tensor { return t.MustSin() }
+	cos := func(t *gotch.Tensor) *gotch.Tensor { return t.MustCos() }
+	return []tlBuffer{{name: "rotary_sin", value: table(sin), check: check}, {name: "rotary_cos", value: table(cos), check: check}}
 }

@@ -26,7 +26,8 @@ func (m *HookedTransformer) W_pos() (*gotch.Tensor, error) {
 
 // W_U is the unembedding [d_model d_vocab_out]: WU transposed, a view.
 func (m *HookedTransformer) W_U() (*gotch.Tensor, error) {
-	return m.weightViews.get("W_U", func(s *gotch.Scope) *gotch.Tensor { return borrow(s, m.WU).MustTranspose(0, 1) })
+	// A view shares WU's memory, so it is never stale: version 0 always.
+	return m.weightViews.get("W_U", 0, func(s *gotch.Scope) *gotch.Tensor { return borrow(s, m.WU).MustTranspose(0, 1) })
 }
 
 // B_U is the unembedding bias [d_vocab_out].
@@ -147,7 +148,7 @@ func (m *HookedTransformer) circuit(name string, left, right func() (*gotch.Tens
 
 // attnStack stacks one attention weight of every layer.
 func (m *HookedTransformer) attnStack(name string, pick func(*Attention) *gotch.Tensor) (*gotch.Tensor, error) {
-	return m.weightViews.get(name, func(s *gotch.Scope) *gotch.Tensor {
+	return m.stacked(name, func(s *gotch.Scope) *gotch.Tensor {
 		ts := make([]*gotch.Tensor, len(m.Blocks))
 		for l, b := range m.Blocks {
 			ts[l] = borrow(s, pick(b.Attn))
@@ -162,7 +163,7 @@ func (m *HookedTransformer) mlpStack(name string, pick func(*MLP) *gotch.Tensor,
 	if m.Cfg.AttnOnly {
 		return nil, fmt.Errorf("weight view %s: an attention-only model has no MLP", name)
 	}
-	return m.weightViews.get(name, func(s *gotch.Scope) *gotch.Tensor {
+	return m.stacked(name, func(s *gotch.Scope) *gotch.Tensor {
 		ts := make([]*gotch.Tensor, len(m.Blocks))
 		for l, b := range m.Blocks {
 			ts[l] = borrow(s, pick(b.MLP))
@@ -175,44 +176,89 @@ func (m *HookedTransformer) mlpStack(name string, pick func(*MLP) *gotch.Tensor,
 }
 
 // weightViews caches the stacked weight views by TransformerLens name.
-// prepare drops them whenever the weights are set or changed, and Free
-// when the model goes, so a stale view is never handed out.
+// prepare drops them whenever the weights are replaced, and Free when the
+// model goes; a write into the weights in place (through StateDict, a
+// block's views or a hook on a parameter) moves their version counters,
+// and get then refreshes the view in place, so a handle it lent before
+// shows the new values from the next get on.
 type weightViews struct {
 	mu     sync.Mutex
-	byName map[string]*gotch.Tensor
+	byName map[string]*cachedView
 }
 
-// get returns the view called name, making it with compute on first use.
-// compute works on handles borrowed into s and returns a tensor of s (never
-// a model weight itself), which the cache then keeps.
-func (v *weightViews) get(name string, compute func(s *gotch.Scope) *gotch.Tensor) (*gotch.Tensor, error) {
+type cachedView struct {
+	t       *gotch.Tensor
+	version int64 // the weights' version (weightsVersion) t was computed at
+}
+
+// get returns the view called name of the weights at version, computing it
+// with compute on first use and again when version moved. compute works on
+// handles borrowed into s and returns a tensor of s (never a model weight
+// itself), which the cache then keeps.
+func (v *weightViews) get(name string, version int64, compute func(s *gotch.Scope) *gotch.Tensor) (*gotch.Tensor, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if t, ok := v.byName[name]; ok {
-		return t, nil
+	old, ok := v.byName[name]
+	if ok && old.version == version {
+		return old.t, nil
 	}
 	s := gotch.NewScope()
 	defer s.Close()
 	var t *gotch.Tensor
 	err := gotch.NoGrad(func() error {
-		return gotch.Try(func() { t = s.Keep(compute(s)) })
+		return gotch.Try(func() {
+			t = compute(s)
+			if ok {
+				old.t.MustCopy_(t)
+				t = old.t
+			} else {
+				t = s.Keep(t)
+			}
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("weight view %s: %w", name, err)
 	}
 	if v.byName == nil {
-		v.byName = map[string]*gotch.Tensor{}
+		v.byName = map[string]*cachedView{}
 	}
-	v.byName[name] = t
+	v.byName[name] = &cachedView{t, version}
 	return t, nil
+}
+
+// stacked is a view that copies the weights (a stack of every layer's),
+// cached and refreshed when the weights moved.
+func (m *HookedTransformer) stacked(name string, compute func(s *gotch.Scope) *gotch.Tensor) (*gotch.Tensor, error) {
+	version, err := m.weightsVersion()
+	if err != nil {
+		return nil, fmt.Errorf("weight view %s: %w", name, err)
+	}
+	return m.weightViews.get(name, version, compute)
+}
+
+// weightsVersion sums the weights' version counters: it moves with every
+// in-place write to any of them.
+func (m *HookedTransformer) weightsVersion() (int64, error) {
+	var sum int64
+	for _, p := range m.params() {
+		if *p.ptr == nil {
+			continue
+		}
+		v, err := (*p.ptr).Version()
+		if err != nil {
+			return 0, fmt.Errorf("weight %s: %w", p.name, err)
+		}
+		sum += v
+	}
+	return sum, nil
 }
 
 // drop frees every cached view.
 func (v *weightViews) drop() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for _, t := range v.byName {
-		t.Free()
+	for _, w := range v.byName {
+		w.t.Free()
 	}
 	v.byName = nil
 }

@@ -177,3 +177,73 @@ func TestWeightViewsAttnOnly(t *testing.T) {
 	}
 	f.Free()
 }
+
+// TestWeightViewsFreshAfterInPlaceWrites: views handed out before the
+// weights were written in place (through StateDict, as a user edits a
+// model) show the new weights from the next call on, and the handle lent
+// before is refreshed rather than replaced. Grouped-query W_K/W_V, copies
+// repeated per query head, are checked against the state dict's _W_K/_W_V
+// head h / (n_heads / n_key_value_heads).
+func TestWeightViewsFreshAfterInPlaceWrites(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	write := func(m *HookedTransformer) {
+		sd, s, err := m.StateDict()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		for _, w := range sd {
+			w.MustMulScalar_(1.5)
+		}
+	}
+	t.Run("multi-head", func(t *testing.T) {
+		m := newTestModel(t, smallConfig(), 14)
+		defer m.Free()
+		wq, err := m.W_Q()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkWeightViews(t, m)
+		write(m)
+		checkWeightViews(t, m)
+		if again, _ := m.W_Q(); again != wq || wq.Freed() {
+			t.Errorf("W_Q after a write: a new handle (%p, was %p) or the old one freed (%v)", again, wq, wq.Freed())
+		}
+	})
+	t.Run("grouped-query", func(t *testing.T) {
+		m := editedModel(t, func(c *Config) { c.NKeyValueHeads = 2 }, 15)
+		defer m.Free()
+		check := func() {
+			t.Helper()
+			sd, s, err := m.StateDict()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for _, kv := range []struct {
+				name string
+				get  func(*HookedTransformer) (*gotch.Tensor, error)
+				blk  func(*Attention) (*gotch.Tensor, error)
+			}{{"K", (*HookedTransformer).W_K, (*Attention).W_K}, {"V", (*HookedTransformer).W_V, (*Attention).W_V}} {
+				stack, err := kv.get(m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for l := range m.Cfg.NLayers {
+					block, err := kv.blk(m.Blocks[l].Attn)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for h := range m.Cfg.NHeads {
+						want := sd["blocks."+itoa(l)+".attn._W_"+kv.name].MustSelect(0, int64(h/2))
+						checkSame(t, "W_"+kv.name+" stacked", borrow(s, stack).MustSelect(0, int64(l)).MustSelect(0, int64(h)), want)
+						checkSame(t, "W_"+kv.name+" of the block", borrow(s, block).MustSelect(0, int64(h)), want)
+					}
+				}
+			}
+		}
+		check()
+		write(m)
+		check()
+	})
+}

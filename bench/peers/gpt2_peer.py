@@ -1,21 +1,27 @@
 #!/usr/bin/env python3
-"""The Python peer of golens's benchmark harness (bench/HARNESS.md): GPT-2 workloads in PyTorch.
+"""The Python peer of golens's benchmark harness (bench/HARNESS.md): its workloads in PyTorch.
 
 Two implementations, one JSON row per (shape, dtype, workload, grid point) on stdout:
 
-  --impl pytorch       HARNESS.md's GPT-2 maths in plain PyTorch eager, written the way TransformerLens
+  --impl pytorch       HARNESS.md's maths in plain PyTorch eager (GPT-2, and for pythia-160m, llama-1b and gemma2-2b
+                       Hugging Face's: rotate-half rotary on the first rotary_dim dims of each head, NeoX's parallel
+                       residual, grouped-query attention as repeat_kv, gated MLPs, RMSNorm and Gemma's (1 + w),
+                       Gemma 2's soft caps, sliding window on the even layers, post-norms and embedding scale;
+                       no biases where Hugging Face has none), written the way TransformerLens
                        writes it: an identity HookPoint module at every hook point, named as TransformerLens
                        names it (blocks.0.attn.hook_pattern, ...), hooks attached with register_forward_hook
                        (a hook may return a replacement tensor or change its argument in place), caching by
                        hooks that keep tensor.detach(), attention computed explicitly (scores, causal mask,
                        softmax, pattern @ v), greedy generation with and without a per-layer key-value cache.
-                       Checked against a float64 copy of the same model on the CPU.
+                       Checked against a float64 copy of the same model on the CPU; that maths is checked against
+                       golens's float64 reference (hookedmodel/reference) by bench/peer_test.go, through --dump.
   --impl transformers  Hugging Face transformers.GPT2LMHeadModel built from a GPT2Config of the same
                        dimensions, its weights copied from the pytorch peer's model of the same seed, checked
                        against the pytorch peer in float64 (an independent implementation check).
                        GPT2LMHeadModel ties lm_head to wte and has no unembedding bias, so for this impl the
                        peer's model is built with W_U = W_E^T and b_U = 0 (the row's "note" says so); the
-                       attn-only-2l shape (no MLP, shortformer positions) is not expressible and gives ERROR rows.
+                       attn-only-2l shape (no MLP, shortformer positions) and the non-GPT-2 shapes are not
+                       expressible and give ERROR rows.
 
 Each row first runs its workload on a small input (batch 1, seq 4; generation: 4 new tokens) and compares it
 with the float64 reference (status OK / WRONG / ERROR, max_rel_err); only an OK row is timed: --warmup
@@ -46,7 +52,8 @@ import torch.nn.functional as F
 WORKLOADS = ["forward", "cache_all", "cache_all_cpu", "cache_pattern", "cache_resid", "hooks_noop", "hooks_modify",
              "generate_kv", "generate_nokv", "patching", "train_step"]
 
-# HARNESS.md "Shapes": every W ~ normal(0, 0.02), biases 0, LayerNorm w=1 b=0, eps 1e-5.
+# HARNESS.md "Shapes": every W ~ normal(0, 0.02), biases 0, LayerNorm and RMSNorm w=1 (Gemma's (1 + w) RMSNorm: w=0),
+# eps 1e-5 unless given. The keys after attn_only and positions (defaults in ARCH) choose the architecture.
 SHAPES = {
     "toy": dict(n_layers=2, d_model=64, n_heads=4, d_head=16, d_mlp=256, d_vocab=1000, n_ctx=128,
                 attn_only=False, positions="standard"),
@@ -56,10 +63,40 @@ SHAPES = {
                        attn_only=False, positions="standard"),
     "gpt2-medium": dict(n_layers=24, d_model=1024, n_heads=16, d_head=64, d_mlp=4096, d_vocab=50257, n_ctx=1024,
                         attn_only=False, positions="standard"),
+    # GPT-NeoX (EleutherAI/pythia-160m): rotary on 16 of 64 dims (rotary_pct 0.25), parallel attention and MLP
+    "pythia-160m": dict(n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50304, n_ctx=2048,
+                        attn_only=False, positions="rotary", rotary_dim=16, act="gelu", parallel=True, nn_linear=True),
+    # Llama 3.2 1B (untied W_U), with Llama 3.1's rope_scaling
+    "llama-1b": dict(n_layers=16, d_model=2048, n_heads=32, n_kv_heads=8, d_head=64, d_mlp=8192, d_vocab=128256,
+                     n_ctx=2048, attn_only=False, positions="rotary", rotary_base=500000.0,
+                     rope_llama3=(32.0, 1.0, 4.0, 8192), norm="RMS", act="silu", gated=True, biases=False,
+                     nn_linear=True),
+    # google/gemma-2-2b (untied W_U; attn_scale: sqrt(query_pre_attn_scalar))
+    "gemma2-2b": dict(n_layers=26, d_model=2304, n_heads=8, n_kv_heads=4, d_head=256, d_mlp=9216, d_vocab=256000,
+                      n_ctx=8192, attn_only=False, positions="rotary", norm="RMS", eps=1e-6, norm_plus_one=True,
+                      act="gelu_pytorch_tanh", gated=True, biases=False, post_norms=True, attn_scale=16.0,
+                      attn_softcap=50.0, logit_softcap=30.0, window=4096, embed_scale=True, nn_linear=True),
 }
 EPS, INIT_STD = 1e-5, 0.02
+# The architecture keys and GPT-2's values of them. n_kv_heads None: n_heads; rotary_dim None: d_head. biases: on
+# every linear map and the unembedding (Hugging Face's Llama and Gemma have none). window: the sliding window of the
+# even layers 0, 2, ... (Hugging Face's Gemma 2), 0 for none. Soft caps 0: none. rope_llama3: Llama 3.1's rope_scaling
+# (factor, low_freq_factor, high_freq_factor, original_max_position_embeddings), or None. attn_scale: what the scores
+# are divided by, None for sqrt(d_head). nn_linear: matrices in nn.Linear's layout [out in], Hugging Face's for these
+# architectures (F.linear; GPT-2's Conv1D is [in out], x @ W).
+ARCH = dict(n_kv_heads=None, norm="LN", eps=EPS, norm_plus_one=False, act="gelu_new", gated=False, rotary_dim=None,
+            rotary_base=10000.0, rope_llama3=None, parallel=False, biases=True, post_norms=False, attn_scale=None,
+            attn_softcap=0.0, logit_softcap=0.0, window=0, embed_scale=False, nn_linear=False)
+SHAPES = {name: dict(ARCH, **c) for name, c in SHAPES.items()}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 HALF = (torch.float16, torch.bfloat16)
+
+
+def complete(c):
+    """c with n_kv_heads, rotary_dim and attn_scale set where they are None (after --sizes)."""
+    return dict(c, n_kv_heads=c["n_kv_heads"] or c["n_heads"], rotary_dim=c["rotary_dim"] or c["d_head"],
+                attn_scale=c["attn_scale"] or math.sqrt(c["d_head"]))
+
 
 # Seeds: the model's weights, the timed input, the check input, patching's clean (A) and corrupted (B) tokens.
 INPUT_SEED, CHECK_SEED, SEED_A, SEED_B = 1, 2, 3, 4
@@ -73,7 +110,10 @@ def log(*a):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The model: TransformerLens's HookedTransformer, GPT-2 style (pre-LN), as HARNESS.md "The maths".
+# The model: TransformerLens's HookedTransformer, as HARNESS.md "The maths": GPT-2 (pre-LN), and Hugging Face's maths
+# for the others under TransformerLens's hook names (rotate-half rotary on the first rotary_dim dims of each head,
+# grouped-query attention as repeat_kv, gated MLPs, RMSNorm, NeoX's parallel residual, Gemma 2's soft caps, sliding
+# window, post-norms and embedding scale).
 # ---------------------------------------------------------------------------------------------------------------
 
 class HookPoint(nn.Module):
@@ -87,6 +127,10 @@ def gelu_new(x):
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
 
 
+ACTS = {"gelu_new": gelu_new, "gelu": F.gelu, "silu": F.silu,
+        "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh")}
+
+
 def normal(*shape):
     return nn.Parameter(torch.randn(*shape) * INIT_STD)
 
@@ -95,10 +139,32 @@ def zeros(*shape):
     return nn.Parameter(torch.zeros(*shape))
 
 
-class LayerNorm(nn.Module):
-    def __init__(self, d_model):
+def weight(c, d_in, d_out):
+    """A matrix from d_in to d_out: [d_in d_out] (GPT-2's Conv1D), or [d_out d_in] with c["nn_linear"]."""
+    return normal(d_out, d_in) if c["nn_linear"] else normal(d_in, d_out)
+
+
+def linear(x, w, b, nn_linear):
+    """x w + b for w of weight's layout."""
+    if nn_linear:
+        return F.linear(x, w, b)
+    return x @ w if b is None else x @ w + b
+
+
+def soft_cap(x, cap):
+    return cap * torch.tanh(x / cap) if cap else x
+
+
+class Norm(nn.Module):
+    """LayerNorm, or RMSNorm (c["norm"] "RMS"; scaling by 1 + w with c["norm_plus_one"], Gemma's), with
+    TransformerLens's hooks."""
+
+    def __init__(self, c):
         super().__init__()
-        self.w, self.b = nn.Parameter(torch.ones(d_model)), zeros(d_model)
+        self.rms, self.plus_one, self.eps = c["norm"] == "RMS", c["norm_plus_one"], c["eps"]
+        d = c["d_model"]
+        self.w = nn.Parameter(torch.zeros(d) if self.plus_one else torch.ones(d))
+        self.b = None if self.rms else zeros(d)
         self.hook_scale = HookPoint()       # [batch pos 1]
         self.hook_normalized = HookPoint()  # [batch pos d_model]
 
@@ -106,121 +172,226 @@ class LayerNorm(nn.Module):
         dtype = x.dtype
         if dtype in HALF:  # TransformerLens normalises in float32 when the model is 16-bit
             x = x.float()
+        if self.rms:  # TransformerLens's RMSNorm: hook_normalized before the weight
+            scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
+            x = self.hook_normalized((x / scale).to(dtype))
+            return x * (1 + self.w if self.plus_one else self.w)
         x = x - x.mean(-1, keepdim=True)
-        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + EPS).sqrt())
+        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
         # TransformerLens's hook_normalized is after the weight and bias
         return self.hook_normalized(x / scale * self.w + self.b).to(dtype)
+
+
+def rotary_tables(c):
+    """cos and sin [n_ctx rotary_dim] of Hugging Face's rotate-half rotary: position p times the frequencies
+    base^(-2i/rotary_dim), the rotary_dim/2 of them twice over."""
+    rd = c["rotary_dim"]
+    inv_freq = 1.0 / c["rotary_base"] ** (torch.arange(0, rd, 2, dtype=torch.float64) / rd)
+    if c["rope_llama3"]:
+        inv_freq = llama3_frequencies(inv_freq, *c["rope_llama3"])
+    angles = torch.arange(c["n_ctx"], dtype=torch.float64)[:, None] * inv_freq[None]
+    angles = torch.cat([angles, angles], -1)
+    return angles.cos(), angles.sin()
+
+
+def llama3_frequencies(inv_freq, factor, low, high, original):
+    """Llama 3.1's rope_scaling (Hugging Face's _compute_llama3_parameters): frequencies whose wavelength is under
+    original/high stay, those over original/low are divided by factor, those between are interpolated."""
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > original / low, inv_freq / factor, inv_freq)
+    smooth = (original / wavelen - low) / (high - low)
+    between = (wavelen >= original / high) & (wavelen <= original / low)
+    return torch.where(between, (1 - smooth) * scaled / factor + smooth * scaled, scaled)
+
+
+def rotate(x, cos, sin):
+    """x [batch pos head d_head]: its first rotary_dim dims rotated as [x1 x2] -> x cos + [-x2 x1] sin, the rest
+    unchanged; cos, sin [pos rotary_dim]."""
+    rd = cos.shape[-1]
+    rot, rest = x[..., :rd], x[..., rd:]
+    x1, x2 = rot.chunk(2, -1)
+    cos, sin = cos[:, None].to(x.dtype), sin[:, None].to(x.dtype)
+    rot = rot * cos + torch.cat([-x2, x1], -1) * sin
+    return torch.cat([rot, rest], -1) if rest.shape[-1] else rot
 
 
 class Attention(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.n_heads, self.d_head = c["n_heads"], c["d_head"]
-        hd = self.n_heads * self.d_head
-        # TransformerLens's W_Q, W_K, W_V [head d_model d_head] side by side, flattened as [d_model (qkv head d_head)]
-        # (one matmul, as GPT-2's c_attn and golens's W_QKV); W_O [head d_head d_model] as [(head d_head) d_model].
-        self.W_QKV, self.b_QKV = normal(c["d_model"], 3 * hd), zeros(3 * hd)
-        self.W_O, self.b_O = normal(hd, c["d_model"]), zeros(c["d_model"])
+        self.n_heads, self.n_kv, self.d_head = c["n_heads"], c["n_kv_heads"], c["d_head"]
+        self.scale, self.soft_cap = c["attn_scale"], c["attn_softcap"]
+        hq, hkv = self.n_heads * self.d_head, self.n_kv * self.d_head
+        # TransformerLens's W_Q [head d_model d_head] and W_K, W_V [kv_head d_model d_head] side by side, flattened as
+        # [d_model (q heads, k heads, v heads) d_head] (one matmul, as GPT-2's c_attn, NeoX's query_key_value and
+        # golens's W_QKV); W_O [head d_head d_model] as [(head d_head) d_model].
+        self.nn = c["nn_linear"]
+        self.W_QKV = weight(c, c["d_model"], hq + 2 * hkv)
+        self.b_QKV = zeros(hq + 2 * hkv) if c["biases"] else None
+        self.W_O = weight(c, hq, c["d_model"])
+        self.b_O = zeros(c["d_model"]) if c["biases"] else None
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()  # [batch pos head d_head]
+        self.rotary = c["positions"] == "rotary"
+        if self.rotary:
+            self.hook_rot_q, self.hook_rot_k = HookPoint(), HookPoint()               # [batch pos head d_head]
         self.hook_attn_scores, self.hook_pattern = HookPoint(), HookPoint()           # [batch head query key]
         self.hook_z = HookPoint()                                                      # [batch pos head d_head]
-        self.register_buffer("mask", torch.ones(c["n_ctx"], c["n_ctx"], dtype=torch.bool).triu(1), persistent=False)
 
-    def forward(self, xq, xv, past=None):
-        # xq: the query and key input [batch pos d_model]; xv: the value input (the same tensor unless shortformer)
+    def forward(self, xq, xv, mask, rot=None, past=None):
+        # xq: the query and key input [batch pos d_model]; xv: the value input (the same tensor unless shortformer);
+        # mask [query key], True where a query may not see a key; rot: the positions' rotary (cos, sin), or None
         b, n, _ = xq.shape
-        hd = self.n_heads * self.d_head
+        hq, hkv = self.n_heads * self.d_head, self.n_kv * self.d_head
         if xq is xv:
-            q, k, v = (xq @ self.W_QKV + self.b_QKV).split(hd, -1)
+            q, k, v = linear(xq, self.W_QKV, self.b_QKV, self.nn).split([hq, hkv, hkv], -1)
         else:
-            q, k = (xq @ self.W_QKV[:, :2 * hd] + self.b_QKV[:2 * hd]).split(hd, -1)
-            v = xv @ self.W_QKV[:, 2 * hd:] + self.b_QKV[2 * hd:]
+            w_qk, w_v = self.W_QKV.split([hq + hkv, hkv], 0 if self.nn else 1)
+            b_qk, b_v = (None, None) if self.b_QKV is None else self.b_QKV.split([hq + hkv, hkv])
+            q, k = linear(xq, w_qk, b_qk, self.nn).split([hq, hkv], -1)
+            v = linear(xv, w_v, b_v, self.nn)
         q = self.hook_q(q.view(b, n, self.n_heads, self.d_head))
-        k = self.hook_k(k.view(b, n, self.n_heads, self.d_head))
-        v = self.hook_v(v.view(b, n, self.n_heads, self.d_head))
+        k = self.hook_k(k.view(b, n, self.n_kv, self.d_head))
+        v = self.hook_v(v.view(b, n, self.n_kv, self.d_head))
+        if self.rotary:
+            q, k = self.hook_rot_q(rotate(q, *rot)), self.hook_rot_k(rotate(k, *rot))
         if past is not None:  # key-value cache: this layer's keys and values of the earlier positions
             if "k" in past:
                 k, v = torch.cat([past["k"], k], 1), torch.cat([past["v"], v], 1)
             past["k"], past["v"] = k, v
-        off = k.shape[1] - n  # the queries' first position
+        if self.n_kv != self.n_heads:  # Hugging Face's repeat_kv: each kv head serves consecutive query heads
+            g, t = self.n_heads // self.n_kv, k.shape[1]
+            k = k[:, :, :, None].expand(b, t, self.n_kv, g, self.d_head).reshape(b, t, self.n_heads, self.d_head)
+            v = v[:, :, :, None].expand(b, t, self.n_kv, g, self.d_head).reshape(b, t, self.n_heads, self.d_head)
         qs, ks = (q.float(), k.float()) if q.dtype in HALF else (q, k)  # TransformerLens: scores in float32 if 16-bit
-        scores = qs.transpose(1, 2) @ ks.permute(0, 2, 3, 1) / math.sqrt(self.d_head)  # [batch head query key]
-        scores = self.hook_attn_scores(scores.masked_fill(self.mask[off:off + n, :off + n], float("-inf")))
+        scores = qs.transpose(1, 2) @ ks.permute(0, 2, 3, 1) / self.scale  # [batch head query key]
+        scores = soft_cap(scores, self.soft_cap)
+        scores = self.hook_attn_scores(scores.masked_fill(mask, float("-inf")))
         pattern = self.hook_pattern(scores.softmax(-1).to(v.dtype))                     # [batch head query key]
         z = self.hook_z((pattern @ v.transpose(1, 2)).transpose(1, 2))                  # [batch pos head d_head]
-        return z.reshape(b, n, hd) @ self.W_O + self.b_O                               # [batch pos d_model]
+        return linear(z.reshape(b, n, hq), self.W_O, self.b_O, self.nn)                 # [batch pos d_model]
 
 
 class MLP(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.W_in, self.b_in = normal(c["d_model"], c["d_mlp"]), zeros(c["d_mlp"])
-        self.W_out, self.b_out = normal(c["d_mlp"], c["d_model"]), zeros(c["d_model"])
-        self.hook_pre, self.hook_post = HookPoint(), HookPoint()  # [batch pos d_mlp]
+        bias = c["biases"]
+        self.act, self.gated, self.nn = ACTS[c["act"]], c["gated"], c["nn_linear"]
+        self.W_in, self.b_in = weight(c, c["d_model"], c["d_mlp"]), zeros(c["d_mlp"]) if bias else None
+        self.W_out, self.b_out = weight(c, c["d_mlp"], c["d_model"]), zeros(c["d_model"]) if bias else None
+        self.hook_pre = HookPoint()             # [batch pos d_mlp]
+        if self.gated:
+            self.W_gate = weight(c, c["d_model"], c["d_mlp"])
+            self.hook_pre_linear = HookPoint()  # [batch pos d_mlp]
+        self.hook_post = HookPoint()            # [batch pos d_mlp]
 
     def forward(self, x):
-        pre = self.hook_pre(x @ self.W_in + self.b_in)
-        return self.hook_post(gelu_new(pre)) @ self.W_out + self.b_out
+        if self.gated:  # TransformerLens's GatedMLP: act(x W_gate) * (x W_in + b_in)
+            pre = self.hook_pre(linear(x, self.W_gate, None, self.nn))
+            post = self.hook_post(self.act(pre) * self.hook_pre_linear(linear(x, self.W_in, self.b_in, self.nn)))
+        else:
+            post = self.hook_post(self.act(self.hook_pre(linear(x, self.W_in, self.b_in, self.nn))))
+        return linear(post, self.W_out, self.b_out, self.nn)
 
 
 class Block(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.attn_only = c["attn_only"]
+        self.attn_only, self.parallel, self.post_norms = c["attn_only"], c["parallel"], c["post_norms"]
         self.hook_resid_pre = HookPoint()
-        self.ln1 = LayerNorm(c["d_model"])
+        self.ln1 = Norm(c)
         self.attn = Attention(c)
+        if self.post_norms:
+            self.ln1_post = Norm(c)
         self.hook_attn_out = HookPoint()
         if not self.attn_only:
-            self.hook_resid_mid = HookPoint()
-            self.ln2 = LayerNorm(c["d_model"])
+            if not self.parallel:
+                self.hook_resid_mid = HookPoint()
+            self.ln2 = Norm(c)
             self.mlp = MLP(c)
+            if self.post_norms:
+                self.ln2_post = Norm(c)
             self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
 
-    def forward(self, resid, pos=None, past=None):
+    def forward(self, resid, mask, pos=None, rot=None, past=None):
         # pos: the positional embedding for shortformer (added to the query and key inputs only), else None
         resid = self.hook_resid_pre(resid)
         x = self.ln1(resid)
-        attn_out = self.hook_attn_out(self.attn(x if pos is None else x + pos, x, past))
+        attn_out = self.attn(x if pos is None else x + pos, x, mask, rot, past)
+        if self.post_norms:
+            attn_out = self.ln1_post(attn_out)
+        attn_out = self.hook_attn_out(attn_out)
         if self.attn_only:
             return self.hook_resid_post(resid + attn_out)
+        if self.parallel:  # NeoX: the MLP reads the block's input, not resid + attn_out
+            mlp_out = self.hook_mlp_out(self.mlp(self.ln2(resid)))
+            return self.hook_resid_post(resid + attn_out + mlp_out)
         resid = self.hook_resid_mid(resid + attn_out)
-        mlp_out = self.hook_mlp_out(self.mlp(self.ln2(resid)))
-        return self.hook_resid_post(resid + mlp_out)
+        mlp_out = self.mlp(self.ln2(resid))
+        if self.post_norms:
+            mlp_out = self.ln2_post(mlp_out)
+        return self.hook_resid_post(resid + self.hook_mlp_out(mlp_out))
 
 
-class GPT2(nn.Module):
+class Transformer(nn.Module):
     def __init__(self, c, tied=False):
         super().__init__()
         self.c, self.tied = c, tied
         self.W_E = normal(c["d_vocab"], c["d_model"])
         self.hook_embed = HookPoint()      # [batch pos d_model]
-        self.W_pos = normal(c["n_ctx"], c["d_model"])
-        self.hook_pos_embed = HookPoint()  # [batch pos d_model]
+        self.rotary = c["positions"] == "rotary"
+        if self.rotary:  # float64 tables: the float64 reference keeps them exact, .to(dtype) rounds them
+            cos, sin = rotary_tables(c)
+            self.register_buffer("rotary_cos", cos, persistent=False)
+            self.register_buffer("rotary_sin", sin, persistent=False)
+        else:
+            self.W_pos = normal(c["n_ctx"], c["d_model"])
+            self.hook_pos_embed = HookPoint()  # [batch pos d_model]
         self.blocks = nn.ModuleList(Block(c) for _ in range(c["n_layers"]))
-        self.ln_final = LayerNorm(c["d_model"])
+        self.ln_final = Norm(c)
         if tied:  # GPT2LMHeadModel's unembedding: W_U = W_E^T, no bias
             self.register_buffer("b_U", torch.zeros(c["d_vocab"]))
         else:
-            self.W_U, self.b_U = normal(c["d_model"], c["d_vocab"]), zeros(c["d_vocab"])
+            self.W_U = weight(c, c["d_model"], c["d_vocab"])
+            self.b_U = zeros(c["d_vocab"]) if c["biases"] else None
         self.points = [(name, m) for name, m in self.named_modules() if isinstance(m, HookPoint)]
         self.hook_dict = dict(self.points)  # as TransformerLens's mod_dict
 
+    def masks(self, off, n, device):
+        """[query key] masks, True where query off+i may not see key j: causal, and within the sliding window."""
+        i = torch.arange(off, off + n, device=device)[:, None]
+        j = torch.arange(off + n, device=device)[None]
+        causal = j > i
+        window = self.c["window"]
+        return causal, (causal | (i - j >= window)) if window else causal
+
     def forward(self, tokens, past=None):
         # tokens [batch pos]; past: a list of one dict per layer (the key-value cache, filled here) or None
+        c = self.c
         b, n = tokens.shape
         off = past[0]["k"].shape[1] if past is not None and "k" in past[0] else 0
-        if off + n > self.c["n_ctx"]:
-            raise ValueError(f"{off + n} positions exceed n_ctx {self.c['n_ctx']}")
-        embed = self.hook_embed(self.W_E[tokens])
-        pos = self.hook_pos_embed(self.W_pos[off:off + n].unsqueeze(0).expand(b, n, -1))
-        shortformer = self.c["positions"] == "shortformer"
-        resid = embed if shortformer else embed + pos
+        if off + n > c["n_ctx"]:
+            raise ValueError(f"{off + n} positions exceed n_ctx {c['n_ctx']}")
+        embed = self.W_E[tokens]
+        if c["embed_scale"]:  # Gemma: times sqrt(d_model), rounded to the model's dtype
+            embed = embed * torch.tensor(math.sqrt(c["d_model"]), dtype=embed.dtype)
+        embed = self.hook_embed(embed)
+        pos = rot = None
+        if self.rotary:
+            resid, rot = embed, (self.rotary_cos[off:off + n], self.rotary_sin[off:off + n])
+        else:
+            pos = self.hook_pos_embed(self.W_pos[off:off + n].unsqueeze(0).expand(b, n, -1))
+            resid = embed if c["positions"] == "shortformer" else embed + pos
+            if c["positions"] != "shortformer":
+                pos = None
+        causal, local = self.masks(off, n, tokens.device)
         for i, blk in enumerate(self.blocks):
-            resid = blk(resid, pos if shortformer else None, None if past is None else past[i])
+            mask = local if i % 2 == 0 else causal  # Hugging Face's Gemma 2: the even layers slide
+            resid = blk(resid, mask, pos, rot, None if past is None else past[i])
         x = self.ln_final(resid)
-        return x @ (self.W_E.t() if self.tied else self.W_U) + self.b_U  # [batch pos d_vocab]
+        logits = x @ self.W_E.t() if self.tied else linear(x, self.W_U, None, c["nn_linear"])
+        if self.b_U is not None:
+            logits = logits + self.b_U
+        return soft_cap(logits, c["logit_softcap"])  # [batch pos d_vocab]
 
     def hook_points(self):
         return self.points
@@ -228,7 +399,7 @@ class GPT2(nn.Module):
 
 def build_peer(c, seed, tied=False):
     torch.manual_seed(seed)
-    return GPT2(c, tied).eval()
+    return Transformer(c, tied).eval()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -722,7 +893,9 @@ def check_cells(c, seq):
 
 
 def flops(c, workload, batch, seq, new):
-    P = 4 * c["d_model"] * c["n_heads"] * c["d_head"] + (0 if c["attn_only"] else 2 * c["d_model"] * c["d_mlp"])
+    # HARNESS.md: W_Q, W_O of n_heads, W_K, W_V of n_kv_heads; two MLP matrices, three when gated
+    mlp = 0 if c["attn_only"] else (3 if c["gated"] else 2) * c["d_model"] * c["d_mlp"]
+    P = 2 * c["d_model"] * (c["n_heads"] + c["n_kv_heads"]) * c["d_head"] + mlp
     dense = 2 * (c["n_layers"] * P + c["d_model"] * c["d_vocab"])
 
     def fwd(b, s):
@@ -978,7 +1151,8 @@ class Runner:
         for shape in shapes:
             c = SHAPES[shape]
             shape_error = hf_error
-            if a.impl == "transformers" and (c["attn_only"] or c["positions"] != "standard"):
+            if a.impl == "transformers" and (c["attn_only"] or c["positions"] != "standard" or
+                                             any(c[k] != v for k, v in ARCH.items() if v is not None)):
                 shape_error = "not expressible as GPT2LMHeadModel"
             refs = None
             if shape_error is None and a.check:
@@ -1008,6 +1182,79 @@ class Runner:
                 gc.collect()
                 if a.device == "cuda":
                     torch.cuda.empty_cache()
+
+
+def tl_state_dict(m):
+    """m's weights under TransformerLens's names and in its shapes (W_Q [head d_model d_head], W_K and W_V with
+    n_kv_heads heads, W_O [head d_head d_model], b_Q [head d_head], ...); absent biases are left out."""
+    c = m.c
+    H, K, D, dm = c["n_heads"], c["n_kv_heads"], c["d_head"], c["d_model"]
+
+    def tl(w):  # TransformerLens's [in out]
+        return w.t() if c["nn_linear"] else w
+
+    sd = {"embed.W_E": m.W_E}
+    if not m.rotary:
+        sd["pos_embed.W_pos"] = m.W_pos
+
+    def norm(prefix, n):
+        sd[prefix + ".w"] = n.w
+        if n.b is not None:
+            sd[prefix + ".b"] = n.b
+
+    for l, blk in enumerate(m.blocks):
+        p, a = f"blocks.{l}.", blk.attn
+        for name in ("ln1", "ln1_post", "ln2", "ln2_post"):
+            if hasattr(blk, name):
+                norm(p + name, getattr(blk, name))
+        for w, x, heads in zip("QKV", tl(a.W_QKV).split([H * D, K * D, K * D], -1), (H, K, K)):
+            sd[p + "attn.W_" + w] = x.reshape(dm, heads, D).permute(1, 0, 2)
+        if a.b_QKV is not None:
+            for w, x, heads in zip("QKV", a.b_QKV.split([H * D, K * D, K * D]), (H, K, K)):
+                sd[p + "attn.b_" + w] = x.reshape(heads, D)
+        sd[p + "attn.W_O"] = tl(a.W_O).reshape(H, D, dm)
+        if a.b_O is not None:
+            sd[p + "attn.b_O"] = a.b_O
+        if not blk.attn_only:
+            for name in ("W_in", "b_in", "W_gate", "W_out", "b_out"):
+                w = getattr(blk.mlp, name, None)
+                if w is not None:
+                    sd[p + "mlp." + name] = tl(w) if name.startswith("W") else w
+    norm("ln_final", m.ln_final)
+    sd["unembed.W_U"] = tl(m.W_U)
+    if m.b_U is not None:
+        sd["unembed.b_U"] = m.b_U
+    return {k: v.detach().contiguous() for k, v in sd.items()}
+
+
+def dump(c, seed, out):
+    """For golens's test of this peer's maths against its float64 reference (bench/peer_test.go): the float64 model of
+    seed, its norm weights and biases moved off 1 and 0 (so that the test sees them), as state_dict.pt (tl_state_dict)
+    and its every hook point, logits and tokens on 2 x 6 check tokens as acts.pt."""
+    m = build_peer(c, seed).double()
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.1)
+        tokens = tokens_of(2, 6, c["d_vocab"], CHECK_SEED, "cpu")
+        logits, cache = run_with_cache(m, tokens, lambda name: True)
+    os.makedirs(out, exist_ok=True)
+    torch.save(tl_state_dict(m), os.path.join(out, "state_dict.pt"))
+    torch.save({k: v.contiguous() for k, v in dict(cache, logits=logits, tokens=tokens).items()},
+               os.path.join(out, "acts.pt"))
+
+
+def resize(shapes, sizes):
+    """Changes the sizes of the shapes named (--sizes: a JSON object of SHAPES keys, for tests)."""
+    try:
+        new = json.loads(sizes)
+    except ValueError as e:
+        raise SystemExit(f"gpt2_peer.py: --sizes is not JSON: {e}")
+    for name in shapes:
+        for k, v in new.items():
+            if k not in SHAPES[name]:
+                raise SystemExit(f"gpt2_peer.py: --sizes: {k!r} is not a shape key (known: {', '.join(SHAPES[name])})")
+            SHAPES[name][k] = v
 
 
 def parse_list(s, allowed, what):
@@ -1052,11 +1299,23 @@ def main():
     p.set_defaults(check=True)
     p.add_argument("--no-check", dest="check", action="store_false", default=argparse.SUPPRESS,
                    help="skip the correctness check (rows are then OK with max_rel_err null)")
+    p.add_argument("--sizes", default="", help="a JSON object changing the shapes' keys, e.g. "
+                                                 "'{\"n_layers\": 2}' (for tests)")
+    p.add_argument("--dump", default="", metavar="DIR",
+                   help="instead of rows: write the first shape's float64 weights and activations to DIR for "
+                        "golens's test of this peer (bench/peer_test.go)")
     p.add_argument("--hf-attn", default="eager",
                    help="transformers: attn_implementation (eager computes attention explicitly as "
                         "TransformerLens does, and is needed for output_attentions; sdpa is its default)")
     a = p.parse_args()
     shapes = parse_list(a.shape, SHAPES, "shape")
+    if a.sizes:
+        resize(shapes, a.sizes)
+    for name in SHAPES:
+        SHAPES[name] = complete(SHAPES[name])
+    if a.dump:
+        dump(SHAPES[shapes[0]], a.seed, a.dump)
+        return
     workloads = parse_list(a.workload, WORKLOADS, "workload")
     dtypes = parse_list(a.dtype, DTYPES, "dtype")
     grid = parse_grid(a.grid)

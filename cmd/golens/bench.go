@@ -108,7 +108,7 @@ the format bench/HARNESS.md fixes for golens and its peers.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&mf.model, "model", "", "a checkpoint directory or file, or a known name, instead of --shape")
+	fl.StringVar(&mf.model, "model", "", "a checkpoint directory or file, or a model name (gpt2, pythia-70m, ...), instead of --shape")
 	fl.StringVar(&mf.device, "device", "auto", "auto, cpu, cuda, cuda:N or mps")
 	fl.StringSliceVar(&shapes, "shape", []string{"toy"}, "shapes, comma-separated: "+shapeNames())
 	fl.StringSliceVar(&workloads, "workload", []string{"forward"}, "workloads, comma-separated, or all")

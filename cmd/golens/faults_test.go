@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
+	if out := os.Getenv(asSweepRank); out != "" {
+		os.Exit(sweepRank(out))
+	}
 	os.Exit(m.Run())
 }
 
@@ -446,6 +449,19 @@ var faults = []fault{
 	{"flag: head not L.H", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "one", "--out", "$D/a.safetensors"}, "LAYER.HEAD", nil},
 	{"flag: head negative", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "-1.0", "--out", "$D/a.safetensors"}, "-1.0", nil},
 	{"flag: ablate mode", nil, []string{"ablate", "--model", "$D/model.safetensors", "--prompt", "x", "--head", "0.0", "--mode", "half", "--out", "$D/a.safetensors"}, "half", nil},
+	{"harvest: binary data without --format", write("d.bin", "\x01\x00\x02\x00"), []string{"harvest", "--model", "$D/model.safetensors", "--data", "$D/d.bin", "--hooks", "resid_post", "--out", "$D/h"}, "say its --format", nil},
+	{"harvest: --format csv", write("d.bin", "\x01\x00"), []string{"harvest", "--model", "$D/model.safetensors", "--data", "$D/d.bin", "--format", "csv", "--hooks", "resid_post", "--out", "$D/h"}, `--format "csv"`, nil},
+	{"harvest: missing data", nil, []string{"harvest", "--model", "$D/model.safetensors", "--data", "$D/nothing.jsonl", "--hooks", "resid_post", "--out", "$D/h"}, "no such file", nil},
+	{"harvest: data a FIFO", fifoAt("d.jsonl"), []string{"harvest", "--model", "$D/model.safetensors", "--data", "$D/d.jsonl", "--hooks", "resid_post", "--out", "$D/h"}, "named pipe (FIFO)", nil},
+	{"harvest: jsonl garbage", write("d.jsonl", "[1, 2]\n{oops\n"), []string{"harvest", "--model", "$D/model.safetensors", "--data", "$D/d.jsonl", "--hooks", "resid_post", "--out", "$D/h"}, "line 2", nil},
+	{"harvest: token out of range", write("d.jsonl", "[1, 99999]\n"), []string{"harvest", "--model", "$D/model.safetensors", "--data", "$D/d.jsonl", "--hooks", "resid_post", "--out", "$D/h"}, "99999", nil},
+	{"harvest: uint16 shorter than an example", write("d.bin", "\x01\x00\x02\x00"), []string{"harvest", "--model", "$D/model.safetensors", "--data", "$D/d.bin", "--format", "uint16", "--seq-len", "3", "--hooks", "resid_post", "--out", "$D/h"}, "2 tokens, fewer than one example of 3", nil},
+	{"harvest: hook_pattern", write("d.jsonl", "[1, 2]\n"), []string{"harvest", "--model", "$D/model.safetensors", "--data", "$D/d.jsonl", "--hooks", "hook_pattern", "--out", "$D/h"}, "[batch head query key]", nil},
+	{"harvest: out is a file", write("d.jsonl", "[1, 2]\n"), []string{"harvest", "--model", "$D/model.safetensors", "--data", "$D/d.jsonl", "--hooks", "resid_post", "--out", "$D/d.jsonl"}, "not a directory", nil},
+	{"harvest: out holds other files", write("d.jsonl", "[1, 2]\n"), []string{"harvest", "--model", "$D/model.safetensors", "--data", "$D/d.jsonl", "--hooks", "resid_post", "--out", "$D"}, "is not a golens harvest", nil},
+	{"harvest: --out-dtype int8", write("d.jsonl", "[1, 2]\n"), []string{"harvest", "--model", "$D/model.safetensors", "--data", "$D/d.jsonl", "--hooks", "resid_post", "--out", "$D/h", "--out-dtype", "int8"}, `--out-dtype "int8"`, nil},
+	{"harvest: --batch 0", write("d.jsonl", "[1, 2]\n"), []string{"harvest", "--model", "$D/model.safetensors", "--data", "$D/d.jsonl", "--hooks", "resid_post", "--out", "$D/h", "--batch", "0"}, "--batch 0", nil},
+	{"harvest: a rank of two alone", write("d.jsonl", "[1, 2]\n"), []string{"harvest", "--model", "$D/model.safetensors", "--data", "$D/d.jsonl", "--hooks", "resid_post", "--out", "$D/h"}, "RANK is not set", []string{"WORLD_SIZE=2"}},
 	{"flag: names bad regexp", nil, []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--names", "(", "--out", "$D/c.safetensors"}, "--names", nil},
 	{"flag: names match nothing", nil, []string{"cache", "--model", "$D/model.safetensors", "--prompt", "x", "--names", "zzz", "--out", "$D/c.safetensors"}, "zzz", nil},
 
@@ -532,6 +548,14 @@ var faults = []fault{
 	{"tokenize: jsonl no text", write("in.jsonl", `{"body": "x"}`), []string{"tokenize", "--model", "gpt2", "--jsonl", "$D/in.jsonl"}, "in.jsonl:1", nil},
 	{"tokenize: two inputs", nil, []string{"tokenize", "--model", "gpt2", "--text", "x", "--file", "$D/text.txt"}, "text", nil},
 	{"tokenize: no input", nil, []string{"tokenize", "--model", "gpt2"}, "text", nil},
+	{"tokenize: no model nor tokenizer", nil, []string{"tokenize", "--text", "x"}, "[model tokenizer]", nil},
+	{"tokenize: model and tokenizer", nil, []string{"tokenize", "--model", "gpt2", "--tokenizer", "$D/tokenizer.json", "--text", "x"}, "[model tokenizer]", nil},
+	{"tokenize: tokenizer missing", nil, []string{"tokenize", "--tokenizer", "$D/none.json", "--text", "x"}, "none.json", nil},
+	{"tokenize: tokenizer /dev/zero", nil, []string{"tokenize", "--tokenizer", "/dev/zero", "--text", "x"}, "character device", nil},
+	{"tokenize: tokenizer a FIFO", fifoAt("tok.json"), []string{"tokenize", "--tokenizer", "$D/tok.json", "--text", "x"}, "named pipe (FIFO)", nil},
+	{"tokenize: tokenizer garbage", write("tok.json", "{{"), []string{"tokenize", "--tokenizer", "$D/tok.json", "--text", "x"}, "tokenizer.json: top level", nil},
+	{"tokenize: tokenizer WordPiece", write("tok.json", `{"model": {"type": "WordPiece", "vocab": {"a": 0}}}`), []string{"tokenize", "--tokenizer", "$D/tok.json", "--text", "x"}, `model.type: "WordPiece" is not supported`, nil},
+	{"tokenize: tokenizer directory without one", nil, []string{"tokenize", "--tokenizer", "$D", "--text", "x"}, "tokenizer.json", nil},
 
 	// train.
 	{"train: config a FIFO", fifoAt("c.json"), []string{"train", "--config", "$D/c.json", "--out", "$D/run"}, "named pipe (FIFO)", nil},

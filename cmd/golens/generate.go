@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 
 	"github.com/golens/golens/hookedmodel"
@@ -10,13 +12,13 @@ import (
 
 func newGenerateCmd() *cobra.Command {
 	var mf modelFlags
-	var prompt string
+	var in inputFlags
 	var maxNew, topK int
 	var temperature, topP float64
 	var seed uint64
 	cmd := &cobra.Command{
 		Use:   "generate",
-		Short: "Generate text from a prompt",
+		Short: "Generate text from a prompt (or token ids from a tokens file)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fl := cmd.Flags()
@@ -47,12 +49,16 @@ func newGenerateCmd() *cobra.Command {
 				return err
 			}
 			defer m.Free()
-			ids, _, err := (&inputFlags{prompt: prompt}).rows(m)
+			ids, flag, err := in.rows(m)
 			if err != nil {
 				return err
 			}
 			if n := len(ids[0]); n+maxNew > m.Cfg.NCtx {
-				return fmt.Errorf("--prompt of %d tokens and --max-new-tokens %d: %d positions exceed the model's context of n_ctx=%d", n, maxNew, n+maxNew, m.Cfg.NCtx)
+				return fmt.Errorf("%s of %d tokens and --max-new-tokens %d: %d positions exceed the model's context of n_ctx=%d", flag, n, maxNew, n+maxNew, m.Cfg.NCtx)
+			}
+			if m.Tokenizer == nil {
+				// no tokenizer to name the end-of-sequence token: generate all
+				opts = append(opts, hookedmodel.StopAtEOS(false))
 			}
 			tokens, err := tensorOf(ids, m.Device())
 			if err != nil {
@@ -63,22 +69,42 @@ func newGenerateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			text, err := m.Tokenizer.ToString(rows[0])
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), text)
-			return err
+			return printGenerated(cmd.OutOrStdout(), m, rows)
 		},
 	}
 	mf.register(cmd)
+	in.registerInput(cmd, true)
 	fl := cmd.Flags()
-	fl.StringVar(&prompt, "prompt", "", "the text to continue")
-	fl.IntVar(&maxNew, "max-new-tokens", 20, "how many tokens to generate at most (0 or more; the prompt and these must fit the model's n_ctx)")
+	fl.IntVar(&maxNew, "max-new-tokens", 20, "how many tokens to generate at most (0 or more; the prompt and these must fit the model's n_ctx); a model without a tokenizer generates all of them")
 	fl.Float64Var(&temperature, "temperature", 1, "sampling temperature, 0 or more; 0 is greedy")
 	fl.IntVar(&topK, "top-k", 0, "sample among the k most likely tokens (k at least 1; default all)")
 	fl.Float64Var(&topP, "top-p", 0, "sample among the most likely tokens holding this much probability, in (0, 1] (default all; not with --top-k)")
 	fl.Uint64Var(&seed, "seed", 0, "sampling seed")
-	cmd.MarkFlagRequired("prompt")
 	return cmd
+}
+
+// printGenerated prints each generated row (prompt included) on a line:
+// as text with the model's tokenizer, else (a model golens has no
+// tokenizer for, such as Gemma's) as a JSON array of token ids.
+func printGenerated(w io.Writer, m *hookedmodel.HookedTransformer, rows [][]int64) error {
+	for _, r := range rows {
+		var line string
+		if m.Tokenizer != nil {
+			text, err := m.Tokenizer.ToString(r)
+			if err != nil {
+				return err
+			}
+			line = text
+		} else {
+			b, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			line = string(b)
+		}
+		if _, err := fmt.Fprintln(w, line); err != nil {
+			return err
+		}
+	}
+	return nil
 }

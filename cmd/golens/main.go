@@ -50,7 +50,7 @@ func newRoot() *cobra.Command {
 	// libtorch (cobra answers it before PersistentPreRunE).
 	root.Version = version
 	root.SetVersionTemplate(versionLine() + "\n")
-	root.AddCommand(newVersionCmd(), newRunCmd(), newCacheCmd(), newAblateCmd(), newTokenizeCmd(), newGenerateCmd(), newAnalyzeCmd(), newTrainCmd(), newDemoCmd(), newBenchCmd())
+	root.AddCommand(newVersionCmd(), newRunCmd(), newCacheCmd(), newAblateCmd(), newTokenizeCmd(), newGenerateCmd(), newAnalyzeCmd(), newTrainCmd(), newDemoCmd(), newBenchCmd(), newDistCmd(), newHarvestCmd())
 	return root
 }
 

@@ -26,11 +26,17 @@ type modelFlags struct {
 	noProcessing   bool
 	allowNonFinite bool
 	set            []string
+	revision       string
+	ckIndex        int
+	ckValue        int
 }
 
 func (f *modelFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.model, "model", "", "checkpoint directory or file, a model shipped in golens ("+strings.Join(models.Names(), ", ")+"), or a known name (gpt2, gpt2-medium, ...)")
+	fl.StringVar(&f.model, "model", "", "checkpoint directory or file, a model shipped in golens ("+strings.Join(models.Names(), ", ")+"), a TransformerLens name (gpt2, pythia-70m, meta-llama/Llama-3.2-1B, ...) or a hub repository org/name, from the Hugging Face cache or downloaded (HF_TOKEN for gated ones)")
+	fl.StringVar(&f.revision, "revision", "", "branch, tag or commit of the model's hub repository (default main)")
+	fl.IntVar(&f.ckIndex, "checkpoint-index", 0, "training checkpoint by index, as from_pretrained's checkpoint_index (Pythia, Stanford CRFM GPT-2s)")
+	fl.IntVar(&f.ckValue, "checkpoint-value", 0, "training checkpoint by step, as from_pretrained's checkpoint_value (Pythia's 1000 is revision step1000)")
 	fl.StringVar(&f.device, "device", "auto", "auto, cpu, cuda, cuda:N or mps")
 	fl.StringVar(&f.dtype, "dtype", "", "float32 (default), float16, bfloat16 or float64, as the device supports")
 	fl.BoolVar(&f.noProcessing, "no-processing", false, "load the weights as they are (from_pretrained_no_processing)")
@@ -66,6 +72,15 @@ func (f *modelFlags) load(cmd *cobra.Command) (*hookedmodel.HookedTransformer, e
 	}
 	if f.allowNonFinite {
 		opts = append(opts, hookedmodel.AllowNonFinite())
+	}
+	if f.revision != "" {
+		opts = append(opts, hookedmodel.WithRevision(f.revision))
+	}
+	if cmd.Flags().Changed("checkpoint-index") {
+		opts = append(opts, hookedmodel.WithCheckpointIndex(f.ckIndex))
+	}
+	if cmd.Flags().Changed("checkpoint-value") {
+		opts = append(opts, hookedmodel.WithCheckpointValue(f.ckValue))
 	}
 	m, err := loadModel(cmd.Context(), f.model, opts...)
 	if errors.Is(err, hookedmodel.ErrNonFinite) {
@@ -111,7 +126,8 @@ func dtypeRuns(b *backend.Backend, dt gotch.DType) error {
 
 // loadModel loads what --model names: a checkpoint directory or file, a
 // model shipped in the binary (models.Names; a file of that name wins), or
-// a known hub name. An unknown name's error lists the shipped names too.
+// a model name (TransformerLens's, or a hub repository). An unknown name's
+// error lists the shipped names too.
 func loadModel(ctx context.Context, name string, opts ...hookedmodel.Option) (*hookedmodel.HookedTransformer, error) {
 	if _, err := os.Stat(name); err != nil && models.Has(name) {
 		return models.Load(ctx, name, opts...)
@@ -192,6 +208,13 @@ func jsonName(f reflect.StructField) string {
 // pointer, as in TransformerLens's configs.
 func parseSetting(t reflect.Type, v string) (reflect.Value, error) {
 	val := reflect.New(t)
+	if u, ok := val.Interface().(json.Unmarshaler); ok && t.Kind() == reflect.String {
+		// a string kept in its own JSON form (attn_types: a list)
+		if err := u.UnmarshalJSON([]byte(v)); err != nil {
+			return val, fmt.Errorf("want JSON: %w", err)
+		}
+		return val.Elem(), nil
+	}
 	switch {
 	case t.Kind() == reflect.String:
 		if v == "null" {
@@ -227,9 +250,15 @@ type inputFlags struct {
 }
 
 func (f *inputFlags) register(cmd *cobra.Command, required bool) {
+	f.registerInput(cmd, required)
+	cmd.Flags().BoolVar(&f.truncate, "truncate", false, "keep the first n_ctx tokens of a longer input, as TransformerLens's to_tokens(truncate=True) does (a longer input is an error without it)")
+}
+
+// registerInput registers --prompt and --tokens-file only (generate keeps
+// its whole prompt: it has no --truncate).
+func (f *inputFlags) registerInput(cmd *cobra.Command, required bool) {
 	cmd.Flags().StringVar(&f.prompt, "prompt", "", "text to run on (tokenized with BOS first)")
 	cmd.Flags().StringVar(&f.tokensFile, "tokens-file", "", "JSON file: an array of equal-length arrays of token ids")
-	cmd.Flags().BoolVar(&f.truncate, "truncate", false, "keep the first n_ctx tokens of a longer input, as TransformerLens's to_tokens(truncate=True) does (a longer input is an error without it)")
 	if required {
 		cmd.MarkFlagsOneRequired("prompt", "tokens-file")
 	}

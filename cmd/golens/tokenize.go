@@ -16,23 +16,30 @@ import (
 )
 
 func newTokenizeCmd() *cobra.Command {
-	var model, text, file, jsonl string
+	var model, tokPath, text, file, jsonl string
 	var noBOS, asJSON, withStr bool
 	cmd := &cobra.Command{
 		Use:   "tokenize",
-		Short: "Tokenize text with a model's tokenizer (offline; no weights needed)",
+		Short: "Tokenize text with a model's tokenizer or a tokenizer.json (offline; no weights needed)",
 		Long: "tokenize prints the token ids of --text or --file (one line of ids, or --json), or reads " +
-			"--jsonl (one JSON object with a \"text\" field per line) and writes one JSON array of ids per line.",
+			"--jsonl (one JSON object with a \"text\" field per line) and writes one JSON array of ids per line. " +
+			"The tokenizer is --model's, or --tokenizer's: a Hugging Face tokenizer.json, or a directory holding one " +
+			"(and tokenizer_config.json). Tokens are TransformerLens's to_tokens: the tokenizer's special tokens, " +
+			"BOS first (once) unless --no-bos.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			tok, err := tokenizerFor(model)
+			tok, err := tokenizerFor(model, tokPath)
 			if err != nil {
 				return err
 			}
+			if _, _, err := tok.ToTokens(nil, tokenizer.PrependBOS(!noBOS)); err != nil {
+				return err // a BOS asked for and none
+			}
 			encode := func(s string) []int {
-				ids := tok.Encode(s)
-				if !noBOS {
-					ids = append([]int{tok.BOS()}, ids...)
+				rows, _, _ := tok.ToTokens([]string{s}, tokenizer.PrependBOS(!noBOS))
+				ids := make([]int, len(rows[0]))
+				for i, id := range rows[0] {
+					ids[i] = int(id)
 				}
 				return ids
 			}
@@ -84,13 +91,15 @@ func newTokenizeCmd() *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&model, "model", "", "a model name or checkpoint whose tokenizer to use (gpt2 works offline)")
+	fl.StringVar(&tokPath, "tokenizer", "", "a Hugging Face tokenizer.json, or a directory holding one, to use instead of --model's")
 	fl.StringVar(&text, "text", "", "text to tokenize")
 	fl.StringVar(&file, "file", "", "a file whose whole content to tokenize")
 	fl.StringVar(&jsonl, "jsonl", "", `a file of JSON objects {"text": ...}, one per line`)
 	fl.BoolVar(&noBOS, "no-bos", false, "do not prepend the BOS token")
 	fl.BoolVar(&asJSON, "json", false, `print a JSON object {"ids": [...], "str_tokens": [...]}`)
 	fl.BoolVar(&withStr, "str", false, `print the string tokens: quoted on one line, or with --jsonl an object {"ids": [...], "str_tokens": [...]} per line`)
-	cmd.MarkFlagRequired("model")
+	cmd.MarkFlagsOneRequired("model", "tokenizer")
+	cmd.MarkFlagsMutuallyExclusive("model", "tokenizer")
 	cmd.MarkFlagsOneRequired("text", "file", "jsonl")
 	cmd.MarkFlagsMutuallyExclusive("text", "file", "jsonl")
 	return cmd
@@ -138,9 +147,13 @@ func tokenizeJSONL(path string, w io.Writer, encode func(string) any) error {
 	return sc.Err()
 }
 
-// tokenizerFor finds the tokenizer a model loads with, without loading its
-// weights: hookedmodel.TokenizerOf, or none for a shipped model.
-func tokenizerFor(model string) (*tokenizer.Tokenizer, error) {
+// tokenizerFor reads the tokenizer at path if given, else finds the one a
+// model loads with, without loading its weights: hookedmodel.TokenizerOf,
+// or none for a shipped model.
+func tokenizerFor(model, path string) (*tokenizer.Tokenizer, error) {
+	if path != "" {
+		return tokenizer.Load(path)
+	}
 	if _, err := os.Stat(model); err != nil && models.Has(model) {
 		return nil, fmt.Errorf("the shipped model %q has no tokenizer: its inputs are token ids (give them with --tokens-file)", model)
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/golens/golens/analysis"
 	"github.com/golens/golens/backend"
+	"github.com/golens/golens/backend/dist"
 	"github.com/golens/golens/hookedmodel"
 	"github.com/golens/golens/hookedmodel/train"
 	"github.com/spf13/cobra"
@@ -16,6 +18,7 @@ func newTrainCmd() *cobra.Command {
 	var config, out, device string
 	var steps int
 	var force bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Train a HookedTransformer from a config file; resumes from the latest checkpoint in --out",
@@ -23,7 +26,8 @@ func newTrainCmd() *cobra.Command {
 			"checkpoints, metrics.jsonl (with each head's previous-token and induction scores at every " +
 			"evaluation) and model.safetensors. Ctrl-C or SIGTERM stops after the current step with a checkpoint " +
 			"and exits 1; the same command resumes. A non-empty --out that holds no run of this config is refused " +
-			"unless --force; a run's --out is locked while it trains.",
+			"unless --force; a run's --out is locked while it trains. Started by a launcher (torchrun, srun), the ranks " +
+			"train data-parallel: each takes its share of every batch, the gradients are averaged, rank 0 writes --out.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := train.LoadConfig(config)
@@ -36,6 +40,9 @@ func newTrainCmd() *cobra.Command {
 				}
 				cfg.Train.Steps = steps
 			}
+			if device, err = launchedDevice(device); err != nil {
+				return err
+			}
 			b, err := backend.Resolve(device)
 			if err != nil {
 				return err
@@ -45,6 +52,14 @@ func newTrainCmd() *cobra.Command {
 			if force {
 				opts = append(opts, train.Force())
 			}
+			g, err := joinLaunched(cmd.Context(), b.Device(), timeout, cfg)
+			if err != nil {
+				return err
+			}
+			if g != nil {
+				defer g.Close()
+				opts = append(opts, train.DataParallel(g))
+			}
 			res, err := train.Run(cmd.Context(), cfg, out, opts...)
 			if errors.Is(err, context.Canceled) && res != nil {
 				return fmt.Errorf("interrupted at step %d of %d; checkpoint %s: run the same command again to resume", res.Step, cfg.Train.Steps, res.Checkpoint)
@@ -52,12 +67,15 @@ func newTrainCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if g != nil && g.Rank() != 0 { // rank 0 reports
+				return g.Close()
+			}
 			if res.Eval == nil { // resumed a finished run
 				fmt.Fprintf(cmd.OutOrStdout(), "already trained %d steps; model %s\n", res.Step, res.Model)
 				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "trained %d steps; held-out loss %.4f; model %s\n", res.Step, res.Eval.Loss, res.Model)
-			return nil
+			return g.Close()
 		},
 	}
 	fl := cmd.Flags()
@@ -66,6 +84,7 @@ func newTrainCmd() *cobra.Command {
 	fl.StringVar(&device, "device", "auto", "auto, cpu, cuda, cuda:N or mps")
 	fl.IntVar(&steps, "steps", 0, "number of steps (default: the config's)")
 	fl.BoolVar(&force, "force", false, "write into a non-empty --out that holds no run of this config")
+	fl.DurationVar(&timeout, "timeout", dist.DefaultTimeout, "under a launcher (torchrun, srun): how long to wait for the other ranks and each collective")
 	cmd.MarkFlagRequired("config")
 	cmd.MarkFlagRequired("out")
 	return cmd

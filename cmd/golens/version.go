@@ -52,6 +52,14 @@ func printVersions(w io.Writer) {
 		seen = append(seen, b.Device().String())
 	}
 	fmt.Fprintf(w, "devices:\n  %s\n", strings.Join(seen, "\n  "))
+	var backends []string
+	for _, b := range []string{gotch.BackendGloo, gotch.BackendNCCL} {
+		if !gotch.HasDistBackend(b) {
+			b += " (not compiled)"
+		}
+		backends = append(backends, b)
+	}
+	fmt.Fprintf(w, "distributed (c10d): %s\n", strings.Join(backends, ", "))
 }
 
 func selfCheck(cmd *cobra.Command, w io.Writer, spec string) error {

@@ -107,6 +107,10 @@ void gt_tensor_free(gt_tensor t);
 /* Fills out with t's current metadata; out->tensor is t itself (not a new
  * handle). */
 gt_error gt_tensor_info(gt_out *out, gt_tensor t);
+/* t's version counter (autograd's _version): every in-place write to t, or
+ * to any view sharing its storage, increments it; caches derived from a
+ * tensor compare it to know when to recompute. */
+gt_error gt_tensor_version(gt_tensor t, int64_t *out);
 
 /* ---- data in and out -------------------------------------------------- */
 
@@ -115,6 +119,14 @@ gt_error gt_tensor_info(gt_out *out, gt_tensor t);
 gt_error gt_from_data(gt_out *out, const void *data, const int64_t *shape,
                       int32_t ndim, int32_t dtype, int32_t device_type,
                       int32_t device_index);
+/* gt_from_data for data stored as src_dtype, converted to dtype on the way
+ * to the device: the one new tensor is the result, so a loader streaming
+ * checkpoint weights holds no second copy of a tensor in its stored dtype
+ * (a bfloat16 weight becomes a float32 tensor on a GPU through one host
+ * buffer, data). The caller keeps ownership of data. */
+gt_error gt_from_data_as(gt_out *out, const void *data, const int64_t *shape,
+                         int32_t ndim, int32_t src_dtype, int32_t dtype,
+                         int32_t device_type, int32_t device_index);
 /* Converts t to dtype on the CPU and copies its elements, row-major, into
  * dst, which holds nbytes; nbytes must be exactly numel * element size. */
 gt_error gt_copy_to(gt_tensor t, void *dst, int64_t nbytes, int32_t dtype);
@@ -187,6 +199,77 @@ void gt_cuda_event_free(void *event);
 gt_error gt_mps_synchronize(void);
 /* Bytes currently allocated by the MPS allocator. */
 gt_error gt_mps_memory(int64_t *allocated);
+
+/* ---- distributed: c10d stores, process groups, collectives ----------- */
+/* The c10d engine PyTorch's torch.distributed runs on. Gloo is compiled in
+ * where libtorch's Gloo headers are found (Debian: libgloo-dev); NCCL with
+ * the cuda tag where nccl.h is found. Collectives are asynchronous: each
+ * returns a work handle to wait on with gt_work_wait; the work keeps its
+ * tensors alive until it is freed. */
+
+typedef struct gt_store_s *gt_store; /* a c10d::Store */
+typedef struct gt_pg_s *gt_pg;       /* a Gloo or NCCL process group */
+typedef struct gt_work_s *gt_work;   /* one collective in flight */
+
+typedef enum { GT_BACKEND_GLOO = 0, GT_BACKEND_NCCL = 1 } gt_dist_backend;
+typedef enum {
+  GT_REDUCE_SUM = 0,
+  GT_REDUCE_PRODUCT = 1,
+  GT_REDUCE_MIN = 2,
+  GT_REDUCE_MAX = 3,
+} gt_reduce_op;
+
+/* 1 when this shim has the backend compiled in. */
+int32_t gt_dist_has_backend(int32_t backend);
+/* A TCPStore client of host:port, or its server when is_server (port 0
+ * picks a free port; gt_store_port says which). timeout_ms bounds every
+ * store call. */
+gt_error gt_store_tcp(gt_store *out, const char *host, int32_t port,
+                      int32_t is_server, int64_t timeout_ms);
+/* A FileStore on path shared by world_size processes of one host. */
+gt_error gt_store_file(gt_store *out, const char *path, int32_t world_size,
+                       int64_t timeout_ms);
+/* A view of base whose keys all start with prefix + "/". */
+gt_error gt_store_prefix(gt_store *out, gt_store base, const char *prefix);
+/* The port of a TCP store, else -1. */
+int32_t gt_store_port(gt_store s);
+void gt_store_free(gt_store s);
+gt_error gt_store_set(gt_store s, const char *key, const void *value, int64_t n);
+/* Waits (up to the store's timeout) for key; *value is malloc'ed, the
+ * caller frees it with free. */
+gt_error gt_store_get(gt_store s, const char *key, void **value, int64_t *n);
+/* Adds delta to the integer at key (0 when absent); *out is the new value. */
+gt_error gt_store_add(gt_store s, const char *key, int64_t delta, int64_t *out);
+/* *out is 1 when key exists. */
+gt_error gt_store_check(gt_store s, const char *key, int32_t *out);
+
+/* Joins a process group of size ranks as rank: waits (up to timeout_ms)
+ * for every rank to connect through store. Gloo binds to hostname when
+ * not NULL or empty, else as torch.distributed does (GLOO_SOCKET_IFNAME,
+ * then this host's name). */
+gt_error gt_pg_new(gt_pg *out, gt_store store, int32_t backend, int32_t rank,
+                   int32_t size, int64_t timeout_ms, const char *hostname);
+/* Agrees on the group's sequence number through its store, as
+ * torch.distributed does after a group is made (a Python peer waits for
+ * rank 0's). */
+gt_error gt_pg_set_sequence_number(gt_pg pg);
+void gt_pg_free(gt_pg pg);
+gt_error gt_pg_allreduce(gt_work *out, gt_pg pg, gt_tensor t, int32_t op);
+gt_error gt_pg_broadcast(gt_work *out, gt_pg pg, gt_tensor t, int32_t root);
+/* outs: one tensor per rank, each shaped like in. */
+gt_error gt_pg_allgather(gt_work *out, gt_pg pg, const gt_tensor *outs,
+                         int32_t n, gt_tensor in);
+/* ins: one tensor per rank, each shaped like out. */
+gt_error gt_pg_reduce_scatter(gt_work *out, gt_pg pg, gt_tensor t,
+                              const gt_tensor *ins, int32_t n, int32_t op);
+gt_error gt_pg_barrier(gt_work *out, gt_pg pg);
+gt_error gt_pg_send(gt_work *out, gt_pg pg, gt_tensor t, int32_t dst, int32_t tag);
+gt_error gt_pg_recv(gt_work *out, gt_pg pg, gt_tensor t, int32_t src, int32_t tag);
+/* Waits for w to finish (at most the group's timeout) and returns its
+ * failure, if any. For NCCL work, it orders the current CUDA stream after
+ * the collective instead of blocking. */
+gt_error gt_work_wait(gt_work w);
+void gt_work_free(gt_work w);
 
 #include "golens_torch_ops.h"
 

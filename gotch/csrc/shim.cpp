@@ -207,19 +207,36 @@ gt_error gt_tensor_info(gt_out *out, gt_tensor t) {
   })
 }
 
+gt_error gt_tensor_version(gt_tensor t, int64_t *out) {
+  GT_TRY({ *out = gt::arg(t, "tensor")._version(); })
+}
+
 gt_error gt_from_data(gt_out *out, const void *data, const int64_t *shape,
                       int32_t ndim, int32_t dtype, int32_t device_type,
                       int32_t device_index) {
+  return gt_from_data_as(out, data, shape, ndim, dtype, dtype, device_type, device_index);
+}
+
+gt_error gt_from_data_as(gt_out *out, const void *data, const int64_t *shape,
+                         int32_t ndim, int32_t src_dtype, int32_t dtype,
+                         int32_t device_type, int32_t device_index) {
   GT_TRY({
     TORCH_CHECK(ndim >= 0 && ndim <= GT_MAX_DIMS, "rank ", ndim,
                 " is out of range [0, ", GT_MAX_DIMS, "]");
     for (int32_t i = 0; i < ndim; i++)
       TORCH_CHECK(shape[i] >= 0, "dimension ", i, " has negative size ", shape[i]);
     at::Device dev = gt::device(device_type, device_index);
-    auto opts = at::TensorOptions().dtype(gt::scalar_type(dtype));
-    at::Tensor cpu = at::empty(at::IntArrayRef(shape, ndim), opts);
-    if (cpu.numel() > 0) std::memcpy(cpu.data_ptr(), data, cpu.nbytes());
-    gt::fill(out, dev.is_cpu() ? cpu : cpu.to(dev));
+    at::IntArrayRef sizes(shape, ndim);
+    auto want = at::TensorOptions().dtype(gt::scalar_type(dtype)).device(dev);
+    if (c10::multiply_integers(sizes) == 0) {
+      gt::fill(out, at::empty(sizes, want));
+    } else {
+      // A view of the caller's bytes, copied (and converted) straight into
+      // the result on dev: nothing else is allocated on the host.
+      at::Tensor src = at::from_blob(const_cast<void *>(data), sizes,
+                                     at::TensorOptions().dtype(gt::scalar_type(src_dtype)));
+      gt::fill(out, src.to(dev, gt::scalar_type(dtype), /*non_blocking=*/false, /*copy=*/true));
+    }
   })
 }
 

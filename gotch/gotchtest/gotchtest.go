@@ -204,3 +204,20 @@ func Values(tb testing.TB, t *gotch.Tensor) []float64 {
 	}
 	return v
 }
+
+// NeedDistBackend skips a test that needs the c10d backend ("gloo",
+// "nccl") when this build has none (the shim finds Gloo's headers,
+// Debian's libgloo-dev, and NCCL's when it is built), and fails it instead
+// when GOLENS_REQUIRE_GLOO is set for Gloo: ./build.sh test installs
+// libgloo-dev and sets it, so CI cannot pass by skipping.
+func NeedDistBackend(tb testing.TB, backend string) {
+	tb.Helper()
+	if gotch.HasDistBackend(backend) {
+		return
+	}
+	msg := "this shim has no " + backend + " (for Gloo: libtorch's Gloo headers, Debian's libgloo-dev, were missing when it was built)"
+	if backend == gotch.BackendGloo && os.Getenv("GOLENS_REQUIRE_GLOO") != "" {
+		tb.Fatal(msg + "; GOLENS_REQUIRE_GLOO is set")
+	}
+	tb.Skip(msg)
+}

@@ -51,9 +51,12 @@
 // gigabytes on every load would cost seconds, and the cache records no size
 // to compare it with.
 //
-// HF_TOKEN (or the token file that `huggingface-cli login` writes)
-// authorises gated and private repositories; it is sent to the endpoint's
-// host only, never to the CDN the hub redirects large files to.
+// HF_TOKEN (else HUGGING_FACE_HUB_TOKEN, else the token file that
+// `huggingface-cli login` writes, $HF_HOME/token) authorises gated and
+// private repositories; it is sent to the endpoint's host only, never to
+// the CDN the hub redirects large files to, and never shown: a refusal
+// (401, 403: an [ErrAccess] error) says that the repository is gated when
+// the hub says so, where the token in use came from, and how to get access.
 // Concurrent downloads of one blob, by goroutines or by processes (Python's
 // included, on Unix), take the same lock file under .locks/ that Python does.
 package hub

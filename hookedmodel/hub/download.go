@@ -427,11 +427,14 @@ func rangeStart(contentRange string) int64 {
 }
 
 // statusError explains a failed answer, using the hub's X-Error-Code when
-// it sends one.
+// it sends one. It names where the token came from, never the token.
 func (r *resolver) statusError(resp *http.Response, name string) error {
-	hint := "if it is gated or private, set HF_TOKEN to a token with access"
+	page := r.cfg.endpoint + "/" + r.repo
+	hint := fmt.Sprintf("if it is gated or private, set HF_TOKEN to an access token (%s/settings/tokens) of an account with access, or run `huggingface-cli login`", r.cfg.endpoint)
 	if r.cfg.token != "" {
-		hint = "the token in use has no access to it; for a gated model, accept its terms on the hub"
+		hint = fmt.Sprintf("the token in use (from %s) has no access to it; for a gated model, accept its terms at %s with that token's account", r.cfg.tokenSrc, page)
+	} else if resp.Header.Get("X-Error-Code") == "GatedRepo" {
+		hint = fmt.Sprintf("accept its terms at %s, then set HF_TOKEN to an access token of that account (%s/settings/tokens), or run `huggingface-cli login`", page, r.cfg.endpoint)
 	}
 	if msg := resp.Header.Get("X-Error-Message"); msg != "" {
 		hint += "; the hub says: " + msg
@@ -451,7 +454,11 @@ func (r *resolver) statusError(resp *http.Response, name string) error {
 		return errNoFile
 	case (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) &&
 		sameOrigin(resp.Request.URL, r.endpoint): // a CDN's refusal is no token matter
-		return fmt.Errorf("%s (%s): %w: %s", r.repo, resp.Status, ErrAccess, hint)
+		what := r.repo
+		if code == "GatedRepo" {
+			what = "repository " + r.repo + " is gated"
+		}
+		return fmt.Errorf("%s (%s): %w: %s", what, resp.Status, ErrAccess, hint)
 	}
 	return fmt.Errorf("%s %s: %s", resp.Request.Method, resp.Request.URL.Redacted(), resp.Status)
 }

@@ -195,6 +195,41 @@ func TestResolveDownloadWritesPythonLayout(t *testing.T) {
 	}
 }
 
+// The token comes from HF_TOKEN, else HUGGING_FACE_HUB_TOKEN, else the
+// token file under HF_HOME, as huggingface_hub's get_token finds it, and
+// goes to the hub as a bearer token.
+func TestTokenFromEnvironment(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		env       map[string]string
+		tokenFile string
+	}{
+		{name: "HF_TOKEN", env: map[string]string{"HF_TOKEN": "hf_secret", "HUGGING_FACE_HUB_TOKEN": "hf_old"}, tokenFile: "hf_file"},
+		{name: "HUGGING_FACE_HUB_TOKEN", env: map[string]string{"HUGGING_FACE_HUB_TOKEN": "hf_secret"}, tokenFile: "hf_file"},
+		{name: "token file", tokenFile: "hf_secret\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, k := range []string{"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"} {
+				t.Setenv(k, "")
+			}
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			home := t.TempDir()
+			t.Setenv("HF_HOME", home)
+			if err := os.WriteFile(filepath.Join(home, "token"), []byte(tc.tokenFile), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f := newFakeHub(t, "meta/gated", commitA, gpt2Files())
+			f.token = "hf_secret"
+			opts := []Option{WithEndpoint(f.hub.URL), WithCacheDir(t.TempDir()), WithProgress(nil), WithOffline(false)}
+			if _, err := Resolve(context.Background(), "meta/gated", modelWant, opts...); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestTokenStaysOnHub(t *testing.T) {
 	f := newFakeHub(t, "meta/gated", commitA, gpt2Files())
 	f.token = "hf_secret"
@@ -381,9 +416,9 @@ func TestResolveErrors(t *testing.T) {
 		{name: "missing revision", repo: "openai/gpt2", want: modelWant, revision: "v9",
 			is: ErrNotFound, contains: []string{`revision "v9"`}},
 		{name: "gated without token", repo: "openai/gpt2", want: modelWant, token: "hf_secret",
-			is: ErrAccess, contains: []string{"401", "set HF_TOKEN", "restricted"}},
+			is: ErrAccess, contains: []string{"repository openai/gpt2 is gated", "401", "accept its terms at http://", "/openai/gpt2", "set HF_TOKEN", "huggingface-cli login", "restricted"}},
 		{name: "gated with a wrong token", repo: "openai/gpt2", want: modelWant, token: "hf_secret", sent: "hf_wrong",
-			is: ErrAccess, contains: []string{"403", "no access"}},
+			is: ErrAccess, contains: []string{"is gated", "403", "no access", "from hub.WithToken", "accept its terms"}},
 		{name: "bad repository", repo: "a/b/c", want: modelWant, contains: []string{"bad repository name"}},
 		{name: "file outside the repository", repo: "openai/gpt2", want: []Want{{"../../etc/passwd"}},
 			contains: []string{"bad file name"}},
@@ -400,6 +435,9 @@ func TestResolveErrors(t *testing.T) {
 			_, err := Resolve(context.Background(), tt.repo, tt.want, opts...)
 			if err == nil {
 				t.Fatal("no error")
+			}
+			if tt.sent != "" && strings.Contains(err.Error(), tt.sent) {
+				t.Errorf("err = %q shows the token", err)
 			}
 			if tt.is != nil && !errors.Is(err, tt.is) {
 				t.Errorf("err = %v, want errors.Is %v", err, tt.is)
@@ -604,6 +642,9 @@ func TestDefaults(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			c := newConfig(nil)
+			if c.token != "" && (c.tokenSrc == "" || strings.Contains(c.tokenSrc, c.token)) {
+				t.Errorf("token source %q: want where the token came from, without the token", c.tokenSrc)
+			}
 			if tt.cache != "" && c.cacheDir != tt.cache {
 				t.Errorf("cache = %s, want %s", c.cacheDir, tt.cache)
 			}

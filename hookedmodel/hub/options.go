@@ -28,6 +28,7 @@ type config struct {
 	endpoint string
 	revision string
 	token    string
+	tokenSrc string // where token came from, for messages (never the token itself)
 	cacheDir string
 	progress io.Writer
 	client   *http.Client
@@ -62,7 +63,9 @@ func WithRevision(rev string) Option {
 // WithToken sets the access token for gated and private repositories
 // (default HF_TOKEN, else the token file of `huggingface-cli login`); "" sends
 // none.
-func WithToken(token string) Option { return func(c *config) { c.token = token } }
+func WithToken(token string) Option {
+	return func(c *config) { c.token, c.tokenSrc = token, "hub.WithToken" }
+}
 
 // WithCacheDir sets the hub cache directory (default [DefaultCacheDir];
 // "" keeps the default).
@@ -121,10 +124,12 @@ func WithRetries(attempts int, backoff time.Duration) Option {
 // newConfig reads the environment at call time, so that a process (or a
 // test) that sets HF_* variables sees them, then applies opts.
 func newConfig(opts []Option) config {
+	token, src := defaultToken()
 	c := config{
 		endpoint: strings.TrimRight(envOr("HF_ENDPOINT", "https://huggingface.co"), "/"),
 		revision: "main",
-		token:    defaultToken(),
+		token:    token,
+		tokenSrc: src,
 		cacheDir: DefaultCacheDir(),
 		progress: os.Stderr,
 		client:   http.DefaultClient,
@@ -202,19 +207,20 @@ func hfHome() string {
 
 // defaultToken follows huggingface_hub's get_token: HF_TOKEN, the legacy
 // HUGGING_FACE_HUB_TOKEN, then the file HF_TOKEN_PATH (default
-// $HF_HOME/token).
-func defaultToken() string {
+// $HF_HOME/token, which `huggingface-cli login` writes). It returns the
+// token and where it came from.
+func defaultToken() (token, source string) {
 	for _, v := range []string{"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"} {
 		if t := strings.TrimSpace(os.Getenv(v)); t != "" {
-			return t
+			return t, v
 		}
 	}
 	path := expand(envOr("HF_TOKEN_PATH", filepath.Join(hfHome(), "token")))
 	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
+	if t := strings.TrimSpace(string(b)); err == nil && t != "" {
+		return t, "the token file " + path
 	}
-	return strings.TrimSpace(string(b))
+	return "", ""
 }
 
 func expand(p string) string {

@@ -57,6 +57,8 @@ type Config struct {
 	// rotate-half layout on the first RotaryDim dims of each head (0: all).
 	RotaryDim  int     `json:"rotary_dim"`
 	RotaryBase float64 `json:"rotary_base"` // Hugging Face's rope_theta / rotary_emb_base; 0 means 10000
+	// GPT-J's layout: dims 2i and 2i+1 pair instead of i and i + n.
+	RotaryAdjacentPairs bool `json:"rotary_adjacent_pairs"`
 	// Llama 3.1's rope_scaling {"rope_type": "llama3"}, under
 	// TransformerLens's names for the same parameters.
 	UseLlama3Rope     bool    `json:"use_NTK_by_parts_rope"`
@@ -307,8 +309,8 @@ func (u *run) attention(l int, pre string, resid, pos Tensor) Tensor {
 	v := u.put(pre+"attn.hook_v", r.project(vx, r.weight(pre+"attn._W_V", pre+"attn.W_V"), r.bias(0, pre+"attn._b_V", pre+"attn.b_V")))
 	if c.PositionalEmbeddingType == "rotary" {
 		inv := c.invFreq()
-		q = u.put(pre+"attn.hook_rot_q", rotary(q, inv))
-		k = u.put(pre+"attn.hook_rot_k", rotary(k, inv))
+		q = u.put(pre+"attn.hook_rot_q", rotary(q, inv, c.RotaryAdjacentPairs))
+		k = u.put(pre+"attn.hook_rot_k", rotary(k, inv, c.RotaryAdjacentPairs))
 	}
 	scores := u.put(pre+"attn.hook_attn_scores", c.scores(l, q, k))
 	pattern := u.put(pre+"attn.hook_pattern", softmaxRows(scores, scores.Shape[3]))
@@ -468,8 +470,10 @@ func llama3Scale(inv []float64, factor, low, high, original float64) []float64 {
 // rotate-half layout (modeling_gpt_neox.py and modeling_llama.py
 // apply_rotary_pos_emb / rotate_half, cos and sin being cat(freqs, freqs)):
 // with n = len(inv) pairs, dim i pairs with dim i + n, rotated by the angle
-// pos · inv[i]; dims from 2n on pass through (partial rotary).
-func rotary(x Tensor, inv []float64) Tensor {
+// pos · inv[i]; dims from 2n on pass through (partial rotary). adjacent is
+// GPT-J's layout (modeling_gptj.py apply_rotary_pos_emb / rotate_every_two,
+// sin and cos repeat_interleave'd by 2): dim 2i pairs with dim 2i + 1.
+func rotary(x Tensor, inv []float64, adjacent bool) Tensor {
 	B, P, H, D := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	n := len(inv)
 	out := Tensor{x.Shape, append([]float64(nil), x.Data...)}
@@ -479,9 +483,13 @@ func rotary(x Tensor, inv []float64) Tensor {
 				row := x.Data[((b*P+p)*H+h)*D:][:D]
 				o := out.Data[((b*P+p)*H+h)*D:][:D]
 				for i := range n {
+					a, c := i, i+n // the pair's two dims
+					if adjacent {
+						a, c = 2*i, 2*i+1
+					}
 					sin, cos := math.Sincos(float64(p) * inv[i])
-					o[i] = row[i]*cos - row[i+n]*sin
-					o[i+n] = row[i+n]*cos + row[i]*sin
+					o[a] = row[a]*cos - row[c]*sin
+					o[c] = row[c]*cos + row[a]*sin
 				}
 			}
 		}

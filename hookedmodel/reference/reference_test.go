@@ -100,7 +100,7 @@ func TestRotaryAtPositionZeroIsIdentity(t *testing.T) {
 	for i := range x.Data {
 		x.Data[i] = float64(i) - 3.5
 	}
-	got := rotary(x, Config{DHead: 8, RotaryBase: 10000}.invFreq())
+	got := rotary(x, Config{DHead: 8, RotaryBase: 10000}.invFreq(), false)
 	wantClose(t, "rotary at 0", got.Data, x.Data)
 }
 
@@ -112,9 +112,22 @@ func TestRotateHalfAtPosition1(t *testing.T) {
 	wantClose(t, "inv_freq", inv, []float64{1, 0.01})
 	x := newTensor(1, 2, 1, 4)
 	copy(x.Data[4:], []float64{1, 2, 3, 4}) // position 1
-	got := rotary(x, inv).Data[4:]
+	got := rotary(x, inv, false).Data[4:]
 	c1, s1, c2, s2 := math.Cos(1), math.Sin(1), math.Cos(0.01), math.Sin(0.01)
 	wantClose(t, "rotated", got, []float64{1*c1 - 3*s1, 2*c2 - 4*s2, 3*c1 + 1*s1, 4*c2 + 2*s2})
+}
+
+// TestRotateAdjacentPairsAtPosition1 checks GPT-J's layout
+// (rotary_adjacent_pairs): dim 2i pairs with dim 2i + 1, pair i turning by
+// θ_i; of d_head 6 with rotary_dim 4, dims 4 and 5 pass. Frequencies 1 and
+// 0.01 as above.
+func TestRotateAdjacentPairsAtPosition1(t *testing.T) {
+	inv := Config{DHead: 6, RotaryDim: 4}.invFreq()
+	x := newTensor(1, 2, 1, 6)
+	copy(x.Data[6:], []float64{1, 2, 3, 4, 5, 6})
+	got := rotary(x, inv, true).Data[6:]
+	c1, s1, c2, s2 := math.Cos(1), math.Sin(1), math.Cos(0.01), math.Sin(0.01)
+	wantClose(t, "rotated", got, []float64{1*c1 - 2*s1, 2*c1 + 1*s1, 3*c2 - 4*s2, 4*c2 + 3*s2, 5, 6})
 }
 
 // TestPartialRotary: rotary_dim 4 of d_head 6 rotates dims 0..3 as a
@@ -126,7 +139,7 @@ func TestPartialRotary(t *testing.T) {
 	wantClose(t, "inv_freq", inv, []float64{1, 0.01})
 	x := newTensor(1, 2, 1, 6)
 	copy(x.Data[6:], []float64{1, 2, 3, 4, 5, 6})
-	got := rotary(x, inv).Data[6:]
+	got := rotary(x, inv, false).Data[6:]
 	c1, s1, c2, s2 := math.Cos(1), math.Sin(1), math.Cos(0.01), math.Sin(0.01)
 	wantClose(t, "rotated", got, []float64{1*c1 - 3*s1, 2*c2 - 4*s2, 3*c1 + 1*s1, 4*c2 + 2*s2, 5, 6})
 }
@@ -443,6 +456,6 @@ func TestRotaryHooks(t *testing.T) {
 		t.Error("rotary model records hook_pos_embed")
 	}
 	for _, n := range []string{"q", "k"} {
-		wantClose(t, "rot_"+n, acts["blocks.0.attn.hook_rot_"+n].Data, rotary(acts["blocks.0.attn.hook_"+n], c.invFreq()).Data)
+		wantClose(t, "rot_"+n, acts["blocks.0.attn.hook_rot_"+n].Data, rotary(acts["blocks.0.attn.hook_"+n], c.invFreq(), false).Data)
 	}
 }

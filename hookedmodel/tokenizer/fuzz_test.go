@@ -35,7 +35,7 @@ func FuzzEncodeDecode(f *testing.F) {
 			if id < 0 || id >= tk.VocabSize() {
 				t.Fatalf("EncodeOrdinary(%q) yields id %d", s, id)
 			}
-			spelled = append(spelled, tk.v.tokens[id]...)
+			spelled = append(spelled, tk.raw.at(id)...)
 		}
 		if !bytes.Equal(spelled, []byte(s)) {
 			t.Fatalf("EncodeOrdinary(%q) spells %q", s, spelled)

@@ -6,12 +6,20 @@ import "fmt"
 // to_str_tokens, to_string, to_single_token, get_token_position), on which
 // hookedmodel builds its tensors.
 
-// sequence returns the ids of text with BOS and truncation applied.
+// sequence returns the ids of text as to_tokens makes them: the tokenizer
+// called with its special tokens (the template's), then BOS prepended if
+// the template does not add one and PrependBOS asks for it, or the
+// template's removed if PrependBOS(false), so that there is never a double
+// BOS; then truncation.
 func (t *Tokenizer) sequence(text string, o options) []int64 {
-	ids := t.Encode(text)
+	ids := t.EncodeSpecial(text)
+	prepends := t.PrependsBOS()
 	seq := make([]int64, 0, len(ids)+1)
-	if o.prependBOS {
+	if o.prependBOS && !prepends {
 		seq = append(seq, int64(t.BOS()))
+	}
+	if !o.prependBOS && prepends {
+		ids = ids[1:]
 	}
 	for _, id := range ids {
 		seq = append(seq, int64(id))
@@ -22,13 +30,20 @@ func (t *Tokenizer) sequence(text string, o options) []int64 {
 	return seq
 }
 
+// PrependsBOS reports whether the tokenizer's template starts each
+// sequence with BOS (Llama 2, Gemma), TransformerLens's
+// tokenizer_prepends_bos.
+func (t *Tokenizer) PrependsBOS() bool {
+	return len(t.template) > 0 && !t.template[0].sequence && len(t.template[0].ids) == 1 && int(t.template[0].ids[0]) == t.bos
+}
+
 // ToTokens tokenises a batch as to_tokens does: BOS first (PrependBOS),
 // truncated (MaxLength), then padded with Pad to the longest sequence
 // (PaddingSide). mask is 1 at real tokens, BOS included, and 0 at padding,
 // like Hugging Face's attention_mask. The rows of ids, and of mask, share one
 // contiguous array.
 func (t *Tokenizer) ToTokens(texts []string, opts ...Option) (ids, mask [][]int64, err error) {
-	o, err := newOptions(opts)
+	o, err := t.options(opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("to tokens: %w", err)
 	}
@@ -64,14 +79,14 @@ func (t *Tokenizer) ToTokens(texts []string, opts ...Option) (ids, mask [][]int6
 // ToStrTokens returns the tokens of text, each decoded on its own as
 // to_str_tokens shows them; BOS is first unless PrependBOS(false).
 func (t *Tokenizer) ToStrTokens(text string, opts ...Option) ([]string, error) {
-	o, err := newOptions(opts)
+	o, err := t.options(opts)
 	if err != nil {
 		return nil, fmt.Errorf("to str tokens: %w", err)
 	}
 	seq := t.sequence(text, o)
 	out := make([]string, len(seq))
 	for i, id := range seq {
-		out[i] = lossyString(t.v.tokens[id])
+		out[i] = t.decode([]int{int(id)}, false)
 	}
 	return out, nil
 }
@@ -109,7 +124,7 @@ func (t *Tokenizer) GetTokenPosition(token, input any, mode string, opts ...Opti
 	if mode != "first" && mode != "last" {
 		return 0, fmt.Errorf("get token position: mode must be \"first\" or \"last\", not %q", mode)
 	}
-	o, err := newOptions(opts)
+	o, err := t.options(opts)
 	if err != nil {
 		return 0, fmt.Errorf("get token position: %w", err)
 	}
@@ -152,7 +167,7 @@ func (t *Tokenizer) GetTokenPosition(token, input any, mode string, opts ...Opti
 		}
 	}
 	if pos < 0 {
-		return 0, fmt.Errorf("get token position: token %d (%q) does not occur in the input", tok, lossyString(t.v.tokens[tok]))
+		return 0, fmt.Errorf("get token position: token %d (%q) does not occur in the input", tok, t.decode([]int{int(tok)}, false))
 	}
 	return pos, nil
 }

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -119,5 +120,38 @@ func TestGetTokenPosition(t *testing.T) {
 		if _, err := tk.GetTokenPosition(c.token, c.input, c.mode); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("GetTokenPosition(%#v, %#v, %q): error %v, want one containing %q", c.token, c.input, c.mode, err, c.want)
 		}
+	}
+}
+
+// TestToTokensTemplate: TransformerLens's to_tokens never doubles BOS. Gemma
+// 3's template adds <bos> (2): PrependBOS keeps it, PrependBOS(false)
+// removes it. Llama 3's (this tokenizer.json) adds none: <|begin_of_text|>
+// (128000) is prepended. "Hello" is 9259 for Gemma 3 and 9906 for Llama 3
+// (testdata/hf goldens).
+func TestToTokensTemplate(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		bos  bool
+		want []int64
+	}{
+		{"gemma3", true, []int64{2, 9259}},
+		{"gemma3", false, []int64{9259}},
+		{"llama3", true, []int64{128000, 9906}},
+		{"llama3", false, []int64{9906}},
+	} {
+		tk := loadHF(t, c.name)
+		ids, _, err := tk.ToTokens([]string{"Hello"}, PrependBOS(c.bos))
+		if err != nil || !slices.Equal(ids[0], c.want) {
+			t.Errorf("%s: ToTokens(Hello, PrependBOS(%v)) = %v, %v; want %v", c.name, c.bos, ids, err, c.want)
+		}
+	}
+	good, _ := json.Marshal(tinyJSON())
+	tk, err := Parse(good, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.template, tk.bos, tk.eos = nil, -1, -1
+	if _, _, err := tk.ToTokens([]string{"a"}); err == nil || !strings.Contains(err.Error(), "no BOS token") {
+		t.Errorf("ToTokens without a BOS token: error %v, want one saying so", err)
 	}
 }

@@ -39,3 +39,12 @@ func newOptions(opts []Option) (options, error) {
 	}
 	return o, nil
 }
+
+// options collects opts for t: a BOS to prepend must exist.
+func (t *Tokenizer) options(opts []Option) (options, error) {
+	o, err := newOptions(opts)
+	if err == nil && o.prependBOS && !t.PrependsBOS() && t.BOS() < 0 {
+		err = fmt.Errorf("the tokenizer has no BOS token (tokenizer_config.json names no bos_token nor eos_token): use PrependBOS(false)")
+	}
+	return o, err
+}

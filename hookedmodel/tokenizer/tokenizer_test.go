@@ -108,10 +108,38 @@ func TestDecode(t *testing.T) {
 // TestPathological checks that inputs which defeat naive BPE or regex
 // splitting still round-trip; BenchmarkEncodePathological times them.
 func TestPathological(t *testing.T) {
-	tk := GPT2()
-	for name, text := range pathological() {
-		if got := tk.Decode(tk.Encode(text)); got != text {
-			t.Errorf("%s: Decode(Encode(text)) differs from text", name)
+	tks := map[string]*Tokenizer{"gpt2": GPT2()}
+	for _, name := range []string{"llama3", "qwen3", "llama2", "gemma3"} {
+		tks[name] = loadHF(t, name)
+	}
+	for tname, tk := range tks {
+		for name, text := range pathological() {
+			if got := tk.Decode(tk.Encode(text)); got != text {
+				t.Errorf("%s %s: Decode(Encode(text)) differs from text", tname, name)
+			}
+		}
+	}
+}
+
+// TestEncodeBatch: the batch, on every core, is the texts encoded one by one.
+func TestEncodeBatch(t *testing.T) {
+	var texts []string
+	for _, c := range hfCorpus() {
+		texts = append(texts, c.Text)
+	}
+	for _, name := range []string{"llama3", "gemma3"} {
+		tk := loadHF(t, name)
+		for _, special := range []bool{false, true} {
+			got := tk.EncodeBatch(texts, special)
+			for i, text := range texts {
+				want := tk.Encode(text)
+				if special {
+					want = tk.EncodeSpecial(text)
+				}
+				if !slices.Equal(got[i], want) {
+					t.Fatalf("%s: EncodeBatch[%d] (special %v) = %v, want %v", name, i, special, got[i], want)
+				}
+			}
 		}
 	}
 }

@@ -120,7 +120,7 @@ func latestCheckpoint(out string) (string, error) {
 
 // resume loads the checkpoint in dir into a trainer for cfg, which must
 // describe the same run.
-func resume(ctx context.Context, dir string, cfg Config, data Dataset, dev gotch.Device) (*trainer, error) {
+func resume(ctx context.Context, dir string, cfg Config, data Dataset, dev gotch.Device, dp parallel) (*trainer, error) {
 	ck, err := weights.Open(filepath.Join(dir, optimizerFile))
 	if err != nil {
 		return nil, err
@@ -140,7 +140,7 @@ func resume(ctx context.Context, dir string, cfg Config, data Dataset, dev gotch
 	if err != nil {
 		return nil, err
 	}
-	tr, err := newTrainer(m, cfg, data)
+	tr, err := newTrainer(m, cfg, data, dp)
 	if err != nil {
 		m.Free()
 		return nil, err

@@ -66,8 +66,12 @@ func (r *run) openMetrics() error {
 	return err
 }
 
-// write appends rec to metrics.jsonl and hands it to OnRecord.
+// write appends rec to metrics.jsonl and hands it to OnRecord; on a
+// data-parallel rank other than 0 it does nothing (rank 0 records the run).
 func (r *run) write(rec Record) error {
+	if !r.tr.dp.lead() {
+		return nil
+	}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)

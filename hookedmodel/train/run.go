@@ -45,6 +45,7 @@ type options struct {
 	data        Dataset
 	onRecord    []func(Record)
 	force       bool
+	group       Group
 }
 
 // Force lets Run write into a non-empty folder that holds no run of this
@@ -152,40 +153,56 @@ func Run(ctx context.Context, cfg Config, outDir string, opts ...Option) (*Resul
 	if err := cfg.Init(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	release, err := claim(outDir, cfg, o.force)
+	dp, err := newParallel(o.group)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	if dp.lead() {
+		release, err := claim(outDir, cfg, o.force)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	} else {
+		o.progress = nil // rank 0 shows the run
+	}
+	if err := dp.barrier(ctx); err != nil { // the others read what rank 0 claimed
+		return nil, err
+	}
 	data := o.data
 	if data == nil {
 		if data, err = newDataset(&cfg); err != nil {
 			return nil, err
 		}
 	}
-	tr, err := start(ctx, cfg, outDir, data, o.device)
+	tr, err := start(ctx, cfg, outDir, data, o.device, dp)
 	if err != nil {
 		return nil, err
 	}
 	defer tr.free()
 	r := &run{tr: tr, o: o, out: outDir}
-	if err := r.openMetrics(); err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+	if dp.lead() {
+		if err := r.openMetrics(); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		defer r.metrics.Close()
 	}
-	defer r.metrics.Close()
 	return r.loop(ctx)
 }
 
 // start writes config.json and makes the run's trainer: from the latest
 // checkpoint in out, or a new model seeded by train.seed.
-func start(ctx context.Context, cfg Config, out string, data Dataset, dev gotch.Device) (*trainer, error) {
-	tr, err := newOrResumed(ctx, cfg, out, data, dev)
+func start(ctx context.Context, cfg Config, out string, data Dataset, dev gotch.Device, dp parallel) (*trainer, error) {
+	tr, err := newOrResumed(ctx, cfg, out, data, dev, dp)
 	if err != nil {
 		return nil, err
 	}
 	if tr.step > cfg.Train.Steps {
 		tr.free()
 		return nil, fmt.Errorf("%s holds a checkpoint at step %d, past the run's %d steps: ask for at least %d steps, or use a new out folder", out, tr.step, cfg.Train.Steps, tr.step)
+	}
+	if !dp.lead() {
+		return tr, nil
 	}
 	js, err := json.MarshalIndent(cfg, "", "  ")
 	if err == nil {
@@ -201,19 +218,19 @@ func start(ctx context.Context, cfg Config, out string, data Dataset, dev gotch.
 	return tr, nil
 }
 
-func newOrResumed(ctx context.Context, cfg Config, out string, data Dataset, dev gotch.Device) (*trainer, error) {
+func newOrResumed(ctx context.Context, cfg Config, out string, data Dataset, dev gotch.Device, dp parallel) (*trainer, error) {
 	ck, err := latestCheckpoint(out)
 	if err != nil {
 		return nil, err
 	}
 	if ck != "" {
-		return resume(ctx, ck, cfg, data, dev)
+		return resume(ctx, ck, cfg, data, dev, dp)
 	}
 	m, err := hookedmodel.New(cfg.Model, hookedmodel.OnDevice(dev), hookedmodel.WithSeed(cfg.Train.Seed))
 	if err != nil {
 		return nil, err
 	}
-	tr, err := newTrainer(m, cfg, data)
+	tr, err := newTrainer(m, cfg, data, dp)
 	if err != nil {
 		m.Free()
 		return nil, err
@@ -250,12 +267,17 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	}
 	lastCheckpoint := time.Now()
 	var window throughput
-	for r.tr.step < tc.Steps && ctx.Err() == nil {
+	// One process stops before a step once ctx is done; data-parallel
+	// ranks agree in each step's all-reduce and stop together after it.
+	alone := r.tr.dp.size() == 1
+	stopped := false
+	for r.tr.step < tc.Steps && !stopped && !(alone && ctx.Err() != nil) {
 		t0 := time.Now()
-		st, err := r.tr.trainStep(quiet)
+		st, err := r.tr.trainStep(quiet, ctx.Err() != nil)
 		if err != nil {
 			return nil, fmt.Errorf("step %d: %w", r.tr.step, err)
 		}
+		stopped = st.stop
 		window.add(st.tokens, time.Since(t0))
 		r.bar.update(r.tr.step, st.loss, window.rate())
 		step := r.tr.step
@@ -287,12 +309,17 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	}
 	if r.tr.step == tc.Steps {
 		final := filepath.Join(r.out, modelFile)
-		if err := r.tr.m.Save(final); err != nil {
-			return nil, err
+		if r.tr.dp.lead() {
+			if err := r.tr.m.Save(final); err != nil {
+				return nil, err
+			}
 		}
 		return r.finish()
 	}
 	r.res.Step, r.res.Model = r.tr.step, filepath.Join(r.res.Checkpoint, modelFile)
+	if ctx.Err() == nil {
+		return &r.res, fmt.Errorf("stopped at step %d: another data-parallel rank was cancelled", r.tr.step)
+	}
 	return &r.res, ctx.Err()
 }
 
@@ -300,7 +327,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 // if it is missing (a run stopped between its last checkpoint and it).
 func (r *run) finish() (*Result, error) {
 	final := filepath.Join(r.out, modelFile)
-	if _, err := os.Stat(final); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(final); errors.Is(err, fs.ErrNotExist) && r.tr.dp.lead() {
 		if err := r.tr.m.Save(final); err != nil {
 			return nil, err
 		}
@@ -310,13 +337,24 @@ func (r *run) finish() (*Result, error) {
 	return &r.res, nil
 }
 
+// checkpoint writes one (rank 0 of a data-parallel run: the others' state
+// is the same).
 func (r *run) checkpoint() error {
+	if !r.tr.dp.lead() {
+		r.res.Checkpoint = stepDir(r.out, r.tr.step)
+		return nil
+	}
 	dir, err := r.tr.save(r.out)
 	r.res.Checkpoint = dir
 	return err
 }
 
+// eval evaluates the model (rank 0 of a data-parallel run: the others'
+// weights are the same).
 func (r *run) eval(ctx context.Context) error {
+	if !r.tr.dp.lead() {
+		return nil
+	}
 	rec, err := r.tr.evaluate(ctx, r.o.scores)
 	if err != nil {
 		return fmt.Errorf("evaluation at step %d: %w", r.tr.step, err)

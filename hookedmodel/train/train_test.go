@@ -418,14 +418,14 @@ func BenchmarkTrainStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tr, err := newTrainer(m, cfg, data)
+	tr, err := newTrainer(m, cfg, data, parallel{})
 	if err != nil {
 		m.Free()
 		b.Fatal(err)
 	}
 	defer tr.free()
 	ctx := context.Background()
-	if _, err := tr.trainStep(ctx); err != nil { // untimed
+	if _, err := tr.trainStep(ctx, false); err != nil { // untimed
 		b.Fatal(err)
 	}
 	tokens := 0
@@ -436,7 +436,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			start = cpuTime()
 		}
 		t0 := time.Now()
-		st, err := tr.trainStep(ctx)
+		st, err := tr.trainStep(ctx, false)
 		if err != nil {
 			b.Fatal(err)
 		}

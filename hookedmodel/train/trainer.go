@@ -18,17 +18,19 @@ type trainer struct {
 	cfg    Config
 	data   Dataset
 	st     *Stepper
+	dp     parallel
 	step   int
-	tokens int64
+	tokens int64 // over all ranks
 }
 
 // newTrainer makes a trainer that owns m.
-func newTrainer(m *hookedmodel.HookedTransformer, cfg Config, data Dataset) (*trainer, error) {
+func newTrainer(m *hookedmodel.HookedTransformer, cfg Config, data Dataset, dp parallel) (*trainer, error) {
 	st, err := NewStepper(m, cfg.Train)
 	if err != nil {
 		return nil, err
 	}
-	return &trainer{m: m, cfg: cfg, data: data, st: st}, nil
+	st.dp = dp
+	return &trainer{m: m, cfg: cfg, data: data, st: st, dp: dp}, nil
 }
 
 // free releases the optimiser state and the model.
@@ -41,13 +43,19 @@ func (tr *trainer) free() {
 type stepStats struct {
 	loss, lr, gradNorm float64
 	tokens             int
+	stop               bool // a data-parallel rank asked to stop after this step
 }
 
-// trainStep runs one optimisation step on the next batch (see Stepper.Step).
-func (tr *trainer) trainStep(ctx context.Context) (st stepStats, err error) {
-	rows, err := tr.data.Batch(ctx, tr.step)
+// trainStep runs one optimisation step on the next batch (see Stepper.Step);
+// wantStop tells the other data-parallel ranks that this one stops after it.
+func (tr *trainer) trainStep(ctx context.Context, wantStop bool) (st stepStats, err error) {
+	batch, err := tr.data.Batch(ctx, tr.step)
 	if err != nil {
 		return st, fmt.Errorf("batch: %w", err)
+	}
+	rows, err := tr.dp.rows(batch)
+	if err != nil {
+		return st, err
 	}
 	s := gotch.NewScope()
 	defer s.Close()
@@ -55,8 +63,8 @@ func (tr *trainer) trainStep(ctx context.Context) (st stepStats, err error) {
 	if err != nil {
 		return st, fmt.Errorf("batch: %w", err)
 	}
-	st = stepStats{lr: tr.cfg.Train.LearningRate(tr.step), tokens: int(tokens.Numel())}
-	if st.loss, st.gradNorm, err = tr.st.Step(ctx, tokens, st.lr); err != nil {
+	st = stepStats{lr: tr.cfg.Train.LearningRate(tr.step), tokens: int(tokens.Numel()) * tr.dp.size()}
+	if st.loss, st.gradNorm, st.stop, err = tr.st.step(ctx, tokens, st.lr, wantStop); err != nil {
 		return st, err
 	}
 	tr.step++

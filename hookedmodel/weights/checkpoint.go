@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"maps"
@@ -42,7 +43,11 @@ type entry struct {
 	file  string
 	dtype DType
 	shape []int64
-	read  func() ([]byte, error) // contiguous bytes, freshly allocated
+	// readAt fills dst with the tensor's contiguous bytes from byte off;
+	// with whole set, only all of them at once (off 0).
+	readAt func(dst []byte, off int64) error
+	whole  bool
+	sum    *uint32 // the recorded CRC-32C of the bytes, or nil
 }
 
 // Open opens a checkpoint directory in Hugging Face layout, or one checkpoint
@@ -232,23 +237,86 @@ func (c *Checkpoint) Info(key string) (*Tensor, error) {
 
 // Get reads key's tensor. Its Data is the caller's own.
 func (c *Checkpoint) Get(key string) (*Tensor, error) {
+	return c.GetInto(key, nil)
+}
+
+// GetInto reads key's tensor into buf when it holds the tensor's bytes
+// (Info's NBytes), else into a new slice: Data is buf[:NBytes] or that
+// slice. A loader that reuses one buffer holds no tensor twice on the
+// host.
+func (c *Checkpoint) GetInto(key string, buf []byte) (*Tensor, error) {
 	t, err := c.Info(key)
 	if err != nil {
 		return nil, err
 	}
 	e := c.entries[key]
-	switch {
-	case c.closed:
-		err = errors.New("checkpoint is closed")
-	case e.dtype.Size() == 0:
-		err = fmt.Errorf("unknown dtype %q", e.dtype)
-	default:
-		t.Data, err = e.read()
+	n := t.NBytes()
+	if err := c.readable(e); err != nil {
+		return nil, fmt.Errorf("checkpoint %q: key %q in %q: %w", c.path, key, e.file, err)
+	}
+	if int64(len(buf)) < n {
+		buf = make([]byte, n)
+	}
+	t.Data = buf[:n]
+	err = e.readAt(t.Data, 0)
+	if err == nil {
+		err = e.check(crc(t.Data))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %q: key %q in %q: %w", c.path, key, e.file, err)
 	}
 	return t, nil
+}
+
+// Stream reads key's tensor in order through buf, calling fn with each
+// chunk of at most len(buf) bytes (a prefix of buf) and its offset in the
+// tensor's data, so that a tensor of any size costs only buf on the host.
+// A chunk is only valid during its call. A recorded checksum is checked
+// once the last chunk is read: then Stream fails after fn has seen
+// every chunk. A tensor only readable whole (a strided view in a torch
+// pickle) comes in one chunk, in a buffer of its own when buf is smaller.
+func (c *Checkpoint) Stream(key string, buf []byte, fn func(chunk []byte, off int64) error) error {
+	t, err := c.Info(key)
+	if err != nil {
+		return err
+	}
+	e := c.entries[key]
+	n := t.NBytes()
+	if int64(len(buf)) >= n || e.whole || len(buf) == 0 {
+		if t, err = c.GetInto(key, buf); err != nil {
+			return err
+		}
+		return fn(t.Data, 0)
+	}
+	if err := c.readable(e); err != nil {
+		return fmt.Errorf("checkpoint %q: key %q in %q: %w", c.path, key, e.file, err)
+	}
+	sum := uint32(0)
+	for off := int64(0); off < n; off += int64(len(buf)) {
+		chunk := buf[:min(int64(len(buf)), n-off)]
+		if err := e.readAt(chunk, off); err != nil {
+			return fmt.Errorf("checkpoint %q: key %q in %q: %w", c.path, key, e.file, err)
+		}
+		sum = crc32.Update(sum, castagnoli, chunk)
+		if err := fn(chunk, off); err != nil {
+			return err
+		}
+	}
+	if err := e.check(sum); err != nil {
+		return fmt.Errorf("checkpoint %q: key %q in %q: %w", c.path, key, e.file, err)
+	}
+	return nil
+}
+
+// readable says why e cannot be read now, or nil.
+func (c *Checkpoint) readable(e *entry) error {
+	switch {
+	case c.closed:
+		return errors.New("checkpoint is closed")
+	case e.dtype.Size() == 0:
+		return fmt.Errorf("unknown dtype %q", e.dtype)
+	}
+	return nil
 }
 
 // Expect checks that key exists with the given shape.

@@ -87,15 +87,10 @@ func checksums(meta map[string]string) (map[string]uint32, error) {
 	return sums, nil
 }
 
-// checked wraps an entry's read with the check of its recorded sum.
-func checked(read func() ([]byte, error), want uint32) func() ([]byte, error) {
-	return func() ([]byte, error) {
-		b, err := read()
-		if err == nil {
-			if got := crc(b); got != want {
-				return nil, fmt.Errorf("the data fails its checksum (crc32c %08x, recorded %08x): the file is damaged", got, want)
-			}
-		}
-		return b, err
+// check compares got, the CRC-32C of e's bytes, with its recorded sum.
+func (e *entry) check(got uint32) error {
+	if e.sum != nil && got != *e.sum {
+		return fmt.Errorf("the data fails its checksum (crc32c %08x, recorded %08x): the file is damaged", got, *e.sum)
 	}
+	return nil
 }

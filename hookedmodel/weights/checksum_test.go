@@ -67,6 +67,15 @@ func TestChecksums(t *testing.T) {
 		if _, err := ck.Get("b"); err == nil || !strings.Contains(err.Error(), `key "b"`) || !strings.Contains(err.Error(), "fails its checksum") {
 			t.Errorf("the damaged tensor: %v, want a checksum error naming it", err)
 		}
+		// Streamed in chunks, the sum is checked once the last is read.
+		chunks := 0
+		err = ck.Stream("b", make([]byte, 3), func([]byte, int64) error { chunks++; return nil })
+		if err == nil || !strings.Contains(err.Error(), `key "b"`) || !strings.Contains(err.Error(), "fails its checksum") || chunks != 3 {
+			t.Errorf("the damaged tensor streamed: %v after %d chunks, want a checksum error naming it after 3", err, chunks)
+		}
+		if err := ck.Stream("a", make([]byte, 3), func([]byte, int64) error { return nil }); err != nil {
+			t.Errorf("the intact tensor streamed: %v", err)
+		}
 	})
 	t.Run("metadata", func(t *testing.T) {
 		at := bytes.Index(good, []byte(`"step\":12`))

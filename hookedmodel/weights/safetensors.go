@@ -45,9 +45,9 @@ func readSafetensors(path string, r io.ReaderAt, size int64) (map[string]*entry,
 		if err != nil {
 			return nil, nil, fmt.Errorf("safetensors %q: %w", path, err)
 		}
-		off, n := dataStart+int64(info.DataOffsets[0]), int64(info.DataOffsets[1]-info.DataOffsets[0])
+		off := dataStart + int64(info.DataOffsets[0])
 		e.file = path
-		e.read = func() ([]byte, error) { return readData(r, size, off, n) }
+		e.readAt = func(dst []byte, at int64) error { return readData(r, size, off+at, dst) }
 		entries[key] = e
 		end = info.DataOffsets[1]
 	}
@@ -63,7 +63,7 @@ func readSafetensors(path string, r io.ReaderAt, size int64) (map[string]*entry,
 		if !ok {
 			return nil, nil, fmt.Errorf("safetensors %q: metadata %s lists %q, which the file does not hold (the header is damaged)", path, ChecksumKey, key)
 		}
-		e.read = checked(e.read, want)
+		e.sum = &want
 	}
 	return entries, meta.Metadata(), nil
 }
@@ -119,25 +119,21 @@ func tensorEntry(key string, info *safetensors.TensorInfo, end, dataLen uint64) 
 	return &entry{dtype: DType(info.DType.String()), shape: shape}, nil
 }
 
-// readData reads n bytes at off from a checkpoint file that had size bytes
+// readData fills dst from off in a checkpoint file that had size bytes
 // when it was opened. A file that has changed size since (truncated,
 // rewritten in place) is an error, not a crash: the header no longer
 // describes it.
-func readData(r io.ReaderAt, size, off, n int64) ([]byte, error) {
+func readData(r io.ReaderAt, size, off int64, dst []byte) error {
 	if f, ok := r.(interface{ Stat() (fs.FileInfo, error) }); ok {
 		fi, err := f.Stat()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if fi.Size() != size {
-			return nil, fmt.Errorf("the file has %d bytes, not the %d it had when opened: it changed while open", fi.Size(), size)
+			return fmt.Errorf("the file has %d bytes, not the %d it had when opened: it changed while open", fi.Size(), size)
 		}
 	}
-	b := make([]byte, n)
-	if err := readAt(r, b, off); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return readAt(r, dst, off)
 }
 
 // readAt fills b from off in a checkpoint file whose header or index,

@@ -45,6 +45,16 @@ type Tensor struct {
 	Data  []byte
 }
 
+// NBytes is the number of bytes t's data takes: its elements times its
+// dtype's size (0 for an unknown dtype or an invalid shape).
+func (t *Tensor) NBytes() int64 {
+	n, ok := numel(t.Shape, math.MaxInt64/max(int64(t.DType.Size()), 1))
+	if !ok {
+		return 0
+	}
+	return n * int64(t.DType.Size())
+}
+
 // validate checks that t's dtype is supported and that Data holds exactly
 // the bytes its shape needs.
 func (t *Tensor) validate() error {

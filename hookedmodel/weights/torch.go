@@ -131,17 +131,20 @@ func (t *tensorRef) check() error {
 	return nil
 }
 
-// read returns the view's elements, contiguous in row-major order.
-func (t *tensorRef) read() ([]byte, error) {
+// readAt fills out with the view's elements, contiguous in row-major
+// order, from byte off; a strided view only all of them (off 0).
+func (t *tensorRef) readAt(out []byte, off int64) error {
 	size := int64(t.storage.dtype.Size())
 	n, _ := numel(t.shape, t.storage.numel)
-	out := make([]byte, n*size)
 	if n == 0 {
-		return out, nil
+		return nil
 	}
 	start := t.storage.off + t.offset*size
 	if t.contiguous() {
-		return out, readAt(t.storage.r, out, start)
+		return readAt(t.storage.r, out, start+off)
+	}
+	if off != 0 || int64(len(out)) != n*size {
+		return errors.New("a strided view is read whole")
 	}
 	// Read the span the view covers, then gather its elements.
 	span := int64(1)
@@ -150,7 +153,7 @@ func (t *tensorRef) read() ([]byte, error) {
 	}
 	buf := make([]byte, span*size)
 	if err := readAt(t.storage.r, buf, start); err != nil {
-		return nil, err
+		return err
 	}
 	idx := make([]int64, len(t.shape))
 	src := int64(0)
@@ -166,7 +169,7 @@ func (t *tensorRef) read() ([]byte, error) {
 			idx[d] = 0
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // contiguous reports whether the view is row-major without gaps. Strides of
@@ -219,7 +222,7 @@ func stateDict(file string, obj any) (map[string]*entry, error) {
 		if err := t.check(); err != nil {
 			return fmt.Errorf("key %q: %w", key, err)
 		}
-		entries[key] = &entry{file: file, dtype: t.storage.dtype, shape: t.shape, read: t.read}
+		entries[key] = &entry{file: file, dtype: t.storage.dtype, shape: t.shape, readAt: t.readAt, whole: !t.contiguous()}
 		return nil
 	}
 	switch d := obj.(type) {

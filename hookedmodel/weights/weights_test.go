@@ -118,6 +118,37 @@ func checkAll(t *testing.T, c *Checkpoint) {
 		if got := decode(t, x); !slices.Equal(got, w.values) {
 			t.Errorf("Get(%q) values = %v, want %v", key, got, w.values)
 		}
+		// GetInto reads the same values into the caller's buffer when it
+		// is large enough, and into a new one when not.
+		for _, buf := range [][]byte{make([]byte, 1<<10), make([]byte, 1)} {
+			y, err := c.GetInto(key, buf)
+			if err != nil {
+				t.Errorf("GetInto(%q, %d bytes): %v", key, len(buf), err)
+				continue
+			}
+			n := y.NBytes()
+			if int64(len(y.Data)) != n {
+				t.Errorf("GetInto(%q): %d bytes, NBytes %d", key, len(y.Data), n)
+			}
+			if reused := n > 0 && &y.Data[0] == &buf[0]; n > 0 && reused != (int64(len(buf)) >= n) {
+				t.Errorf("GetInto(%q, %d bytes) of %d bytes: buffer reused %v", key, len(buf), n, reused)
+			}
+			if got := decode(t, y); !slices.Equal(got, w.values) {
+				t.Errorf("GetInto(%q) values = %v, want %v", key, got, w.values)
+			}
+		}
+		// Stream hands over the same bytes, 3 at a time, in order.
+		var streamed []byte
+		err = c.Stream(key, make([]byte, 3), func(chunk []byte, off int64) error {
+			if off != int64(len(streamed)) || len(chunk) > 3 && off != 0 {
+				t.Errorf("Stream(%q): a %d-byte chunk at %d after %d bytes", key, len(chunk), off, len(streamed))
+			}
+			streamed = append(streamed, chunk...)
+			return nil
+		})
+		if err != nil || !bytes.Equal(streamed, x.Data) {
+			t.Errorf("Stream(%q) = % x, %v; want % x", key, streamed, err, x.Data)
+		}
 	}
 }
 
