@@ -26,7 +26,7 @@
 //     lstrip, rstrip, single_word, normalized and special; they get their
 //     ids as Hugging Face assigns them.
 //   - post_processor: TemplateProcessing (its single template), ByteLevel
-//     (offsets are not trimmed), Sequence.
+//     (trim_offsets, as Pythia's tokenizer sets it), Sequence.
 //   - decoder: ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace,
 //     BPEDecoder, Sequence.
 //

@@ -116,6 +116,7 @@ type component struct {
 	Invert         bool            `json:"invert"`
 	AddPrefixSpace *bool           `json:"add_prefix_space"`
 	UseRegex       *bool           `json:"use_regex"`
+	TrimOffsets    *bool           `json:"trim_offsets"`
 	Replacement    string          `json:"replacement"`
 	PrependScheme  string          `json:"prepend_scheme"`
 	Split          *bool           `json:"split"`
@@ -221,9 +222,11 @@ func Parse(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 		}
 	}
 	if !isNull(f.PostProcessor) {
-		if t.template, err = parsePostProcessor("post_processor", f.PostProcessor); err != nil {
+		p, err := parsePostProcessor("post_processor", f.PostProcessor)
+		if err != nil {
 			return nil, err
 		}
+		t.template, t.trim = p.template, p.trim
 	}
 	if !isNull(f.Decoder) {
 		if t.dec, err = parseDecoder("decoder", f.Decoder); err != nil {
@@ -631,7 +634,6 @@ func parsePreTokenizer(field string, raw json.RawMessage, m *bpe) (preTokenizer,
 	if err != nil {
 		return nil, err
 	}
-	orTrue := func(b *bool) bool { return b == nil || *b }
 	switch c.Type {
 	case "Sequence":
 		ps, err := parseEach(field, "pretokenizers", c.PreTokenizers, func(f string, r json.RawMessage) (preTokenizer, error) {
@@ -737,26 +739,43 @@ func checkByteLevelLast(field string, p preTokenizer) error {
 	return nil
 }
 
-func parsePostProcessor(field string, raw json.RawMessage) ([]templateItem, error) {
+// orTrue reads an optional flag that defaults to true.
+func orTrue(b *bool) bool { return b == nil || *b }
+
+// postProcessor is what a post_processor does to an encoding here: a
+// template, and ByteLevel's offset trimming.
+type postProcessor struct {
+	template []templateItem // nil: adds nothing
+	trim     *offsetTrim    // nil: offsets kept
+}
+
+func parsePostProcessor(field string, raw json.RawMessage) (postProcessor, error) {
 	c, err := readComponent(field, raw)
 	if err != nil {
-		return nil, err
+		return postProcessor{}, err
 	}
 	switch c.Type {
 	case "ByteLevel":
-		return nil, nil // it only trims offsets
+		if !orTrue(c.TrimOffsets) {
+			return postProcessor{}, nil
+		}
+		return postProcessor{trim: &offsetTrim{keepPrefixSpace: orTrue(c.AddPrefixSpace)}}, nil
 	case "Sequence":
-		var out []templateItem
+		var out postProcessor
 		for i, r := range c.Processors {
-			items, err := parsePostProcessor(fmt.Sprintf("%s.processors[%d]", field, i), r)
+			f := fmt.Sprintf("%s.processors[%d]", field, i)
+			p, err := parsePostProcessor(f, r)
 			if err != nil {
-				return nil, err
+				return postProcessor{}, err
 			}
-			if items != nil {
-				if out != nil {
-					return nil, parseError(field, "more than one TemplateProcessing")
-				}
-				out = items
+			if p.template != nil && out.template != nil || p.trim != nil && out.trim != nil {
+				return postProcessor{}, parseError(f, "a second processor of the same kind")
+			}
+			if p.template != nil {
+				out.template = p.template
+			}
+			if p.trim != nil {
+				out.trim = p.trim
 			}
 		}
 		return out, nil
@@ -770,16 +789,16 @@ func parsePostProcessor(field string, raw json.RawMessage) ([]templateItem, erro
 			case it.SpecialToken != nil:
 				spec, ok := c.SpecialTokens[it.SpecialToken.ID]
 				if !ok {
-					return nil, parseError(f, "special token %q is not in special_tokens", it.SpecialToken.ID)
+					return postProcessor{}, parseError(f, "special token %q is not in special_tokens", it.SpecialToken.ID)
 				}
 				items = append(items, templateItem{ids: spec.IDs})
 			default:
-				return nil, parseError(f, "neither Sequence nor SpecialToken")
+				return postProcessor{}, parseError(f, "neither Sequence nor SpecialToken")
 			}
 		}
-		return items, nil
+		return postProcessor{template: items}, nil
 	}
-	return nil, parseError(field+".type", "post-processor %q is not supported", c.Type)
+	return postProcessor{}, parseError(field+".type", "post-processor %q is not supported", c.Type)
 }
 
 func parseDecoder(field string, raw json.RawMessage) (decoder, error) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -20,6 +21,7 @@ type Tokenizer struct {
 	pre      preTokenizer              // nil: none
 	scan     func(s string, i int) int // pre's scanner, if it is one (see scanner)
 	template []templateItem            // nil: adds nothing
+	trim     *offsetTrim               // nil: offsets kept
 	dec      decoder                   // nil: tokens joined by spaces
 	config   Config
 
@@ -201,6 +203,9 @@ func (t *Tokenizer) run(in string, addSpecial, ordinary, offsets bool) Encoding 
 	enc := Encoding{IDs: e.ids, Offsets: e.offs}
 	if offsets {
 		widen(enc.Offsets, in)
+		if t.trim != nil {
+			t.trim.apply(t, enc, in)
+		}
 	}
 	if addSpecial && t.template != nil {
 		enc = t.applyTemplate(enc, offsets)
@@ -250,6 +255,34 @@ func widen(offs [][2]int, in string) {
 			o[1]++
 		}
 		offs[i] = o
+	}
+}
+
+// offsetTrim is the ByteLevel post-processor's trim_offsets: each token's
+// span loses the input under its leading and trailing spaces (Ġ, or
+// whitespace in an added token), so that "Ġworld" spans "world". A first
+// token keeps one leading space when add_prefix_space put it there.
+type offsetTrim struct{ keepPrefixSpace bool }
+
+func (tr offsetTrim) apply(t *Tokenizer, enc Encoding, in string) {
+	isSpace := func(r rune) bool { return r == 'Ġ' || unicode.IsSpace(r) }
+	for i, o := range enc.Offsets {
+		tok := t.tokens.at(enc.IDs[i])
+		lead := len(tok) - len(strings.TrimLeftFunc(tok, isSpace))
+		trail := len(tok) - len(strings.TrimRightFunc(tok, isSpace))
+		nLead := utf8.RuneCountInString(tok[:lead])
+		if nLead == 1 && tr.keepPrefixSpace && (i == 0 || o[0] == 0) {
+			nLead = 0
+		}
+		for ; nLead > 0 && o[0] < o[1]; nLead-- {
+			_, n := utf8.DecodeRuneInString(in[o[0]:])
+			o[0] = min(o[0]+n, o[1])
+		}
+		for n := utf8.RuneCountInString(tok[len(tok)-trail:]); n > 0 && o[1] > o[0]; n-- {
+			_, w := utf8.DecodeLastRuneInString(in[:o[1]])
+			o[1] = max(o[1]-w, o[0])
+		}
+		enc.Offsets[i] = o
 	}
 }
 
