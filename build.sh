@@ -199,7 +199,7 @@ cmd_test() {
   go test -count=1 -race -timeout 10m -run 'Concurrent|Race|Scope|Free|EncodeBatch' ./gotch/ ./hookedmodel/ ./hookedmodel/tokenizer/ 2>&1 | tee -a "$log" || rc=1
   local passed failed
   passed=$(grep -c '^ok ' "$log" || true)
-  failed=$(grep -c -E '^(FAIL|--- FAIL)' "$log" || true)
+  failed=$(grep -c -E '^FAIL[[:space:]]' "$log" || true)
   echo "packages: $passed passed, $failed failed"
   return "$rc"
 }

@@ -219,6 +219,12 @@ func (g *Group) join(ctx context.Context, c config, backend string) error {
 	if err := g.keys.Set(joinKey(g.env.Rank), b); err != nil {
 		return fmt.Errorf("announcing this rank: %w", err)
 	}
+	// The first beat before the group forms: a rank with no beat is then
+	// one that never beats (a Python rank), not a golens rank killed before
+	// its heartbeat goroutine first ran.
+	if _, err := g.keys.Add(beatKey(g.env.Rank), 1); err != nil {
+		return fmt.Errorf("first heartbeat: %w", err)
+	}
 	var err error
 	g.pg, err = gotch.NewProcessGroup(g.pgStore, gotch.GroupOptions{
 		Backend: backend, Rank: g.env.Rank, Size: g.env.WorldSize, Timeout: c.timeout, Hostname: c.hostname,
@@ -437,18 +443,19 @@ func (g *Group) checkPeers(me joinRecord) error {
 	return nil
 }
 
-// heartbeat counts up this rank's beat key until Close.
+// heartbeat counts up this rank's beat key, once a beat after join's
+// first, until Close.
 func (g *Group) heartbeat() {
 	defer g.beatDone.Done()
 	t := time.NewTicker(g.beat)
 	defer t.Stop()
 	for {
-		_, _ = g.keys.Add(beatKey(g.env.Rank), 1) // a failing store is diagnosed when an op fails
 		select {
 		case <-t.C:
 		case <-g.stopBeat:
 			return
 		}
+		_, _ = g.keys.Add(beatKey(g.env.Rank), 1) // a failing store is diagnosed when an op fails
 	}
 }
 
