@@ -123,12 +123,23 @@ func Run(ctx context.Context, g Grid, emit func(Row) error, opts ...Option) erro
 	return nil
 }
 
-// runModel runs the rows of one model, named shape.
+// runModel runs the rows of one model, named shape: it times every row,
+// then checks each against the float64 reference. Checking first made the
+// reference (12 GB for llama-1b) after the model's weights, and on the VMs
+// here a process that touched and freed that much after its weights ran
+// its CPU passes 8-15% slower afterwards (the same with the memory mapped
+// and unmapped by hand, not with it made before the weights, as the
+// PyTorch peer's reference is).
 func runModel(ctx context.Context, shape, dtype string, newEnv func() (*env, error), g Grid, ws []workload, emit func(Row) error, o *options) error {
 	e, err := newEnv()
 	if err == nil {
 		defer e.free()
 	}
+	type cell struct {
+		w   workload
+		row Row
+	}
+	var cells []cell
 	for _, w := range ws {
 		for _, size := range g.Sizes {
 			if ctx.Err() != nil {
@@ -141,11 +152,20 @@ func runModel(ctx context.Context, shape, dtype string, newEnv func() (*env, err
 			if err != nil {
 				row.fail(fmt.Errorf("model: %w", err))
 			} else {
-				measure(ctx, e, w, size, &row, o)
+				timeRow(ctx, e, w, size, &row, o)
 			}
-			if err := emit(row); err != nil {
-				return err
-			}
+			cells = append(cells, cell{w, row})
+		}
+	}
+	if err == nil && o.progress != nil {
+		fmt.Fprintf(o.progress, "bench: checking golens %s %s against the float64 reference\n", shape, dtype)
+	}
+	for _, c := range cells {
+		if c.row.Status == OK {
+			checkRow(ctx, e, c.w, &c.row, o)
+		}
+		if err := emit(c.row); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -167,35 +187,18 @@ func newRow(shape string, w workload, size Size, dtype string, dev gotch.Device,
 
 func (r *Row) fail(err error) { r.Status, r.Error = Error, err.Error() }
 
-// measure checks the workload on the small input, then times it on the
-// row's; it fills row in.
+// measure times the workload on the row's input, then checks it on the
+// small input; it fills row in.
 func measure(ctx context.Context, e *env, w workload, size Size, row *Row, o *options) {
-	small, err := newInputs(e.m, checkBatch, checkSeq, checkNewTokens, o.seed)
-	if err != nil {
-		row.fail(err)
-		return
+	timeRow(ctx, e, w, size, row, o)
+	if row.Status == OK {
+		checkRow(ctx, e, w, row, o)
 	}
-	defer small.free()
-	v, err := check(ctx, e, w, small)
-	if err != nil {
-		row.fail(fmt.Errorf("check: %w", err))
-		return
-	}
-	row.MaxRelErr = ptr(v.relErr)
-	if v.wrong != "" {
-		row.Status, row.Error = Wrong, v.wrong
-		return
-	}
-	// The reference holds every weight as float64 (1 GB for gpt2-small):
-	// timed next to it, CPU passes ran 10–20% slower on this VM. A later
-	// row's check makes it again if its runs kept do not cover it (seconds
-	// for the GPT-2 shapes), so a GPU run, whose passes do not share its
-	// memory, keeps it.
-	if e.m.Device() == gotch.CPU {
-		e.dropRefWeights()
-		runtime.GC()
-		debug.FreeOSMemory()
-	}
+}
+
+// timeRow times the workload on the row's input: Status OK and the timings,
+// or an error.
+func timeRow(ctx context.Context, e *env, w workload, size Size, row *Row, o *options) {
 	in, err := newInputs(e.m, size.Batch, size.Seq, o.newTokens, o.seed+1)
 	if err != nil {
 		row.fail(err)
@@ -214,6 +217,39 @@ func measure(ctx context.Context, e *env, w workload, size Size, row *Row, o *op
 	row.Throughput = ptr(w.items(e.m.Cfg, in) / med)
 	row.TFLOPs = ptr(row.FLOPs / med / 1e12)
 	row.PeakMemMB = ptr(peak)
+}
+
+// checkRow checks a timed row's workload on the small input against the
+// reference; a row that fails it keeps no timings, as only a correct
+// workload's speed means anything.
+func checkRow(ctx context.Context, e *env, w workload, row *Row, o *options) {
+	small, err := newInputs(e.m, checkBatch, checkSeq, checkNewTokens, o.seed)
+	if err != nil {
+		row.fail(err)
+	} else {
+		defer small.free()
+		var v verdict
+		if v, err = check(ctx, e, w, small); err != nil {
+			row.fail(fmt.Errorf("check: %w", err))
+		} else {
+			row.MaxRelErr = ptr(v.relErr)
+			if v.wrong != "" {
+				row.Status, row.Error = Wrong, v.wrong
+			}
+		}
+	}
+	if row.Status != OK {
+		row.MedianMS, row.MinMS, row.Throughput, row.TFLOPs, row.PeakMemMB = nil, nil, nil, nil, nil
+	}
+	// The reference holds every weight as float64 (12 GB for llama-1b). On
+	// the CPU its weights go back to the system after each check and its
+	// runs stay for the next row's; on a GPU, whose passes do not share its
+	// memory, it is kept whole.
+	if e.m.Device() == gotch.CPU {
+		e.dropRefWeights()
+		runtime.GC()
+		debug.FreeOSMemory()
+	}
 }
 
 // check runs w once on the small input and compares with the reference of

@@ -26,9 +26,9 @@ func newBenchCmd() *cobra.Command {
 		Short: "Benchmark workloads on model shapes, each checked against the float64 reference",
 		Long: `bench runs the harness's workloads (` + strings.Join(bench.Workloads(), ", ") + `)
 on random-weight models of the grid's shapes (` + shapeNames() + `), or on a
-checkpoint with --model, over every batch × seq given. Each row is first
-checked on a small input against the float64 reference, then timed
-(median of --reps after --warmup). --json prints one JSON object per row,
+checkpoint with --model, over every batch × seq given. Each row is timed
+(median of --reps after --warmup) and checked on a small input against
+the float64 reference; one that fails the check reports no timings. --json prints one JSON object per row,
 the format bench/HARNESS.md fixes for golens and its peers.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
