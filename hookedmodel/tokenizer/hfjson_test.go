@@ -156,6 +156,8 @@ func TestBadTokenizerJSON(t *testing.T) {
 		{"post_processor.single.0", map[string]any{"SpecialToken": map[string]any{"id": "<bos>"}}, `post_processor.single[0]: special token "<bos>" is not in special_tokens`},
 		{"post_processor.single.1", map[string]any{}, "post_processor.single[1]: neither"},
 		{"post_processor.type", "RobertaProcessing", `post_processor.type: post-processor "RobertaProcessing"`},
+		{"post_processor", map[string]any{"type": "Sequence", "processors": []any{
+			map[string]any{"type": "ByteLevel"}, map[string]any{"type": "ByteLevel", "trim_offsets": true}}}, "post_processor.processors[1]: a second processor of the same kind"},
 		{"decoder.decoders.2.content", "ab", "decoder.decoders[2].content: want a one-character string"},
 		{"decoder.type", "WordPiece", `decoder.type: decoder "WordPiece" is not supported`},
 	} {
