@@ -168,21 +168,28 @@ func TestRotaryLeftPadding(t *testing.T) {
 	gotchtest.CheckLeaks(t)
 	m := editedModel(t, rotaryConfig(2, 100), 9)
 	defer m.Free()
-	ctx := context.Background()
+	checkLeftPadding(t, m, []int64{5, 7, 2}, 2)
+}
+
+// checkLeftPadding runs tokens left-padded with pad masked-out zeros and
+// checks that the log-probs at the real tokens are those of tokens alone.
+func checkLeftPadding(t *testing.T, m *HookedTransformer, tokens []int64, pad int) {
+	t.Helper()
 	dev := gotchtest.Device(t)
-	padded := gotch.MustFromSlice([]int64{0, 0, 5, 7, 2}, []int64{1, 5}, dev)
-	mask := gotch.MustFromSlice([]int64{0, 0, 1, 1, 1}, []int64{1, 5}, dev)
-	alone := gotch.MustFromSlice([]int64{5, 7, 2}, []int64{1, 3}, dev)
+	n := int64(len(tokens))
+	padded := gotch.MustFromSlice(append(make([]int64, pad), tokens...), []int64{1, int64(pad) + n}, dev)
+	mask := gotch.MustFromSlice(append(make([]int64, pad), slices.Repeat([]int64{1}, len(tokens))...), []int64{1, int64(pad) + n}, dev)
+	alone := gotch.MustFromSlice(tokens, []int64{1, n}, dev)
 	defer padded.Free()
 	defer mask.Free()
 	defer alone.Free()
-	got, err := m.Forward(ctx, Tokens(padded), AttentionMask(mask))
+	got, err := m.Forward(context.Background(), Tokens(padded), AttentionMask(mask))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer got.Free()
 	want := logProbs(t, m, alone)
-	narrow := got.Logits.MustNarrow(1, 2, 3)
+	narrow := got.Logits.MustNarrow(1, int64(pad), n)
 	defer narrow.Free()
 	real := narrow.MustLogSoftmax(-1)
 	defer real.Free()
