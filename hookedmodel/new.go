@@ -87,10 +87,13 @@ func New(cfg Config, opts ...Option) (m *HookedTransformer, err error) {
 }
 
 // normal draws N(0, std²) on the CPU from gen (so a seed gives the same
-// weights on every device) and moves it to dev.
+// weights on every device) and moves it to dev. It scales in place: a
+// second tensor of each weight's size, made and freed, is work and memory
+// churn for nothing (llama-1b's unembedding alone is 1 GB).
 func normal(shape []int64, gen *gotch.Generator, std float64, dtype gotch.DType, dev gotch.Device) *gotch.Tensor {
 	s := gotch.NewScope()
 	defer s.Close()
 	x := s.Attach(gotch.MustRandn(shape, gen, gotch.Float, gotch.CPU))
-	return s.Keep(x.MustMulScalar(std).MustToDevice(dev, false).MustTo(dtype))
+	x.MustMulScalar_(std)
+	return s.Keep(x.MustToDevice(dev, false).MustTo(dtype))
 }
