@@ -41,15 +41,8 @@ func TestRunToyAllWorkloads(t *testing.T) {
 // and a workload that fails is an ERROR row naming the problem.
 func TestCheckCatchesWrongAndErrors(t *testing.T) {
 	gotchtest.CheckLeaks(t)
-	sh, _ := ShapeByName("toy")
-	m, err := hookedmodel.New(sh.Config, hookedmodel.OnDevice(gotchtest.Device(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{m: m, dtype: "float32", owned: true}
-	defer e.free()
-	o := &options{reps: 1, newTokens: 2, seed: 1}
-	w, _ := workloadByName("forward")
+	e, o, w := toyForward(t)
+	m := e.m
 	if _, err := e.refModel(); err != nil { // the reference of the current weights
 		t.Fatal(err)
 	}
@@ -59,14 +52,14 @@ func TestCheckCatchesWrongAndErrors(t *testing.T) {
 	}
 	sd["unembed.b_U"].MustFill_(0.5) // state-dict tensors share the model's storage
 	s.Close()
-	row := newRow(sh.Name, w, Size{1, 8}, "float32", m.Device(), o)
+	row := newRow(m.Cfg.ModelName, w, Size{1, 8}, "float32", m.Device(), o)
 	measure(context.Background(), e, w, Size{1, 8}, &row, o)
 	if row.Status != Wrong || !strings.Contains(row.Error, "logits: rel err") || row.MedianMS != nil {
 		t.Errorf("perturbed weights: %s %q", row.Status, row.Error)
 	}
 
 	e.weightsChanged()
-	row = newRow(sh.Name, w, Size{1, 1000}, "float32", m.Device(), o)
+	row = newRow(m.Cfg.ModelName, w, Size{1, 1000}, "float32", m.Device(), o)
 	measure(context.Background(), e, w, Size{1, 1000}, &row, o)
 	if row.Status != Error || !strings.Contains(row.Error, "n_ctx 128") {
 		t.Errorf("too long: %s %q", row.Status, row.Error)
@@ -92,16 +85,9 @@ func TestFLOPs(t *testing.T) {
 // drops the run.
 func TestCheckKeepsReferenceRuns(t *testing.T) {
 	gotchtest.CheckLeaks(t)
-	sh, _ := ShapeByName("toy")
-	m, err := hookedmodel.New(sh.Config, hookedmodel.OnDevice(gotchtest.Device(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{m: m, dtype: "float32", owned: true}
-	defer e.free()
-	o := &options{reps: 1, newTokens: 2, seed: 1}
-	w, _ := workloadByName("forward")
-	row := newRow(sh.Name, w, Size{1, 8}, "float32", m.Device(), o)
+	e, o, w := toyForward(t)
+	m := e.m
+	row := newRow(m.Cfg.ModelName, w, Size{1, 8}, "float32", m.Device(), o)
 	measure(context.Background(), e, w, Size{1, 8}, &row, o)
 	if row.Status != OK {
 		t.Fatalf("%s %s", row.Status, row.Error)
@@ -119,4 +105,19 @@ func TestCheckKeepsReferenceRuns(t *testing.T) {
 	if _, err := e.refForward(small.rows, nil); err != nil || e.ref == nil {
 		t.Errorf("after a change of weights the old run was used (err %v)", err)
 	}
+}
+
+// toyForward is the forward workload on a toy-shaped model, freed when the
+// test ends, with one timed repetition.
+func toyForward(t *testing.T) (*env, *options, workload) {
+	t.Helper()
+	sh, _ := ShapeByName("toy")
+	m, err := hookedmodel.New(sh.Config, hookedmodel.OnDevice(gotchtest.Device(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{m: m, dtype: "float32", owned: true}
+	t.Cleanup(e.free)
+	w, _ := workloadByName("forward")
+	return e, &options{reps: 1, newTokens: 2, seed: 1}, w
 }
