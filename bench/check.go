@@ -45,7 +45,9 @@ func (v *verdict) compare(what string, got, want []float64, tol float64) {
 	}
 }
 
-// refModel is the reference of e's current weights, made once per weights.
+// refModel is the reference of e's current weights: it borrows them, as
+// float64 only while a pass of it runs, so a check needs no float64 copy of
+// the model (21 GB for gemma2-2b).
 func (e *env) refModel() (*reference.Model, error) {
 	if e.ref != nil {
 		return e.ref, nil
@@ -62,24 +64,18 @@ func (e *env) refModel() (*reference.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer s.Close()
-	if e.ref, err = reference.New(rc, sd); err != nil {
-		return nil, err
-	}
-	if e.refRuns == nil {
-		e.refRuns = map[string]map[string]reference.Tensor{}
-	}
+	e.ref, e.refViews = reference.Borrow(rc, sd), s
 	return e.ref, nil
 }
 
-// weightsChanged drops the reference of the old weights and its runs.
-func (e *env) weightsChanged() { e.ref, e.refRuns = nil, nil }
-
-// dropRefWeights frees the reference's float64 weights but keeps its runs,
-// which stay right while the weights do not change: the next row's check
-// of the same input needs no new reference (for llama-1b, a minute and 12
-// GB).
-func (e *env) dropRefWeights() { e.ref = nil }
+// weightsChanged drops the reference's runs of the old weights, and its
+// views of them.
+func (e *env) weightsChanged() {
+	if e.refViews != nil {
+		e.refViews.Close()
+	}
+	e.ref, e.refViews, e.refRuns = nil, nil, nil
+}
 
 // refForward is the reference's activations on rows with edits; runs
 // without edits are kept until the weights change.
@@ -96,6 +92,9 @@ func (e *env) refForward(rows [][]int64, edits map[string]func(reference.Tensor)
 	acts := r.Forward(rows)
 	r.Edits = nil
 	if edits == nil {
+		if e.refRuns == nil {
+			e.refRuns = map[string]refActs{}
+		}
 		e.refRuns[key] = acts
 	}
 	return acts, nil

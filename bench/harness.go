@@ -61,15 +61,17 @@ func WithProgress(w io.Writer) Option { return func(o *options) { o.progress = w
 
 // env is one model of the grid and what its checks need.
 type env struct {
-	m       *hookedmodel.HookedTransformer
-	dtype   string
-	owned   bool // free the model with the env
-	stepper *train.Stepper
-	ref     *reference.Model
-	refRuns map[string]refActs // reference runs without edits, by input
+	m        *hookedmodel.HookedTransformer
+	dtype    string
+	owned    bool // free the model with the env
+	stepper  *train.Stepper
+	ref      *reference.Model
+	refViews *gotch.Scope       // the state dict ref borrows
+	refRuns  map[string]refActs // reference runs without edits, by input
 }
 
 func (e *env) free() {
+	e.weightsChanged()
 	if e.stepper != nil {
 		e.stepper.Free()
 		e.m.SetRequiresGrad(false)
@@ -241,15 +243,11 @@ func checkRow(ctx context.Context, e *env, w workload, row *Row, o *options) {
 	if row.Status != OK {
 		row.MedianMS, row.MinMS, row.Throughput, row.TFLOPs, row.PeakMemMB = nil, nil, nil, nil, nil
 	}
-	// The reference holds every weight as float64 (12 GB for llama-1b). On
-	// the CPU its weights go back to the system after each check and its
-	// runs stay for the next row's; on a GPU, whose passes do not share its
-	// memory, it is kept whole.
-	if e.m.Device() == gotch.CPU {
-		e.dropRefWeights()
-		runtime.GC()
-		debug.FreeOSMemory()
-	}
+	// A reference pass leaves each weight's float64 copy behind as garbage
+	// (4.7 GB for gemma2-2b's embedding): give it back before the next
+	// model is made.
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // check runs w once on the small input and compares with the reference of

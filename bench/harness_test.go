@@ -37,13 +37,19 @@ func TestRunToyAllWorkloads(t *testing.T) {
 	}
 }
 
-// A model whose weights changed after the reference was made is WRONG,
-// and a workload that fails is an ERROR row naming the problem.
+// A model whose weights changed after the reference ran on the check
+// input is WRONG, and a workload that fails is an ERROR row naming the
+// problem.
 func TestCheckCatchesWrongAndErrors(t *testing.T) {
 	gotchtest.CheckLeaks(t)
 	e, o, w := toyForward(t)
 	m := e.m
-	if _, err := e.refModel(); err != nil { // the reference of the current weights
+	small, err := newInputs(m, checkBatch, checkSeq, checkNewTokens, o.seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.free()
+	if _, err := e.refForward(small.rows, nil); err != nil { // the reference run of the current weights
 		t.Fatal(err)
 	}
 	sd, s, err := m.StateDict()
@@ -79,10 +85,9 @@ func TestFLOPs(t *testing.T) {
 	}
 }
 
-// After a CPU row the reference's weights are gone but its run of the
-// check input is kept: the next row's check of the same input makes no new
-// reference (for llama-1b, a minute and 12 GB), and a change of weights
-// drops the run.
+// The reference's run of the check input is kept for the next row's check
+// (for llama-1b, a minute of float64 arithmetic), and a change of weights
+// drops it.
 func TestCheckKeepsReferenceRuns(t *testing.T) {
 	gotchtest.CheckLeaks(t)
 	e, o, w := toyForward(t)
@@ -92,18 +97,25 @@ func TestCheckKeepsReferenceRuns(t *testing.T) {
 	if row.Status != OK {
 		t.Fatalf("%s %s", row.Status, row.Error)
 	}
-	e.dropRefWeights() // as a CPU row does
 	small, err := newInputs(m, checkBatch, checkSeq, checkNewTokens, o.seed)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer small.free()
-	if _, err := e.refForward(small.rows, nil); err != nil || e.ref != nil {
-		t.Errorf("the check input's run was not kept: the reference was made again (err %v)", err)
+	logits := func() *float64 {
+		acts, err := e.refForward(small.rows, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &acts["logits"].Data[0]
+	}
+	kept := logits()
+	if again := logits(); again != kept {
+		t.Error("the check input's run was not kept: the reference ran again")
 	}
 	e.weightsChanged()
-	if _, err := e.refForward(small.rows, nil); err != nil || e.ref == nil {
-		t.Errorf("after a change of weights the old run was used (err %v)", err)
+	if fresh := logits(); fresh == kept {
+		t.Error("after a change of weights the old run was used")
 	}
 }
 

@@ -130,6 +130,9 @@ func (c Config) rms() bool { return strings.HasPrefix(c.NormalizationType, "RMS"
 type Model struct {
 	Cfg Config
 	W   map[string]Tensor
+	// borrowed are weights read as float64 on each use (see Borrow); W
+	// takes precedence.
+	borrowed map[string]*gotch.Tensor
 	// Edits, when set, change an activation in place at its hook point,
 	// before it is recorded and used further: the reference of a hooked run.
 	// (The norms' hooks hook_scale and hook_normalized take no edits.)
@@ -140,25 +143,89 @@ type Model struct {
 func New(cfg Config, sd map[string]*gotch.Tensor) (*Model, error) {
 	r := &Model{Cfg: cfg, W: map[string]Tensor{}}
 	for k, t := range sd {
-		data, err := gotch.ToSlice[float64](t)
+		w, err := float64Weight(k, t)
 		if err != nil {
-			return nil, fmt.Errorf("reference: weight %s: %w", k, err)
+			return nil, err
 		}
-		shape := make([]int, t.Dim())
-		for i := range shape {
-			shape[i] = int(t.Size(i))
-		}
-		r.W[k] = Tensor{shape, data}
+		r.W[k] = w
 	}
 	return r, nil
 }
 
-func (r *Model) get(name string) []float64 { return r.W[name].Data }
+func float64Weight(name string, t *gotch.Tensor) (Tensor, error) {
+	data, err := gotch.ToSlice[float64](t)
+	if err != nil {
+		return Tensor{}, fmt.Errorf("reference: weight %s: %w", name, err)
+	}
+	shape := make([]int, t.Dim())
+	for i := range shape {
+		shape[i] = int(t.Size(i))
+	}
+	return Tensor{shape, data}, nil
+}
+
+// Borrow is New without the copy: each weight of sd is read as float64
+// when a pass uses it and dropped after, so at most a few weights are held
+// as float64 at a time (a 2.6B-parameter model's float64 copy is 21 GB).
+// sd's tensors must stay alive and unchanged while r is used.
+func Borrow(cfg Config, sd map[string]*gotch.Tensor) *Model {
+	return &Model{Cfg: cfg, W: map[string]Tensor{}, borrowed: sd}
+}
+
+// lookup is the weight called name, if r has it. A borrowed weight that
+// cannot be read panics: Forward has no error to return it in.
+func (r *Model) lookup(name string) (Tensor, bool) {
+	if w, ok := r.W[name]; ok {
+		return w, true
+	}
+	t, ok := r.borrowed[name]
+	if !ok {
+		return Tensor{}, false
+	}
+	w, err := float64Weight(name, t)
+	if err != nil {
+		panic(err.Error())
+	}
+	return w, true
+}
+
+// row is row i of the matrix called name: of a borrowed one, only that row
+// is read (the embedding's rows, not gemma2-2b's 4.7 GB of them).
+func (r *Model) row(name string, i int) []float64 {
+	if w, ok := r.W[name]; ok {
+		n := w.Shape[1]
+		return w.Data[i*n:][:n]
+	}
+	t, ok := r.borrowed[name]
+	if !ok {
+		panic(fmt.Sprintf("reference: no weight %s", name))
+	}
+	return readRows(name, t, i, 1)
+}
+
+// readRows reads rows start..start+n-1 of a borrowed weight as float64.
+func readRows(name string, t *gotch.Tensor, start, n int) []float64 {
+	rows, err := t.Narrow(0, int64(start), int64(n))
+	if err != nil {
+		panic(fmt.Sprintf("reference: weight %s rows %d..%d: %v", name, start, start+n-1, err))
+	}
+	defer rows.Free()
+	w, err := float64Weight(name, rows)
+	if err != nil {
+		panic(err.Error())
+	}
+	return w.Data
+}
+
+func (r *Model) get(name string) []float64 {
+	w, _ := r.lookup(name)
+	return w.Data
+}
 
 // weight returns the first of names that r has.
 func (r *Model) weight(names ...string) Tensor {
 	for _, n := range names {
-		if w, ok := r.W[n]; ok {
+		if w, ok := r.lookup(n); ok {
 			return w
 		}
 	}
@@ -168,7 +235,7 @@ func (r *Model) weight(names ...string) Tensor {
 // bias returns the first of names that r has, or n zeros (nil for n = 0).
 func (r *Model) bias(n int, names ...string) []float64 {
 	for _, name := range names {
-		if w, ok := r.W[name]; ok {
+		if w, ok := r.lookup(name); ok {
 			return w.Data
 		}
 	}
@@ -202,10 +269,9 @@ func (r *Model) Forward(tokens [][]int64) map[string]Tensor {
 	B, P, M := len(tokens), len(tokens[0]), c.DModel
 
 	embed := newTensor(B, P, M)
-	WE := r.get("embed.W_E")
 	for b := range B {
 		for p := range P {
-			copy(embed.Data[(b*P+p)*M:][:M], WE[int(tokens[b][p])*M:][:M])
+			copy(embed.Data[(b*P+p)*M:][:M], r.row("embed.W_E", int(tokens[b][p])))
 		}
 	}
 	if c.ScaleEmbed {
@@ -234,12 +300,31 @@ func (r *Model) Forward(tokens [][]int64) map[string]Tensor {
 		resid = u.block(l, resid, pos)
 	}
 	x := u.norm("ln_final", resid)
-	logits := linear(x, r.W["unembed.W_U"], r.bias(r.W["unembed.W_U"].Shape[1], "unembed.b_U"))
+	logits := r.unembed(x)
 	if c.LogitsSoftCap > 0 {
 		logits = softCap(logits, c.LogitsSoftCap)
 	}
 	u.put("logits", logits)
 	return u.acts
+}
+
+// unembed is x · W_U + b_U. A borrowed W_U is read a block of rows at a
+// time: as float64, gemma2-2b's is 4.7 GB.
+func (r *Model) unembed(x Tensor) Tensor {
+	const name = "unembed.W_U"
+	t, ok := r.borrowed[name]
+	if _, copied := r.W[name]; copied || !ok {
+		WU := r.weight(name)
+		return linear(x, WU, r.bias(WU.Shape[1], "unembed.b_U"))
+	}
+	in, V := int(t.Size(0)), int(t.Size(1))
+	out := biasRows(x, V, r.bias(V, "unembed.b_U"))
+	step := max(1, (16<<20)/V) // rows of at most 128 MB
+	for k0 := 0; k0 < in; k0 += step {
+		n := min(step, in-k0)
+		accumulate(out, x, readRows(name, t, k0, n), k0, n)
+	}
+	return out
 }
 
 // block is one transformer block, as TransformerLens's TransformerBlock
@@ -547,13 +632,13 @@ func headResults(z, WO Tensor) Tensor {
 // act(pre) * pre_linear + b_in.
 func (u *run) mlp(pre string, x Tensor) Tensor {
 	r, c := u.r, u.r.Cfg
-	WIn := r.W[pre+"mlp.W_in"]
+	WIn := r.weight(pre + "mlp.W_in")
 	dMLP := WIn.Shape[1]
 	bIn := r.bias(dMLP, pre+"mlp.b_in")
 	var post Tensor
 	switch {
 	case c.GatedMLP:
-		gate := u.put(pre+"mlp.hook_pre", linear(x, r.W[pre+"mlp.W_gate"], make([]float64, dMLP)))
+		gate := u.put(pre+"mlp.hook_pre", linear(x, r.weight(pre + "mlp.W_gate"), make([]float64, dMLP)))
 		up := u.put(pre+"mlp.hook_pre_linear", linear(x, WIn, make([]float64, dMLP)))
 		act := activation(c.ActFn)
 		post = newTensor(gate.Shape...)
@@ -568,7 +653,7 @@ func (u *run) mlp(pre string, x Tensor) Tensor {
 		post = apply(preAct, activation(c.ActFn))
 	}
 	post = u.put(pre+"mlp.hook_post", post)
-	WOut := r.W[pre+"mlp.W_out"]
+	WOut := r.weight(pre + "mlp.W_out")
 	return linear(post, WOut, r.bias(WOut.Shape[1], pre+"mlp.b_out"))
 }
 
@@ -632,7 +717,7 @@ func (r *Model) rmsNorm(acts map[string]Tensor, prefix string, x Tensor) Tensor 
 	}
 	acts[prefix+".hook_scale"] = scaleT
 	acts[prefix+".hook_normalized"] = normalized
-	w, ok := r.W[prefix+".w"]
+	w, ok := r.lookup(prefix + ".w")
 	if !ok {
 		return normalized
 	}
@@ -676,7 +761,7 @@ func (r *Model) layerNorm(acts map[string]Tensor, prefix string, x Tensor) Tenso
 		}
 	}
 	acts[prefix+".hook_scale"] = scale
-	if w, ok := r.W[prefix+".w"]; ok {
+	if w, ok := r.lookup(prefix + ".w"); ok {
 		b := r.get(prefix + ".b")
 		for i := range out.Data {
 			out.Data[i] = out.Data[i]*w.Data[i%n] + b[i%n]
@@ -717,19 +802,35 @@ func (r *Model) project(x Tensor, W Tensor, bias []float64) Tensor {
 
 // linear computes x [... in] · W [in out] + b [out].
 func linear(x, W Tensor, b []float64) Tensor {
-	in, outN := W.Shape[0], W.Shape[1]
-	rows := len(x.Data) / in
+	out := biasRows(x, W.Shape[1], b)
+	accumulate(out, x, W.Data, 0, W.Shape[0])
+	return out
+}
+
+// biasRows is b [out] repeated for each row of x [... in]: [... out].
+func biasRows(x Tensor, outN int, b []float64) Tensor {
 	out := newTensor(append(append([]int{}, x.Shape[:len(x.Shape)-1]...), outN)...)
-	for i := range rows {
-		for o := range outN {
-			s := b[o]
-			for k := range in {
-				s += x.Data[i*in+k] * W.Data[k*outN+o]
-			}
-			out.Data[i*outN+o] = s
-		}
+	for i := 0; i < len(out.Data); i += outN {
+		copy(out.Data[i:][:outN], b)
 	}
 	return out
+}
+
+// accumulate adds x [... in] · W to out [... out], for W rows k0..k0+n-1
+// of a matrix [in out] (w holds those rows). Each output sums its terms in
+// the order of k, whatever the blocks.
+func accumulate(out, x Tensor, w []float64, k0, n int) {
+	outN := out.Shape[len(out.Shape)-1]
+	in := x.Shape[len(x.Shape)-1]
+	for i := range len(x.Data) / in {
+		o := out.Data[i*outN:][:outN]
+		for k := k0; k < k0+n; k++ {
+			xk, row := x.Data[i*in+k], w[(k-k0)*outN:][:outN]
+			for j, wj := range row {
+				o[j] += xk * wj
+			}
+		}
+	}
 }
 
 // add adds b to a, broadcasting b [batch pos d] over a's head dimension

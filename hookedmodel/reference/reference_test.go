@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/golens/golens/gotch"
 )
 
 // close reports |a - b| <= 1e-12 · max(1, |a|, |b|).
@@ -457,5 +459,39 @@ func TestRotaryHooks(t *testing.T) {
 	}
 	for _, n := range []string{"q", "k"} {
 		wantClose(t, "rot_"+n, acts["blocks.0.attn.hook_rot_"+n].Data, rotary(acts["blocks.0.attn.hook_"+n], c.invFreq(), false).Data)
+	}
+}
+
+// A borrowed state dict gives the numbers of a copied one, bit for bit.
+func TestBorrowEqualsNew(t *testing.T) {
+	c := baseConfig()
+	c.NormalizationType, c.PositionalEmbeddingType, c.RotaryDim, c.GatedMLP, c.ActFn = "RMS", "rotary", 4, true, "silu"
+	want := randomModel(c, 3)
+	sd := map[string]*gotch.Tensor{}
+	for name, w := range want.W {
+		shape := make([]int64, len(w.Shape))
+		for i, n := range w.Shape {
+			shape[i] = int64(n)
+		}
+		ts, err := gotch.FromSlice(w.Data, shape, gotch.CPU)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ts.Free()
+		sd[name] = ts
+	}
+	copied, err := New(c, sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	borrowed := Borrow(c, sd)
+	wantActs, gotActs := copied.Forward(tokens), borrowed.Forward(tokens)
+	if len(gotActs) != len(wantActs) {
+		t.Fatalf("%d activations, want %d", len(gotActs), len(wantActs))
+	}
+	for name, w := range wantActs {
+		if !slices.Equal(gotActs[name].Data, w.Data) {
+			t.Errorf("%s differs", name)
+		}
 	}
 }
