@@ -638,7 +638,7 @@ func (u *run) mlp(pre string, x Tensor) Tensor {
 	var post Tensor
 	switch {
 	case c.GatedMLP:
-		gate := u.put(pre+"mlp.hook_pre", linear(x, r.weight(pre + "mlp.W_gate"), make([]float64, dMLP)))
+		gate := u.put(pre+"mlp.hook_pre", linear(x, r.weight(pre+"mlp.W_gate"), make([]float64, dMLP)))
 		up := u.put(pre+"mlp.hook_pre_linear", linear(x, WIn, make([]float64, dMLP)))
 		act := activation(c.ActFn)
 		post = newTensor(gate.Shape...)
