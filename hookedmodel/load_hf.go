@@ -37,11 +37,14 @@ import (
 //   - Gemma: the activation is hidden_activation (TransformerLens's Gemma 1
 //     configs say exact gelu); Gemma 2's sliding-window layers are the
 //     even ones (TransformerLens's are the odd ones); see gemmaConfig.
+//   - Qwen2's use_sliding_window gives the layers from max_window_layers on
+//     (or those layer_types marks) a sliding window; TransformerLens
+//     ignores it. (The hub's Qwen2 and Qwen2.5 configs leave it false.)
 //
 // Fields that change the maths and that golens does not implement are
 // errors naming the field: rope_scaling of a type other than "default" and
-// Llama 3.1's "llama3", mlp_bias, Qwen2's use_sliding_window, Gemma's
-// attention_bias and use_bidirectional_attention. rope_parameters
+// Llama 3.1's "llama3", mlp_bias, Gemma's attention_bias and
+// use_bidirectional_attention. rope_parameters
 // (transformers 5) is read as rope_theta and rope_scaling.
 
 // hfArch is one supported model_type.
@@ -109,6 +112,7 @@ type hfLlamaConfig struct {
 	MLPBias          bool            `json:"mlp_bias"`
 	SlidingWindow    *int            `json:"sliding_window"`
 	UseSlidingWindow bool            `json:"use_sliding_window"` // Qwen2
+	MaxWindowLayers  *int            `json:"max_window_layers"`  // Qwen2: absent: 28
 
 	// GPT-NeoX (configuration_gpt_neox.py).
 	RotaryPct        *float64 `json:"rotary_pct"`            // absent: 0.25
@@ -239,9 +243,6 @@ func llamaConfig(hf hfLlamaConfig, c *Config) error {
 	if err := ropeScaling(hf.RopeScaling, c); err != nil {
 		return err
 	}
-	if hf.UseSlidingWindow {
-		return fmt.Errorf("use_sliding_window is not supported yet by golens (Qwen2's sliding-window layers)")
-	}
 	if hf.AttentionBias && hf.ModelType != "llama" {
 		// Mistral and Qwen2 fix their biases in the modeling code
 		// (Qwen2: q, k and v always); Llama reads attention_bias.
@@ -251,8 +252,21 @@ func llamaConfig(hf hfLlamaConfig, c *Config) error {
 		return err
 	}
 	c.NCtx, c.ActFn = hf.MaxPositions, hf.HiddenAct
-	if hf.ModelType == "mistral" && hf.SlidingWindow != nil {
+	switch {
+	case hf.ModelType == "mistral" && hf.SlidingWindow != nil:
 		return slideEveryLayer(c, *hf.SlidingWindow)
+	case hf.ModelType == "qwen2" && hf.UseSlidingWindow:
+		// Qwen2Config: without use_sliding_window no layer slides, whatever
+		// sliding_window and layer_types say; with it, by default the
+		// layers from max_window_layers (default 28) on.
+		first := 28
+		if hf.MaxWindowLayers != nil {
+			first = *hf.MaxWindowLayers
+		}
+		if first < 0 {
+			return fmt.Errorf("max_window_layers must not be negative, got %d", first)
+		}
+		return hf.slideLayers(c, func(l int) bool { return l >= first })
 	}
 	return nil
 }
@@ -380,18 +394,27 @@ func gemma2Config(hf hfLlamaConfig, c *Config) error {
 	if c.OutputLogitsSoftCap, err = hf.softCap("final_logit_softcapping", hf.FinalSoftCap, 30); err != nil {
 		return err
 	}
+	// Gemma2Config: by default the even layers slide.
+	return hf.slideLayers(c, func(l int) bool { return l%2 == 0 })
+}
+
+// slideLayers gives sliding-window attention of sliding_window keys
+// (default 4096; null: no layer slides) to the layers layer_types marks
+// "sliding_attention", or where it is absent to those def marks, as the
+// configuration classes of Gemma 2 and Qwen2 do.
+func (hf hfLlamaConfig) slideLayers(c *Config, def func(l int) bool) error {
 	window := 4096
 	switch {
 	case hf.SlidingWindow != nil:
 		window = *hf.SlidingWindow
-	case !hf.absent("sliding_window"): // null: no layer slides
+	case !hf.absent("sliding_window"):
 		return nil
 	}
 	if window <= 0 {
 		return fmt.Errorf("sliding_window must be positive, got %d", window)
 	}
-	types, err := hf.attnTypes()
-	if err != nil {
+	types, err := hf.attnTypes(def)
+	if err != nil || !types.anyLocal() {
 		return err
 	}
 	c.UseLocalAttn, c.AttnTypes, c.WindowSize = true, types, &window
@@ -414,15 +437,15 @@ func (hf hfLlamaConfig) softCap(key string, v *float64, def float64) (float64, e
 
 // attnTypes is each layer's attention, from layer_types
 // ("sliding_attention" or "full_attention") when config.json has it, else
-// Gemma2Config's default: the even layers slide.
-func (hf hfLlamaConfig) attnTypes() (AttnTypes, error) {
+// local where def says so.
+func (hf hfLlamaConfig) attnTypes(def func(l int) bool) (AttnTypes, error) {
 	if hf.Layers > maxLayers {
 		return "", fmt.Errorf("num_hidden_layers %d: more than the %d layers golens lists attention types for", hf.Layers, maxLayers)
 	}
 	types := make([]string, hf.Layers)
 	if hf.LayerTypes == nil {
 		for l := range types {
-			types[l] = map[bool]string{true: "local", false: "global"}[l%2 == 0]
+			types[l] = map[bool]string{true: "local", false: "global"}[def(l)]
 		}
 		return NewAttnTypes(types...)
 	}

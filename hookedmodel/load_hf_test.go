@@ -54,6 +54,12 @@ func hfRefConfig(t *testing.T, c map[string]any) reference.Config {
 	if w, ok := c["sliding_window"]; ok && w != nil && mt == "mistral" { // MistralAttention: every layer
 		rc.WindowSize, rc.AttnTypes = hftest.Int(c, "sliding_window"), slices.Repeat([]string{"local"}, rc.NLayers)
 	}
+	if c["use_sliding_window"] == true && mt == "qwen2" { // Qwen2Config: layers max_window_layers.. slide
+		rc.WindowSize, rc.AttnTypes = hftest.Int(c, "sliding_window"), make([]string, rc.NLayers)
+		for l := range rc.AttnTypes {
+			rc.AttnTypes[l] = map[bool]string{true: "local", false: "global"}[l >= hftest.Int(c, "max_window_layers")]
+		}
+	}
 	if mt != "gemma" && mt != "gemma2" {
 		return rc
 	}
@@ -201,6 +207,7 @@ var hfLlamaCases = []struct {
 	{"mistral sliding window 3", "mistral", hftest.Opts{Seed: 6, Edit: func(c map[string]any) { c["sliding_window"] = 3 }}},
 	{"qwen2", "qwen2", hftest.Opts{Seed: 4}},
 	{"qwen2 bf16 sharded", "qwen2", hftest.Opts{Seed: 5, DType: weights.BF16, Shards: 3}},
+	{"qwen2 sliding window 3 from layer 1", "qwen2", hftest.Opts{Seed: 23, Edit: qwen2Slide(3, 1)}},
 	{"gemma", "gemma", hftest.Opts{Seed: 19, Edit: func(c map[string]any) { c["hidden_act"] = "gelu" }}},
 	{"gemma bf16 sharded", "gemma", hftest.Opts{Seed: 20, DType: weights.BF16, Shards: 2}},
 	{"gemma2", "gemma2", hftest.Opts{Seed: 21}},
@@ -291,6 +298,46 @@ func TestLoadHFConfigMapping(t *testing.T) {
 	}
 	if cfg.NCtx != 32 || cfg.DHead != 6 || cfg.WindowSize == nil || *cfg.WindowSize != 20 || !cfg.AttnTypes.Local(0) || !cfg.AttnTypes.Local(1) {
 		t.Errorf("mistral with sliding_window 20: n_ctx %d d_head %d window %v types %q, want 32, 6, 20 on every layer", cfg.NCtx, cfg.DHead, cfg.WindowSize, cfg.AttnTypes)
+	}
+	// Qwen2's sliding window, as Qwen2Config sets each layer's attention.
+	for _, tc := range []struct {
+		name  string
+		edit  func(map[string]any)
+		types string // attn_types, "" for no sliding window
+	}{
+		{"off, whatever layer_types says", func(c map[string]any) {
+			c["use_sliding_window"], c["layer_types"] = false, []string{"sliding_attention", "sliding_attention"}
+		}, ""},
+		{"max_window_layers by default 28", func(c map[string]any) { c["use_sliding_window"] = true; delete(c, "max_window_layers") }, ""},
+		{"from max_window_layers 1", qwen2Slide(5, 1), "gl"},
+		{"from max_window_layers 0", qwen2Slide(5, 0), "ll"},
+		{"layer_types first", func(c map[string]any) {
+			qwen2Slide(5, 1)(c)
+			c["layer_types"] = []string{"sliding_attention", "full_attention"}
+		}, "lg"},
+		{"sliding_window null", func(c map[string]any) { qwen2Slide(5, 0)(c); c["sliding_window"] = nil }, ""},
+	} {
+		qk := hftest.Write(t, "qwen2", hftest.Opts{Seed: 7, Edit: tc.edit})
+		cfg, err := hfConfig(nil, qk.Dir)
+		if err != nil {
+			t.Errorf("qwen2 sliding window %s: %v", tc.name, err)
+			continue
+		}
+		window := 0
+		if cfg.WindowSize != nil {
+			window = *cfg.WindowSize
+		}
+		if string(cfg.AttnTypes) != tc.types || cfg.UseLocalAttn != (tc.types != "") || (tc.types != "") != (window == 5) {
+			t.Errorf("qwen2 sliding window %s: use_local_attn %v attn_types %q window %d, want types %q", tc.name, cfg.UseLocalAttn, cfg.AttnTypes, window, tc.types)
+		}
+	}
+}
+
+// qwen2Slide turns Qwen2's use_sliding_window on: a window of window keys
+// on the layers from first on.
+func qwen2Slide(window, first int) func(map[string]any) {
+	return func(c map[string]any) {
+		c["use_sliding_window"], c["sliding_window"], c["max_window_layers"] = true, window, first
 	}
 }
 
@@ -389,7 +436,8 @@ func TestLoadHFBadConfigs(t *testing.T) {
 		{"llama3 rope_scaling zero context", "llama", func(c map[string]any) { c["rope_scaling"].(map[string]any)["original_max_position_embeddings"] = 0 }, "", "NTK_original_ctx_len must be positive"},
 		{"linear rope_scaling", "mistral", func(c map[string]any) { c["rope_scaling"] = map[string]any{"type": "linear", "factor": 2.0} }, "", `rope_scaling of type "linear"`},
 		{"mlp_bias", "llama", func(c map[string]any) { c["rope_scaling"], c["mlp_bias"] = nil, true }, "", "mlp_bias"},
-		{"qwen2 sliding window", "qwen2", func(c map[string]any) { c["use_sliding_window"] = true }, "", "use_sliding_window"},
+		{"qwen2 max_window_layers", "qwen2", func(c map[string]any) { c["use_sliding_window"], c["max_window_layers"] = true, -1 }, "", "max_window_layers"},
+		{"qwen2 sliding_window", "qwen2", func(c map[string]any) { c["use_sliding_window"], c["sliding_window"] = true, 0 }, "", "sliding_window"},
 		{"missing tensor", "mistral", nil, "model.layers.1.self_attn.k_proj.weight", "model.layers.1.self_attn.k_proj.weight"},
 		{"missing qwen2 bias", "qwen2", nil, "model.layers.0.self_attn.v_proj.bias", "model.layers.0.self_attn.v_proj.bias"},
 		{"llama partial_rotary_factor", "llama", func(c map[string]any) { c["rope_scaling"], c["partial_rotary_factor"] = nil, 0.5 }, "", "partial_rotary_factor"},
@@ -708,6 +756,7 @@ func TestLoadHFGenerateWithAndWithoutCache(t *testing.T) {
 		{"gemma2 window 3", "gemma2", window(3)},
 		{"gemma2 window 8", "gemma2", window(8)},
 		{"gemma2 window 20", "gemma2", window(20)},
+		{"qwen2 window 3 from layer 1", "qwen2", qwen2Slide(3, 1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gotchtest.CheckLeaks(t)
