@@ -126,12 +126,12 @@ func Run(ctx context.Context, g Grid, emit func(Row) error, opts ...Option) erro
 }
 
 // runModel runs the rows of one model, named shape: it times every row,
-// then checks each against the float64 reference. Checking first made the
-// reference (12 GB for llama-1b) after the model's weights, and on the VMs
-// here a process that touched and freed that much after its weights ran
-// its CPU passes 8-15% slower afterwards (the same with the memory mapped
-// and unmapped by hand, not with it made before the weights, as the
-// PyTorch peer's reference is).
+// then checks each against the float64 reference. A check touches and
+// frees memory after the model's weights (a float64 copy of them, 12 GB for
+// llama-1b, before the reference borrowed them), and on the VMs here a
+// process that did so ran its CPU passes 8-15% slower afterwards (the same
+// with the memory mapped and unmapped by hand, not with it made before the
+// weights, as the PyTorch peer's reference is).
 func runModel(ctx context.Context, shape, dtype string, newEnv func() (*env, error), g Grid, ws []workload, emit func(Row) error, o *options) error {
 	e, err := newEnv()
 	if err == nil {
@@ -243,9 +243,9 @@ func checkRow(ctx context.Context, e *env, w workload, row *Row, o *options) {
 	if row.Status != OK {
 		row.MedianMS, row.MinMS, row.Throughput, row.TFLOPs, row.PeakMemMB = nil, nil, nil, nil, nil
 	}
-	// A reference pass leaves each weight's float64 copy behind as garbage
-	// (4.7 GB for gemma2-2b's embedding): give it back before the next
-	// model is made.
+	// A reference pass reads every weight as float64 and drops it (10 GB
+	// in all for gemma2-2b): give the garbage back before the next model is
+	// made.
 	runtime.GC()
 	debug.FreeOSMemory()
 }

@@ -17,12 +17,19 @@ package gotch
 // which made the forward about 1.5x slower than in C++.
 //
 // TuneMalloc makes glibc keep one arena for every thread, serve blocks up
-// to 32 MiB (its own upper bound for the adaptive threshold) from it, and
-// give memory back to the system only when over 512 MiB lie free at the
-// top of the heap. The cost is that freed memory stays with the process
-// (up to that much) for the next pass, as with a caching allocator, and
-// that threads share one arena lock (small blocks come from per-thread
-// caches without it). Because that is a choice for the whole process,
+// to 256 MiB from it (a 1x128 pass's logits of a 128k vocabulary are 65
+// MiB: mapped and faulted in anew each pass at glibc's own upper bound of
+// 32 MiB), and give memory back to the system only when over 512 MiB lie
+// free at the top of the heap, keeping 512 MiB there when it does (else a
+// cache of everything, freed at once after its pass, left more than that
+// free and was faulted in again the next: llama-1b's 451 MB cache_all
+// pass, 62-72k page faults against 5k-28k so, 7% of its time and 0.3 GB of
+// its peak; bench/RESULTS.md). The cost is that freed memory stays with
+// the process (up to that much) for the next pass, as with a caching
+// allocator, that threads share one arena lock (small blocks come from
+// per-thread caches without it), and that a freed model's weights leave
+// holes in the heap: TrimHeap, which HookedTransformer.Free calls, gives
+// them back. Because that is a choice for the whole process,
 // importing gotch changes nothing: the program opts in (golens's CLI does),
 // by calling TuneMalloc early in main, or by GOLENS_MALLOC=tuned, which
 // tunes before the Go runtime starts any thread.
@@ -44,8 +51,9 @@ static int gt_tune_malloc(void) {
 		gt_malloc_state = -1;
 	} else if (gt_malloc_state != 1) {
 		int ok = mallopt(M_ARENA_MAX, 1);
-		ok &= mallopt(M_MMAP_THRESHOLD, 32 << 20);
+		ok &= mallopt(M_MMAP_THRESHOLD, 256 << 20);
 		ok &= mallopt(M_TRIM_THRESHOLD, 512 << 20);
+		ok &= mallopt(M_TOP_PAD, 512 << 20);
 		gt_malloc_state = ok ? 1 : -2;
 	}
 #else
@@ -62,6 +70,12 @@ __attribute__((constructor)) static void gt_tune_malloc_at_start(void) {
 }
 
 static int gt_malloc_tuned(void) { return gt_malloc_state; }
+
+static void gt_trim_heap(void) {
+#ifdef __GLIBC__
+	if (gt_malloc_state == 1) malloc_trim(0);
+#endif
+}
 */
 import "C"
 
@@ -83,7 +97,7 @@ func MallocTuning() string {
 	case 0:
 		return "glibc defaults (not tuned: see TuneMalloc)"
 	case 1:
-		return "glibc: one arena, blocks up to 32 MiB from the heap, trim above 512 MiB free"
+		return "glibc: one arena, blocks up to 256 MiB from the heap, trim above 512 MiB free, keeping 512 MiB"
 	case -1:
 		return "glibc defaults (" + MallocEnv + "=system)"
 	case -2:
@@ -91,3 +105,8 @@ func MallocTuning() string {
 	}
 	return "the C library's defaults (not glibc)"
 }
+
+// TrimHeap gives the free memory of a tuned C heap back to the system, the
+// holes inside it too: after freeing a model whose weights came from it.
+// Without TuneMalloc it does nothing (glibc's own thresholds trim).
+func TrimHeap() { C.gt_trim_heap() }

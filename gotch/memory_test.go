@@ -10,9 +10,11 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -365,5 +367,42 @@ func TestFreeWithScopes(t *testing.T) {
 	}
 	if got := gotch.LiveHandles(); got != live {
 		t.Errorf("%d live handles, want %d", got, live)
+	}
+}
+
+// TestTrimHeap: a tuned heap keeps freed tensors' memory, holes below a
+// live block included, until TrimHeap gives it back.
+func TestTrimHeap(t *testing.T) {
+	if runtime.GOOS != "linux" || strings.Contains(gotch.MallocTuning(), "not glibc") || rss() == 0 {
+		t.Skipf("malloc: %s", gotch.MallocTuning())
+	}
+	if os.Getenv("GOTCH_TRIM_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestTrimHeap$", "-test.v")
+		cmd.Env = append(os.Environ(), "GOTCH_TRIM_CHILD=1", gotch.MallocEnv+"=tuned")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("child: %v\n%s", err, out)
+		}
+		return
+	}
+	const n, mib = 32, 8
+	var blocks []*gotch.Tensor
+	for range n {
+		blocks = append(blocks, gotch.MustOnes([]int64{mib << 18}, gotch.Float, gotch.CPU)) // 8 MiB each, touched
+	}
+	keep := gotch.MustOnes([]int64{1 << 18}, gotch.Float, gotch.CPU) // above them in the heap
+	defer keep.Free()
+	before := rss()
+	for _, b := range blocks {
+		b.Free()
+	}
+	freed := rss()
+	gotch.TrimHeap()
+	trimmed := rss()
+	t.Logf("RSS %d MiB with the blocks, %d after freeing them, %d after TrimHeap", before>>20, freed>>20, trimmed>>20)
+	if freed < before-n*mib<<20/2 {
+		t.Logf("the heap gave the blocks back by itself")
+	}
+	if trimmed > before-n*mib<<20*3/4 {
+		t.Errorf("TrimHeap gave back %d MiB of the %d MiB freed", (before-trimmed)>>20, n*mib)
 	}
 }

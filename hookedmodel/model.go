@@ -227,6 +227,7 @@ func (m *HookedTransformer) Free() {
 			b.MLP.free()
 		}
 	}
+	gotch.TrimHeap() // the weights' memory back to the system
 }
 
 // prepare makes the derived views after the weights are set or changed,
