@@ -69,6 +69,9 @@ __attribute__((constructor)) static void gt_tune_malloc_at_start(void) {
 	if (v != NULL && strcmp(v, "tuned") == 0) gt_tune_malloc();
 }
 
+// gt_tune_malloc_at_load is package tunedmalloc's constructor's way in.
+void gt_tune_malloc_at_load(void) { gt_tune_malloc(); }
+
 static int gt_malloc_tuned(void) { return gt_malloc_state; }
 
 static void gt_trim_heap(void) {
@@ -80,9 +83,12 @@ static void gt_trim_heap(void) {
 import "C"
 
 // TuneMalloc sets glibc's malloc up for libtorch's CPU tensors as the
-// comment above explains, for the whole process; call it first thing in
-// main, before threads have arenas of their own. It does nothing with
-// GOLENS_MALLOC=system, and its error says when mallopt refused.
+// comment above explains, for the whole process. Called from main it may
+// come after some of the Go runtime's threads have arenas of their own,
+// which keep serving the tensors made on them: import package
+// gotch/tunedmalloc to tune when the program is loaded instead. It does
+// nothing with GOLENS_MALLOC=system, and its error says when mallopt
+// refused.
 func TuneMalloc() error {
 	if C.gt_tune_malloc() == -2 {
 		return &Error{Op: "TuneMalloc", Msg: "glibc's mallopt refused the settings"}

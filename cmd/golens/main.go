@@ -15,6 +15,7 @@ import (
 	"unicode"
 
 	"github.com/golens/golens/gotch"
+	_ "github.com/golens/golens/gotch/tunedmalloc" // the C heap tuned at load, before Go's threads
 	"github.com/spf13/cobra"
 )
 
@@ -31,7 +32,9 @@ func newRoot() *cobra.Command {
 		// Built without cgo, a command that needs libtorch fails before it
 		// reads or downloads anything. Otherwise the CLI, which owns its
 		// process, opts in to gotch's process-wide settings for speed: the
-		// recommended intra-op thread count and the tuned C heap.
+		// recommended intra-op thread count and the tuned C heap (tuned at
+		// load by tunedmalloc; TuneMalloc here says whether mallopt
+		// refused).
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if !needsTorch(cmd) {
 				return nil
