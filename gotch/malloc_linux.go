@@ -23,16 +23,17 @@ package gotch
 // free at the top of the heap, keeping 512 MiB there when it does (else a
 // cache of everything, freed at once after its pass, left more than that
 // free and was faulted in again the next: llama-1b's 451 MB cache_all
-// pass, 62-72k page faults against 5k-28k so, 7% of its time and 0.3 GB of
-// its peak; bench/RESULTS.md). The cost is that freed memory stays with
-// the process (up to that much) for the next pass, as with a caching
-// allocator, that threads share one arena lock (small blocks come from
-// per-thread caches without it), and that a freed model's weights leave
-// holes in the heap: TrimHeap, which HookedTransformer.Free calls, gives
-// them back. Because that is a choice for the whole process,
-// importing gotch changes nothing: the program opts in (golens's CLI does),
-// by calling TuneMalloc early in main, or by GOLENS_MALLOC=tuned, which
-// tunes before the Go runtime starts any thread.
+// pass faulted 62-72k pages against 28k so; its peak resident memory fell
+// 0.35 GB and its time 1-3%; bench/RESULTS.md). The cost is that freed
+// memory stays with the process (up to that much) for the next pass, as
+// with a caching allocator, that threads share one arena lock (small
+// blocks come from per-thread caches without it), and that a freed
+// model's weights leave holes in the heap: TrimHeap, which
+// HookedTransformer.Free calls, gives them back. Because that is a choice
+// for the whole process, importing gotch changes nothing: the program opts in (golens's CLI does)
+// by importing package gotch/tunedmalloc or by GOLENS_MALLOC=tuned, which
+// tune before the Go runtime starts any thread, or by calling TuneMalloc,
+// which from main may come too late for some threads (see TuneMalloc).
 
 /*
 #include <stdlib.h>
