@@ -185,6 +185,18 @@ func tensorVersion(t *Tensor) (int64, error) {
 	return int64(v), nil
 }
 
+func tensorStrides(t *Tensor) ([]int64, error) {
+	if err := pinTensor("Strides", "self", t); err != nil {
+		return nil, err
+	}
+	defer t.unpin()
+	out := make([]int64, max(t.Dim(), 1)) // a pointer to pass for a 0-d tensor
+	if e := C.gt_tensor_strides(t.ptr(), (*C.int64_t)(unsafe.Pointer(&out[0])), C.int32_t(t.Dim())); e != nil {
+		return nil, opError("Strides", e, t)
+	}
+	return out[:t.Dim()], nil
+}
+
 func copyTo(t *Tensor, dst unsafe.Pointer, nbytes int, dtype DType) error {
 	if err := pinTensor("ToSlice", "self", t); err != nil {
 		return err

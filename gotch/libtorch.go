@@ -7,7 +7,7 @@ package gotch
 // ABIVersion is the shim ABI this package was written for: csrc's
 // GT_ABI_VERSION, which cgo.go checks at compile time and against the
 // shim it links at start-up.
-const ABIVersion = 2
+const ABIVersion = 3
 
 // TorchVersion is the libtorch version the shim was compiled against; ""
 // without cgo.

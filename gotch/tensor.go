@@ -88,6 +88,12 @@ func (t *Tensor) RequiresGrad() bool { return t.requiresGrad }
 // it, so a value computed from a tensor is stale when its version moved.
 func (t *Tensor) Version() (int64, error) { return tensorVersion(t) }
 
+// Strides are the steps in elements between neighbours along each
+// dimension, torch's t.stride(): they say the memory order (a transpose
+// is a view with the strides swapped, MustContiguous a copy in row-major
+// order).
+func (t *Tensor) Strides() ([]int64, error) { return tensorStrides(t) }
+
 // Scope is the scope that owns the tensor, or nil.
 func (t *Tensor) Scope() *Scope { return t.scope.Load() }
 

@@ -10,6 +10,7 @@ package gotch_test
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -350,5 +351,36 @@ func TestVersion(t *testing.T) {
 	y.Free()
 	if _, err := y.Version(); err == nil || !strings.Contains(err.Error(), "freed") {
 		t.Errorf("Version of a freed tensor: %v", err)
+	}
+}
+
+// TestStrides: strides in elements as torch gives them for a row-major
+// tensor, its transpose, a column of it, a column-major copy and a 0-d
+// tensor; a freed tensor says so.
+func TestStrides(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	e := newEnv(t)
+	defer e.done()
+	x := from(e, []float32{1, 2, 3, 4, 5, 6}, 2, 3)
+	for _, tc := range []struct {
+		name string
+		t    *gotch.Tensor
+		want []int64
+	}{
+		{"row-major [2 3]", x, []int64{3, 1}},
+		{"transposed [3 2]", x.MustTranspose(0, 1), []int64{1, 3}},
+		{"column [2]", x.MustSelect(1, 2), []int64{3}},
+		{"column-major [2 3]", x.MustTranspose(0, 1).MustContiguous().MustTranspose(0, 1), []int64{1, 2}},
+		{"0-d", x.MustSum(), []int64{}},
+	} {
+		got, err := tc.t.Strides()
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: Strides() = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+	y := x.MustClone()
+	y.Free()
+	if _, err := y.Strides(); err == nil || !strings.Contains(err.Error(), "freed") {
+		t.Errorf("Strides of a freed tensor: %v", err)
 	}
 }

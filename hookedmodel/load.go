@@ -539,7 +539,10 @@ func jsonValue(v reflect.Value) string {
 // views, leaving a ready model (or freeing it on error).
 func (m *HookedTransformer) finish(o options) (*HookedTransformer, error) {
 	m.attachTokenizer()
-	m.prepare()
+	if err := gotch.Try(m.prepare); err != nil {
+		m.Free()
+		return nil, err
+	}
 	pr := DefaultProcessing
 	if o.processing != nil {
 		pr = *o.processing

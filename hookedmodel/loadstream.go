@@ -75,7 +75,7 @@ func (r *weightReader) read(src source) (*gotch.Tensor, error) {
 	// one is filled chunk by chunk.
 	var w *gotch.Tensor
 	if info.NBytes() > int64(len(chunk)) {
-		if w, err = gotch.Zeros(shape, m.dtype, m.device); err != nil {
+		if w, err = m.zerosFor(src.dst, shape); err != nil {
 			return nil, fmt.Errorf("weight %q: %w", src.key, err)
 		}
 	}

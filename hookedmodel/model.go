@@ -230,14 +230,16 @@ func (m *HookedTransformer) Free() {
 	gotch.TrimHeap() // the weights' memory back to the system
 }
 
-// prepare makes the derived views after the weights are set or changed,
-// and drops the stacked views (W_Q() and the like) of the old weights:
-// every change to the weights ends here.
+// prepare puts the weights in their memory order (layout.go) and makes
+// the derived views after the weights are set or changed, and drops the
+// stacked views (W_Q() and the like) of the old weights: every change to
+// the weights ends here. Under gotch.Try.
 func (m *HookedTransformer) prepare() {
 	// fold_ln rewrites normalization_type (LN to LNPre), as
 	// TransformerLens's does: the model's own change, not a user's.
 	m.cfg.NormalizationType = m.Cfg.NormalizationType
 	m.weightViews.drop()
+	m.arrange()
 	for _, b := range m.Blocks {
 		b.Attn.prepare()
 		if b.MLP != nil {

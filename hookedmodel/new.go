@@ -69,7 +69,7 @@ func New(cfg Config, opts ...Option) (m *HookedTransformer, err error) {
 		for _, p := range m.params() {
 			switch p.init {
 			case initNormal:
-				*p.ptr = normal(p.shape, gen, m.Cfg.InitializerRange, m.dtype, o.device)
+				*p.ptr = m.normal(p.ptr, p.shape, gen, m.Cfg.InitializerRange)
 			case initZeros:
 				*p.ptr = gotch.MustZeros(p.shape, m.dtype, o.device)
 			case initOnes:
@@ -86,14 +86,36 @@ func New(cfg Config, opts ...Option) (m *HookedTransformer, err error) {
 	return m, nil
 }
 
-// normal draws N(0, std²) on the CPU from gen (so a seed gives the same
-// weights on every device) and moves it to dev. It scales in place: a
-// second tensor of each weight's size, made and freed, is work and memory
-// churn for nothing (llama-1b's unembedding alone is 1 GB).
-func normal(shape []int64, gen *gotch.Generator, std float64, dtype gotch.DType, dev gotch.Device) *gotch.Tensor {
-	s := gotch.NewScope()
-	defer s.Close()
-	x := s.Attach(gotch.MustRandn(shape, gen, gotch.Float, gotch.CPU))
-	x.MustMulScalar_(std)
-	return s.Keep(x.MustToDevice(dev, false).MustTo(dtype))
+// normal draws N(0, std²) on the CPU from gen, in blocks of rows of at
+// most normalBlock bytes, each copied on into the weight made in its
+// device, dtype and memory order (zerosFor): a seed gives the same weights
+// on every device and in either order, and a weight is never held twice
+// (llama-1b's unembedding alone is 1 GB).
+func (m *HookedTransformer) normal(dst **gotch.Tensor, shape []int64, gen *gotch.Generator, std float64) (w *gotch.Tensor) {
+	w = must(m.zerosFor(dst, shape))
+	defer func() {
+		if r := recover(); r != nil {
+			w.Free()
+			panic(r)
+		}
+	}()
+	rowBytes := int64(4) // float32
+	for _, d := range shape[1:] {
+		rowBytes *= d
+	}
+	step := max(1, normalBlock/max(rowBytes, 1))
+	for r0 := int64(0); r0 < shape[0]; r0 += step {
+		n := min(step, shape[0]-r0)
+		func() {
+			s := gotch.NewScope()
+			defer s.Close() // each block goes before the next is drawn
+			block := s.Attach(gotch.MustRandn(append([]int64{n}, shape[1:]...), gen, gotch.Float, gotch.CPU))
+			block.MustMulScalar_(std)
+			borrow(s, w).MustNarrow(0, r0, n).MustCopy_(block)
+		}()
+	}
+	return w
 }
+
+// normalBlock bounds the float32 blocks normal draws.
+const normalBlock = 64 << 20

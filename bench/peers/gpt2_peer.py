@@ -401,6 +401,17 @@ def build_peer(c, seed, tied=False):
     return Transformer(c, tied).eval()
 
 
+def column_major(model):
+    """model with the weights golens keeps column-major stored so (memory [in out], values and shapes unchanged):
+    on the CPU, float32 MLP matrices and W_U [out in] whose d_in is a multiple of 1024 (hookedmodel/layout.go).
+    F.linear then runs a GEMM with neither operand transposed."""
+    for name, p in model.named_parameters():
+        if (p.dim() == 2 and (".mlp.W_" in name or name == "W_U") and p.shape[1] % 1024 == 0
+                and p.dtype == torch.float32 and p.device.type == "cpu"):
+            p.data = p.data.t().contiguous().t()
+    return model
+
+
 def float64_on_use(model):
     """model, computing in float64 with its blocks' weights kept float32: each block (and the final norm) is float64
     only during its own forward (float32 values round-trip exactly), so besides the embeddings one block at a time is
@@ -566,8 +577,9 @@ class PeerImpl:
     name = "pytorch"
     note = ""
 
-    def __init__(self, c, seed, dtype, device, tied=False):
+    def __init__(self, c, seed, dtype, device, tied=False, col_major=False):
         self.c, self.seed, self.dtype, self.device, self.tied = c, seed, dtype, device, tied
+        self.col_major = col_major
         self.dirty = True
         self.model = None
         self.rebuild()
@@ -577,6 +589,8 @@ class PeerImpl:
             self.model = None
             gc.collect()
             self.model = build_peer(self.c, self.seed, self.tied).to(self.device, self.dtype)
+            if self.col_major and self.c["nn_linear"]:  # the other shapes store [in out] already
+                column_major(self.model)
             self.dirty = False
 
     def n_hooks(self):
@@ -1184,7 +1198,7 @@ class Runner:
                     log(f"{shape} {dtype_name}: building the {a.impl} model on {a.device}")
                     try:
                         if a.impl == "pytorch":
-                            impl = PeerImpl(c, a.seed, DTYPES[dtype_name], a.device)
+                            impl = PeerImpl(c, a.seed, DTYPES[dtype_name], a.device, col_major=a.col_major)
                         else:
                             impl = HFImpl(c, a.seed, DTYPES[dtype_name], a.device, a.hf_attn)
                     except Exception as e:  # noqa: BLE001
@@ -1325,6 +1339,9 @@ def main():
     p.add_argument("--dump", default="", metavar="DIR",
                    help="instead of rows: write the first shape's float64 weights and activations to DIR for "
                         "golens's test of this peer (bench/peer_test.go)")
+    p.add_argument("--col-major", action="store_true",
+                   help="pytorch: keep the weights golens keeps column-major so (nn.Linear's [out in] shape in "
+                        "TransformerLens's [in out] memory order; hookedmodel/layout.go says which)")
     p.add_argument("--hf-attn", default="eager",
                    help="transformers: attn_implementation (eager computes attention explicitly as "
                         "TransformerLens does, and is needed for output_attentions; sdpa is its default)")

@@ -43,7 +43,7 @@ extern "C" {
 #endif
 
 /* Bumped on every incompatible change; the Go package refuses a mismatch. */
-#define GT_ABI_VERSION 2
+#define GT_ABI_VERSION 3
 /* Largest rank a gt_out describes; ops on higher ranks return an error. */
 #define GT_MAX_DIMS 12
 
@@ -111,6 +111,10 @@ gt_error gt_tensor_info(gt_out *out, gt_tensor t);
  * to any view sharing its storage, increments it; caches derived from a
  * tensor compare it to know when to recompute. */
 gt_error gt_tensor_version(gt_tensor t, int64_t *out);
+/* Fills out[0..ndim) with t's strides in elements; ndim must be t's rank.
+ * Strides say the memory order: a [r c] tensor with strides {1, r} is
+ * column-major. */
+gt_error gt_tensor_strides(gt_tensor t, int64_t *out, int32_t ndim);
 
 /* ---- data in and out -------------------------------------------------- */
 

@@ -211,6 +211,14 @@ gt_error gt_tensor_version(gt_tensor t, int64_t *out) {
   GT_TRY({ *out = gt::arg(t, "tensor")._version(); })
 }
 
+gt_error gt_tensor_strides(gt_tensor t, int64_t *out, int32_t ndim) {
+  GT_TRY({
+    const at::Tensor &x = gt::arg(t, "tensor");
+    TORCH_CHECK(ndim == x.dim(), "a rank-", x.dim(), " tensor's strides asked for ", ndim, " dims");
+    for (int32_t i = 0; i < ndim; i++) out[i] = x.stride(i);
+  })
+}
+
 gt_error gt_from_data(gt_out *out, const void *data, const int64_t *shape,
                       int32_t ndim, int32_t dtype, int32_t device_type,
                       int32_t device_index) {
