@@ -72,9 +72,10 @@ func (r *weightReader) read(src source) (*gotch.Tensor, error) {
 	}
 	chunk, rowBytes := r.chunk(info)
 	// A tensor that comes in one chunk becomes the weight itself; a larger
-	// one is filled chunk by chunk.
+	// one, or one kept column-major (reordering it after the load would
+	// hold it twice), is filled chunk by chunk.
 	var w *gotch.Tensor
-	if info.NBytes() > int64(len(chunk)) {
+	if info.NBytes() > int64(len(chunk)) || m.colMajor(src.dst, shape) {
 		if w, err = m.zerosFor(src.dst, shape); err != nil {
 			return nil, fmt.Errorf("weight %q: %w", src.key, err)
 		}
