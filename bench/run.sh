@@ -23,7 +23,7 @@
 #      is installed, and the C++ floor's forward rows; one JSON row each in
 #      out/harness.jsonl, the ratio table in the "Harness" section of
 #      out/table.md. BENCH_HARNESS=0 skips it; BENCH_HARNESS_REPS (5);
-#      BENCH_HARNESS_LARGE=1 adds llama-1b (about 10 minutes, 20 GB free).
+#      BENCH_HARNESS_LARGE=1 adds llama-1b (about 10 minutes, 8 GB free).
 #
 # Both sides report wall time and the process's CPU time per op; the CPU
 # time is what to compare when other programs share the cores. Medians over
@@ -177,9 +177,9 @@ done
 # (a patching sweep is layers x seq x heads passes; a gpt2-small training
 # step takes the PyTorch peer about 6 s). BENCH_HARNESS_LARGE=1 adds
 # llama-1b's forward and cache_all at 1x128, about 10 minutes more (a pass
-# takes seconds; the checks hold the float64 reference, 12 GB, beside the
-# 6 GB model), where 20 GB are free; gemma2-2b (a 13 GB model, a 26 GB
-# reference) is for the GPU runbook.
+# takes seconds; the checks read the weights as float64 while they use
+# them: peak 6.6 GB for golens and the peer), where 8 GB are free;
+# gemma2-2b (peak 14.3 GB, 2 minutes a run) is for the GPU runbook.
 HARNESS=${BENCH_HARNESS:-1}
 HREPS=${BENCH_HARNESS_REPS:-5}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
@@ -197,7 +197,7 @@ fi
 # the shapes the C++ floor (GPT-2's forward) has
 floor_has() { case $1 in toy | attn-only-2l | gpt2-small | gpt2-medium) return 0 ;; esac; return 1; }
 # the memory (GB) a shape's rows need free: the model and its float64 reference
-need_gb() { case $1 in llama-1b) echo 20 ;; gemma2-2b) echo 45 ;; *) echo 0 ;; esac; }
+need_gb() { case $1 in llama-1b) echo 8 ;; gemma2-2b) echo 16 ;; *) echo 0 ;; esac; }
 harness() {
   local shape works batches seqs grid b s t hj=$OUT/harness.jsonl
   : >"$hj"
