@@ -145,6 +145,55 @@ func TestWeightMemoryOrder(t *testing.T) {
 	}
 }
 
+// TestNewSameWeightsInEitherOrder: New draws the same weights for a seed
+// whatever their memory order: a float32 model on the CPU, some of whose
+// weights are column-major, holds exactly the values of the float64 model
+// of the same seed, all row-major (float32 draws widen exactly), with
+// each weight drawn in several blocks.
+func TestNewSameWeightsInEitherOrder(t *testing.T) {
+	gotchtest.CheckLeaks(t)
+	defer func(was int64) { normalBlock = was }(normalBlock)
+	normalBlock = 40 << 10 // 10 rows of 1024 float32s a block
+	cfg := smallConfig()
+	wideConfig(&cfg)
+	gatedConfig("silu")(&cfg)
+	dev := gotchtest.Device(t)
+	f32, err := New(cfg, WithSeed(3), OnDevice(dev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f32.Free()
+	f64, err := New(cfg, WithSeed(3), WithDType(gotch.Double), OnDevice(dev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f64.Free()
+	if n := checkMemoryOrder(t, f32); dev.Type == gotch.CPUType && n != 3 {
+		t.Errorf("float32: %d weights column-major, want 3", n)
+	}
+	checkMemoryOrder(t, f64)
+	want := f64.Parameters()
+	for i, p := range f32.Parameters() {
+		got := gotchtest.Values(t, p.Tensor)
+		if !slices.Equal(got, gotchtest.Values(t, want[i].Tensor)) {
+			t.Errorf("%s: float32 weights differ from the float64 model's of the same seed", p.Name)
+		}
+		// Every block drawn: the mean square of each half of a normal
+		// weight is near std² (a block left at zero would halve it).
+		if strings.Contains(p.Name, "W_") {
+			for _, half := range [][]float64{got[:len(got)/2], got[len(got)/2:]} {
+				var ss float64
+				for _, v := range half {
+					ss += v * v
+				}
+				if r := ss / float64(len(half)) / (f32.Cfg.InitializerRange * f32.Cfg.InitializerRange); r < 0.8 || r > 1.2 {
+					t.Errorf("%s: mean square %.3g std² in one half, want about 1", p.Name, r)
+				}
+			}
+		}
+	}
+}
+
 // TestColumnMajorSameLogits: the same weights give the same logits
 // (within float32 rounding: the GEMMs sum in another order) whether the
 // MLP and unembedding are column-major, as layout.go keeps them, or

@@ -117,5 +117,6 @@ func (m *HookedTransformer) normal(dst **gotch.Tensor, shape []int64, gen *gotch
 	return w
 }
 
-// normalBlock bounds the float32 blocks normal draws.
-const normalBlock = 64 << 20
+// normalBlock bounds the float32 blocks normal draws (a variable so that
+// tests can make small weights come in several blocks).
+var normalBlock int64 = 64 << 20
