@@ -43,7 +43,7 @@ func copyFrom(unsafe.Pointer, []int64, DType, DType, Device) (*Tensor, error) {
 
 func copyTo(*Tensor, unsafe.Pointer, int, DType) error { return noCgo("ToSlice") }
 
-func tensorVersion(*Tensor) (int64, error) { return 0, noCgo("Version") }
+func tensorVersion(*Tensor) (int64, error)   { return 0, noCgo("Version") }
 func tensorStrides(*Tensor) ([]int64, error) { return nil, noCgo("Strides") }
 
 // grad.go, device.go

@@ -137,7 +137,7 @@ func TestWeightMemoryOrder(t *testing.T) {
 					t.Errorf("%s: a new tensor after SetRequiresGrad and Process; the one Parameters gave before is no longer the model's", p.Name)
 				}
 			}
-					checkMemoryOrder(t, m)
+			checkMemoryOrder(t, m)
 		})
 	}
 	if n := checkMemoryOrder(t, llamaWhole); dev.Type == gotch.CPUType && n != 4 {
